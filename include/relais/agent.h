@@ -1,0 +1,176 @@
+/*
+ * Relais agent SDK.
+ *
+ * An agent is one participant of a territory (a medical assistant's desk, a nurse, a
+ * hospital's discharge service…) connected to the broker. Each agent owns one libuv loop
+ * and one ZeroMQ DEALER socket polled through ZMQ_FD on that loop; several agents may live
+ * in one process, each on its own thread. The SDK handles the session (Hello/Welcome,
+ * heartbeats, reconnect and re-Hello after the broker or the network went away), resends
+ * unconfirmed submissions after a reconnect, acknowledges deliveries with the outcome the
+ * application's handler returns, and acknowledges receipts.
+ *
+ * Threading rule: every function below must be called on the agent's loop thread (from a
+ * handler, a callback, a timer, or before relais_agent_run()), except relais_agent_post()
+ * and relais_agent_stop(), which any thread may call.
+ *
+ * Callback rule (as in libuv): when a function that takes a callback returns an error, the
+ * callback is never called; when it returns 0, the callback is called exactly once.
+ */
+#ifndef RELAIS_AGENT_H
+#define RELAIS_AGENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "relais/codec.h"
+#include "relais/errors.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct relais_agent relais_agent_t;
+
+typedef struct relais_agent_options {
+    const char *endpoint;  /* broker endpoint, e.g. "tcp://127.0.0.1:7400" (required) */
+    const char *address;   /* this agent's address (required; declared in Hello) */
+    const char *software;  /* free text sent in Hello; default "relais-agent/1" */
+    unsigned credit;       /* deliveries the broker may have in flight to us; default 64 */
+    unsigned heartbeat_ms; /* Ping interval until the broker's Welcome says; default 1000 */
+    uv_loop_t *loop;       /* NULL: the agent creates and owns a loop; else runs on yours */
+} relais_agent_options_t;
+
+/* Connection states reported to the state callback. */
+typedef enum relais_agent_state {
+    RELAIS_AGENT_CONNECTING = 1,   /* socket connected or reconnecting, Hello sent */
+    RELAIS_AGENT_READY = 2,        /* Welcome received: submissions flow */
+    RELAIS_AGENT_DISCONNECTED = 3, /* broker silent for 3 heartbeats or session lost */
+    RELAIS_AGENT_STOPPED = 4,      /* relais_agent_stop() completed; run() is returning */
+} relais_agent_state_t;
+
+/* What a handler decided about a delivery; the SDK sends it as the Ack's outcome. */
+typedef enum relais_outcome {
+    RELAIS_PROCESSED = 1,   /* handled: the broker marks the delivery acknowledged */
+    RELAIS_REFUSED = 2,     /* permanent refusal: the sender gets Receipt{REFUSED} */
+    RELAIS_RETRY_LATER = 3, /* transient: the broker redelivers later */
+} relais_outcome_t;
+
+/* One delivery as a handler sees it. Valid only during the handler call. */
+typedef struct relais_delivery {
+    const Relais__V1__Envelope *envelope; /* sender stamped by the broker */
+    unsigned attempt;                     /* 1 on first delivery */
+    bool offered;                         /* OFFER dispatch: claim before acting */
+    char reason[RELAIS_REASON_MAX];       /* the handler may say why it refused */
+} relais_delivery_t;
+
+typedef relais_outcome_t (*relais_handler_fn)(relais_agent_t *agent, relais_delivery_t *d,
+                                              void *ud);
+
+/* The broker's answer to a submission. Pointers are valid only during the callback. */
+typedef struct relais_send_result {
+    int status;                 /* 0: accepted (durably stored); else RELAIS_E… */
+    const char *reason;         /* why it was rejected; "" when accepted */
+    const uint8_t *message_id;  /* 16 bytes */
+    bool duplicate;             /* the broker had already accepted this message id */
+    int64_t accepted_at_ms;
+    int64_t retry_after_ms;     /* set with RELAIS_EOVERLOADED / RELAIS_ESTORE */
+} relais_send_result_t;
+
+typedef void (*relais_send_cb)(relais_agent_t *agent, const relais_send_result_t *result,
+                               void *ud);
+typedef void (*relais_receipt_fn)(relais_agent_t *agent, const Relais__V1__Receipt *receipt,
+                                  void *ud);
+typedef void (*relais_state_fn)(relais_agent_t *agent, relais_agent_state_t state,
+                                const char *detail, void *ud);
+typedef void (*relais_agent_fn)(relais_agent_t *agent, void *ud);
+
+/*
+ * Creates an agent. Nothing connects until relais_agent_run() or relais_agent_start().
+ * Returns 0 and the agent in *out, RELAIS_ECONFIG for a missing endpoint or an invalid
+ * address, -ENOMEM, or a ZeroMQ/libuv error.
+ */
+int relais_agent_new(relais_agent_t **out, const relais_agent_options_t *opts);
+
+/*
+ * Frees an agent whose loop is no longer running (after run() returned, or after the
+ * embedding program ran its loop to the end following relais_agent_stop()). Accepts NULL
+ * and sets *agent to NULL.
+ */
+void relais_agent_destroy(relais_agent_t **agent);
+
+/*
+ * Registers the handler for one body type (a Relais__V1__Envelope__BodyCase value), or the
+ * fallback for every unhandled type with body_case 0. A later call replaces the earlier
+ * handler. A delivery that no handler takes is acknowledged REFUSED, with a reason.
+ */
+int relais_agent_on(relais_agent_t *agent, int body_case, relais_handler_fn fn, void *ud);
+
+void relais_agent_on_receipt(relais_agent_t *agent, relais_receipt_fn fn, void *ud);
+void relais_agent_on_state(relais_agent_t *agent, relais_state_fn fn, void *ud);
+
+/*
+ * Submits a message. The SDK copies what it needs from env before returning (the caller
+ * keeps env); it fills message_id with a new UUIDv7 when env has none and created_at_ms
+ * when 0, and ignores env->sender (the broker stamps it). The id used is written to
+ * message_id_out when not NULL. The submission waits in the outbox while the agent is not
+ * connected and is resent after a reconnect until the broker answers; cb then reports
+ * Accepted or the rejection. Returns 0, RELAIS_EINVALID (with the envelope's first broken
+ * rule logged) or RELAIS_ECLOSED when the agent is stopping.
+ */
+int relais_agent_send(relais_agent_t *agent, const Relais__V1__Envelope *env,
+                      uint8_t message_id_out[RELAIS_MESSAGE_ID_LEN], relais_send_cb cb,
+                      void *ud);
+
+/*
+ * Sends reply as an answer to original: `to` becomes the original sender (unless reply
+ * already names recipients), conversation_id the original's conversation (or the original
+ * message id when it had none), in_reply_to the original message id. Same contract as
+ * relais_agent_send().
+ */
+int relais_agent_reply(relais_agent_t *agent, const Relais__V1__Envelope *original,
+                       const Relais__V1__Envelope *reply,
+                       uint8_t message_id_out[RELAIS_MESSAGE_ID_LEN], relais_send_cb cb,
+                       void *ud);
+
+/* Runs fn once after delay_ms on the loop thread. Returns 0 and an id for cancelling. */
+int relais_agent_timer(relais_agent_t *agent, uint64_t delay_ms, relais_agent_fn fn, void *ud,
+                       uint64_t *timer_id_out);
+
+/* Cancels a timer that has not fired yet: its fn is never called. 0 or -ENOENT. */
+int relais_agent_timer_cancel(relais_agent_t *agent, uint64_t timer_id);
+
+/* Thread-safe: runs fn on the agent's loop thread as soon as possible. 0 or -ENOMEM or
+ * RELAIS_ECLOSED when the agent has stopped. */
+int relais_agent_post(relais_agent_t *agent, relais_agent_fn fn, void *ud);
+
+/*
+ * Connects and runs the agent's own loop until relais_agent_stop(). Returns 0 after an
+ * orderly stop, or an error if the agent could not start. For an agent created on an
+ * external loop, call relais_agent_start() and run that loop yourself instead.
+ */
+int relais_agent_run(relais_agent_t *agent);
+int relais_agent_start(relais_agent_t *agent);
+
+/*
+ * Thread-safe: sends Bye, closes the socket and the agent's handles; submissions still
+ * unconfirmed get their callback with RELAIS_ECLOSED. run() returns once all is closed.
+ */
+void relais_agent_stop(relais_agent_t *agent);
+
+/* The agent's address as the broker confirmed it in Welcome (or as configured before). */
+const char *relais_agent_address(const relais_agent_t *agent);
+
+/* The agent's loop (its own or the one given in the options). */
+uv_loop_t *relais_agent_loop(relais_agent_t *agent);
+
+/* True between Welcome and the loss of the session. */
+bool relais_agent_ready(const relais_agent_t *agent);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* RELAIS_AGENT_H */
