@@ -5,7 +5,7 @@
  * ZeroMQ message body into a decoded Frame and back, validates what arrives from the
  * network with a precise error code and a readable reason, and parses the address schemes
  * of PROTOCOL.md section 4. The message types themselves are the ones protobuf-c generates
- * from proto/relais/v1/*.proto: they are the schema, so they are part of the API.
+ * from the .proto files in proto/relais/v1: they are the schema, so they are part of the API.
  *
  * Nothing here allocates global state; every function is thread-safe.
  */

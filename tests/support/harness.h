@@ -38,6 +38,12 @@ int rt_broker_stop(rt_broker_t *b, int timeout_ms);
 /* SIGKILL and reap. The endpoint and data directory stay for a restart. */
 void rt_broker_kill9(rt_broker_t *b);
 
+/*
+ * Waits up to timeout_ms until the broker's log contains needle (watched with inotify, no
+ * polling sleeps). 0 when found, -1 on timeout.
+ */
+int rt_broker_wait_log(rt_broker_t *b, const char *needle, int timeout_ms);
+
 /* Removes the data directory (after stop or kill). */
 void rt_broker_cleanup(rt_broker_t *b);
 
@@ -65,8 +71,9 @@ int rt_client_send_raw(rt_client_t *c, const void *data, size_t len, bool more);
 int rt_client_recv(rt_client_t *c, int timeout_ms, Relais__V1__Frame **out);
 
 /*
- * Receives frames until one of kind `kind` arrives (others are skipped, but Ping is
- * answered with Pong) within timeout_ms. 0 and the frame, or -1.
+ * Receives frames until one of kind `kind` arrives (others are skipped, a Ping is answered
+ * with Pong) within timeout_ms. While it waits it pings every 100 ms, so that waiting is
+ * never mistaken for a dead session. 0 and the frame, or -1.
  */
 int rt_client_expect(rt_client_t *c, int kind, int timeout_ms, Relais__V1__Frame **out);
 
@@ -89,5 +96,22 @@ void rt_env_note(rt_env_t *e, const char *to, const char *text);
 
 /* Submits e's envelope and waits for Accepted (0) or anything else (-1). */
 int rt_client_submit(rt_client_t *c, rt_env_t *e, int timeout_ms);
+
+/* Sends Ack{message_id, outcome, reason} for a delivery. 0 or -1. */
+int rt_client_ack(rt_client_t *c, const uint8_t *message_id, int outcome, const char *reason);
+
+/* Sends Ack{receipt_id} for a receipt. 0 or -1. */
+int rt_client_ack_receipt(rt_client_t *c, uint64_t receipt_id);
+
+/*
+ * Waits for the next frame, which must be an Error with the given wire code (or a Rejected
+ * with it when rejected is true). Returns 0 when it is, -1 otherwise; the reason is copied
+ * to reason_out when not NULL (RELAIS_REASON_MAX bytes).
+ */
+int rt_client_expect_code(rt_client_t *c, bool rejected, int wire_code, int timeout_ms,
+                          char *reason_out);
+
+/* Submits a frame with e's envelope without waiting for the answer. */
+int rt_client_submit_nowait(rt_client_t *c, rt_env_t *e);
 
 #endif /* RELAIS_TEST_HARNESS_H */

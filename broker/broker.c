@@ -1,0 +1,379 @@
+/*
+ * The broker's core loop: one ROUTER socket, polled through its ZMQ_FD on a libuv loop.
+ *
+ * ZMQ_FD is edge-triggered: it signals that the socket's state changed, not that a message
+ * is waiting. So the drain reads until EAGAIN, and every send made outside a drain (a
+ * commit completing, a timer) schedules one more drain through an idle handle, since that
+ * send may have consumed the notification of messages that arrived meanwhile.
+ *
+ * Each drain decodes and dispatches up to a budget of messages, then commits the store
+ * batch those messages produced: that is the group commit of DESIGN.md.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker.h"
+#include "relais/log.h"
+
+#define DRAIN_BUDGET 2048
+#define TICK_MS 100
+#define SNDHWM 100000
+
+void broker_config_defaults(broker_config_t *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->bind = "tcp://127.0.0.1:7400";
+    cfg->data_dir = "relais-data";
+    cfg->broker_id = "relaisd";
+    cfg->heartbeat_ms = 5000;
+    cfg->max_frame_bytes = RELAIS_DEFAULT_MAX_FRAME_BYTES;
+    cfg->max_recipients = RELAIS_MAX_RECIPIENTS;
+    cfg->default_ttl_ms = 7LL * 24 * 3600 * 1000;
+    cfg->max_ttl_ms = 90LL * 24 * 3600 * 1000;
+    cfg->default_credit = 32;
+    cfg->max_credit = 10000;
+    cfg->retry_later_ms = 1000;
+}
+
+int broker__send(broker_t *b, const uint8_t *rid, size_t rid_len, const uint8_t *data,
+                 size_t len)
+{
+    if (zmq_send(b->router, rid, rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+        int err = errno;
+        return -(err == EHOSTUNREACH || err == EAGAIN ? err : EHOSTUNREACH);
+    }
+    if (zmq_send(b->router, data, len, ZMQ_DONTWAIT) < 0) return -errno;
+    if (!b->in_drain) broker__kick(b);
+    return 0;
+}
+
+int broker__send_frame(broker_t *b, const uint8_t *rid, size_t rid_len,
+                       const Relais__V1__Frame *f)
+{
+    uint8_t *buf;
+    size_t len;
+    int rc = relais_frame_encode(f, &buf, &len);
+    if (rc < 0) return rc;
+    rc = broker__send(b, rid, rid_len, buf, len);
+    free(buf);
+    return rc;
+}
+
+void broker__send_error(broker_t *b, const uint8_t *rid, size_t rid_len, int code,
+                        const char *reason, bool fatal, const uint8_t *message_id,
+                        size_t message_id_len)
+{
+    Relais__V1__Error e = RELAIS__V1__ERROR__INIT;
+    e.code = relais_err_to_wire(code);
+    e.reason = (char *)reason;
+    e.fatal = fatal;
+    e.message_id.data = (uint8_t *)message_id;
+    e.message_id.len = message_id ? message_id_len : 0;
+    Relais__V1__Frame f = RELAIS__V1__FRAME__INIT;
+    f.kind_case = RELAIS__V1__FRAME__KIND_ERROR;
+    f.error = &e;
+    b->stats.errors++;
+    broker__send_frame(b, rid, rid_len, &f);
+}
+
+int broker__record(broker_t *b, const store_op_t *op)
+{
+    int rc = store_batch_add(&b->batch, op);
+    if (!b->in_drain) broker__kick(b);
+    return rc;
+}
+
+static void send_pong(broker_t *b, const uint8_t *rid, size_t rid_len)
+{
+    Relais__V1__Pong p = RELAIS__V1__PONG__INIT;
+    p.at_ms = relais_now_ms();
+    Relais__V1__Frame f = RELAIS__V1__FRAME__INIT;
+    f.kind_case = RELAIS__V1__FRAME__KIND_PONG;
+    f.pong = &p;
+    broker__send_frame(b, rid, rid_len, &f);
+}
+
+static void send_claim_refused(broker_t *b, session_t *s, const Relais__V1__Claim *c)
+{
+    Relais__V1__ClaimResult r = RELAIS__V1__CLAIM_RESULT__INIT;
+    r.message_id = c->message_id;
+    r.granted = false;
+    Relais__V1__Frame f = RELAIS__V1__FRAME__INIT;
+    f.kind_case = RELAIS__V1__FRAME__KIND_CLAIM_RESULT;
+    f.claim_result = &r;
+    broker__send_frame(b, s->rid, s->rid_len, &f);
+}
+
+/* One decoded body frame from one routing id: the dispatch switch. */
+static void handle_frame(broker_t *b, const uint8_t *rid, size_t rid_len, zmq_msg_t *body)
+{
+    const uint8_t *data = zmq_msg_data(body);
+    size_t len = zmq_msg_size(body);
+    char reason[RELAIS_REASON_MAX];
+    Relais__V1__Frame *f = NULL;
+    int rc = relais_frame_decode(data, len, b->cfg.max_frame_bytes, &f, reason, sizeof(reason));
+    if (rc < 0) {
+        RLOG(RELAIS_LOG_INFO, "broker", "bad frame bytes=%zu code=%s", len, relais_err_name(rc));
+        broker__send_error(b, rid, rid_len, rc, reason, false, NULL, 0);
+        return;
+    }
+    if (f->kind_case == RELAIS__V1__FRAME__KIND_HELLO) {
+        session__hello(b, rid, rid_len, body, f->hello);
+        relais_frame_free(&f);
+        return;
+    }
+    session_t *s = session__find(b, rid, rid_len);
+    if (s == NULL) {
+        snprintf(reason, sizeof(reason), "no session: send Hello before %s",
+                 relais_frame_kind_name(f->kind_case));
+        broker__send_error(b, rid, rid_len, RELAIS_ENOSESSION, reason, false, NULL, 0);
+        relais_frame_free(&f);
+        return;
+    }
+    s->last_seen_ms = relais_now_ms();
+    switch (f->kind_case) {
+    case RELAIS__V1__FRAME__KIND_SUBMIT:
+        submit__handle(b, s, data, len, f->submit);
+        break;
+    case RELAIS__V1__FRAME__KIND_ACK:
+        delivery__ack(b, s, f->ack);
+        break;
+    case RELAIS__V1__FRAME__KIND_CREDIT: {
+        uint64_t w = (uint64_t)s->window + f->credit->credit;
+        s->window = w > b->cfg.max_credit ? b->cfg.max_credit : (uint32_t)w;
+        delivery__pump(b, s->mbox);
+        break;
+    }
+    case RELAIS__V1__FRAME__KIND_PING:
+        send_pong(b, rid, rid_len);
+        break;
+    case RELAIS__V1__FRAME__KIND_PONG:
+        break;
+    case RELAIS__V1__FRAME__KIND_CLAIM:
+        /* Offers (service pools in OFFER mode) do not exist yet: nothing is claimable. */
+        send_claim_refused(b, s, f->claim);
+        break;
+    case RELAIS__V1__FRAME__KIND_BYE:
+        session__close(b, s, "bye");
+        break;
+    default:
+        snprintf(reason, sizeof(reason), "%s frames go from the broker to agents, not back",
+                 relais_frame_kind_name(f->kind_case));
+        broker__send_error(b, rid, rid_len, RELAIS_EBADFRAME, reason, false, NULL, 0);
+        break;
+    }
+    relais_frame_free(&f);
+}
+
+/* Reads one ZeroMQ message (routing id + parts). Returns 1 if one was handled, 0 on
+ * EAGAIN, -1 on another error. */
+static int drain_one(broker_t *b)
+{
+    zmq_msg_t rid, body;
+    zmq_msg_init(&rid);
+    if (zmq_msg_recv(&rid, b->router, ZMQ_DONTWAIT) < 0) {
+        int err = errno;
+        zmq_msg_close(&rid);
+        if (err == EAGAIN || err == EINTR) return 0;
+        RLOG(RELAIS_LOG_ERROR, "broker", "recv failed: %s", zmq_strerror(err));
+        return -1;
+    }
+    if (!zmq_msg_more(&rid)) { /* a ROUTER always delivers at least id + body */
+        zmq_msg_close(&rid);
+        return 1;
+    }
+    zmq_msg_init(&body);
+    if (zmq_msg_recv(&body, b->router, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&body);
+        zmq_msg_close(&rid);
+        return 1;
+    }
+    const uint8_t *rdata = zmq_msg_data(&rid);
+    size_t rlen = zmq_msg_size(&rid);
+    if (zmq_msg_more(&body)) {
+        /* The protocol is one frame per message: discard the rest and say so once. */
+        unsigned parts = 1;
+        zmq_msg_t extra;
+        do {
+            zmq_msg_init(&extra);
+            if (zmq_msg_recv(&extra, b->router, ZMQ_DONTWAIT) < 0) {
+                zmq_msg_close(&extra);
+                break;
+            }
+            parts++;
+            int more = zmq_msg_more(&extra);
+            zmq_msg_close(&extra);
+            if (!more) break;
+        } while (1);
+        char reason[RELAIS_REASON_MAX];
+        snprintf(reason, sizeof(reason),
+                 "a message must be exactly one frame; this one had %u parts", parts);
+        broker__send_error(b, rdata, rlen, RELAIS_EBADFRAME, reason, false, NULL, 0);
+    } else {
+        handle_frame(b, rdata, rlen, &body);
+    }
+    zmq_msg_close(&body);
+    zmq_msg_close(&rid);
+    return 1;
+}
+
+static void drain(broker_t *b)
+{
+    if (b->in_drain || b->router == NULL) return;
+    b->in_drain = true;
+    int n = 0;
+    while (n < DRAIN_BUDGET && drain_one(b) == 1) n++;
+    b->in_drain = false;
+    submit__commit(b);
+    if (n == DRAIN_BUDGET) broker__kick(b); /* more may wait: let timers run first */
+}
+
+static void on_poll(uv_poll_t *h, int status, int events)
+{
+    broker_t *b = h->data;
+    drain(b);
+}
+
+static void on_kick(uv_idle_t *h)
+{
+    broker_t *b = h->data;
+    uv_idle_stop(h);
+    drain(b);
+}
+
+void broker__kick(broker_t *b)
+{
+    if (b->router != NULL && !uv_is_closing((uv_handle_t *)&b->kick))
+        uv_idle_start(&b->kick, on_kick);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    broker_t *b = t->data;
+    int64_t now = relais_now_ms();
+    session__reap(b, now);
+    delivery__tick(b, now);
+    submit__commit(b);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    broker_t *b = h->data;
+    RLOG(RELAIS_LOG_INFO, "broker", "signal=%d: shutting down", signum);
+    broker_shutdown(b);
+}
+
+static int set_int(void *sock, int opt, int value)
+{
+    return zmq_setsockopt(sock, opt, &value, sizeof(value));
+}
+
+/* Accepts "tcp://host:0" as "any free port", which ZeroMQ spells "tcp://host:*". */
+static void normalise_endpoint(const char *in, char *out, size_t out_len)
+{
+    size_t n = strlen(in);
+    if (n > 2 && strncmp(in, "tcp://", 6) == 0 && strcmp(in + n - 2, ":0") == 0)
+        snprintf(out, out_len, "%.*s:*", (int)(n - 2), in);
+    else
+        snprintf(out, out_len, "%s", in);
+}
+
+static int open_socket(broker_t *b)
+{
+    b->zctx = zmq_ctx_new();
+    if (b->zctx == NULL) return -errno;
+    b->router = zmq_socket(b->zctx, ZMQ_ROUTER);
+    if (b->router == NULL) return -errno;
+    int hb = (int)b->cfg.heartbeat_ms;
+    int64_t maxmsg = (int64_t)b->cfg.max_frame_bytes * 4 + 4096;
+    if (set_int(b->router, ZMQ_ROUTER_MANDATORY, 1) < 0 || set_int(b->router, ZMQ_LINGER, 500) < 0 ||
+        set_int(b->router, ZMQ_SNDHWM, SNDHWM) < 0 ||
+        set_int(b->router, ZMQ_HEARTBEAT_IVL, hb) < 0 ||
+        set_int(b->router, ZMQ_HEARTBEAT_TIMEOUT, 3 * hb) < 0 ||
+        set_int(b->router, ZMQ_HEARTBEAT_TTL, 3 * hb) < 0 ||
+        zmq_setsockopt(b->router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg)) < 0)
+        return -errno;
+    char ep[256];
+    normalise_endpoint(b->cfg.bind, ep, sizeof(ep));
+    if (zmq_bind(b->router, ep) < 0) {
+        int err = errno;
+        RLOG(RELAIS_LOG_ERROR, "broker", "cannot bind endpoint=%s: %s", ep, zmq_strerror(err));
+        return -err;
+    }
+    size_t len = sizeof(b->endpoint);
+    if (zmq_getsockopt(b->router, ZMQ_LAST_ENDPOINT, b->endpoint, &len) < 0) return -errno;
+    size_t fdlen = sizeof(b->zfd);
+    if (zmq_getsockopt(b->router, ZMQ_FD, &b->zfd, &fdlen) < 0) return -errno;
+    return 0;
+}
+
+int broker_open(broker_t *b, const broker_config_t *cfg, uv_loop_t *loop)
+{
+    memset(b, 0, sizeof(*b));
+    b->cfg = *cfg;
+    b->loop = loop;
+    b->next_seq = 1;
+    b->next_receipt_id = 1;
+    list_init(&b->retry);
+    int rc;
+    if ((rc = map_new(&b->sessions)) < 0 || (rc = map_new(&b->mailboxes)) < 0 ||
+        (rc = map_new(&b->dedup)) < 0 || (rc = map_new(&b->receipts)) < 0)
+        goto err;
+    if ((rc = store_mem_open(&b->store)) < 0) goto err;
+    if ((rc = open_socket(b)) < 0) goto err;
+
+    uv_poll_init_socket(loop, &b->poll, b->zfd);
+    b->poll.data = b;
+    uv_poll_start(&b->poll, UV_READABLE, on_poll);
+    uv_idle_init(loop, &b->kick);
+    b->kick.data = b;
+    uv_timer_init(loop, &b->tick);
+    b->tick.data = b;
+    uv_timer_start(&b->tick, on_tick, TICK_MS, TICK_MS);
+    uv_signal_init(loop, &b->sigterm);
+    b->sigterm.data = b;
+    uv_signal_start(&b->sigterm, on_signal, SIGTERM);
+    uv_signal_init(loop, &b->sigint);
+    b->sigint.data = b;
+    uv_signal_start(&b->sigint, on_signal, SIGINT);
+    broker__kick(b); /* messages may have arrived between bind and poll start */
+    return 0;
+err:
+    broker_close(b);
+    return rc;
+}
+
+void broker_shutdown(broker_t *b)
+{
+    if (b->stopping) return;
+    b->stopping = true;
+    submit__commit(b); /* what was accepted this turn gets its Accepted */
+    session__close_all(b);
+    uv_poll_stop(&b->poll);
+    uv_close((uv_handle_t *)&b->poll, NULL);
+    uv_close((uv_handle_t *)&b->kick, NULL);
+    uv_close((uv_handle_t *)&b->tick, NULL);
+    uv_close((uv_handle_t *)&b->sigterm, NULL);
+    uv_close((uv_handle_t *)&b->sigint, NULL);
+}
+
+void broker_close(broker_t *b)
+{
+    if (b->router) zmq_close(b->router);
+    b->router = NULL;
+    if (b->zctx) zmq_ctx_term(b->zctx);
+    b->zctx = NULL;
+    delivery__free_all(b);
+    map_destroy(&b->sessions);
+    map_destroy(&b->mailboxes);
+    map_destroy(&b->dedup);
+    map_destroy(&b->receipts);
+    store_batch_free(&b->batch);
+    for (size_t i = 0; i < b->nreplies; i++) msg__free(b->replies[i].msg);
+    free(b->replies);
+    b->replies = NULL;
+    store_close(&b->store);
+}

@@ -1,0 +1,247 @@
+/*
+ * relaisd internals shared across the broker's files.
+ *
+ * One broker object owns everything: the libuv loop, the ROUTER socket polled through
+ * ZMQ_FD, the sessions, the mailboxes with their delivery queues, the store and the batch
+ * being gathered for the next group commit. There is no global state: every function takes
+ * the broker. Everything here runs on the loop thread.
+ *
+ * Files: broker.c (socket, loop, drain, send, timers, shutdown), session.c (Hello,
+ * liveness, replacement), submit.c (Submit → validate → batch → Accepted), delivery.c
+ * (mailboxes, the delivery state machine, credit, acks, receipts, expiry), auth.c (who a
+ * connection is).
+ */
+#ifndef RELAIS_BROKER_H
+#define RELAIS_BROKER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+#include <zmq.h>
+
+#include "list.h"
+#include "map.h"
+#include "relais/codec.h"
+#include "store.h"
+
+typedef struct broker_config {
+    const char *bind;           /* ROUTER endpoint */
+    const char *data_dir;
+    bool insecure;              /* agents declare their address in Hello */
+    const char *broker_id;
+    unsigned heartbeat_ms;      /* sessions silent 3 intervals are dead */
+    size_t max_frame_bytes;
+    unsigned max_recipients;
+    int64_t default_ttl_ms;     /* expiry when the envelope sets none */
+    int64_t max_ttl_ms;         /* later deadlines are brought forward to this */
+    unsigned default_credit;    /* when Hello.credit is 0 */
+    unsigned max_credit;
+    int64_t retry_later_ms;     /* first back-off after Ack{RETRY_LATER} */
+} broker_config_t;
+
+/* Fills cfg with the defaults documented in docs/OPERATIONS.md. */
+void broker_config_defaults(broker_config_t *cfg);
+
+typedef enum delivery_state {
+    DELIVERY_STORED = 0,     /* queued in the recipient's mailbox */
+    DELIVERY_DELIVERING = 1, /* sent to a session, awaiting its Ack */
+    DELIVERY_ACKED = 2,      /* final: processed */
+    DELIVERY_REDELIVERING = 3, /* back in the queue after a lost session or RETRY_LATER */
+    DELIVERY_EXPIRED = 4,    /* final: deadline passed */
+    DELIVERY_REFUSED = 5,    /* final: the recipient refused it permanently */
+} delivery_state_t;
+
+const char *delivery_state_name(delivery_state_t s);
+
+typedef struct session session_t;
+typedef struct mailbox mailbox_t;
+
+/* One accepted message. Freed when its last delivery reaches a final state. */
+typedef struct msg {
+    uint64_t seq;
+    char *sender;
+    uint8_t message_id[RELAIS_MESSAGE_ID_LEN];
+    uint8_t conversation_id[RELAIS_MESSAGE_ID_LEN];
+    size_t conversation_id_len;
+    int64_t accepted_at_ms;
+    int64_t expires_at_ms;
+    uint32_t receipts_mask;  /* bit (1 << Receipt.Status) for each receipt asked */
+    int priority;            /* Envelope.Priority */
+    int body_case;
+    unsigned live;           /* deliveries not yet final */
+    size_t heap_index;       /* position in the expiry heap */
+    uint8_t *envelope;       /* stamped envelope bytes */
+    size_t envelope_len;
+    struct delivery **deliveries;
+    unsigned ndeliveries;
+} msg_t;
+
+/* One message × recipient: the unit of the delivery state machine. */
+typedef struct delivery {
+    msg_t *msg;
+    mailbox_t *mbox;
+    delivery_state_t state;
+    uint32_t attempt;
+    int64_t retry_at_ms;     /* REDELIVERING after RETRY_LATER: not before */
+    list_node_t qnode;       /* mailbox queue, or the broker's retry list */
+    list_node_t fnode;       /* the session's in-flight list */
+    session_t *session;      /* DELIVERING: where it was sent */
+} delivery_t;
+
+/* A receipt owed to a sender, resent on each new session until acknowledged. */
+typedef struct receipt {
+    uint64_t id;
+    mailbox_t *mbox;
+    list_node_t node;
+    uint8_t *frame;
+    size_t frame_len;
+} receipt_t;
+
+/* Everything addressed to one address. Lives while it has queued work or a session. */
+struct mailbox {
+    char *address;
+    list_node_t queue[2];    /* index Envelope.Priority: [0] ROUTINE, [1] URGENT */
+    list_node_t receipts;
+    size_t queued;
+    session_t *session;
+};
+
+struct session {
+    uint8_t rid[256];        /* ZeroMQ routing id */
+    size_t rid_len;
+    char address[RELAIS_ADDRESS_MAX];
+    mailbox_t *mbox;
+    uint32_t window;         /* deliveries allowed unacknowledged */
+    uint32_t inflight_count;
+    list_node_t inflight;
+    map_t *inflight_by_id;   /* message_id → delivery */
+    int64_t last_seen_ms;
+};
+
+/* A reply that waits for the batch commit (Accepted, or Rejected if the commit fails). */
+typedef struct pending_reply {
+    uint8_t rid[256];
+    size_t rid_len;
+    uint8_t message_id[RELAIS_MESSAGE_ID_LEN];
+    bool duplicate;
+    int64_t accepted_at_ms;
+    msg_t *msg;              /* new message to route after commit, or NULL */
+} pending_reply_t;
+
+typedef struct broker {
+    broker_config_t cfg;
+    uv_loop_t *loop;
+    void *zctx;
+    void *router;
+    char endpoint[256];      /* as bound, with the real port */
+    uv_os_sock_t zfd;
+    uv_poll_t poll;
+    uv_idle_t kick;          /* re-drains after sends: ZMQ_FD is edge-triggered */
+    uv_timer_t tick;         /* liveness, expiry, retries */
+    uv_signal_t sigterm, sigint;
+    bool stopping;
+    bool in_drain;
+
+    store_t *store;
+    store_batch_t batch;     /* gathered this turn */
+    pending_reply_t *replies;
+    size_t nreplies, replies_cap;
+    bool commit_in_flight;
+
+    map_t *sessions;         /* routing id → session */
+    map_t *mailboxes;        /* address → mailbox */
+    map_t *dedup;            /* sender NUL message_id → msg seq (as pointer-sized int) */
+    map_t *receipts;         /* receipt id → receipt */
+    list_node_t retry;       /* deliveries waiting for their retry_at_ms */
+    msg_t **heap;            /* expiry min-heap */
+    size_t heap_len, heap_cap;
+    uint64_t next_seq;
+    uint64_t next_receipt_id;
+
+    struct {
+        uint64_t accepted, duplicates, rejected, delivered, acked, refused, expired,
+            errors, sessions_opened, sessions_closed;
+    } stats;
+} broker_t;
+
+/* ---- broker.c ---------------------------------------------------------------------- */
+
+/* Creates the broker: opens the store, binds the ROUTER, registers loop handles.
+ * Returns 0 or an error with the reason logged. */
+int broker_open(broker_t *b, const broker_config_t *cfg, uv_loop_t *loop);
+
+/* Frees what broker_open created, after the loop has ended. */
+void broker_close(broker_t *b);
+
+/* Starts an orderly shutdown: the loop ends once pending commits are done. */
+void broker_shutdown(broker_t *b);
+
+/* Sends one encoded frame to a routing id. 0, or -EHOSTUNREACH when the peer is gone,
+ * -EAGAIN when its queue is full. Either way the caller still owns nothing: data is
+ * copied. */
+int broker__send(broker_t *b, const uint8_t *rid, size_t rid_len, const uint8_t *data,
+                 size_t len);
+
+/* Encodes and sends a Frame. */
+int broker__send_frame(broker_t *b, const uint8_t *rid, size_t rid_len,
+                       const Relais__V1__Frame *f);
+
+/* Sends Error{code, reason, fatal} (code is a RELAIS_E… value). */
+void broker__send_error(broker_t *b, const uint8_t *rid, size_t rid_len, int code,
+                        const char *reason, bool fatal, const uint8_t *message_id,
+                        size_t message_id_len);
+
+/* Asks for a re-drain of the socket on the next loop iteration. */
+void broker__kick(broker_t *b);
+
+/* Adds a store operation to the current batch (ownership as store_batch_add). */
+int broker__record(broker_t *b, const store_op_t *op);
+
+/* ---- session.c --------------------------------------------------------------------- */
+
+session_t *session__find(broker_t *b, const uint8_t *rid, size_t rid_len);
+void session__hello(broker_t *b, const uint8_t *rid, size_t rid_len, zmq_msg_t *msg,
+                    const Relais__V1__Hello *hello);
+/* Ends a session: its in-flight deliveries go back to their queue. */
+void session__close(broker_t *b, session_t *s, const char *why);
+void session__reap(broker_t *b, int64_t now);
+void session__close_all(broker_t *b);
+
+/* ---- auth.c ------------------------------------------------------------------------ */
+
+/* Who is this connection? Writes the authenticated address, or returns RELAIS_E… with a
+ * reason. The one place the security work replaces: today the insecure mode's declared
+ * address. */
+int auth__identify(broker_t *b, zmq_msg_t *msg, const Relais__V1__Hello *hello,
+                   char address[RELAIS_ADDRESS_MAX], char *reason, size_t reason_len);
+
+/* ---- submit.c ---------------------------------------------------------------------- */
+
+void submit__handle(broker_t *b, session_t *s, const uint8_t *body, size_t body_len,
+                    const Relais__V1__Submit *sub);
+/* Commits the batch gathered this turn; replies and routing happen on completion. */
+void submit__commit(broker_t *b);
+
+/* ---- delivery.c -------------------------------------------------------------------- */
+
+mailbox_t *delivery__mailbox(broker_t *b, const char *address, bool create);
+/* Queues the deliveries of a newly committed message and pushes what it can. */
+void delivery__route(broker_t *b, msg_t *m);
+/* Sends queued deliveries and receipts to the mailbox's session within its window. */
+void delivery__pump(broker_t *b, mailbox_t *mb);
+/* A session opened: sends the receipts owed to its address, then its queue. */
+void delivery__session_opened(broker_t *b, session_t *s);
+void delivery__ack(broker_t *b, session_t *s, const Relais__V1__Ack *ack);
+/* Puts a session's in-flight deliveries back at the head of their queues. */
+void delivery__requeue_inflight(broker_t *b, session_t *s);
+void delivery__tick(broker_t *b, int64_t now);
+void msg__free(msg_t *m);
+void delivery__free_all(broker_t *b);
+
+/* Expiry heap (delivery.c). */
+int heap__push(broker_t *b, msg_t *m);
+void heap__remove(broker_t *b, msg_t *m);
+
+#endif /* RELAIS_BROKER_H */

@@ -1,0 +1,433 @@
+/*
+ * Mailboxes and the delivery state machine (DESIGN.md):
+ *
+ *   stored → delivering → acked
+ *               │  └──→ refused            (Ack REFUSED: permanent, receipt to sender)
+ *               └──→ redelivering → delivering …   (session lost, or Ack RETRY_LATER)
+ *   any non-final state → expired          (deadline passed: receipt to sender)
+ *
+ * Each mailbox has one FIFO queue per priority; URGENT is served first, and within a
+ * priority deliveries leave in acceptance order, which gives FIFO per (sender, recipient).
+ * A session may hold at most `window` deliveries unacknowledged (its credit); a slow agent
+ * therefore only ever fills its own window. Every transition is recorded in the store
+ * batch. Receipts owed to a sender wait in its mailbox until acknowledged.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker.h"
+#include "relais/log.h"
+
+#define RETRY_MAX_MS (5 * 60 * 1000)
+
+const char *delivery_state_name(delivery_state_t s)
+{
+    static const char *names[] = {"stored", "delivering", "acked",
+                                  "redelivering", "expired", "refused"};
+    return (unsigned)s < sizeof(names) / sizeof(names[0]) ? names[s] : "unknown";
+}
+
+static bool is_final(delivery_state_t s)
+{
+    return s == DELIVERY_ACKED || s == DELIVERY_EXPIRED || s == DELIVERY_REFUSED;
+}
+
+mailbox_t *delivery__mailbox(broker_t *b, const char *address, bool create)
+{
+    mailbox_t *mb = map_get(b->mailboxes, address, strlen(address));
+    if (mb != NULL || !create) return mb;
+    mb = calloc(1, sizeof(*mb));
+    if (mb == NULL) return NULL;
+    mb->address = strdup(address);
+    if (mb->address == NULL || map_put(b->mailboxes, address, strlen(address), mb) < 0) {
+        free(mb->address);
+        free(mb);
+        return NULL;
+    }
+    list_init(&mb->queue[0]);
+    list_init(&mb->queue[1]);
+    list_init(&mb->receipts);
+    return mb;
+}
+
+void msg__free(msg_t *m)
+{
+    if (m == NULL) return;
+    for (unsigned i = 0; i < m->ndeliveries; i++) free(m->deliveries[i]);
+    free(m->deliveries);
+    free(m->envelope);
+    free(m->sender);
+    free(m);
+}
+
+/* ---- Expiry heap: messages ordered by expires_at_ms --------------------------------- */
+
+static void heap_swap(broker_t *b, size_t i, size_t j)
+{
+    msg_t *t = b->heap[i];
+    b->heap[i] = b->heap[j];
+    b->heap[j] = t;
+    b->heap[i]->heap_index = i;
+    b->heap[j]->heap_index = j;
+}
+
+static void heap_up(broker_t *b, size_t i)
+{
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (b->heap[p]->expires_at_ms <= b->heap[i]->expires_at_ms) break;
+        heap_swap(b, i, p);
+        i = p;
+    }
+}
+
+static void heap_down(broker_t *b, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < b->heap_len && b->heap[l]->expires_at_ms < b->heap[m]->expires_at_ms) m = l;
+        if (r < b->heap_len && b->heap[r]->expires_at_ms < b->heap[m]->expires_at_ms) m = r;
+        if (m == i) return;
+        heap_swap(b, i, m);
+        i = m;
+    }
+}
+
+int heap__push(broker_t *b, msg_t *m)
+{
+    if (b->heap_len == b->heap_cap) {
+        size_t ncap = b->heap_cap ? b->heap_cap * 2 : 256;
+        msg_t **n = realloc(b->heap, ncap * sizeof(*n));
+        if (n == NULL) return -ENOMEM;
+        b->heap = n;
+        b->heap_cap = ncap;
+    }
+    m->heap_index = b->heap_len;
+    b->heap[b->heap_len++] = m;
+    heap_up(b, m->heap_index);
+    return 0;
+}
+
+void heap__remove(broker_t *b, msg_t *m)
+{
+    size_t i = m->heap_index;
+    if (i >= b->heap_len || b->heap[i] != m) return;
+    b->heap_len--;
+    if (i != b->heap_len) {
+        b->heap[i] = b->heap[b->heap_len];
+        b->heap[i]->heap_index = i;
+        heap_down(b, i);
+        heap_up(b, i);
+    }
+    m->heap_index = SIZE_MAX;
+}
+
+/* ---- Receipts ---------------------------------------------------------------------- */
+
+static void receipt_send(broker_t *b, receipt_t *r)
+{
+    session_t *s = r->mbox->session;
+    if (s == NULL) return;
+    int rc = broker__send(b, s->rid, s->rid_len, r->frame, r->frame_len);
+    if (rc < 0) session__close(b, s, rc == -EAGAIN ? "send queue full" : "peer unreachable");
+}
+
+/* Owes the sender of m a receipt about recipient. Kept until the sender acks it. */
+static void receipt_emit(broker_t *b, msg_t *m, const char *recipient, int status,
+                         const char *reason)
+{
+    mailbox_t *mb = delivery__mailbox(b, m->sender, true);
+    receipt_t *r = calloc(1, sizeof(*r));
+    if (mb == NULL || r == NULL) {
+        free(r);
+        RLOG(RELAIS_LOG_ERROR, "delivery", "out of memory: receipt lost for agent=%s", m->sender);
+        return;
+    }
+    r->id = b->next_receipt_id++;
+    r->mbox = mb;
+    Relais__V1__Receipt rc = RELAIS__V1__RECEIPT__INIT;
+    rc.message_id.data = m->message_id;
+    rc.message_id.len = RELAIS_MESSAGE_ID_LEN;
+    rc.recipient = (char *)recipient;
+    rc.status = status;
+    rc.at_ms = relais_now_ms();
+    rc.reason = (char *)(reason ? reason : "");
+    rc.receipt_id = r->id;
+    rc.conversation_id.data = m->conversation_id;
+    rc.conversation_id.len = m->conversation_id_len;
+    Relais__V1__Frame f = RELAIS__V1__FRAME__INIT;
+    f.kind_case = RELAIS__V1__FRAME__KIND_RECEIPT;
+    f.receipt = &rc;
+    if (relais_frame_encode(&f, &r->frame, &r->frame_len) < 0 ||
+        map_put(b->receipts, &r->id, sizeof(r->id), r) < 0) {
+        free(r->frame);
+        free(r);
+        return;
+    }
+    list_push_back(&mb->receipts, &r->node);
+    store_op_t op = {.kind = STORE_RECEIPT_PUT, .seq = r->id};
+    op.address = strdup(mb->address);
+    op.data = malloc(r->frame_len);
+    if (op.data) memcpy(op.data, r->frame, r->frame_len);
+    op.data_len = r->frame_len;
+    broker__record(b, &op);
+    receipt_send(b, r);
+}
+
+static void receipt_free(broker_t *b, receipt_t *r)
+{
+    map_del(b->receipts, &r->id, sizeof(r->id));
+    list_remove(&r->node);
+    free(r->frame);
+    free(r);
+}
+
+/* ---- State transitions ------------------------------------------------------------- */
+
+static void set_state(broker_t *b, delivery_t *d, delivery_state_t st)
+{
+    d->state = st;
+    store_op_t op = {.kind = STORE_DELIVERY_SET, .seq = d->msg->seq, .state = st,
+                     .attempt = d->attempt};
+    op.address = strdup(d->mbox->address);
+    broker__record(b, &op);
+}
+
+/* A delivery reached a final state; the message goes once all of its deliveries have. */
+static void finish(broker_t *b, delivery_t *d, delivery_state_t st)
+{
+    set_state(b, d, st);
+    msg_t *m = d->msg;
+    if (--m->live > 0) return;
+    heap__remove(b, m);
+    store_op_t op = {.kind = STORE_MSG_DEL, .seq = m->seq};
+    broker__record(b, &op);
+    msg__free(m);
+}
+
+static void leave_session(delivery_t *d)
+{
+    session_t *s = d->session;
+    if (s == NULL) return;
+    list_remove(&d->fnode);
+    map_del(s->inflight_by_id, d->msg->message_id, RELAIS_MESSAGE_ID_LEN);
+    s->inflight_count--;
+    d->session = NULL;
+}
+
+/* Puts d back into its mailbox queue at its place in acceptance order. */
+static void queue_in_order(delivery_t *d)
+{
+    list_node_t *head = &d->mbox->queue[d->msg->priority];
+    list_node_t *pos = head->next;
+    while (pos != head && LIST_ENTRY(pos, delivery_t, qnode)->msg->seq < d->msg->seq)
+        pos = pos->next;
+    list_insert_after(pos->prev, &d->qnode);
+    d->mbox->queued++;
+}
+
+void delivery__route(broker_t *b, msg_t *m)
+{
+    if (heap__push(b, m) < 0)
+        RLOG(RELAIS_LOG_ERROR, "delivery", "out of memory: no expiry for seq=%llu",
+             (unsigned long long)m->seq);
+    for (unsigned i = 0; i < m->ndeliveries; i++) {
+        delivery_t *d = m->deliveries[i];
+        list_push_back(&d->mbox->queue[m->priority], &d->qnode);
+        d->mbox->queued++;
+    }
+    /* A message may list one mailbox once only (validation refuses duplicates). */
+    for (unsigned i = 0; i < m->ndeliveries && m->live > 0; i++) delivery__pump(b, m->deliveries[i]->mbox);
+}
+
+static delivery_t *next_queued(mailbox_t *mb)
+{
+    list_node_t *n = list_first(&mb->queue[1]);
+    if (n == NULL) n = list_first(&mb->queue[0]);
+    return n ? LIST_ENTRY(n, delivery_t, qnode) : NULL;
+}
+
+void delivery__pump(broker_t *b, mailbox_t *mb)
+{
+    session_t *s = mb->session;
+    while (s != NULL && s->inflight_count < s->window) {
+        delivery_t *d = next_queued(mb);
+        if (d == NULL) return;
+        msg_t *m = d->msg;
+        /* Acks name a message id only: two senders' messages with one id wait in turn. */
+        if (map_get(s->inflight_by_id, m->message_id, RELAIS_MESSAGE_ID_LEN) != NULL) return;
+        uint8_t *frame;
+        size_t len;
+        if (relais_deliver_wrap(m->envelope, m->envelope_len, d->attempt + 1, false, &frame,
+                                &len) < 0)
+            return;
+        int rc = broker__send(b, s->rid, s->rid_len, frame, len);
+        free(frame);
+        if (rc < 0) {
+            session__close(b, s, rc == -EAGAIN ? "send queue full" : "peer unreachable");
+            return;
+        }
+        list_remove(&d->qnode);
+        mb->queued--;
+        d->attempt++;
+        d->session = s;
+        list_push_back(&s->inflight, &d->fnode);
+        map_put(s->inflight_by_id, m->message_id, RELAIS_MESSAGE_ID_LEN, d);
+        s->inflight_count++;
+        b->stats.delivered++;
+        set_state(b, d, DELIVERY_DELIVERING);
+        if (d->attempt == 1 && (m->receipts_mask & (1u << RELAIS__V1__RECEIPT__STATUS__DELIVERED)))
+            receipt_emit(b, m, mb->address, RELAIS__V1__RECEIPT__STATUS__DELIVERED, "");
+    }
+}
+
+void delivery__session_opened(broker_t *b, session_t *s)
+{
+    /* Receipts first: they answer older questions than anything still queued. */
+    list_node_t *pos, *tmp;
+    LIST_FOREACH_SAFE(pos, tmp, &s->mbox->receipts)
+    {
+        receipt_send(b, LIST_ENTRY(pos, receipt_t, node));
+        if (s->mbox->session != s) return; /* the send failed and closed the session */
+    }
+    delivery__pump(b, s->mbox);
+}
+
+static void ack_receipt(broker_t *b, session_t *s, uint64_t id)
+{
+    receipt_t *r = map_get(b->receipts, &id, sizeof(id));
+    /* Unknown: acknowledged twice, or not this session's to acknowledge. Either way there
+     * is nothing to change. */
+    if (r == NULL || r->mbox != s->mbox) return;
+    store_op_t op = {.kind = STORE_RECEIPT_DEL, .seq = id};
+    broker__record(b, &op);
+    receipt_free(b, r);
+}
+
+void delivery__ack(broker_t *b, session_t *s, const Relais__V1__Ack *ack)
+{
+    if (ack->receipt_id != 0) {
+        ack_receipt(b, s, ack->receipt_id);
+        return;
+    }
+    char reason[RELAIS_REASON_MAX];
+    if (ack->message_id.len != RELAIS_MESSAGE_ID_LEN) {
+        snprintf(reason, sizeof(reason), "Ack.message_id must be 16 bytes, got %zu",
+                 ack->message_id.len);
+        broker__send_error(b, s->rid, s->rid_len, RELAIS_EBADFRAME, reason, false, NULL, 0);
+        return;
+    }
+    if (ack->outcome < RELAIS__V1__ACK__OUTCOME__PROCESSED ||
+        ack->outcome > RELAIS__V1__ACK__OUTCOME__RETRY_LATER) {
+        snprintf(reason, sizeof(reason), "Ack.outcome must be PROCESSED, REFUSED or RETRY_LATER");
+        broker__send_error(b, s->rid, s->rid_len, RELAIS_EBADFRAME, reason, false,
+                           ack->message_id.data, ack->message_id.len);
+        return;
+    }
+    delivery_t *d = map_get(s->inflight_by_id, ack->message_id.data, RELAIS_MESSAGE_ID_LEN);
+    if (d == NULL) return; /* a late or repeated Ack: the delivery already moved on */
+    leave_session(d);
+    msg_t *m = d->msg;
+    char idbuf[37];
+    RLOG(RELAIS_LOG_DEBUG, "delivery", "ack agent=%s msg=%s outcome=%d attempt=%u", s->address,
+         relais_id_format(m->message_id, RELAIS_MESSAGE_ID_LEN, idbuf), ack->outcome, d->attempt);
+    switch (ack->outcome) {
+    case RELAIS__V1__ACK__OUTCOME__PROCESSED:
+        b->stats.acked++;
+        if (m->receipts_mask & (1u << RELAIS__V1__RECEIPT__STATUS__PROCESSED))
+            receipt_emit(b, m, s->address, RELAIS__V1__RECEIPT__STATUS__PROCESSED, "");
+        finish(b, d, DELIVERY_ACKED);
+        break;
+    case RELAIS__V1__ACK__OUTCOME__REFUSED:
+        /* The sender is always told of a refusal, asked or not. */
+        b->stats.refused++;
+        receipt_emit(b, m, s->address, RELAIS__V1__RECEIPT__STATUS__REFUSED,
+                     ack->reason ? ack->reason : "");
+        finish(b, d, DELIVERY_REFUSED);
+        break;
+    default: { /* RETRY_LATER: back off, doubling per attempt */
+        int64_t delay = b->cfg.retry_later_ms;
+        for (uint32_t i = 1; i < d->attempt && delay < RETRY_MAX_MS; i++) delay *= 2;
+        d->retry_at_ms = relais_now_ms() + (delay < RETRY_MAX_MS ? delay : RETRY_MAX_MS);
+        list_push_back(&b->retry, &d->qnode);
+        set_state(b, d, DELIVERY_REDELIVERING);
+        break;
+    }
+    }
+    delivery__pump(b, s->mbox);
+}
+
+void delivery__requeue_inflight(broker_t *b, session_t *s)
+{
+    /* From the newest back to the oldest, each at the head: the queue keeps their order. */
+    while (!list_empty(&s->inflight)) {
+        delivery_t *d = LIST_ENTRY(s->inflight.prev, delivery_t, fnode);
+        leave_session(d);
+        queue_in_order(d);
+        set_state(b, d, DELIVERY_REDELIVERING);
+    }
+}
+
+static void expire(broker_t *b, msg_t *m)
+{
+    heap__remove(b, m);
+    /* finish() frees m with its last delivery: walk a copy of the list. */
+    unsigned n = m->ndeliveries;
+    delivery_t *ds[RELAIS_MAX_RECIPIENTS];
+    memcpy(ds, m->deliveries, n * sizeof(*ds));
+    char idbuf[37];
+    RLOG(RELAIS_LOG_INFO, "delivery", "expired msg=%s from=%s",
+         relais_id_format(m->message_id, RELAIS_MESSAGE_ID_LEN, idbuf), m->sender);
+    for (unsigned i = 0; i < n; i++) {
+        delivery_t *d = ds[i];
+        if (is_final(d->state)) continue;
+        leave_session(d);
+        if (list_linked(&d->qnode)) {
+            bool queued = d->state != DELIVERY_REDELIVERING || d->retry_at_ms == 0;
+            list_remove(&d->qnode);
+            if (queued) d->mbox->queued--;
+        }
+        b->stats.expired++;
+        receipt_emit(b, m, d->mbox->address, RELAIS__V1__RECEIPT__STATUS__EXPIRED,
+                     "deadline passed before the recipient processed it");
+        finish(b, d, DELIVERY_EXPIRED);
+    }
+}
+
+void delivery__tick(broker_t *b, int64_t now)
+{
+    while (b->heap_len > 0 && b->heap[0]->expires_at_ms <= now) expire(b, b->heap[0]);
+
+    list_node_t *pos, *tmp;
+    LIST_FOREACH_SAFE(pos, tmp, &b->retry)
+    {
+        delivery_t *d = LIST_ENTRY(pos, delivery_t, qnode);
+        if (d->retry_at_ms > now) continue;
+        list_remove(&d->qnode);
+        d->retry_at_ms = 0;
+        queue_in_order(d);
+        delivery__pump(b, d->mbox);
+    }
+}
+
+static void free_mailbox(const void *key, size_t key_len, void *value, void *ud)
+{
+    broker_t *b = ud;
+    mailbox_t *mb = value;
+    while (!list_empty(&mb->receipts))
+        receipt_free(b, LIST_ENTRY(mb->receipts.next, receipt_t, node));
+    free(mb->address);
+    free(mb);
+}
+
+void delivery__free_all(broker_t *b)
+{
+    /* Every live message is in the expiry heap: free them from there. */
+    for (size_t i = 0; i < b->heap_len; i++) msg__free(b->heap[i]);
+    free(b->heap);
+    b->heap = NULL;
+    b->heap_len = b->heap_cap = 0;
+    if (b->mailboxes) map_foreach(b->mailboxes, free_mailbox, b);
+}

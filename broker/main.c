@@ -1,0 +1,174 @@
+/*
+ * relaisd: the Relais broker's command line.
+ *
+ * Parses options, opens the broker, prints one ready line on stdout once the socket is
+ * bound (with the real endpoint, so tests can bind port 0 and read the port back), and
+ * runs the loop until SIGTERM or SIGINT, after which it shuts down in order and exits 0.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "broker.h"
+#include "relais/log.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: relaisd --bind ENDPOINT --data DIR --insecure [options]\n"
+            "\n"
+            "  --bind ENDPOINT        ZeroMQ endpoint to listen on (tcp://0.0.0.0:7400;\n"
+            "                         port 0 picks a free port, printed in the ready line)\n"
+            "  --data DIR             data directory (created if missing)\n"
+            "  --insecure             development mode: no encryption, agents declare their\n"
+            "                         address in Hello. Never use it with real patient data\n"
+            "  --broker-id ID         name of this broker in Welcome (default relaisd)\n"
+            "  --heartbeat-ms N       heartbeat interval; silent sessions die after 3 (5000)\n"
+            "  --max-frame-bytes N    largest frame accepted (1048576)\n"
+            "  --max-recipients N     recipients per message, at most 64 (64)\n"
+            "  --default-ttl-ms N     expiry of messages that set none (7 days)\n"
+            "  --max-ttl-ms N         later deadlines are brought forward to this (90 days)\n"
+            "  --log-level LEVEL      error, warn, info, debug (info)\n"
+            "  --log-json             log as JSON lines\n"
+            "  --help                 this text\n");
+}
+
+static int parse_num(const char *opt, const char *s, long long min, long long max,
+                     long long *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end || end == s || v < min || v > max) {
+        fprintf(stderr, "relaisd: %s wants a number from %lld to %lld, got '%s'\n", opt, min,
+                max, s);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+enum { OPT_HB = 256, OPT_MAXFRAME, OPT_MAXRCPT, OPT_TTL, OPT_MAXTTL, OPT_LOGLEVEL,
+       OPT_LOGJSON, OPT_ID };
+
+static int parse_args(int argc, char **argv, broker_config_t *cfg)
+{
+    static const struct option opts[] = {
+        {"bind", required_argument, NULL, 'b'},
+        {"data", required_argument, NULL, 'd'},
+        {"insecure", no_argument, NULL, 'i'},
+        {"help", no_argument, NULL, 'h'},
+        {"broker-id", required_argument, NULL, OPT_ID},
+        {"heartbeat-ms", required_argument, NULL, OPT_HB},
+        {"max-frame-bytes", required_argument, NULL, OPT_MAXFRAME},
+        {"max-recipients", required_argument, NULL, OPT_MAXRCPT},
+        {"default-ttl-ms", required_argument, NULL, OPT_TTL},
+        {"max-ttl-ms", required_argument, NULL, OPT_MAXTTL},
+        {"log-level", required_argument, NULL, OPT_LOGLEVEL},
+        {"log-json", no_argument, NULL, OPT_LOGJSON},
+        {NULL, 0, NULL, 0},
+    };
+    bool have_bind = false, have_data = false;
+    long long v;
+    int c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'b': cfg->bind = optarg; have_bind = true; break;
+        case 'd': cfg->data_dir = optarg; have_data = true; break;
+        case 'i': cfg->insecure = true; break;
+        case 'h': usage(stdout); exit(0);
+        case OPT_ID: cfg->broker_id = optarg; break;
+        case OPT_HB:
+            if (parse_num("--heartbeat-ms", optarg, 50, 600000, &v) < 0) return -1;
+            cfg->heartbeat_ms = (unsigned)v;
+            break;
+        case OPT_MAXFRAME:
+            if (parse_num("--max-frame-bytes", optarg, 1024, 64 << 20, &v) < 0) return -1;
+            cfg->max_frame_bytes = (size_t)v;
+            break;
+        case OPT_MAXRCPT:
+            if (parse_num("--max-recipients", optarg, 1, RELAIS_MAX_RECIPIENTS, &v) < 0) return -1;
+            cfg->max_recipients = (unsigned)v;
+            break;
+        case OPT_TTL:
+            if (parse_num("--default-ttl-ms", optarg, 1000, 1LL << 40, &v) < 0) return -1;
+            cfg->default_ttl_ms = v;
+            break;
+        case OPT_MAXTTL:
+            if (parse_num("--max-ttl-ms", optarg, 1000, 1LL << 40, &v) < 0) return -1;
+            cfg->max_ttl_ms = v;
+            break;
+        case OPT_LOGLEVEL:
+            if (relais_log_set_level_name(optarg) < 0) {
+                fprintf(stderr, "relaisd: --log-level wants error, warn, info or debug\n");
+                return -1;
+            }
+            break;
+        case OPT_LOGJSON: relais_log_set_json(true); break;
+        default: usage(stderr); return -1;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "relaisd: unexpected argument '%s'\n", argv[optind]);
+        return -1;
+    }
+    if (!have_bind || !have_data) {
+        fprintf(stderr, "relaisd: --bind and --data are required\n");
+        usage(stderr);
+        return -1;
+    }
+    if (!cfg->insecure) {
+        fprintf(stderr, "relaisd: this version has only the development mode: pass "
+                        "--insecure (CURVE encryption and the directory are not built yet)\n");
+        return -1;
+    }
+    if (cfg->default_ttl_ms > cfg->max_ttl_ms) cfg->default_ttl_ms = cfg->max_ttl_ms;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    broker_config_t cfg;
+    broker_config_defaults(&cfg);
+    relais_log_set_level(RELAIS_LOG_INFO);
+    if (parse_args(argc, argv, &cfg) < 0) return 2;
+    if (mkdir(cfg.data_dir, 0700) < 0 && errno != EEXIST) {
+        fprintf(stderr, "relaisd: cannot create data directory %s: %s\n", cfg.data_dir,
+                strerror(errno));
+        return 1;
+    }
+    if (cfg.insecure)
+        RLOG(RELAIS_LOG_WARN, "broker",
+             "INSECURE MODE: no encryption, no authentication; agents are who they say. "
+             "For development only, never with real patient data");
+
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    broker_t b;
+    int rc = broker_open(&b, &cfg, &loop);
+    if (rc < 0) {
+        fprintf(stderr, "relaisd: cannot start: %s\n", relais_strerror(rc));
+        uv_loop_close(&loop);
+        return 1;
+    }
+    printf("relaisd ready endpoint=%s broker_id=%s store=%s mode=%s\n", b.endpoint,
+           cfg.broker_id, b.store->vt->name, cfg.insecure ? "insecure" : "curve");
+    fflush(stdout);
+    RLOG(RELAIS_LOG_INFO, "broker", "listening endpoint=%s store=%s heartbeat_ms=%u", b.endpoint,
+         b.store->vt->name, cfg.heartbeat_ms);
+
+    uv_run(&loop, UV_RUN_DEFAULT);
+    RLOG(RELAIS_LOG_INFO, "broker",
+         "stopped accepted=%llu duplicates=%llu rejected=%llu delivered=%llu acked=%llu "
+         "refused=%llu expired=%llu",
+         (unsigned long long)b.stats.accepted, (unsigned long long)b.stats.duplicates,
+         (unsigned long long)b.stats.rejected, (unsigned long long)b.stats.delivered,
+         (unsigned long long)b.stats.acked, (unsigned long long)b.stats.refused,
+         (unsigned long long)b.stats.expired);
+    broker_close(&b);
+    uv_loop_close(&loop);
+    return 0;
+}

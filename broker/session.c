@@ -1,0 +1,153 @@
+/*
+ * Sessions: one per connected agent, keyed by ZeroMQ routing id.
+ *
+ * Hello opens a session (after the identity check of auth.c) and is answered by Welcome;
+ * a new session for an address replaces the previous one, whose connection is usually
+ * already dead. A session silent for three heartbeat intervals is closed. Closing a session
+ * returns its unacknowledged deliveries to the head of their queue, so they go to the next
+ * session of the same address with attempt + 1.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker.h"
+#include "relais/log.h"
+
+session_t *session__find(broker_t *b, const uint8_t *rid, size_t rid_len)
+{
+    return map_get(b->sessions, rid, rid_len);
+}
+
+static void send_welcome(broker_t *b, session_t *s)
+{
+    Relais__V1__Welcome w = RELAIS__V1__WELCOME__INIT;
+    w.address = s->address;
+    w.broker_id = (char *)b->cfg.broker_id;
+    w.heartbeat_ms = b->cfg.heartbeat_ms;
+    w.max_frame_bytes = (uint32_t)b->cfg.max_frame_bytes;
+    w.server_time_ms = relais_now_ms();
+    w.max_recipients = b->cfg.max_recipients;
+    Relais__V1__Frame f = RELAIS__V1__FRAME__INIT;
+    f.kind_case = RELAIS__V1__FRAME__KIND_WELCOME;
+    f.welcome = &w;
+    broker__send_frame(b, s->rid, s->rid_len, &f);
+}
+
+void session__close(broker_t *b, session_t *s, const char *why)
+{
+    delivery__requeue_inflight(b, s);
+    map_del(b->sessions, s->rid, s->rid_len);
+    if (s->mbox->session == s) s->mbox->session = NULL;
+    RLOG(RELAIS_LOG_INFO, "session", "closed agent=%s why=%s", s->address, why);
+    b->stats.sessions_closed++;
+    map_destroy(&s->inflight_by_id);
+    free(s);
+}
+
+void session__hello(broker_t *b, const uint8_t *rid, size_t rid_len, zmq_msg_t *msg,
+                    const Relais__V1__Hello *hello)
+{
+    char reason[RELAIS_REASON_MAX];
+    if (hello->protocol_version != RELAIS_PROTOCOL_VERSION) {
+        snprintf(reason, sizeof(reason),
+                 "protocol_version %u is not supported; this broker speaks %d",
+                 hello->protocol_version, RELAIS_PROTOCOL_VERSION);
+        broker__send_error(b, rid, rid_len, RELAIS_EVERSION, reason, false, NULL, 0);
+        return;
+    }
+    if (rid_len > sizeof(((session_t *)0)->rid)) {
+        broker__send_error(b, rid, rid_len, RELAIS_EBADFRAME, "routing id too long", true,
+                           NULL, 0);
+        return;
+    }
+    char address[RELAIS_ADDRESS_MAX];
+    int rc = auth__identify(b, msg, hello, address, reason, sizeof(reason));
+    if (rc < 0) {
+        RLOG(RELAIS_LOG_WARN, "session", "refused code=%s why=\"%s\"", relais_err_name(rc),
+             reason);
+        broker__send_error(b, rid, rid_len, rc, reason, true, NULL, 0);
+        return;
+    }
+    session_t *old = session__find(b, rid, rid_len);
+    if (old != NULL) session__close(b, old, "hello again on the same connection");
+
+    mailbox_t *mb = delivery__mailbox(b, address, true);
+    if (mb == NULL) {
+        broker__send_error(b, rid, rid_len, -ENOMEM, "out of memory", true, NULL, 0);
+        return;
+    }
+    if (mb->session != NULL) {
+        session_t *prev = mb->session;
+        broker__send_error(b, prev->rid, prev->rid_len, RELAIS_EFORBIDDEN,
+                           "session replaced by a newer one for the same address", true,
+                           NULL, 0);
+        session__close(b, prev, "replaced by a newer session");
+    }
+
+    session_t *s = calloc(1, sizeof(*s));
+    if (s == NULL || map_new(&s->inflight_by_id) < 0 ||
+        map_put(b->sessions, rid, rid_len, s) < 0) {
+        if (s) map_destroy(&s->inflight_by_id);
+        free(s);
+        broker__send_error(b, rid, rid_len, -ENOMEM, "out of memory", true, NULL, 0);
+        return;
+    }
+    memcpy(s->rid, rid, rid_len);
+    s->rid_len = rid_len;
+    snprintf(s->address, sizeof(s->address), "%s", address);
+    s->mbox = mb;
+    unsigned credit = hello->credit ? hello->credit : b->cfg.default_credit;
+    s->window = credit > b->cfg.max_credit ? b->cfg.max_credit : credit;
+    list_init(&s->inflight);
+    s->last_seen_ms = relais_now_ms();
+    mb->session = s;
+    b->stats.sessions_opened++;
+    RLOG(RELAIS_LOG_INFO, "session", "opened agent=%s credit=%u queued=%zu", s->address,
+         s->window, mb->queued);
+    send_welcome(b, s);
+    delivery__session_opened(b, s);
+}
+
+typedef struct reap_ctx {
+    int64_t deadline;
+    session_t **dead;
+    size_t n, cap;
+    bool all;
+} reap_ctx_t;
+
+static void collect(const void *key, size_t key_len, void *value, void *ud)
+{
+    reap_ctx_t *c = ud;
+    session_t *s = value;
+    if (!c->all && s->last_seen_ms >= c->deadline) return;
+    if (c->n == c->cap) {
+        size_t ncap = c->cap ? c->cap * 2 : 16;
+        session_t **n = realloc(c->dead, ncap * sizeof(*n));
+        if (n == NULL) return; /* the next tick tries again */
+        c->dead = n;
+        c->cap = ncap;
+    }
+    c->dead[c->n++] = s;
+}
+
+static void close_collected(broker_t *b, reap_ctx_t *c, const char *why)
+{
+    for (size_t i = 0; i < c->n; i++) session__close(b, c->dead[i], why);
+    free(c->dead);
+}
+
+void session__reap(broker_t *b, int64_t now)
+{
+    reap_ctx_t c = {.deadline = now - 3 * (int64_t)b->cfg.heartbeat_ms};
+    map_foreach(b->sessions, collect, &c);
+    close_collected(b, &c, "silent for 3 heartbeat intervals");
+}
+
+void session__close_all(broker_t *b)
+{
+    reap_ctx_t c = {.all = true};
+    map_foreach(b->sessions, collect, &c);
+    close_collected(b, &c, "broker shutting down");
+}

@@ -1,0 +1,287 @@
+/*
+ * Submissions: Submit → check sender → validate → deduplicate → record → Accepted.
+ *
+ * A submission that passes every check becomes a message with one delivery per recipient
+ * and a STORE_MSG_PUT in the current batch; its Accepted waits in the pending replies
+ * until the store has committed the batch (group commit). Only then are the deliveries
+ * queued and pushed, so nothing is delivered that is not stored. A duplicate (same sender
+ * and message id) is answered Accepted{duplicate} after the same commit, so that it can
+ * never overtake the original's Accepted.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker.h"
+#include "relais/log.h"
+
+static void reject(broker_t *b, session_t *s, const uint8_t *message_id, size_t id_len,
+                   int code, const char *reason, int64_t retry_after_ms)
+{
+    Relais__V1__Rejected r = RELAIS__V1__REJECTED__INIT;
+    r.message_id.data = (uint8_t *)message_id;
+    r.message_id.len = message_id ? id_len : 0;
+    r.code = relais_err_to_wire(code);
+    r.reason = (char *)reason;
+    r.retry_after_ms = retry_after_ms;
+    Relais__V1__Frame f = RELAIS__V1__FRAME__INIT;
+    f.kind_case = RELAIS__V1__FRAME__KIND_REJECTED;
+    f.rejected = &r;
+    b->stats.rejected++;
+    char idbuf[37];
+    RLOG(RELAIS_LOG_INFO, "submit", "rejected agent=%s msg=%s code=%s", s->address,
+         relais_id_format(message_id, message_id ? id_len : 0, idbuf), relais_err_name(code));
+    broker__send_frame(b, s->rid, s->rid_len, &f);
+}
+
+static size_t dedup_key(const char *sender, const uint8_t *id, uint8_t *out)
+{
+    size_t n = strlen(sender);
+    memcpy(out, sender, n);
+    out[n] = 0;
+    memcpy(out + n + 1, id, RELAIS_MESSAGE_ID_LEN);
+    return n + 1 + RELAIS_MESSAGE_ID_LEN;
+}
+
+static pending_reply_t *add_reply(broker_t *b, session_t *s, const uint8_t *id)
+{
+    if (b->nreplies == b->replies_cap) {
+        size_t ncap = b->replies_cap ? b->replies_cap * 2 : 64;
+        pending_reply_t *n = realloc(b->replies, ncap * sizeof(*n));
+        if (n == NULL) return NULL;
+        b->replies = n;
+        b->replies_cap = ncap;
+    }
+    pending_reply_t *r = &b->replies[b->nreplies++];
+    memset(r, 0, sizeof(*r));
+    memcpy(r->rid, s->rid, s->rid_len);
+    r->rid_len = s->rid_len;
+    memcpy(r->message_id, id, RELAIS_MESSAGE_ID_LEN);
+    return r;
+}
+
+/* Builds the message: stamps the broker-owned fields and re-encodes the envelope. */
+static msg_t *make_msg(broker_t *b, session_t *s, Relais__V1__Envelope *env, int64_t now)
+{
+    msg_t *m = calloc(1, sizeof(*m));
+    if (m == NULL) return NULL;
+    m->deliveries = calloc(env->n_to, sizeof(*m->deliveries));
+    m->sender = strdup(s->address);
+    if (m->deliveries == NULL || m->sender == NULL) goto err;
+    m->seq = b->next_seq++;
+    memcpy(m->message_id, env->message_id.data, RELAIS_MESSAGE_ID_LEN);
+    m->conversation_id_len = env->conversation_id.len;
+    if (m->conversation_id_len) memcpy(m->conversation_id, env->conversation_id.data, 16);
+    m->accepted_at_ms = now;
+    int64_t max_deadline = now + b->cfg.max_ttl_ms;
+    m->expires_at_ms = env->expires_at_ms ? env->expires_at_ms : now + b->cfg.default_ttl_ms;
+    if (m->expires_at_ms > max_deadline) m->expires_at_ms = max_deadline;
+    for (size_t i = 0; i < env->n_receipts; i++)
+        if (env->receipts[i] > 0 && env->receipts[i] < 32) m->receipts_mask |= 1u << env->receipts[i];
+    m->priority = env->priority == RELAIS__V1__ENVELOPE__PRIORITY__URGENT ? 1 : 0;
+    m->body_case = env->body_case;
+
+    /* The decoded strings belong to protobuf-c's allocator: swap ours in only to pack. */
+    char *old_sender = env->sender;
+    int64_t old_accepted = env->accepted_at_ms, old_expires = env->expires_at_ms;
+    env->sender = m->sender;
+    env->accepted_at_ms = now;
+    env->expires_at_ms = m->expires_at_ms;
+    m->envelope_len = relais__v1__envelope__get_packed_size(env);
+    m->envelope = malloc(m->envelope_len ? m->envelope_len : 1);
+    if (m->envelope != NULL) relais__v1__envelope__pack(env, m->envelope);
+    env->sender = old_sender;
+    env->accepted_at_ms = old_accepted;
+    env->expires_at_ms = old_expires;
+    if (m->envelope == NULL) goto err;
+
+    for (size_t i = 0; i < env->n_to; i++) {
+        delivery_t *d = calloc(1, sizeof(*d));
+        mailbox_t *mb = delivery__mailbox(b, env->to[i], true);
+        if (d == NULL || mb == NULL) {
+            free(d);
+            goto err;
+        }
+        d->msg = m;
+        d->mbox = mb;
+        d->state = DELIVERY_STORED;
+        list_init(&d->qnode);
+        list_init(&d->fnode);
+        m->deliveries[m->ndeliveries++] = d;
+    }
+    m->live = m->ndeliveries;
+    return m;
+err:
+    msg__free(m);
+    return NULL;
+}
+
+/* Records the message and its deliveries in the batch. The store op copies the bytes. */
+static int record_msg(broker_t *b, msg_t *m)
+{
+    store_op_t op = {.kind = STORE_MSG_PUT, .seq = m->seq};
+    op.data = malloc(m->envelope_len ? m->envelope_len : 1);
+    if (op.data == NULL) return -ENOMEM;
+    memcpy(op.data, m->envelope, m->envelope_len);
+    op.data_len = m->envelope_len;
+    int rc = broker__record(b, &op);
+    for (unsigned i = 0; rc == 0 && i < m->ndeliveries; i++) {
+        store_op_t d = {.kind = STORE_DELIVERY_SET, .seq = m->seq, .state = DELIVERY_STORED};
+        d.address = strdup(m->deliveries[i]->mbox->address);
+        if (d.address == NULL) return -ENOMEM;
+        rc = broker__record(b, &d);
+    }
+    return rc;
+}
+
+void submit__handle(broker_t *b, session_t *s, const uint8_t *body, size_t body_len,
+                    const Relais__V1__Submit *sub)
+{
+    (void)body;
+    (void)body_len;
+    Relais__V1__Envelope *env = sub->envelope;
+    char reason[RELAIS_REASON_MAX];
+    if (env == NULL) {
+        reject(b, s, NULL, 0, RELAIS_EINVALID, "Submit carries no envelope", 0);
+        return;
+    }
+    const uint8_t *id = env->message_id.data;
+    size_t id_len = env->message_id.len;
+    if (env->sender != NULL && env->sender[0] != '\0' && strcmp(env->sender, s->address) != 0) {
+        snprintf(reason, sizeof(reason),
+                 "envelope.sender %.100s is not this session's identity %.100s", env->sender,
+                 s->address);
+        reject(b, s, id, id_len, RELAIS_EFORBIDDEN, reason, 0);
+        return;
+    }
+    int64_t now = relais_now_ms();
+    int rc = relais_envelope_validate(env, now, b->cfg.max_recipients, reason, sizeof(reason));
+    if (rc < 0) {
+        reject(b, s, id, id_len, rc, reason, 0);
+        return;
+    }
+    for (size_t i = 0; i < env->n_to; i++) {
+        relais_address_t a;
+        relais_address_parse(env->to[i], &a, NULL, 0);
+        if (a.kind == RELAIS_ADDR_SERVICE) {
+            snprintf(reason, sizeof(reason),
+                     "to[%zu]: service pools are not routable by this broker yet", i);
+            reject(b, s, id, id_len, RELAIS_EUNKNOWNRCPT, reason, 0);
+            return;
+        }
+    }
+    if (b->stopping) {
+        reject(b, s, id, id_len, RELAIS_EOVERLOADED, "broker is shutting down", 1000);
+        return;
+    }
+
+    uint8_t key[RELAIS_ADDRESS_MAX + 1 + RELAIS_MESSAGE_ID_LEN];
+    size_t klen = dedup_key(s->address, id, key);
+    if (map_get(b->dedup, key, klen) != NULL) {
+        pending_reply_t *r = add_reply(b, s, id);
+        if (r == NULL) {
+            reject(b, s, id, id_len, RELAIS_EOVERLOADED, "out of memory", 1000);
+            return;
+        }
+        r->duplicate = true;
+        r->accepted_at_ms = now;
+        b->stats.duplicates++;
+        return;
+    }
+
+    msg_t *m = make_msg(b, s, env, now);
+    if (m == NULL || record_msg(b, m) < 0) {
+        msg__free(m);
+        reject(b, s, id, id_len, RELAIS_EOVERLOADED, "out of memory", 1000);
+        return;
+    }
+    pending_reply_t *r = add_reply(b, s, id);
+    if (r == NULL || map_put(b->dedup, key, klen, (void *)(uintptr_t)m->seq) < 0) {
+        if (r) b->nreplies--;
+        msg__free(m);
+        reject(b, s, id, id_len, RELAIS_EOVERLOADED, "out of memory", 1000);
+        return;
+    }
+    r->accepted_at_ms = now;
+    r->msg = m;
+    char idbuf[37];
+    RLOG(RELAIS_LOG_DEBUG, "submit", "stored agent=%s msg=%s seq=%llu body=%s rcpts=%u",
+         s->address, relais_id_format(id, id_len, idbuf), (unsigned long long)m->seq,
+         relais_body_name(m->body_case), m->ndeliveries);
+}
+
+typedef struct commit_ctx {
+    broker_t *b;
+    pending_reply_t *replies;
+    size_t n;
+} commit_ctx_t;
+
+static void send_accepted(broker_t *b, const pending_reply_t *r)
+{
+    Relais__V1__Accepted a = RELAIS__V1__ACCEPTED__INIT;
+    a.message_id.data = (uint8_t *)r->message_id;
+    a.message_id.len = RELAIS_MESSAGE_ID_LEN;
+    a.duplicate = r->duplicate;
+    a.accepted_at_ms = r->accepted_at_ms;
+    Relais__V1__Frame f = RELAIS__V1__FRAME__INIT;
+    f.kind_case = RELAIS__V1__FRAME__KIND_ACCEPTED;
+    f.accepted = &a;
+    broker__send_frame(b, r->rid, r->rid_len, &f);
+}
+
+static void on_committed(int status, const char *why, void *ud)
+{
+    commit_ctx_t *c = ud;
+    broker_t *b = c->b;
+    b->commit_in_flight = false;
+    for (size_t i = 0; i < c->n; i++) {
+        pending_reply_t *r = &c->replies[i];
+        if (status == 0) {
+            if (!r->duplicate) b->stats.accepted++;
+            send_accepted(b, r);
+            if (r->msg) delivery__route(b, r->msg);
+            continue;
+        }
+        /* Nothing of the batch is stored: forget the message so a retry is not taken for a
+         * duplicate, and tell the sender to retry. */
+        if (r->msg) {
+            uint8_t key[RELAIS_ADDRESS_MAX + 1 + RELAIS_MESSAGE_ID_LEN];
+            map_del(b->dedup, key, dedup_key(r->msg->sender, r->msg->message_id, key));
+            msg__free(r->msg);
+        }
+        Relais__V1__Rejected rj = RELAIS__V1__REJECTED__INIT;
+        rj.message_id.data = r->message_id;
+        rj.message_id.len = RELAIS_MESSAGE_ID_LEN;
+        rj.code = relais_err_to_wire(RELAIS_ESTORE);
+        rj.reason = (char *)why;
+        rj.retry_after_ms = 1000;
+        Relais__V1__Frame f = RELAIS__V1__FRAME__INIT;
+        f.kind_case = RELAIS__V1__FRAME__KIND_REJECTED;
+        f.rejected = &rj;
+        b->stats.rejected++;
+        broker__send_frame(b, r->rid, r->rid_len, &f);
+    }
+    free(c->replies);
+    free(c);
+    /* Work gathered while this commit ran goes next. */
+    submit__commit(b);
+}
+
+void submit__commit(broker_t *b)
+{
+    if (b->commit_in_flight || (b->batch.count == 0 && b->nreplies == 0)) return;
+    commit_ctx_t *c = calloc(1, sizeof(*c));
+    if (c == NULL) return; /* retried at the next drain or tick */
+    c->b = b;
+    c->replies = b->replies;
+    c->n = b->nreplies;
+    b->replies = NULL;
+    b->nreplies = b->replies_cap = 0;
+    store_batch_t batch = b->batch;
+    memset(&b->batch, 0, sizeof(b->batch));
+    b->commit_in_flight = true;
+    int rc = b->store->vt->commit(b->store, &batch, on_committed, c);
+    if (rc < 0) on_committed(RELAIS_ESTORE, "the store refused the batch", c);
+    store_batch_free(&batch);
+}

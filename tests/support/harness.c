@@ -1,0 +1,398 @@
+/*
+ * Test harness implementation: a real relaisd child process and a raw DEALER client.
+ *
+ * The broker is started with PR_SET_PDEATHSIG so that a crashing test never leaves a broker
+ * behind. Waiting for its exit uses a pidfd with poll(2), so a stop has a timeout without
+ * any sleep.
+ */
+#include "harness.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#define RT_PING_MS 100
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int rt_broker_start(rt_broker_t *b, const char *const *extra_args, int timeout_ms)
+{
+    if (b->data_dir[0] == '\0') {
+        snprintf(b->data_dir, sizeof(b->data_dir), "/tmp/relais-test-XXXXXX");
+        if (mkdtemp(b->data_dir) == NULL) {
+            perror("mkdtemp");
+            return -1;
+        }
+    }
+    snprintf(b->log_path, sizeof(b->log_path), "%s/relaisd.log", b->data_dir);
+    const char *bind = b->endpoint[0] ? b->endpoint : "tcp://127.0.0.1:0";
+    char bind_copy[128];
+    snprintf(bind_copy, sizeof(bind_copy), "%s", bind);
+
+    const char *argv[64];
+    int argc = 0;
+    argv[argc++] = RELAISD_PATH;
+    argv[argc++] = "--bind";
+    argv[argc++] = bind_copy;
+    argv[argc++] = "--data";
+    argv[argc++] = b->data_dir;
+    argv[argc++] = "--insecure";
+    for (int i = 0; extra_args && extra_args[i] && argc < 62; i++) argv[argc++] = extra_args[i];
+    argv[argc] = NULL;
+
+    int out[2];
+    if (pipe2(out, O_CLOEXEC) < 0) return -1;
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent) _exit(127);
+        int log = open(b->log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        dup2(out[1], 1);
+        if (log >= 0) dup2(log, 2);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    close(out[1]);
+    b->pid = pid;
+    b->stdout_fd = out[0];
+
+    char buf[1024];
+    size_t used = 0;
+    int64_t deadline = mono_ms() + timeout_ms;
+    for (;;) {
+        int left = (int)(deadline - mono_ms());
+        if (left <= 0) break;
+        struct pollfd p = {.fd = out[0], .events = POLLIN};
+        if (poll(&p, 1, left) <= 0) continue;
+        ssize_t n = read(out[0], buf + used, sizeof(buf) - 1 - used);
+        if (n <= 0) break;
+        used += (size_t)n;
+        buf[used] = 0;
+        char *ready = strstr(buf, "relaisd ready endpoint=");
+        if (ready != NULL && strchr(ready, '\n') != NULL) {
+            ready += strlen("relaisd ready endpoint=");
+            size_t len = strcspn(ready, " \n");
+            snprintf(b->endpoint, sizeof(b->endpoint), "%.*s", (int)len, ready);
+            return 0;
+        }
+    }
+    fprintf(stderr, "harness: relaisd did not become ready (see %s)\n", b->log_path);
+    rt_broker_kill9(b);
+    return -1;
+}
+
+static int wait_exit(pid_t pid, int timeout_ms)
+{
+    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (pidfd >= 0) {
+        struct pollfd p = {.fd = pidfd, .events = POLLIN};
+        int rc = poll(&p, 1, timeout_ms);
+        close(pidfd);
+        if (rc <= 0) return -1;
+    }
+    int status;
+    if (waitpid(pid, &status, 0) < 0) return -1;
+    if (WIFEXITED(status)) return WEXITSTATUS(status);
+    return 128 + WTERMSIG(status);
+}
+
+int rt_broker_stop(rt_broker_t *b, int timeout_ms)
+{
+    if (b->pid <= 0) return -1;
+    kill(b->pid, SIGTERM);
+    int rc = wait_exit(b->pid, timeout_ms);
+    if (rc == -1) rt_broker_kill9(b);
+    b->pid = 0;
+    if (b->stdout_fd > 0) close(b->stdout_fd);
+    b->stdout_fd = 0;
+    return rc;
+}
+
+void rt_broker_kill9(rt_broker_t *b)
+{
+    if (b->pid <= 0) return;
+    kill(b->pid, SIGKILL);
+    waitpid(b->pid, NULL, 0);
+    b->pid = 0;
+    if (b->stdout_fd > 0) close(b->stdout_fd);
+    b->stdout_fd = 0;
+}
+
+static bool log_contains(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL) return false;
+    char line[4096];
+    bool found = false;
+    while (!found && fgets(line, sizeof(line), f)) found = strstr(line, needle) != NULL;
+    fclose(f);
+    return found;
+}
+
+int rt_broker_wait_log(rt_broker_t *b, const char *needle, int timeout_ms)
+{
+    int in = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+    if (in < 0) return -1;
+    inotify_add_watch(in, b->log_path, IN_MODIFY);
+    int64_t deadline = mono_ms() + timeout_ms;
+    int rc = -1;
+    for (;;) {
+        if (log_contains(b->log_path, needle)) {
+            rc = 0;
+            break;
+        }
+        int left = (int)(deadline - mono_ms());
+        if (left <= 0) break;
+        struct pollfd p = {.fd = in, .events = POLLIN};
+        if (poll(&p, 1, left) > 0) {
+            char ev[4096];
+            while (read(in, ev, sizeof(ev)) > 0) continue;
+        }
+    }
+    close(in);
+    return rc;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    return remove(path);
+}
+
+void rt_broker_cleanup(rt_broker_t *b)
+{
+    if (b->data_dir[0]) nftw(b->data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    b->data_dir[0] = 0;
+}
+
+/* ---- Raw client -------------------------------------------------------------------- */
+
+int rt_client_open(rt_client_t *c, const char *endpoint)
+{
+    c->ctx = zmq_ctx_new();
+    c->sock = zmq_socket(c->ctx, ZMQ_DEALER);
+    int zero = 0;
+    zmq_setsockopt(c->sock, ZMQ_LINGER, &zero, sizeof(zero));
+    return zmq_connect(c->sock, endpoint) == 0 ? 0 : -1;
+}
+
+void rt_client_close(rt_client_t *c)
+{
+    if (c->sock) zmq_close(c->sock);
+    if (c->ctx) zmq_ctx_term(c->ctx);
+    c->sock = c->ctx = NULL;
+}
+
+int rt_client_send_raw(rt_client_t *c, const void *data, size_t len, bool more)
+{
+    return zmq_send(c->sock, data, len, more ? ZMQ_SNDMORE : 0) < 0 ? -1 : 0;
+}
+
+int rt_client_send(rt_client_t *c, const Relais__V1__Frame *f)
+{
+    uint8_t *buf;
+    size_t len;
+    if (relais_frame_encode(f, &buf, &len) < 0) return -1;
+    int rc = rt_client_send_raw(c, buf, len, false);
+    free(buf);
+    return rc;
+}
+
+int rt_client_recv(rt_client_t *c, int timeout_ms, Relais__V1__Frame **out)
+{
+    *out = NULL;
+    if (timeout_ms < 0) timeout_ms = 0; /* zmq_poll would wait forever */
+    zmq_pollitem_t it = {.socket = c->sock, .events = ZMQ_POLLIN};
+    if (zmq_poll(&it, 1, timeout_ms) <= 0) return -1;
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    if (zmq_msg_recv(&m, c->sock, 0) < 0) {
+        zmq_msg_close(&m);
+        return -1;
+    }
+    int rc = relais_frame_decode(zmq_msg_data(&m), zmq_msg_size(&m), 64 << 20, out, NULL, 0);
+    zmq_msg_close(&m);
+    return rc < 0 ? -1 : 0;
+}
+
+static void send_ping(rt_client_t *c)
+{
+    Relais__V1__Ping p = RELAIS__V1__PING__INIT;
+    p.at_ms = relais_now_ms();
+    Relais__V1__Frame f = RELAIS__V1__FRAME__INIT;
+    f.kind_case = RELAIS__V1__FRAME__KIND_PING;
+    f.ping = &p;
+    rt_client_send(c, &f);
+}
+
+int rt_client_expect(rt_client_t *c, int kind, int timeout_ms, Relais__V1__Frame **out)
+{
+    int64_t deadline = mono_ms() + timeout_ms;
+    for (;;) {
+        int left = (int)(deadline - mono_ms());
+        if (left <= 0) return -1;
+        Relais__V1__Frame *f;
+        /* Wait in slices, pinging between them, so that a long wait never looks like a
+         * silent (dead) session to a broker with a short heartbeat. */
+        if (rt_client_recv(c, left < RT_PING_MS ? left : RT_PING_MS, &f) < 0) {
+            if (kind != RELAIS__V1__FRAME__KIND_PONG) send_ping(c);
+            continue;
+        }
+        if (f->kind_case == RELAIS__V1__FRAME__KIND_PONG && kind != RELAIS__V1__FRAME__KIND_PONG) {
+            relais_frame_free(&f);
+            continue;
+        }
+        if ((int)f->kind_case == kind) {
+            *out = f;
+            return 0;
+        }
+        if (f->kind_case == RELAIS__V1__FRAME__KIND_PING) {
+            Relais__V1__Pong p = RELAIS__V1__PONG__INIT;
+            Relais__V1__Frame r = RELAIS__V1__FRAME__INIT;
+            r.kind_case = RELAIS__V1__FRAME__KIND_PONG;
+            r.pong = &p;
+            rt_client_send(c, &r);
+        }
+        relais_frame_free(&f);
+    }
+}
+
+int rt_client_hello(rt_client_t *c, const char *address, unsigned credit, int timeout_ms)
+{
+    Relais__V1__Hello h = RELAIS__V1__HELLO__INIT;
+    h.protocol_version = RELAIS_PROTOCOL_VERSION;
+    h.software = "relais-test";
+    h.credit = credit;
+    h.address = (char *)address;
+    Relais__V1__Frame f = RELAIS__V1__FRAME__INIT;
+    f.kind_case = RELAIS__V1__FRAME__KIND_HELLO;
+    f.hello = &h;
+    if (rt_client_send(c, &f) < 0) return -1;
+    Relais__V1__Frame *w;
+    if (rt_client_expect(c, RELAIS__V1__FRAME__KIND_WELCOME, timeout_ms, &w) < 0) return -1;
+    relais_frame_free(&w);
+    return 0;
+}
+
+void rt_env_note(rt_env_t *e, const char *to, const char *text)
+{
+    memset(e, 0, sizeof(*e));
+    relais__v1__envelope__init(&e->env);
+    relais__v1__note__init(&e->note);
+    relais_uuid7(e->id);
+    snprintf(e->text, sizeof(e->text), "%s", text);
+    e->note.text = e->text;
+    e->to[0] = (char *)to;
+    e->env.message_id.data = e->id;
+    e->env.message_id.len = RELAIS_MESSAGE_ID_LEN;
+    e->env.n_to = 1;
+    e->env.to = e->to;
+    e->env.created_at_ms = relais_now_ms();
+    e->env.body_case = RELAIS__V1__ENVELOPE__BODY_NOTE;
+    e->env.note = &e->note;
+}
+
+int rt_client_submit(rt_client_t *c, rt_env_t *e, int timeout_ms)
+{
+    Relais__V1__Submit s = RELAIS__V1__SUBMIT__INIT;
+    s.envelope = &e->env;
+    Relais__V1__Frame f = RELAIS__V1__FRAME__INIT;
+    f.kind_case = RELAIS__V1__FRAME__KIND_SUBMIT;
+    f.submit = &s;
+    if (rt_client_send(c, &f) < 0) return -1;
+    Relais__V1__Frame *r;
+    if (rt_client_recv(c, timeout_ms, &r) < 0) return -1;
+    while (r->kind_case == RELAIS__V1__FRAME__KIND_PONG) {
+        relais_frame_free(&r);
+        if (rt_client_recv(c, timeout_ms, &r) < 0) return -1;
+    }
+    int ok = r->kind_case == RELAIS__V1__FRAME__KIND_ACCEPTED &&
+             r->accepted->message_id.len == RELAIS_MESSAGE_ID_LEN &&
+             memcmp(r->accepted->message_id.data, e->id, RELAIS_MESSAGE_ID_LEN) == 0;
+    relais_frame_free(&r);
+    return ok ? 0 : -1;
+}
+
+int rt_client_ack(rt_client_t *c, const uint8_t *message_id, int outcome, const char *reason)
+{
+    Relais__V1__Ack a = RELAIS__V1__ACK__INIT;
+    a.message_id.data = (uint8_t *)message_id;
+    a.message_id.len = RELAIS_MESSAGE_ID_LEN;
+    a.outcome = outcome;
+    a.reason = (char *)(reason ? reason : "");
+    Relais__V1__Frame f = RELAIS__V1__FRAME__INIT;
+    f.kind_case = RELAIS__V1__FRAME__KIND_ACK;
+    f.ack = &a;
+    return rt_client_send(c, &f);
+}
+
+int rt_client_ack_receipt(rt_client_t *c, uint64_t receipt_id)
+{
+    Relais__V1__Ack a = RELAIS__V1__ACK__INIT;
+    a.receipt_id = receipt_id;
+    a.outcome = RELAIS__V1__ACK__OUTCOME__PROCESSED;
+    Relais__V1__Frame f = RELAIS__V1__FRAME__INIT;
+    f.kind_case = RELAIS__V1__FRAME__KIND_ACK;
+    f.ack = &a;
+    return rt_client_send(c, &f);
+}
+
+int rt_client_expect_code(rt_client_t *c, bool rejected, int wire_code, int timeout_ms,
+                          char *reason_out)
+{
+    Relais__V1__Frame *f;
+    int64_t deadline = mono_ms() + timeout_ms;
+    do {
+        if (rt_client_recv(c, (int)(deadline - mono_ms()), &f) < 0) {
+            fprintf(stderr, "harness: no answer within %d ms\n", timeout_ms);
+            return -1;
+        }
+        if (f->kind_case != RELAIS__V1__FRAME__KIND_PONG) break;
+        relais_frame_free(&f);
+    } while (1);
+    int code = -1;
+    const char *reason = "";
+    if (rejected && f->kind_case == RELAIS__V1__FRAME__KIND_REJECTED) {
+        code = f->rejected->code;
+        reason = f->rejected->reason;
+    } else if (!rejected && f->kind_case == RELAIS__V1__FRAME__KIND_ERROR) {
+        code = f->error->code;
+        reason = f->error->reason;
+    } else {
+        fprintf(stderr, "harness: expected %s, got %s\n", rejected ? "rejected" : "error",
+                relais_frame_kind_name(f->kind_case));
+    }
+    if (reason_out) snprintf(reason_out, RELAIS_REASON_MAX, "%s", reason);
+    if (code != wire_code && code != -1)
+        fprintf(stderr, "harness: expected code %d, got %d (%s)\n", wire_code, code, reason);
+    relais_frame_free(&f);
+    return code == wire_code ? 0 : -1;
+}
+
+int rt_client_submit_nowait(rt_client_t *c, rt_env_t *e)
+{
+    Relais__V1__Submit s = RELAIS__V1__SUBMIT__INIT;
+    s.envelope = &e->env;
+    Relais__V1__Frame f = RELAIS__V1__FRAME__INIT;
+    f.kind_case = RELAIS__V1__FRAME__KIND_SUBMIT;
+    f.submit = &s;
+    return rt_client_send(c, &f);
+}
