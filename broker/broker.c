@@ -36,6 +36,9 @@ void broker_config_defaults(broker_config_t *cfg)
     cfg->default_credit = 32;
     cfg->max_credit = 10000;
     cfg->retry_later_ms = 1000;
+    cfg->store = "sqlite";
+    cfg->durability = STORE_DURABLE_FULL;
+    cfg->dedup_retention_ms = 7LL * 24 * 3600 * 1000;
 }
 
 int broker__send(broker_t *b, const uint8_t *rid, size_t rid_len, const uint8_t *data,
@@ -246,7 +249,7 @@ static void on_kick(uv_idle_t *h)
 
 void broker__kick(broker_t *b)
 {
-    if (b->router != NULL && !uv_is_closing((uv_handle_t *)&b->kick))
+    if (b->router != NULL && !b->stopping)
         uv_idle_start(&b->kick, on_kick);
 }
 
@@ -256,6 +259,10 @@ static void on_tick(uv_timer_t *t)
     int64_t now = relais_now_ms();
     session__reap(b, now);
     delivery__tick(b, now);
+    if (now >= b->next_prune_ms) {
+        submit__prune_dedup(b, now);
+        b->next_prune_ms = now + 60 * 1000;
+    }
     submit__commit(b);
 }
 
@@ -322,7 +329,21 @@ int broker_open(broker_t *b, const broker_config_t *cfg, uv_loop_t *loop)
     if ((rc = map_new(&b->sessions)) < 0 || (rc = map_new(&b->mailboxes)) < 0 ||
         (rc = map_new(&b->dedup)) < 0 || (rc = map_new(&b->receipts)) < 0)
         goto err;
-    if ((rc = store_mem_open(&b->store)) < 0) goto err;
+    if (strcmp(cfg->store, "memory") == 0) {
+        rc = store_mem_open(&b->store);
+    } else {
+        char path[1024], reason[RELAIS_REASON_MAX];
+        snprintf(path, sizeof(path), "%s/relais.db", cfg->data_dir);
+        rc = store_sqlite_open(&b->store, path, (store_durability_t)cfg->durability, loop,
+                               reason, sizeof(reason));
+        if (rc < 0) RLOG(RELAIS_LOG_ERROR, "broker", "store: %s", reason);
+    }
+    if (rc < 0) goto err;
+    if ((rc = recover__load(b)) < 0) {
+        RLOG(RELAIS_LOG_ERROR, "broker", "recovery from the store failed: %s",
+             relais_strerror(rc));
+        goto err;
+    }
     if ((rc = open_socket(b)) < 0) goto err;
 
     uv_poll_init_socket(loop, &b->poll, b->zfd);
@@ -342,6 +363,11 @@ int broker_open(broker_t *b, const broker_config_t *cfg, uv_loop_t *loop)
     broker__kick(b); /* messages may have arrived between bind and poll start */
     return 0;
 err:
+    if (b->store) {
+        /* Let the store's loop handle close before its memory goes. */
+        b->store->vt->detach(b->store);
+        uv_run(loop, UV_RUN_NOWAIT);
+    }
     broker_close(b);
     return rc;
 }
@@ -350,14 +376,29 @@ void broker_shutdown(broker_t *b)
 {
     if (b->stopping) return;
     b->stopping = true;
-    submit__commit(b); /* what was accepted this turn gets its Accepted */
-    session__close_all(b);
     uv_poll_stop(&b->poll);
     uv_close((uv_handle_t *)&b->poll, NULL);
     uv_close((uv_handle_t *)&b->kick, NULL);
     uv_close((uv_handle_t *)&b->tick, NULL);
     uv_close((uv_handle_t *)&b->sigterm, NULL);
     uv_close((uv_handle_t *)&b->sigint, NULL);
+    /* What was accepted this turn still gets committed and its Accepted sent; sessions
+     * close after, their in-flight deliveries recorded as redelivering. */
+    submit__commit(b);
+    session__close_all(b);
+    submit__commit(b);
+    broker__finish_shutdown(b);
+}
+
+void broker__finish_shutdown(broker_t *b)
+{
+    if (b->detached || b->commit_in_flight) return;
+    if (b->batch.count > 0 || b->nreplies > 0) {
+        submit__commit(b);
+        if (b->commit_in_flight) return;
+    }
+    b->detached = true;
+    b->store->vt->detach(b->store);
 }
 
 void broker_close(broker_t *b)

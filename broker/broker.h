@@ -39,6 +39,9 @@ typedef struct broker_config {
     unsigned default_credit;    /* when Hello.credit is 0 */
     unsigned max_credit;
     int64_t retry_later_ms;     /* first back-off after Ack{RETRY_LATER} */
+    const char *store;          /* "sqlite" (default) or "memory" */
+    int durability;             /* store_durability_t */
+    int64_t dedup_retention_ms; /* how long (sender, message_id) pairs are remembered */
 } broker_config_t;
 
 /* Fills cfg with the defaults documented in docs/OPERATIONS.md. */
@@ -142,7 +145,9 @@ typedef struct broker {
     uv_timer_t tick;         /* liveness, expiry, retries */
     uv_signal_t sigterm, sigint;
     bool stopping;
+    bool detached;           /* shutdown finished: the store let go of the loop */
     bool in_drain;
+    int64_t next_prune_ms;
 
     store_t *store;
     store_batch_t batch;     /* gathered this turn */
@@ -152,7 +157,7 @@ typedef struct broker {
 
     map_t *sessions;         /* routing id → session */
     map_t *mailboxes;        /* address → mailbox */
-    map_t *dedup;            /* sender NUL message_id → msg seq (as pointer-sized int) */
+    map_t *dedup;            /* sender NUL message_id → accepted_at_ms (as a pointer) */
     map_t *receipts;         /* receipt id → receipt */
     list_node_t retry;       /* deliveries waiting for their retry_at_ms */
     msg_t **heap;            /* expiry min-heap */
@@ -177,6 +182,9 @@ void broker_close(broker_t *b);
 
 /* Starts an orderly shutdown: the loop ends once pending commits are done. */
 void broker_shutdown(broker_t *b);
+
+/* Ends the shutdown once no commit is in flight (called again after each commit). */
+void broker__finish_shutdown(broker_t *b);
 
 /* Sends one encoded frame to a routing id. 0, or -EHOSTUNREACH when the peer is gone,
  * -EAGAIN when its queue is full. Either way the caller still owns nothing: data is
@@ -217,7 +225,18 @@ void session__close_all(broker_t *b);
 int auth__identify(broker_t *b, zmq_msg_t *msg, const Relais__V1__Hello *hello,
                    char address[RELAIS_ADDRESS_MAX], char *reason, size_t reason_len);
 
+/* ---- recover.c --------------------------------------------------------------------- */
+
+/* Rebuilds mailboxes, queues, receipts and deduplication keys from the store. */
+int recover__load(broker_t *b);
+
 /* ---- submit.c ---------------------------------------------------------------------- */
+
+/* The deduplication key of (sender, message_id) in out; returns its length. out must hold
+ * RELAIS_ADDRESS_MAX + 1 + RELAIS_MESSAGE_ID_LEN bytes. */
+size_t submit__dedup_key(const char *sender, const uint8_t *id, uint8_t *out);
+/* Forgets deduplication keys older than the retention window. */
+void submit__prune_dedup(broker_t *b, int64_t now);
 
 void submit__handle(broker_t *b, session_t *s, const uint8_t *body, size_t body_len,
                     const Relais__V1__Submit *sub);
@@ -231,6 +250,9 @@ mailbox_t *delivery__mailbox(broker_t *b, const char *address, bool create);
 void delivery__route(broker_t *b, msg_t *m);
 /* Sends queued deliveries and receipts to the mailbox's session within its window. */
 void delivery__pump(broker_t *b, mailbox_t *mb);
+/* Restores a receipt owed (recovery). 0 or -ENOMEM. */
+int delivery__restore_receipt(broker_t *b, uint64_t id, const char *address,
+                              const uint8_t *frame, size_t len);
 /* A session opened: sends the receipts owed to its address, then its queue. */
 void delivery__session_opened(broker_t *b, session_t *s);
 void delivery__ack(broker_t *b, session_t *s, const Relais__V1__Ack *ack);

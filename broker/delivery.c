@@ -176,6 +176,29 @@ static void receipt_emit(broker_t *b, msg_t *m, const char *recipient, int statu
     receipt_send(b, r);
 }
 
+int delivery__restore_receipt(broker_t *b, uint64_t id, const char *address,
+                              const uint8_t *frame, size_t len)
+{
+    mailbox_t *mb = delivery__mailbox(b, address, true);
+    receipt_t *r = calloc(1, sizeof(*r));
+    if (mb == NULL || r == NULL || (r->frame = malloc(len)) == NULL) {
+        free(r);
+        return -ENOMEM;
+    }
+    memcpy(r->frame, frame, len);
+    r->frame_len = len;
+    r->id = id;
+    r->mbox = mb;
+    if (map_put(b->receipts, &r->id, sizeof(r->id), r) < 0) {
+        free(r->frame);
+        free(r);
+        return -ENOMEM;
+    }
+    list_push_back(&mb->receipts, &r->node);
+    if (id >= b->next_receipt_id) b->next_receipt_id = id + 1;
+    return 0;
+}
+
 static void receipt_free(broker_t *b, receipt_t *r)
 {
     map_del(b->receipts, &r->id, sizeof(r->id));
@@ -190,7 +213,7 @@ static void set_state(broker_t *b, delivery_t *d, delivery_state_t st)
 {
     d->state = st;
     store_op_t op = {.kind = STORE_DELIVERY_SET, .seq = d->msg->seq, .state = st,
-                     .attempt = d->attempt};
+                     .attempt = d->attempt, .at_ms = relais_now_ms()};
     op.address = strdup(d->mbox->address);
     broker__record(b, &op);
 }

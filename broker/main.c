@@ -31,6 +31,11 @@ static void usage(FILE *out)
             "  --max-recipients N     recipients per message, at most 64 (64)\n"
             "  --default-ttl-ms N     expiry of messages that set none (7 days)\n"
             "  --max-ttl-ms N         later deadlines are brought forward to this (90 days)\n"
+            "  --store KIND           sqlite (default: DIR/relais.db) or memory (nothing\n"
+            "                         survives a restart: tests and demos only)\n"
+            "  --durability MODE      full (default): Accepted survives a power loss;\n"
+            "                         os: survives a crash of relaisd, not of the machine\n"
+            "  --dedup-retention-ms N how long a (sender, message id) is remembered (7 days)\n"
             "  --log-level LEVEL      error, warn, info, debug (info)\n"
             "  --log-json             log as JSON lines\n"
             "  --help                 this text\n");
@@ -52,7 +57,7 @@ static int parse_num(const char *opt, const char *s, long long min, long long ma
 }
 
 enum { OPT_HB = 256, OPT_MAXFRAME, OPT_MAXRCPT, OPT_TTL, OPT_MAXTTL, OPT_LOGLEVEL,
-       OPT_LOGJSON, OPT_ID };
+       OPT_LOGJSON, OPT_ID, OPT_STORE, OPT_DURABILITY, OPT_DEDUP };
 
 static int parse_args(int argc, char **argv, broker_config_t *cfg)
 {
@@ -69,6 +74,9 @@ static int parse_args(int argc, char **argv, broker_config_t *cfg)
         {"max-ttl-ms", required_argument, NULL, OPT_MAXTTL},
         {"log-level", required_argument, NULL, OPT_LOGLEVEL},
         {"log-json", no_argument, NULL, OPT_LOGJSON},
+        {"store", required_argument, NULL, OPT_STORE},
+        {"durability", required_argument, NULL, OPT_DURABILITY},
+        {"dedup-retention-ms", required_argument, NULL, OPT_DEDUP},
         {NULL, 0, NULL, 0},
     };
     bool have_bind = false, have_data = false;
@@ -108,6 +116,25 @@ static int parse_args(int argc, char **argv, broker_config_t *cfg)
             }
             break;
         case OPT_LOGJSON: relais_log_set_json(true); break;
+        case OPT_STORE:
+            if (strcmp(optarg, "sqlite") != 0 && strcmp(optarg, "memory") != 0) {
+                fprintf(stderr, "relaisd: --store wants sqlite or memory\n");
+                return -1;
+            }
+            cfg->store = optarg;
+            break;
+        case OPT_DURABILITY:
+            if (strcmp(optarg, "full") == 0) cfg->durability = STORE_DURABLE_FULL;
+            else if (strcmp(optarg, "os") == 0) cfg->durability = STORE_DURABLE_OS;
+            else {
+                fprintf(stderr, "relaisd: --durability wants full or os\n");
+                return -1;
+            }
+            break;
+        case OPT_DEDUP:
+            if (parse_num("--dedup-retention-ms", optarg, 1000, 1LL << 40, &v) < 0) return -1;
+            cfg->dedup_retention_ms = v;
+            break;
         default: usage(stderr); return -1;
         }
     }
@@ -154,8 +181,10 @@ int main(int argc, char **argv)
         uv_loop_close(&loop);
         return 1;
     }
-    printf("relaisd ready endpoint=%s broker_id=%s store=%s mode=%s\n", b.endpoint,
-           cfg.broker_id, b.store->vt->name, cfg.insecure ? "insecure" : "curve");
+    printf("relaisd ready endpoint=%s broker_id=%s store=%s durability=%s mode=%s\n",
+           b.endpoint, cfg.broker_id, b.store->vt->name,
+           cfg.durability == STORE_DURABLE_FULL ? "full" : "os",
+           cfg.insecure ? "insecure" : "curve");
     fflush(stdout);
     RLOG(RELAIS_LOG_INFO, "broker", "listening endpoint=%s store=%s heartbeat_ms=%u", b.endpoint,
          b.store->vt->name, cfg.heartbeat_ms);

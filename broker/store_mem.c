@@ -51,12 +51,25 @@ static int mem_commit(store_t *s, store_batch_t *batch, store_done_fn done, void
     return 0;
 }
 
+static int mem_load(store_t *s, const store_loader_t *loader)
+{
+    (void)s;
+    (void)loader;
+    return 0;
+}
+
+static void mem_detach(store_t *s)
+{
+    (void)s;
+}
+
 static void mem_close(store_t *s)
 {
     free(s);
 }
 
 static const store_vtable_t mem_vtable = {.name = "memory", .commit = mem_commit,
+                                          .load = mem_load, .detach = mem_detach,
                                           .close = mem_close};
 
 int store_mem_open(store_t **out)

@@ -35,7 +35,7 @@ static void reject(broker_t *b, session_t *s, const uint8_t *message_id, size_t 
     broker__send_frame(b, s->rid, s->rid_len, &f);
 }
 
-static size_t dedup_key(const char *sender, const uint8_t *id, uint8_t *out)
+size_t submit__dedup_key(const char *sender, const uint8_t *id, uint8_t *out)
 {
     size_t n = strlen(sender);
     memcpy(out, sender, n);
@@ -120,14 +120,22 @@ err:
 /* Records the message and its deliveries in the batch. The store op copies the bytes. */
 static int record_msg(broker_t *b, msg_t *m)
 {
-    store_op_t op = {.kind = STORE_MSG_PUT, .seq = m->seq};
+    store_op_t op = {.kind = STORE_MSG_PUT, .seq = m->seq, .at_ms = m->accepted_at_ms,
+                     .expires_at_ms = m->expires_at_ms};
+    memcpy(op.message_id, m->message_id, RELAIS_MESSAGE_ID_LEN);
+    op.address = strdup(m->sender);
     op.data = malloc(m->envelope_len ? m->envelope_len : 1);
-    if (op.data == NULL) return -ENOMEM;
+    if (op.data == NULL || op.address == NULL) {
+        free(op.address);
+        free(op.data);
+        return -ENOMEM;
+    }
     memcpy(op.data, m->envelope, m->envelope_len);
     op.data_len = m->envelope_len;
     int rc = broker__record(b, &op);
     for (unsigned i = 0; rc == 0 && i < m->ndeliveries; i++) {
-        store_op_t d = {.kind = STORE_DELIVERY_SET, .seq = m->seq, .state = DELIVERY_STORED};
+        store_op_t d = {.kind = STORE_DELIVERY_SET, .seq = m->seq, .state = DELIVERY_STORED,
+                        .at_ms = m->accepted_at_ms};
         d.address = strdup(m->deliveries[i]->mbox->address);
         if (d.address == NULL) return -ENOMEM;
         rc = broker__record(b, &d);
@@ -177,7 +185,7 @@ void submit__handle(broker_t *b, session_t *s, const uint8_t *body, size_t body_
     }
 
     uint8_t key[RELAIS_ADDRESS_MAX + 1 + RELAIS_MESSAGE_ID_LEN];
-    size_t klen = dedup_key(s->address, id, key);
+    size_t klen = submit__dedup_key(s->address, id, key);
     if (map_get(b->dedup, key, klen) != NULL) {
         pending_reply_t *r = add_reply(b, s, id);
         if (r == NULL) {
@@ -197,7 +205,7 @@ void submit__handle(broker_t *b, session_t *s, const uint8_t *body, size_t body_
         return;
     }
     pending_reply_t *r = add_reply(b, s, id);
-    if (r == NULL || map_put(b->dedup, key, klen, (void *)(uintptr_t)m->seq) < 0) {
+    if (r == NULL || map_put(b->dedup, key, klen, (void *)(uintptr_t)now) < 0) {
         if (r) b->nreplies--;
         msg__free(m);
         reject(b, s, id, id_len, RELAIS_EOVERLOADED, "out of memory", 1000);
@@ -247,7 +255,7 @@ static void on_committed(int status, const char *why, void *ud)
          * duplicate, and tell the sender to retry. */
         if (r->msg) {
             uint8_t key[RELAIS_ADDRESS_MAX + 1 + RELAIS_MESSAGE_ID_LEN];
-            map_del(b->dedup, key, dedup_key(r->msg->sender, r->msg->message_id, key));
+            map_del(b->dedup, key, submit__dedup_key(r->msg->sender, r->msg->message_id, key));
             msg__free(r->msg);
         }
         Relais__V1__Rejected rj = RELAIS__V1__REJECTED__INIT;
@@ -266,11 +274,13 @@ static void on_committed(int status, const char *why, void *ud)
     free(c);
     /* Work gathered while this commit ran goes next. */
     submit__commit(b);
+    if (b->stopping) broker__finish_shutdown(b);
 }
 
 void submit__commit(broker_t *b)
 {
-    if (b->commit_in_flight || (b->batch.count == 0 && b->nreplies == 0)) return;
+    if (b->commit_in_flight || b->detached || (b->batch.count == 0 && b->nreplies == 0))
+        return;
     commit_ctx_t *c = calloc(1, sizeof(*c));
     if (c == NULL) return; /* retried at the next drain or tick */
     c->b = b;
@@ -284,4 +294,48 @@ void submit__commit(broker_t *b)
     int rc = b->store->vt->commit(b->store, &batch, on_committed, c);
     if (rc < 0) on_committed(RELAIS_ESTORE, "the store refused the batch", c);
     store_batch_free(&batch);
+}
+
+typedef struct prune_ctx {
+    int64_t cutoff;
+    uint8_t **keys;
+    size_t *lens;
+    size_t n, cap;
+} prune_ctx_t;
+
+static void collect_old(const void *key, size_t key_len, void *value, void *ud)
+{
+    prune_ctx_t *c = ud;
+    if ((int64_t)(uintptr_t)value >= c->cutoff) return;
+    if (c->n == c->cap) {
+        size_t ncap = c->cap ? c->cap * 2 : 256;
+        uint8_t **k = realloc(c->keys, ncap * sizeof(*k));
+        if (k == NULL) return;
+        c->keys = k;
+        size_t *l = realloc(c->lens, ncap * sizeof(*l));
+        if (l == NULL) return;
+        c->lens = l;
+        c->cap = ncap;
+    }
+    uint8_t *copy = malloc(key_len);
+    if (copy == NULL) return;
+    memcpy(copy, key, key_len);
+    c->keys[c->n] = copy;
+    c->lens[c->n++] = key_len;
+}
+
+void submit__prune_dedup(broker_t *b, int64_t now)
+{
+    prune_ctx_t c = {.cutoff = now - b->cfg.dedup_retention_ms};
+    map_foreach(b->dedup, collect_old, &c);
+    for (size_t i = 0; i < c.n; i++) {
+        map_del(b->dedup, c.keys[i], c.lens[i]);
+        free(c.keys[i]);
+    }
+    free(c.keys);
+    free(c.lens);
+    store_op_t op = {.kind = STORE_DEDUP_PRUNE, .at_ms = c.cutoff};
+    broker__record(b, &op);
+    if (c.n) RLOG(RELAIS_LOG_INFO, "submit", "forgot %zu deduplication keys older than the "
+                  "retention window", c.n);
 }

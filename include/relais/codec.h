@@ -36,8 +36,9 @@ extern "C" {
  * Decodes one frame from the body of one ZeroMQ message.
  * On success returns 0 and *out holds a frame the caller frees with relais_frame_free().
  * Fails with RELAIS_ETOOLARGE when len > max_bytes (checked before any parsing),
- * RELAIS_EBADFRAME when len is 0, the bytes are not a Frame, or no kind is set,
- * -ENOMEM when allocation fails. On failure *out is NULL and, when reason is not NULL,
+ * RELAIS_EBADFRAME when len is 0, the bytes are not a Frame, no kind is set, or a string
+ * field is not valid UTF-8 (proto3 requires it; protobuf-c does not check), -ENOMEM when
+ * allocation fails. On failure *out is NULL and, when reason is not NULL,
  * a readable sentence is written there (reason_len bytes at most, NUL-terminated).
  */
 int relais_frame_decode(const void *data, size_t len, size_t max_bytes,
@@ -48,7 +49,8 @@ void relais_frame_free(Relais__V1__Frame **frame);
 
 /*
  * Encodes frame into a new malloc'd buffer that the caller frees with free().
- * Returns 0, RELAIS_EBADFRAME when no kind is set, or -ENOMEM.
+ * Returns 0, RELAIS_EBADFRAME when no kind of the schema is set or its message is NULL,
+ * or -ENOMEM. On failure *out is NULL and *out_len 0.
  */
 int relais_frame_encode(const Relais__V1__Frame *frame, uint8_t **out, size_t *out_len);
 
@@ -64,10 +66,10 @@ int relais_deliver_wrap(const uint8_t *envelope, size_t envelope_len, uint32_t a
                         bool offered, uint8_t **out, size_t *out_len);
 
 /*
- * Appends broker-owned fields to a serialized envelope: sender (field 2) and
- * accepted_at_ms (field 12). Protobuf keeps the last value of a repeated scalar field, so
- * the result decodes with the stamped values whatever the original held. Returns a new
- * malloc'd buffer (caller frees), 0 on success or -ENOMEM.
+ * Appends broker-owned fields to a serialized envelope: sender (field 2; NULL is "") and
+ * accepted_at_ms (field 12). When a singular field occurs more than once, protobuf keeps
+ * the last occurrence, so the result decodes with the stamped values whatever the original
+ * held. Returns a new malloc'd buffer (caller frees), 0 on success or -ENOMEM.
  */
 int relais_envelope_stamp(const uint8_t *envelope, size_t envelope_len, const char *sender,
                           int64_t accepted_at_ms, uint8_t **out, size_t *out_len);
@@ -78,9 +80,11 @@ int relais_envelope_stamp(const uint8_t *envelope, size_t envelope_len, const ch
  * Checks an envelope as submitted: message_id exactly 16 bytes; 1..max_recipients entries
  * in `to`, each a valid address and none repeated; on_behalf_of empty or a valid address;
  * conversation_id and in_reply_to empty or 16 bytes; created_at_ms >= 0;
- * expires_at_ms 0 or later than now_ms; a body set.
- * Returns 0, RELAIS_EINVALID (or RELAIS_EEXPIRED for a deadline already past) and writes a
- * reason naming the field and the rule ("to[2]: rpps needs 11 digits, got 10").
+ * expires_at_ms 0 or later than now_ms; a body set. max_recipients 0, or above
+ * RELAIS_MAX_RECIPIENTS, means RELAIS_MAX_RECIPIENTS (the protocol's limit).
+ * Returns 0, RELAIS_EINVALID (or RELAIS_EEXPIRED for a deadline already past, reported only
+ * when every other rule holds) and writes a reason naming the field and the rule
+ * ("to[2]: rpps needs 11 digits, got 10"); on success reason is emptied.
  */
 int relais_envelope_validate(const Relais__V1__Envelope *env, int64_t now_ms,
                              unsigned max_recipients, char *reason, size_t reason_len);
@@ -112,9 +116,10 @@ typedef struct relais_address {
 
 /*
  * Parses and validates text as an address of PROTOCOL.md section 4. Schemes are lowercase;
- * names (staff, app, roles, territories) are lowercase letters, digits, '.', '_' and '-'.
+ * names (staff, app, roles, territories) are lowercase letters, digits, '.', '_' and '-';
+ * Corsican FINESS numbers are written 2A/2B in capitals, as in the national register.
  * Returns 0 and fills *out (which may be NULL to validate only), or RELAIS_EINVALID with
- * a reason ("finess needs 9 digits, got 8").
+ * a reason ("finess needs 9 digits, got 8") and *out untouched.
  */
 int relais_address_parse(const char *text, relais_address_t *out, char *reason,
                          size_t reason_len);

@@ -34,7 +34,7 @@ enum {
     RELAIS_ECONFIG = -1102,           /* invalid configuration or option */
 };
 
-/* The wire ErrorCode for err (INTERNAL for any code without a wire mirror). */
+/* The wire ErrorCode for err (INTERNAL for any code without a wire mirror; 0 for 0). */
 int relais_err_to_wire(int err);
 
 /* The RELAIS_E… code for a wire ErrorCode (RELAIS_EINTERNAL for unknown values). */

@@ -1,0 +1,406 @@
+/*
+ * relais-demo: a whole territory on one machine, played end to end.
+ *
+ * Starts a real relaisd on an ephemeral port with a fresh data directory, connects the
+ * five reference agents (a GP's medical assistant, a physiotherapist, a nurse, a
+ * cardiologist and a hospital), each on its own thread with its own loop, and plays two
+ * care stories through the broker:
+ *   1. the assistant, for the GP, asks the physiotherapist for an appointment, books the
+ *      first slot offered and gets the confirmation;
+ *   2. the hospital notifies a heart-failure discharge with a follow-up plan; the assistant
+ *      turns the nurse item into a care task, which the nurse accepts.
+ * A timeline of every message is printed as it happens. The program exits 0 when both
+ * stories completed and the broker stopped cleanly, and otherwise names the step that did
+ * not happen in time. All patient data is fictitious (see samples.c).
+ *
+ * The orchestrator (main thread) never touches an agent directly once its thread runs:
+ * it posts actions to the agent's loop with relais_agent_post(), and learns what happened
+ * from the roles' events under one mutex and condition variable.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "demo_broker.h"
+#include "demo_story.h"
+#include "refagents.h"
+#include "relais/log.h"
+
+#define BROKER_READY_MS 10000
+#define AGENTS_READY_MS 10000
+#define STORY_MS 20000
+#define BROKER_STOP_MS 10000
+#define DAY_MS (24LL * 3600 * 1000)
+
+#define GP "rpps:10101234567"
+#define ASSISTANT "staff:claire.martin@cabinet-dupont"
+#define PHYSIO "rpps:10102345678"
+#define NURSE "rpps:10103456789"
+#define CARDIOLOGIST "rpps:10104567890"
+#define HOSPITAL "finess:350000014"
+
+#define REQUEST_ID "req-demo-0001"
+#define ENCOUNTER_ID "enc-demo-0001"
+
+/* ---- Agents and their threads -------------------------------------------------------- */
+
+static void *agent_main(void *arg) {
+    demo_agent_t *a = arg;
+    int rc = relais_agent_run(a->agent);
+    demo_t *d = a->demo;
+    pthread_mutex_lock(&d->mu);
+    a->run_rc = rc;
+    a->exited = true;
+    pthread_cond_broadcast(&d->cv);
+    pthread_mutex_unlock(&d->mu);
+    return NULL;
+}
+
+static void on_state(relais_agent_t *agent, relais_agent_state_t state, const char *detail,
+                     void *ud) {
+    demo_agent_t *a = ud;
+    demo_t *d = a->demo;
+    pthread_mutex_lock(&d->mu);
+    a->state = state;
+    if (state == RELAIS_AGENT_READY && !a->was_ready) {
+        a->was_ready = true;
+        demo__print(d, "%-*s connected as %s (READY)", d->addr_width, a->address, a->label);
+    } else if (state == RELAIS_AGENT_DISCONNECTED && !d->stopping) {
+        demo__print(d, "%-*s lost its session: %s", d->addr_width, a->address,
+                    detail != NULL ? detail : "");
+    }
+    pthread_cond_broadcast(&d->cv);
+    pthread_mutex_unlock(&d->mu);
+}
+
+static int create_agent(demo_t *d, demo_agent_t *a, const char *label, const char *address) {
+    a->demo = d;
+    a->label = label;
+    a->address = address;
+    relais_agent_options_t opts = {
+        .endpoint = d->broker.endpoint,
+        .address = address,
+        .software = "relais-demo",
+    };
+    int rc = relais_agent_new(&a->agent, &opts);
+    if (rc != 0) {
+        fprintf(stderr, "relais-demo: cannot create the %s agent %s: %s\n", label, address,
+                relais_strerror(rc));
+        return rc;
+    }
+    relais_agent_on_state(a->agent, on_state, a);
+    return 0;
+}
+
+/* Tomorrow at hour:00, local time: practices open in the morning, not at midnight. */
+static int64_t tomorrow_at(int hour) {
+    time_t now = time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    tm.tm_mday += 1;
+    tm.tm_hour = hour;
+    tm.tm_min = tm.tm_sec = 0;
+    tm.tm_isdst = -1;
+    return (int64_t)mktime(&tm) * 1000;
+}
+
+static int create_territory(demo_t *d) {
+    static const struct {
+        const char *label, *address;
+    } who[DEMO_N_AGENTS] = {
+        [DEMO_ASSISTANT] = {"the GP's assistant", ASSISTANT},
+        [DEMO_PHYSIO] = {"physiotherapist", PHYSIO},
+        [DEMO_NURSE] = {"nurse", NURSE},
+        [DEMO_CARDIOLOGIST] = {"cardiologist", CARDIOLOGIST},
+        [DEMO_HOSPITAL] = {"hospital", HOSPITAL},
+    };
+    for (int i = 0; i < DEMO_N_AGENTS; i++) {
+        if (create_agent(d, &d->agents[i], who[i].label, who[i].address) != 0) return -1;
+    }
+
+    const char *gps[] = {GP};
+    relais_ref_assistant_config_t acfg = {
+        .gps = gps,
+        .n_gps = 1,
+        .nurse = NURSE,
+        .physiotherapist = PHYSIO,
+        .specialist = CARDIOLOGIST,
+        .on_event = demo__on_event,
+        .event_ud = d,
+    };
+    relais_ref_provider_config_t physio = {
+        .role = "physiotherapist",
+        .location = "Cabinet de kinésithérapie des Longs Champs, Rennes",
+        .slot_count = 12,
+        .first_slot_ms = tomorrow_at(9),
+        .on_event = demo__on_event,
+        .event_ud = d,
+    };
+    relais_ref_provider_config_t nurse = {
+        .role = "nurse",
+        .home_visits = true,
+        .slot_count = 16,
+        .slot_minutes = 45,
+        .first_slot_ms = tomorrow_at(8),
+        .on_event = demo__on_event,
+        .event_ud = d,
+    };
+    relais_ref_provider_config_t cardio = {
+        .role = "specialist",
+        .specialty = "cardiology",
+        .location = "Centre de cardiologie, Rennes",
+        .slot_count = 8,
+        .slot_minutes = 20,
+        .first_slot_ms = tomorrow_at(14),
+        .on_event = demo__on_event,
+        .event_ud = d,
+    };
+    relais_ref_hospital_config_t hcfg = {.on_event = demo__on_event, .event_ud = d};
+
+    int rc;
+    const char *what = "assistant";
+    if ((rc = relais_ref_assistant_new(&d->assistant, d->agents[DEMO_ASSISTANT].agent,
+                                       &acfg)) != 0)
+        goto err;
+    what = "physiotherapist";
+    if ((rc = relais_ref_provider_new(&d->physio, d->agents[DEMO_PHYSIO].agent, &physio)) != 0)
+        goto err;
+    what = "nurse";
+    if ((rc = relais_ref_provider_new(&d->nurse, d->agents[DEMO_NURSE].agent, &nurse)) != 0)
+        goto err;
+    what = "cardiologist";
+    if ((rc = relais_ref_provider_new(&d->cardio, d->agents[DEMO_CARDIOLOGIST].agent,
+                                      &cardio)) != 0)
+        goto err;
+    what = "hospital";
+    if ((rc = relais_ref_hospital_new(&d->hospital, d->agents[DEMO_HOSPITAL].agent, &hcfg)) != 0)
+        goto err;
+    return 0;
+
+err:
+    fprintf(stderr, "relais-demo: cannot set up the %s: %s\n", what, relais_strerror(rc));
+    return -1;
+}
+
+static int start_threads(demo_t *d) {
+    for (int i = 0; i < DEMO_N_AGENTS; i++) {
+        demo_agent_t *a = &d->agents[i];
+        if (pthread_create(&a->thread, NULL, agent_main, a) != 0) {
+            fprintf(stderr, "relais-demo: cannot start the %s's thread\n", a->label);
+            return -1;
+        }
+        a->thread_started = true;
+    }
+    return 0;
+}
+
+static bool all_ready(demo_t *d) {
+    for (int i = 0; i < DEMO_N_AGENTS; i++) {
+        if (!d->agents[i].was_ready || d->agents[i].exited) return false;
+    }
+    return true;
+}
+
+static bool any_exited(demo_t *d) {
+    for (int i = 0; i < DEMO_N_AGENTS; i++) {
+        if (d->agents[i].exited) return true;
+    }
+    return false;
+}
+
+static int await_agents(demo_t *d) {
+    pthread_mutex_lock(&d->mu);
+    bool ok = demo__wait(d, AGENTS_READY_MS, all_ready, any_exited);
+    if (!ok) {
+        for (int i = 0; i < DEMO_N_AGENTS; i++) {
+            demo_agent_t *a = &d->agents[i];
+            if (a->exited) {
+                fprintf(stderr, "relais-demo: the %s (%s) stopped: %s\n", a->label,
+                        a->address, relais_strerror(a->run_rc));
+            } else if (!a->was_ready) {
+                fprintf(stderr,
+                        "relais-demo: the %s (%s) was not READY within %d ms (state %d)\n",
+                        a->label, a->address, AGENTS_READY_MS, (int)a->state);
+            }
+        }
+    }
+    pthread_mutex_unlock(&d->mu);
+    return ok ? 0 : -1;
+}
+
+/* Stops every agent from this thread, waits for their loops to end, frees them. */
+static void stop_territory(demo_t *d) {
+    pthread_mutex_lock(&d->mu);
+    d->stopping = true;
+    pthread_mutex_unlock(&d->mu);
+    for (int i = 0; i < DEMO_N_AGENTS; i++) {
+        if (d->agents[i].agent != NULL && d->agents[i].thread_started) {
+            relais_agent_stop(d->agents[i].agent);
+        }
+    }
+    for (int i = 0; i < DEMO_N_AGENTS; i++) {
+        demo_agent_t *a = &d->agents[i];
+        if (a->thread_started) pthread_join(a->thread, NULL);
+        a->thread_started = false;
+        relais_agent_destroy(&a->agent);
+    }
+    relais_ref_assistant_destroy(&d->assistant);
+    relais_ref_provider_destroy(&d->physio);
+    relais_ref_provider_destroy(&d->nurse);
+    relais_ref_provider_destroy(&d->cardio);
+    relais_ref_hospital_destroy(&d->hospital);
+}
+
+/* ---- The stories: actions posted to the agents' loops ---------------------------------- */
+
+/* On the assistant's loop: asks the physiotherapist for an appointment, for the GP. */
+static void story1_begin(relais_agent_t *agent, void *ud) {
+    demo_t *d = ud;
+    Relais__V1__PatientRef patient;
+    char *given[1];
+    relais_ref_sample_patient(&patient, given, "DEMO-LOCAL-0042");
+    Relais__V1__TimeWindow window = RELAIS__V1__TIME_WINDOW__INIT;
+    window.not_before_ms = relais_now_ms();
+    window.due_by_ms = window.not_before_ms + 14 * DAY_MS;
+    Relais__V1__AppointmentRequest req = RELAIS__V1__APPOINTMENT_REQUEST__INIT;
+    req.request_id = REQUEST_ID;
+    req.patient = &patient;
+    req.requested_role = "physiotherapist";
+    req.urgency = RELAIS__V1__APPOINTMENT_REQUEST__URGENCY__ROUTINE;
+    req.window = &window;
+    req.preferred_mode = RELAIS__V1__SLOT__MODE__OFFICE;
+    req.reason = "knee rehabilitation after arthroscopy, 10 sessions";
+    int rc = relais_ref_assistant_request(d->assistant, PHYSIO, GP, &req);
+    if (rc != 0) demo__story_fail(d, &d->stories[0], "could not send the AppointmentRequest",
+                                  relais_strerror(rc));
+}
+
+/* On the hospital's loop: notifies the discharge to the GP's assistant. */
+static void story2_begin(relais_agent_t *agent, void *ud) {
+    demo_t *d = ud;
+    relais_ref_sample_discharge(&d->discharge, ENCOUNTER_ID, GP, relais_now_ms());
+    int rc = relais_ref_hospital_notify(d->hospital, ASSISTANT, &d->discharge.dn);
+    if (rc != 0) demo__story_fail(d, &d->stories[1], "could not send the DischargeNotification",
+                                  relais_strerror(rc));
+}
+
+static int play(demo_t *d, demo_story_t *s, demo_agent_t *actor, relais_agent_fn begin) {
+    pthread_mutex_lock(&d->mu);
+    s->started_ms = demo__elapsed_ms(d);
+    s->running = true;
+    demo__print(d, "%s — %s", s->label, s->title);
+    pthread_mutex_unlock(&d->mu);
+
+    int rc = relais_agent_post(actor->agent, begin, d);
+    if (rc != 0) demo__story_fail(d, s, "could not post the first action", relais_strerror(rc));
+
+    pthread_mutex_lock(&d->mu);
+    demo__wait_story(d, s, STORY_MS);
+    s->running = false;
+    bool ok = s->done;
+    pthread_mutex_unlock(&d->mu);
+    return ok ? 0 : -1;
+}
+
+/* ---- Main --------------------------------------------------------------------------- */
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "usage: relais-demo [--relaisd PATH] [--keep-data] [--verbose]\n"
+            "Plays a demo territory end to end against a fresh relaisd: an appointment\n"
+            "with a physiotherapist, then a hospital discharge followed up by a nurse.\n"
+            "  --relaisd PATH   the broker to run (default: this build's relaisd)\n"
+            "  --keep-data      keep the broker's data directory (and its log)\n"
+            "  --verbose        show the agents' own logs on stderr\n");
+}
+
+int main(int argc, char **argv) {
+    static const struct option longopts[] = {
+        {"relaisd", required_argument, NULL, 'r'},
+        {"keep-data", no_argument, NULL, 'k'},
+        {"verbose", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *relaisd_opt = NULL;
+    bool keep = false, verbose = false;
+    int c;
+    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'r': relaisd_opt = optarg; break;
+        case 'k': keep = true; break;
+        case 'v': verbose = true; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        usage(stderr);
+        return 2;
+    }
+    relais_log_set_level(verbose ? RELAIS_LOG_INFO : RELAIS_LOG_WARN);
+
+    demo_t *d = calloc(1, sizeof *d);
+    if (d == NULL || demo__init(d) != 0) {
+        fprintf(stderr, "relais-demo: out of memory\n");
+        free(d);
+        return 3;
+    }
+    demo__story_setup(d, ASSISTANT, REQUEST_ID, ENCOUNTER_ID);
+
+    int status = 3;
+    char err[512] = "";
+    char pathbuf[PATH_MAX];
+    const char *relaisd = demo_broker_find(relaisd_opt, pathbuf);
+    if (demo_broker_mkdata(&d->broker, err, sizeof err) != 0) {
+        fprintf(stderr, "relais-demo: %s\n", err);
+        goto out;
+    }
+    printf("Relais demo territory (fictitious patients only)\n");
+    if (demo_broker_start(&d->broker, relaisd, BROKER_READY_MS, err, sizeof err) != 0) {
+        fprintf(stderr, "relais-demo: %s\n", err);
+        goto out;
+    }
+    d->broker_running = true;
+    pthread_mutex_lock(&d->mu);
+    demo__print(d, "relaisd ready at %s (data %s)", d->broker.endpoint, d->broker.data_dir);
+    pthread_mutex_unlock(&d->mu);
+
+    if (create_territory(d) != 0 || start_threads(d) != 0 || await_agents(d) != 0) goto out;
+
+    status = 1;
+    if (play(d, &d->stories[0], &d->agents[DEMO_ASSISTANT], story1_begin) != 0) goto out;
+    if (play(d, &d->stories[1], &d->agents[DEMO_HOSPITAL], story2_begin) != 0) goto out;
+    status = 0;
+
+out:
+    stop_territory(d);
+    if (d->broker_running) {
+        int st = demo_broker_stop(&d->broker, BROKER_STOP_MS, err, sizeof err);
+        if (st != 0) {
+            fprintf(stderr, "relais-demo: %s\n", err);
+            if (status == 0) status = 1;
+            keep = true; /* its log is what explains it */
+        } else {
+            printf("relaisd stopped cleanly (exit 0)\n");
+        }
+    }
+    if (status == 1) demo__report(d, stderr);
+    if (status == 0) demo__report(d, stdout);
+    if (d->broker.data_dir[0] != '\0') {
+        if (keep || status == 3) {
+            printf("data directory kept: %s\n", d->broker.data_dir);
+        } else if (demo_broker_rmdata(&d->broker) != 0) {
+            fprintf(stderr, "relais-demo: could not remove %s\n", d->broker.data_dir);
+        }
+    }
+    if (status == 0) printf("demo completed: both stories went through the broker\n");
+    demo__fini(d);
+    free(d);
+    return status;
+}

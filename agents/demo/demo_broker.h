@@ -1,0 +1,50 @@
+/*
+ * The demo's broker process: a fresh data directory, relaisd spawned on an ephemeral
+ * port with its stderr kept in the data directory, the endpoint read back from its ready
+ * line, and an orderly stop whose exit status is checked. Every wait has a deadline;
+ * nothing sleeps.
+ */
+#ifndef RELAIS_DEMO_BROKER_H
+#define RELAIS_DEMO_BROKER_H
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+typedef struct demo_broker {
+    pid_t pid;              /* 0 when not running */
+    int pidfd;              /* readable once the process has exited */
+    int out_fd;             /* read end of the broker's stdout */
+    pthread_t drain;        /* empties stdout after the ready line, so it never blocks */
+    bool drain_started;
+    char endpoint[128];     /* from the ready line: tcp://127.0.0.1:PORT */
+    char data_dir[PATH_MAX];
+    char log_path[PATH_MAX + 16]; /* data_dir/relaisd.log: the broker's stderr */
+} demo_broker_t;
+
+/* The relaisd to run: explicit (non-NULL) or the build's, else one next to the demo. */
+const char *demo_broker_find(const char *explicit_path, char buf[PATH_MAX]);
+
+/* Creates a fresh data directory under $TMPDIR (or /tmp). 0, or -1 with err filled. */
+int demo_broker_mkdata(demo_broker_t *b, char *err, size_t errlen);
+
+/*
+ * Spawns relaisd --bind tcp://127.0.0.1:0 --data DIR --insecure and waits up to
+ * timeout_ms for its ready line. 0 with b->endpoint set, or -1 with err filled (the
+ * process, if any, is killed and reaped).
+ */
+int demo_broker_start(demo_broker_t *b, const char *relaisd, int timeout_ms, char *err,
+                      size_t errlen);
+
+/*
+ * Sends SIGTERM and waits up to timeout_ms for the exit. Returns the exit status (0
+ * expected), or -1 with err filled when it had to be killed or died of a signal.
+ */
+int demo_broker_stop(demo_broker_t *b, int timeout_ms, char *err, size_t errlen);
+
+/* Removes the data directory and everything in it. 0 or -1. */
+int demo_broker_rmdata(demo_broker_t *b);
+
+#endif /* RELAIS_DEMO_BROKER_H */

@@ -1,0 +1,524 @@
+/*
+ * The medical assistant role: a GP practice's desk, acting on behalf of its GPs.
+ *
+ * It opens appointment conversations (AppointmentRequest to a professional or a pool),
+ * books the first slot offered (AppointmentBook as a reply in the same conversation) and
+ * records the confirm, decline, outcome or cancellation. When a hospital notifies a
+ * discharge, it turns each follow-up item into the right request: a CareTaskRequest to the
+ * configured nurse, an AppointmentRequest to the configured physiotherapist or specialist,
+ * a notice for items that belong in the GP's own agenda. It tracks every request by its id
+ * and conversation, so that answers, receipts and redeliveries land on the right one.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ref_internal.h"
+
+typedef enum appt_state {
+    APPT_REQUESTED = 1,
+    APPT_BOOKING = 2,
+    APPT_CONFIRMED = 3,
+    APPT_DECLINED = 4,
+    APPT_CANCELLED = 5,
+    APPT_FAILED = 6,
+} appt_state_t;
+
+/* One appointment conversation the assistant opened. */
+typedef struct appt {
+    char request_id[RELAIS_REF_ID_MAX];
+    char gp[RELAIS_ADDRESS_MAX];
+    char encounter_id[RELAIS_REF_ID_MAX];
+    uint8_t conversation_id[RELAIS_MESSAGE_ID_LEN];
+    appt_state_t state;
+} appt_t;
+
+/* One care task the assistant requested after a discharge. */
+typedef struct task {
+    char task_id[RELAIS_REF_ID_MAX];
+    char encounter_id[RELAIS_REF_ID_MAX];
+    uint8_t conversation_id[RELAIS_MESSAGE_ID_LEN];
+    int status; /* last Relais__V1__CareTaskUpdate__Status, 0 before any */
+} task_t;
+
+struct relais_ref_assistant {
+    relais_agent_t *agent;
+    ref__emitter_t em;
+    char **gps;
+    size_t n_gps;
+    char *nurse;
+    char *physiotherapist;
+    char *specialist;
+    appt_t *appts;
+    size_t n_appts, cap_appts;
+    task_t *tasks;
+    size_t n_tasks, cap_tasks;
+};
+
+/* ---- Bookkeeping -------------------------------------------------------------------- */
+
+static appt_t *find_appt(relais_ref_assistant_t *a, const char *request_id) {
+    for (size_t i = 0; i < a->n_appts; i++) {
+        if (strcmp(a->appts[i].request_id, request_id) == 0) return &a->appts[i];
+    }
+    return NULL;
+}
+
+static task_t *find_task(relais_ref_assistant_t *a, const char *task_id) {
+    for (size_t i = 0; i < a->n_tasks; i++) {
+        if (strcmp(a->tasks[i].task_id, task_id) == 0) return &a->tasks[i];
+    }
+    return NULL;
+}
+
+/* Grows an array of elements of size sz to hold one more; 0 or -ENOMEM. */
+static int reserve(void **arr, size_t *cap, size_t n, size_t sz) {
+    if (n < *cap) return 0;
+    size_t ncap = *cap != 0 ? *cap * 2 : 8;
+    void *p = realloc(*arr, ncap * sz);
+    if (p == NULL) return -ENOMEM;
+    *arr = p;
+    *cap = ncap;
+    return 0;
+}
+
+static bool is_our_gp(const relais_ref_assistant_t *a, const char *addr) {
+    for (size_t i = 0; i < a->n_gps; i++) {
+        if (strcmp(a->gps[i], addr) == 0) return true;
+    }
+    return false;
+}
+
+/* The GP a discharge concerns: the first of ours in its care team, else our first. */
+static const char *gp_for(const relais_ref_assistant_t *a,
+                          const Relais__V1__DischargeNotification *dn) {
+    for (size_t i = 0; i < dn->n_care_team; i++) {
+        if (is_our_gp(a, dn->care_team[i])) return dn->care_team[i];
+    }
+    return a->gps[0];
+}
+
+/* ---- Opening conversations ---------------------------------------------------------- */
+
+static int send_appointment_request(relais_ref_assistant_t *a, const char *to, const char *gp,
+                                    const Relais__V1__AppointmentRequest *req,
+                                    const char *encounter_id) {
+    char rid[RELAIS_REF_ID_MAX];
+    if (ref__copy_id(rid, sizeof rid, req->request_id, true) != 0) return RELAIS_EINVALID;
+    if (find_appt(a, rid) != NULL || to == NULL || !relais_address_valid(to)) {
+        return RELAIS_EINVALID;
+    }
+    if (!is_our_gp(a, gp)) return RELAIS_ECONFIG;
+    int rc = reserve((void **)&a->appts, &a->cap_appts, a->n_appts, sizeof *a->appts);
+    if (rc != 0) return rc;
+
+    appt_t *ap = &a->appts[a->n_appts];
+    memset(ap, 0, sizeof *ap);
+    memcpy(ap->request_id, rid, sizeof rid);
+    snprintf(ap->gp, sizeof ap->gp, "%s", gp);
+    snprintf(ap->encounter_id, sizeof ap->encounter_id, "%s", encounter_id);
+    ap->state = APPT_REQUESTED;
+    /* The request's own id opens the conversation, so answers can be matched to it. */
+    rc = relais_uuid7(ap->conversation_id);
+    if (rc != 0) return rc;
+
+    char *rcpt[1] = {(char *)to};
+    Relais__V1__Envelope env = RELAIS__V1__ENVELOPE__INIT;
+    env.message_id = (ProtobufCBinaryData){RELAIS_MESSAGE_ID_LEN, ap->conversation_id};
+    env.conversation_id = env.message_id;
+    env.on_behalf_of = (char *)gp;
+    env.n_to = 1;
+    env.to = rcpt;
+    env.body_case = RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_REQUEST;
+    env.appointment_request = (Relais__V1__AppointmentRequest *)req;
+    ref__about_t about = {.ref = rid, .encounter_id = encounter_id, .state = "requested"};
+    rc = ref__submit(&a->em, NULL, &env, &about, NULL);
+    if (rc == 0) a->n_appts++;
+    return rc;
+}
+
+int relais_ref_assistant_request(relais_ref_assistant_t *a, const char *to, const char *gp,
+                                 const Relais__V1__AppointmentRequest *req) {
+    return send_appointment_request(a, to, gp != NULL ? gp : a->gps[0], req, "");
+}
+
+static int send_care_task(relais_ref_assistant_t *a, const char *gp, const char *task_id,
+                          const Relais__V1__DischargeNotification *dn,
+                          const Relais__V1__FollowUpItem *item) {
+    int rc = reserve((void **)&a->tasks, &a->cap_tasks, a->n_tasks, sizeof *a->tasks);
+    if (rc != 0) return rc;
+    task_t *t = &a->tasks[a->n_tasks];
+    memset(t, 0, sizeof *t);
+    snprintf(t->task_id, sizeof t->task_id, "%s", task_id);
+    snprintf(t->encounter_id, sizeof t->encounter_id, "%s", dn->encounter_id);
+    rc = relais_uuid7(t->conversation_id);
+    if (rc != 0) return rc;
+
+    char instructions[256];
+    snprintf(instructions, sizeof instructions,
+             "Follow-up after discharge from %s (programme: %s). Please confirm the visit.",
+             dn->facility, dn->programme[0] != '\0' ? dn->programme : "none");
+    Relais__V1__CareTaskRequest body = RELAIS__V1__CARE_TASK_REQUEST__INIT;
+    body.task_id = t->task_id;
+    body.patient = dn->patient;
+    body.action = item->action;
+    body.window = item->window;
+    body.mode = RELAIS__V1__SLOT__MODE__HOME;
+    body.encounter_id = dn->encounter_id;
+    body.follow_up_item_id = item->item_id;
+    body.instructions = instructions;
+
+    char *rcpt[1] = {a->nurse};
+    Relais__V1__Envelope env = RELAIS__V1__ENVELOPE__INIT;
+    env.message_id = (ProtobufCBinaryData){RELAIS_MESSAGE_ID_LEN, t->conversation_id};
+    env.conversation_id = env.message_id;
+    env.on_behalf_of = (char *)gp;
+    env.n_to = 1;
+    env.to = rcpt;
+    env.body_case = RELAIS__V1__ENVELOPE__BODY_CARE_TASK_REQUEST;
+    env.care_task_request = &body;
+    ref__about_t about = {.ref = t->task_id, .encounter_id = t->encounter_id,
+                          .state = "task requested"};
+    rc = ref__submit(&a->em, NULL, &env, &about, NULL);
+    if (rc == 0) a->n_tasks++;
+    return rc;
+}
+
+/*
+ * Routes one follow-up item. Items already requested (a redelivered notification) are
+ * skipped, so that a partial failure can be retried without asking anyone twice.
+ */
+static int route_item(relais_ref_assistant_t *a, const Relais__V1__DischargeNotification *dn,
+                      const Relais__V1__FollowUpItem *item, size_t index) {
+    const char *gp = gp_for(a, dn);
+    char ref[RELAIS_REF_ID_MAX], state[160];
+    const char *item_id = item->item_id[0] != '\0' ? item->item_id : "item";
+    int n = snprintf(ref, sizeof ref, "%s/%s-%zu", dn->encounter_id, item_id, index + 1);
+    if (n < 0 || (size_t)n >= sizeof ref) {
+        snprintf(state, sizeof state, "follow-up item %zu: identifiers too long", index + 1);
+        ref__emit_notice(&a->em, dn->encounter_id, dn->encounter_id, RELAIS_REF_MS_FAILED,
+                         state);
+        return 0;
+    }
+    if (find_task(a, ref) != NULL || find_appt(a, ref) != NULL) return 0;
+
+    const char *role = item->role;
+    if (strcmp(role, "nurse") == 0 && a->nurse != NULL) {
+        return send_care_task(a, gp, ref, dn, item);
+    }
+    const char *to = strcmp(role, "physiotherapist") == 0 ? a->physiotherapist
+                     : strcmp(role, "specialist") == 0    ? a->specialist
+                                                          : NULL;
+    if (to != NULL) {
+        Relais__V1__AppointmentRequest req = RELAIS__V1__APPOINTMENT_REQUEST__INIT;
+        req.request_id = ref;
+        req.patient = dn->patient;
+        req.requested_role = (char *)role;
+        req.specialty = item->specialty;
+        req.urgency = RELAIS__V1__APPOINTMENT_REQUEST__URGENCY__SOON;
+        req.window = item->window;
+        req.reason = item->action;
+        return send_appointment_request(a, to, gp, &req, dn->encounter_id);
+    }
+    if (strcmp(role, "gp") == 0) {
+        snprintf(state, sizeof state, "GP follow-up for %s: to schedule in the GP's agenda", gp);
+        ref__emit_notice(&a->em, ref, dn->encounter_id, RELAIS_REF_MS_FOLLOW_UP_FOR_GP, state);
+        return 0;
+    }
+    snprintf(state, sizeof state, "no address configured for role '%.32s'", role);
+    ref__emit_notice(&a->em, ref, dn->encounter_id, RELAIS_REF_MS_FOLLOW_UP_UNROUTED, state);
+    return 0;
+}
+
+/* ---- Handlers ----------------------------------------------------------------------- */
+
+/* Finds the appointment an answer is about, refusing answers to requests we never made. */
+static appt_t *answered_appt(relais_ref_assistant_t *a, relais_delivery_t *d,
+                             const char *request_id) {
+    appt_t *ap = find_appt(a, request_id);
+    if (ap == NULL) {
+        snprintf(d->reason, sizeof d->reason, "no appointment request '%.64s' here",
+                 request_id);
+    }
+    return ap;
+}
+
+static relais_outcome_t on_offer(relais_agent_t *agent, relais_delivery_t *d, void *ud) {
+    relais_ref_assistant_t *a = ud;
+    const Relais__V1__AppointmentOffer *offer = d->envelope->appointment_offer;
+    appt_t *ap = answered_appt(a, d, offer->request_id);
+    if (ap == NULL) return RELAIS_REFUSED;
+
+    char state[160];
+    snprintf(state, sizeof state, "offered %zu slot%s", offer->n_slots,
+             offer->n_slots == 1 ? "" : "s");
+    if (ap->state != APPT_REQUESTED) {
+        /* A second offer (another pool member) after we booked: nothing to do. */
+        snprintf(state, sizeof state, "extra offer ignored");
+        ref__emit_received(&a->em, d, ap->request_id, ap->encounter_id, RELAIS_REF_MS_NONE,
+                           state);
+        return RELAIS_PROCESSED;
+    }
+    if (offer->n_slots == 0 || offer->slots[0] == NULL) {
+        ap->state = APPT_FAILED;
+        ref__emit_received(&a->em, d, ap->request_id, ap->encounter_id, RELAIS_REF_MS_FAILED,
+                           "offer without slots");
+        return RELAIS_PROCESSED;
+    }
+    ref__emit_received(&a->em, d, ap->request_id, ap->encounter_id, RELAIS_REF_MS_NONE, state);
+
+    /* The reference policy: the first slot offered is the earliest the practice proposes. */
+    Relais__V1__AppointmentBook book = RELAIS__V1__APPOINTMENT_BOOK__INIT;
+    book.request_id = ap->request_id;
+    book.slot = offer->slots[0];
+    Relais__V1__Envelope reply = RELAIS__V1__ENVELOPE__INIT;
+    reply.on_behalf_of = ap->gp;
+    reply.body_case = RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_BOOK;
+    reply.appointment_book = &book;
+    char when[32];
+    snprintf(state, sizeof state, "booking %.32s at %s", offer->slots[0]->slot_id,
+             ref__format_time(offer->slots[0]->start_ms, when));
+    ref__about_t about = {.ref = ap->request_id, .encounter_id = ap->encounter_id,
+                          .state = state};
+    int rc = ref__submit(&a->em, d->envelope, &reply, &about, NULL);
+    if (rc != 0) {
+        snprintf(d->reason, sizeof d->reason, "could not book: %s", relais_strerror(rc));
+        return RELAIS_RETRY_LATER;
+    }
+    ap->state = APPT_BOOKING;
+    return RELAIS_PROCESSED;
+}
+
+static relais_outcome_t on_decline(relais_agent_t *agent, relais_delivery_t *d, void *ud) {
+    relais_ref_assistant_t *a = ud;
+    const Relais__V1__AppointmentDecline *dec = d->envelope->appointment_decline;
+    appt_t *ap = answered_appt(a, d, dec->request_id);
+    if (ap == NULL) return RELAIS_REFUSED;
+    ap->state = APPT_DECLINED;
+    const char *code = "other";
+    switch (dec->reason_code) {
+    case RELAIS__V1__APPOINTMENT_DECLINE__REASON_CODE__NO_CAPACITY: code = "no capacity"; break;
+    case RELAIS__V1__APPOINTMENT_DECLINE__REASON_CODE__OUT_OF_SCOPE: code = "out of scope"; break;
+    case RELAIS__V1__APPOINTMENT_DECLINE__REASON_CODE__NOT_IN_WINDOW: code = "not in window"; break;
+    case RELAIS__V1__APPOINTMENT_DECLINE__REASON_CODE__OUT_OF_AREA: code = "out of area"; break;
+    default: break;
+    }
+    char state[64];
+    snprintf(state, sizeof state, "declined: %s", code);
+    ref__emit_received(&a->em, d, ap->request_id, ap->encounter_id,
+                       RELAIS_REF_MS_APPOINTMENT_DECLINED, state);
+    return RELAIS_PROCESSED;
+}
+
+static relais_outcome_t on_confirm(relais_agent_t *agent, relais_delivery_t *d, void *ud) {
+    relais_ref_assistant_t *a = ud;
+    const Relais__V1__AppointmentConfirm *c = d->envelope->appointment_confirm;
+    appt_t *ap = answered_appt(a, d, c->request_id);
+    if (ap == NULL) return RELAIS_REFUSED;
+    ap->state = APPT_CONFIRMED;
+    char state[160], when[32] = "";
+    if (c->slot != NULL) ref__format_time(c->slot->start_ms, when);
+    snprintf(state, sizeof state, "confirmed %.64s%s%s", c->appointment_id,
+             when[0] != '\0' ? " at " : "", when);
+    ref__emit_received(&a->em, d, ap->request_id, ap->encounter_id,
+                       RELAIS_REF_MS_APPOINTMENT_CONFIRMED, state);
+    return RELAIS_PROCESSED;
+}
+
+static relais_outcome_t on_outcome(relais_agent_t *agent, relais_delivery_t *d, void *ud) {
+    relais_ref_assistant_t *a = ud;
+    const Relais__V1__AppointmentOutcome *o = d->envelope->appointment_outcome;
+    appt_t *ap = answered_appt(a, d, o->request_id);
+    if (ap == NULL) return RELAIS_REFUSED;
+    const char *what = o->outcome == RELAIS__V1__APPOINTMENT_OUTCOME__OUTCOME__FULFILLED
+                           ? "outcome: fulfilled"
+                       : o->outcome == RELAIS__V1__APPOINTMENT_OUTCOME__OUTCOME__NOSHOW
+                           ? "outcome: no-show"
+                           : "outcome reported";
+    ref__emit_received(&a->em, d, ap->request_id, ap->encounter_id, RELAIS_REF_MS_NONE, what);
+    return RELAIS_PROCESSED;
+}
+
+static relais_outcome_t on_cancel(relais_agent_t *agent, relais_delivery_t *d, void *ud) {
+    relais_ref_assistant_t *a = ud;
+    const Relais__V1__AppointmentCancel *c = d->envelope->appointment_cancel;
+    appt_t *ap = answered_appt(a, d, c->request_id);
+    if (ap == NULL) return RELAIS_REFUSED;
+    ap->state = APPT_CANCELLED;
+    ref__emit_received(&a->em, d, ap->request_id, ap->encounter_id, RELAIS_REF_MS_NONE,
+                       "cancelled by the professional");
+    return RELAIS_PROCESSED;
+}
+
+static relais_outcome_t on_discharge(relais_agent_t *agent, relais_delivery_t *d, void *ud) {
+    relais_ref_assistant_t *a = ud;
+    const Relais__V1__DischargeNotification *dn = d->envelope->discharge_notification;
+    char enc[RELAIS_REF_ID_MAX];
+    if (ref__copy_id(enc, sizeof enc, dn->encounter_id, true) != 0) {
+        snprintf(d->reason, sizeof d->reason, "encounter_id missing or longer than %d bytes",
+                 RELAIS_REF_ID_MAX - 1);
+        return RELAIS_REFUSED;
+    }
+    char state[96];
+    snprintf(state, sizeof state, "discharge received, %zu follow-up item%s", dn->n_follow_up,
+             dn->n_follow_up == 1 ? "" : "s");
+    ref__emit_received(&a->em, d, enc, enc, RELAIS_REF_MS_DISCHARGE_RECEIVED, state);
+
+    int failed = 0;
+    for (size_t i = 0; i < dn->n_follow_up; i++) {
+        int rc = route_item(a, dn, dn->follow_up[i], i);
+        if (rc != 0) failed = rc;
+    }
+    if (failed != 0) {
+        snprintf(d->reason, sizeof d->reason, "follow-up plan only partly sent: %s",
+                 relais_strerror(failed));
+        return RELAIS_RETRY_LATER;
+    }
+    return RELAIS_PROCESSED;
+}
+
+static relais_outcome_t on_task_update(relais_agent_t *agent, relais_delivery_t *d, void *ud) {
+    relais_ref_assistant_t *a = ud;
+    const Relais__V1__CareTaskUpdate *u = d->envelope->care_task_update;
+    task_t *t = find_task(a, u->task_id);
+    if (t == NULL) {
+        snprintf(d->reason, sizeof d->reason, "no care task '%.64s' here", u->task_id);
+        return RELAIS_REFUSED;
+    }
+    t->status = (int)u->status;
+    relais_ref_milestone_t ms = RELAIS_REF_MS_TASK_UPDATED;
+    const char *state = "task updated";
+    switch (u->status) {
+    case RELAIS__V1__CARE_TASK_UPDATE__STATUS__RECEIVED: state = "task received"; break;
+    case RELAIS__V1__CARE_TASK_UPDATE__STATUS__ACCEPTED:
+        ms = RELAIS_REF_MS_TASK_ACCEPTED;
+        state = "task accepted";
+        break;
+    case RELAIS__V1__CARE_TASK_UPDATE__STATUS__REJECTED:
+        ms = RELAIS_REF_MS_TASK_REJECTED;
+        state = "task rejected";
+        break;
+    case RELAIS__V1__CARE_TASK_UPDATE__STATUS__IN_PROGRESS: state = "task in progress"; break;
+    case RELAIS__V1__CARE_TASK_UPDATE__STATUS__COMPLETED: state = "task completed"; break;
+    case RELAIS__V1__CARE_TASK_UPDATE__STATUS__FAILED: state = "task failed"; break;
+    case RELAIS__V1__CARE_TASK_UPDATE__STATUS__CANCELLED: state = "task cancelled"; break;
+    default: break;
+    }
+    ref__emit_received(&a->em, d, t->task_id, t->encounter_id, ms, state);
+    return RELAIS_PROCESSED;
+}
+
+static relais_outcome_t on_note(relais_agent_t *agent, relais_delivery_t *d, void *ud) {
+    relais_ref_assistant_t *a = ud;
+    ref__emit_received(&a->em, d, "", "", RELAIS_REF_MS_NONE, "note received");
+    return RELAIS_PROCESSED;
+}
+
+/* A refused or expired request will never be answered: say so on its conversation. */
+static void on_receipt(relais_agent_t *agent, const Relais__V1__Receipt *r, void *ud) {
+    relais_ref_assistant_t *a = ud;
+    ref__emit_receipt(&a->em, r);
+    if (r->status != RELAIS__V1__RECEIPT__STATUS__REFUSED &&
+        r->status != RELAIS__V1__RECEIPT__STATUS__EXPIRED) {
+        return;
+    }
+    if (r->conversation_id.len != RELAIS_MESSAGE_ID_LEN) return;
+    const uint8_t *conv = r->conversation_id.data;
+    char state[160];
+    snprintf(state, sizeof state, "%s by %s",
+             r->status == RELAIS__V1__RECEIPT__STATUS__REFUSED ? "refused" : "expired",
+             r->recipient);
+    for (size_t i = 0; i < a->n_appts; i++) {
+        appt_t *ap = &a->appts[i];
+        if (memcmp(ap->conversation_id, conv, RELAIS_MESSAGE_ID_LEN) != 0) continue;
+        if (ap->state == APPT_REQUESTED || ap->state == APPT_BOOKING) {
+            ap->state = APPT_FAILED;
+            ref__emit_notice(&a->em, ap->request_id, ap->encounter_id, RELAIS_REF_MS_FAILED,
+                             state);
+        }
+    }
+    for (size_t i = 0; i < a->n_tasks; i++) {
+        task_t *t = &a->tasks[i];
+        if (memcmp(t->conversation_id, conv, RELAIS_MESSAGE_ID_LEN) == 0 && t->status == 0) {
+            t->status = RELAIS__V1__CARE_TASK_UPDATE__STATUS__FAILED;
+            ref__emit_notice(&a->em, t->task_id, t->encounter_id, RELAIS_REF_MS_FAILED, state);
+        }
+    }
+}
+
+/* ---- Life cycle ---------------------------------------------------------------------- */
+
+/* Copies an optional address; 0, RELAIS_ECONFIG when invalid, -ENOMEM. */
+static int copy_addr(char **dst, const char *src) {
+    *dst = NULL;
+    if (src == NULL || src[0] == '\0') return 0;
+    if (!relais_address_valid(src)) return RELAIS_ECONFIG;
+    *dst = strdup(src);
+    return *dst != NULL ? 0 : -ENOMEM;
+}
+
+int relais_ref_assistant_new(relais_ref_assistant_t **out, relais_agent_t *agent,
+                             const relais_ref_assistant_config_t *cfg) {
+    *out = NULL;
+    if (agent == NULL || cfg == NULL || cfg->n_gps == 0 || cfg->gps == NULL) {
+        return RELAIS_ECONFIG;
+    }
+    relais_ref_assistant_t *a = calloc(1, sizeof *a);
+    if (a == NULL) return -ENOMEM;
+    a->agent = agent;
+    a->em = (ref__emitter_t){.fn = cfg->on_event, .ud = cfg->event_ud, .agent = agent};
+
+    int rc = -ENOMEM;
+    a->gps = calloc(cfg->n_gps, sizeof *a->gps);
+    if (a->gps == NULL) goto err;
+    for (; a->n_gps < cfg->n_gps; a->n_gps++) {
+        if (cfg->gps[a->n_gps] == NULL || cfg->gps[a->n_gps][0] == '\0') {
+            rc = RELAIS_ECONFIG;
+            goto err;
+        }
+        rc = copy_addr(&a->gps[a->n_gps], cfg->gps[a->n_gps]);
+        if (rc != 0) goto err;
+    }
+    if ((rc = copy_addr(&a->nurse, cfg->nurse)) != 0) goto err;
+    if ((rc = copy_addr(&a->physiotherapist, cfg->physiotherapist)) != 0) goto err;
+    if ((rc = copy_addr(&a->specialist, cfg->specialist)) != 0) goto err;
+
+    static const int cases[] = {
+        RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_OFFER,
+        RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_DECLINE,
+        RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_CONFIRM,
+        RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_OUTCOME,
+        RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_CANCEL,
+        RELAIS__V1__ENVELOPE__BODY_DISCHARGE_NOTIFICATION,
+        RELAIS__V1__ENVELOPE__BODY_CARE_TASK_UPDATE,
+        RELAIS__V1__ENVELOPE__BODY_NOTE,
+    };
+    static const relais_handler_fn fns[] = {on_offer,   on_decline,   on_confirm,     on_outcome,
+                                            on_cancel,  on_discharge, on_task_update, on_note};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        rc = relais_agent_on(agent, cases[i], fns[i], a);
+        if (rc != 0) goto err;
+    }
+    relais_agent_on_receipt(agent, on_receipt, a);
+    *out = a;
+    return 0;
+
+err:
+    relais_ref_assistant_destroy(&a);
+    return rc;
+}
+
+void relais_ref_assistant_destroy(relais_ref_assistant_t **ap) {
+    if (ap == NULL || *ap == NULL) return;
+    relais_ref_assistant_t *a = *ap;
+    for (size_t i = 0; i < a->n_gps; i++) free(a->gps[i]);
+    free(a->gps);
+    free(a->nurse);
+    free(a->physiotherapist);
+    free(a->specialist);
+    free(a->appts);
+    free(a->tasks);
+    free(a);
+    *ap = NULL;
+}

@@ -1,0 +1,95 @@
+/*
+ * Submissions: relais_agent_send() and relais_agent_reply().
+ *
+ * A submission is validated, packed once into a Submit frame, and put in the outbox before
+ * anything goes on the wire; the outbox then owns it until the broker answers. It is sent at
+ * once when the session is ready, otherwise on the next Welcome. The caller's envelope is
+ * never modified: the SDK works on a shallow copy whose few changed fields point at storage
+ * on this function's stack, and packing copies everything it needs.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent_internal.h"
+#include "relais/log.h"
+
+int relais_agent_send(relais_agent_t *agent, const Relais__V1__Envelope *env,
+                      uint8_t message_id_out[RELAIS_MESSAGE_ID_LEN], relais_send_cb cb, void *ud)
+{
+    if (agent->phase >= AGENT_PHASE_CLOSING) return RELAIS_ECLOSED;
+    if (!env) return RELAIS_EINVALID;
+
+    Relais__V1__Envelope copy = *env;
+    uint8_t id[RELAIS_MESSAGE_ID_LEN];
+    int rc;
+    if (env->message_id.len == 0) {
+        if ((rc = relais_uuid7(id)) != 0) return rc;
+        copy.message_id.data = id;
+        copy.message_id.len = sizeof(id);
+    }
+    int64_t now = relais_now_ms();
+    if (copy.created_at_ms == 0) copy.created_at_ms = now;
+    /* Broker-owned fields: the broker stamps them, so we do not send stale values. */
+    copy.sender = (char *)protobuf_c_empty_string;
+    copy.accepted_at_ms = 0;
+
+    char reason[RELAIS_REASON_MAX] = "";
+    rc = relais_envelope_validate(&copy, now, agent->max_recipients, reason, sizeof(reason));
+    if (rc != 0) {
+        RLOG(RELAIS_LOG_WARN, "agent", "agent=%s refused to send an invalid envelope: %s",
+             agent->address, reason);
+        return rc;
+    }
+    /* Validation guarantees a 16-byte id from here on. */
+    memcpy(id, copy.message_id.data, sizeof(id));
+
+    Relais__V1__Submit submit = RELAIS__V1__SUBMIT__INIT;
+    Relais__V1__Frame f = RELAIS__V1__FRAME__INIT;
+    submit.envelope = &copy;
+    f.kind_case = RELAIS__V1__FRAME__KIND_SUBMIT;
+    f.submit = &submit;
+    uint8_t *frame = NULL;
+    size_t len = 0;
+    if ((rc = relais_frame_encode(&f, &frame, &len)) != 0) return rc;
+    if (len > agent->max_frame_bytes) {
+        RLOG(RELAIS_LOG_WARN, "agent", "agent=%s refused to send %zu bytes, limit is %zu",
+             agent->address, len, agent->max_frame_bytes);
+        free(frame);
+        return RELAIS_ETOOLARGE;
+    }
+    const uint8_t *bytes = frame; /* still valid once the outbox owns the buffer */
+    if ((rc = agent__outbox_push(agent->outbox, id, &frame, len, cb, ud)) != 0) {
+        free(frame);
+        return rc;
+    }
+    if (message_id_out) memcpy(message_id_out, id, sizeof(id));
+    if (agent->state == RELAIS_AGENT_READY && !agent->conn_failed) {
+        /* A failed send is not an error for the caller: the outbox resends after the next
+         * Welcome. */
+        agent__send_bytes(agent, bytes, len);
+    }
+    return 0;
+}
+
+int relais_agent_reply(relais_agent_t *agent, const Relais__V1__Envelope *original,
+                       const Relais__V1__Envelope *reply,
+                       uint8_t message_id_out[RELAIS_MESSAGE_ID_LEN], relais_send_cb cb, void *ud)
+{
+    if (!original || !reply) return RELAIS_EINVALID;
+    Relais__V1__Envelope copy = *reply;
+    char *to[1];
+    if (reply->n_to == 0) {
+        if (!original->sender || !*original->sender) {
+            RLOG(RELAIS_LOG_WARN, "agent", "agent=%s cannot reply: original has no sender",
+                 agent->address);
+            return RELAIS_EINVALID;
+        }
+        to[0] = original->sender;
+        copy.to = to;
+        copy.n_to = 1;
+    }
+    copy.conversation_id =
+        original->conversation_id.len ? original->conversation_id : original->message_id;
+    copy.in_reply_to = original->message_id;
+    return relais_agent_send(agent, &copy, message_id_out, cb, ud);
+}

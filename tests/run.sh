@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# The test command of Relais: installs what is missing, then builds and tests twice.
+#   1. build/ci   : RelWithDebInfo, warnings as errors, the whole ctest suite.
+#   2. build/asan : Debug with AddressSanitizer + UndefinedBehaviorSanitizer, the suite again,
+#                   with leaks detected and the first sanitizer report fatal.
+# Runs from any directory; exits non-zero on the first failure; the last line is a summary
+# in the form `relais: N passed, M failed` (tests counted over both passes).
+set -euo pipefail
+
+usage() {
+    cat <<'USAGE'
+Usage: bash tests/run.sh [--quick]
+
+Installs missing Debian packages (deploy/install-deps.sh), then:
+  build/ci    configure (-DRELAIS_WERROR=ON, RelWithDebInfo), build, ctest
+  build/asan  configure (-DRELAIS_SANITIZE=ON -DRELAIS_WERROR=ON, Debug), build, ctest
+              under ASan/UBSan with leak detection
+
+Options:
+  --quick     skip the sanitizer pass (for development; CI always runs both)
+  -h, --help  show this help
+USAGE
+}
+
+quick=0
+for arg in "$@"; do
+    case "$arg" in
+        --quick) quick=1 ;;
+        -h|--help) usage; exit 0 ;;
+        *) echo "run.sh: unknown option: $arg" >&2; usage >&2; exit 2 ;;
+    esac
+done
+
+root=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)
+cd "$root"
+jobs=$(nproc 2>/dev/null || echo 2)
+
+stage="start"
+passed=0
+failed=0
+passes=()
+started=$SECONDS
+
+section() {
+    stage="$1"
+    printf '\n==== %s ====\n' "$1"
+}
+
+finish() {
+    local rc=$?
+    local took=$((SECONDS - started))
+    echo
+    if [ "$rc" -eq 0 ]; then
+        echo "==== tests/run.sh: OK (${passes[*]}) in ${took}s ===="
+    else
+        echo "==== tests/run.sh: FAILED at: ${stage} (exit ${rc}) after ${took}s ===="
+        # A failure outside ctest (install, configure, build) has no test counts: say so.
+        if [ "$failed" -eq 0 ]; then
+            failed=1
+        fi
+    fi
+    echo "relais: ${passed} passed, ${failed} failed"
+}
+trap finish EXIT
+
+# run_ctest DIR NAME: runs the suite in DIR, adds its counts to the totals, fails on failure.
+run_ctest() {
+    local dir="$1" name="$2" log rc=0 line p f
+    log="$dir/ctest-output.log"
+    ctest --test-dir "$dir" --output-on-failure --no-tests=error -j2 2>&1 | tee "$log" || rc=$?
+    # "100% tests passed, 0 tests failed out of 17"
+    line=$(grep -E '^[0-9]+% tests passed, [0-9]+ tests? failed out of [0-9]+' "$log" | tail -n 1 || true)
+    if [ -n "$line" ]; then
+        f=$(sed -E 's/.* ([0-9]+) tests? failed out of ([0-9]+).*/\1/' <<<"$line")
+        p=$(( $(sed -E 's/.* out of ([0-9]+).*/\1/' <<<"$line") - f ))
+        passed=$((passed + p))
+        failed=$((failed + f))
+    fi
+    if [ "$rc" -ne 0 ]; then
+        return "$rc"
+    fi
+    passes+=("$name")
+}
+
+section "dependencies (deploy/install-deps.sh)"
+bash deploy/install-deps.sh
+echo "all required Debian packages present"
+
+section "build/ci: configure (RelWithDebInfo, -Werror)"
+cmake -S . -B build/ci -DRELAIS_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+section "build/ci: build (-j${jobs})"
+cmake --build build/ci -j"$jobs"
+
+section "build/ci: tests"
+run_ctest build/ci ci
+
+if [ "$quick" -eq 1 ]; then
+    echo
+    echo "--quick: sanitizer pass skipped"
+    exit 0
+fi
+
+section "build/asan: configure (Debug, ASan+UBSan, -Werror)"
+cmake -S . -B build/asan -DRELAIS_SANITIZE=ON -DRELAIS_WERROR=ON -DCMAKE_BUILD_TYPE=Debug
+
+section "build/asan: build (-j${jobs})"
+cmake --build build/asan -j"$jobs"
+
+section "build/asan: tests under ASan/UBSan"
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+run_ctest build/asan asan
