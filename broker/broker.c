@@ -36,6 +36,7 @@ void broker_config_defaults(broker_config_t *cfg)
     cfg->default_credit = 32;
     cfg->max_credit = 10000;
     cfg->retry_later_ms = 1000;
+    cfg->ack_timeout_ms = 60 * 1000;
     cfg->store = "sqlite";
     cfg->durability = STORE_DURABLE_FULL;
     cfg->dedup_retention_ms = 7LL * 24 * 3600 * 1000;

@@ -39,6 +39,7 @@ typedef struct broker_config {
     unsigned default_credit;    /* when Hello.credit is 0 */
     unsigned max_credit;
     int64_t retry_later_ms;     /* first back-off after Ack{RETRY_LATER} */
+    int64_t ack_timeout_ms;     /* an unacknowledged delivery is sent again after this */
     const char *store;          /* "sqlite" (default) or "memory" */
     int durability;             /* store_durability_t */
     int64_t dedup_retention_ms; /* how long (sender, message_id) pairs are remembered */
@@ -88,6 +89,7 @@ typedef struct delivery {
     delivery_state_t state;
     uint32_t attempt;
     int64_t retry_at_ms;     /* REDELIVERING after RETRY_LATER: not before */
+    int64_t sent_at_ms;      /* DELIVERING: when the Deliver went out */
     list_node_t qnode;       /* mailbox queue, or the broker's retry list */
     list_node_t fnode;       /* the session's in-flight list */
     session_t *session;      /* DELIVERING: where it was sent */
@@ -258,6 +260,8 @@ void delivery__session_opened(broker_t *b, session_t *s);
 void delivery__ack(broker_t *b, session_t *s, const Relais__V1__Ack *ack);
 /* Puts a session's in-flight deliveries back at the head of their queues. */
 void delivery__requeue_inflight(broker_t *b, session_t *s);
+/* Sends again what a session left unacknowledged longer than the ack timeout. */
+void delivery__check_ack_timeouts(broker_t *b, session_t *s, int64_t now);
 void delivery__tick(broker_t *b, int64_t now);
 void msg__free(msg_t *m);
 void delivery__free_all(broker_t *b);

@@ -296,6 +296,7 @@ void delivery__pump(broker_t *b, mailbox_t *mb)
         mb->queued--;
         d->attempt++;
         d->session = s;
+        d->sent_at_ms = relais_now_ms();
         list_push_back(&s->inflight, &d->fnode);
         map_put(s->inflight_by_id, m->message_id, RELAIS_MESSAGE_ID_LEN, d);
         s->inflight_count++;
@@ -391,6 +392,24 @@ void delivery__requeue_inflight(broker_t *b, session_t *s)
         queue_in_order(d);
         set_state(b, d, DELIVERY_REDELIVERING);
     }
+}
+
+void delivery__check_ack_timeouts(broker_t *b, session_t *s, int64_t now)
+{
+    /* In-flight lists are in sending order: only their heads can have timed out. */
+    bool moved = false;
+    while (!list_empty(&s->inflight)) {
+        delivery_t *d = LIST_ENTRY(s->inflight.next, delivery_t, fnode);
+        if (now - d->sent_at_ms < b->cfg.ack_timeout_ms) break;
+        char idbuf[37];
+        RLOG(RELAIS_LOG_INFO, "delivery", "ack timeout agent=%s msg=%s attempt=%u", s->address,
+             relais_id_format(d->msg->message_id, RELAIS_MESSAGE_ID_LEN, idbuf), d->attempt);
+        leave_session(d);
+        queue_in_order(d);
+        set_state(b, d, DELIVERY_REDELIVERING);
+        moved = true;
+    }
+    if (moved) delivery__pump(b, s->mbox);
 }
 
 static void expire(broker_t *b, msg_t *m)

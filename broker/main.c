@@ -36,6 +36,7 @@ static void usage(FILE *out)
             "  --durability MODE      full (default): Accepted survives a power loss;\n"
             "                         os: survives a crash of relaisd, not of the machine\n"
             "  --dedup-retention-ms N how long a (sender, message id) is remembered (7 days)\n"
+            "  --ack-timeout-ms N     resend a delivery left unacknowledged this long (60000)\n"
             "  --log-level LEVEL      error, warn, info, debug (info)\n"
             "  --log-json             log as JSON lines\n"
             "  --help                 this text\n");
@@ -57,7 +58,7 @@ static int parse_num(const char *opt, const char *s, long long min, long long ma
 }
 
 enum { OPT_HB = 256, OPT_MAXFRAME, OPT_MAXRCPT, OPT_TTL, OPT_MAXTTL, OPT_LOGLEVEL,
-       OPT_LOGJSON, OPT_ID, OPT_STORE, OPT_DURABILITY, OPT_DEDUP };
+       OPT_LOGJSON, OPT_ID, OPT_STORE, OPT_DURABILITY, OPT_DEDUP, OPT_ACKTIMEOUT };
 
 static int parse_args(int argc, char **argv, broker_config_t *cfg)
 {
@@ -77,6 +78,7 @@ static int parse_args(int argc, char **argv, broker_config_t *cfg)
         {"store", required_argument, NULL, OPT_STORE},
         {"durability", required_argument, NULL, OPT_DURABILITY},
         {"dedup-retention-ms", required_argument, NULL, OPT_DEDUP},
+        {"ack-timeout-ms", required_argument, NULL, OPT_ACKTIMEOUT},
         {NULL, 0, NULL, 0},
     };
     bool have_bind = false, have_data = false;
@@ -134,6 +136,10 @@ static int parse_args(int argc, char **argv, broker_config_t *cfg)
         case OPT_DEDUP:
             if (parse_num("--dedup-retention-ms", optarg, 1000, 1LL << 40, &v) < 0) return -1;
             cfg->dedup_retention_ms = v;
+            break;
+        case OPT_ACKTIMEOUT:
+            if (parse_num("--ack-timeout-ms", optarg, 100, 1LL << 40, &v) < 0) return -1;
+            cfg->ack_timeout_ms = v;
             break;
         default: usage(stderr); return -1;
         }

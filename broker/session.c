@@ -115,13 +115,38 @@ typedef struct reap_ctx {
     session_t **dead;
     size_t n, cap;
     bool all;
+    bool timeouts; /* a live session has deliveries in flight */
+    int64_t now;
+    broker_t *b;
 } reap_ctx_t;
+
+static void check_timeouts(const void *key, size_t key_len, void *value, void *ud)
+{
+    reap_ctx_t *c = ud;
+    session_t *s = value;
+    if (list_empty(&s->inflight)) return;
+    delivery_t *d = LIST_ENTRY(s->inflight.next, delivery_t, fnode);
+    if (c->now - d->sent_at_ms >= c->b->cfg.ack_timeout_ms) {
+        /* Pumping may close a session (a failed send): collect, act after the walk. */
+        if (c->n == c->cap) {
+            size_t ncap = c->cap ? c->cap * 2 : 16;
+            session_t **n = realloc(c->dead, ncap * sizeof(*n));
+            if (n == NULL) return;
+            c->dead = n;
+            c->cap = ncap;
+        }
+        c->dead[c->n++] = s;
+    }
+}
 
 static void collect(const void *key, size_t key_len, void *value, void *ud)
 {
     reap_ctx_t *c = ud;
     session_t *s = value;
-    if (!c->all && s->last_seen_ms >= c->deadline) return;
+    if (!c->all && s->last_seen_ms >= c->deadline) {
+        if (!list_empty(&s->inflight)) c->timeouts = true;
+        return;
+    }
     if (c->n == c->cap) {
         size_t ncap = c->cap ? c->cap * 2 : 16;
         session_t **n = realloc(c->dead, ncap * sizeof(*n));
@@ -142,7 +167,17 @@ void session__reap(broker_t *b, int64_t now)
 {
     reap_ctx_t c = {.deadline = now - 3 * (int64_t)b->cfg.heartbeat_ms};
     map_foreach(b->sessions, collect, &c);
+    bool timeouts = c.timeouts;
     close_collected(b, &c, "silent for 3 heartbeat intervals");
+    if (!timeouts) return;
+    reap_ctx_t t = {.now = now, .b = b};
+    map_foreach(b->sessions, check_timeouts, &t);
+    for (size_t i = 0; i < t.n; i++) {
+        /* An earlier one's pump may have closed a later one: look it up again. */
+        if (session__find(b, t.dead[i]->rid, t.dead[i]->rid_len) == t.dead[i])
+            delivery__check_ack_timeouts(b, t.dead[i], now);
+    }
+    free(t.dead);
 }
 
 void session__close_all(broker_t *b)

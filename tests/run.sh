@@ -63,11 +63,28 @@ finish() {
 }
 trap finish EXIT
 
-# run_ctest DIR NAME: runs the suite in DIR, adds its counts to the totals, fails on failure.
+# run_ctest DIR NAME [scan]: runs the suite in DIR, adds its counts to the totals, fails on
+# failure. With scan, every test's output is kept and searched for sanitizer reports:
+# Criterion counts a test as passed even when LeakSanitizer or UBSan reported in it, so the
+# exit status alone would let a leak through.
 run_ctest() {
-    local dir="$1" name="$2" log rc=0 line p f
+    local dir="$1" name="$2" scan="${3:-}" log rc=0 line p f
     log="$dir/ctest-output.log"
-    ctest --test-dir "$dir" --output-on-failure --no-tests=error -j2 2>&1 | tee "$log" || rc=$?
+    if [ -n "$scan" ]; then
+        ctest --test-dir "$dir" -V --no-tests=error -j2 >"$log" 2>&1 || rc=$?
+        grep -E '^ *[0-9]+/[0-9]+ Test +#|tests passed|Total Test time' "$log" || true
+        if grep -qE 'ERROR: (Address|Leak|UndefinedBehavior)Sanitizer|runtime error:' "$log"; then
+            echo "sanitizer reports in the test output ($log):"
+            grep -nE -A12 'ERROR: (Address|Leak|UndefinedBehavior)Sanitizer|runtime error:' "$log" | head -80
+            failed=$((failed + 1))
+            rc=1
+        elif [ "$rc" -ne 0 ]; then
+            echo "failing output ($log, last 150 lines):"
+            tail -n 150 "$log"
+        fi
+    else
+        ctest --test-dir "$dir" --output-on-failure --no-tests=error -j2 2>&1 | tee "$log" || rc=$?
+    fi
     # "100% tests passed, 0 tests failed out of 17"
     line=$(grep -E '^[0-9]+% tests passed, [0-9]+ tests? failed out of [0-9]+' "$log" | tail -n 1 || true)
     if [ -n "$line" ]; then
@@ -110,4 +127,4 @@ cmake --build build/asan -j"$jobs"
 section "build/asan: tests under ASan/UBSan"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-run_ctest build/asan asan
+run_ctest build/asan asan scan

@@ -17,13 +17,10 @@
  * it posts actions to the agent's loop with relais_agent_post(), and learns what happened
  * from the roles' events under one mutex and condition variable.
  */
-#include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <time.h>
 
 #include "demo_broker.h"
@@ -49,7 +46,8 @@
 
 /* ---- Agents and their threads -------------------------------------------------------- */
 
-static void *agent_main(void *arg) {
+static void *agent_main(void *arg)
+{
     demo_agent_t *a = arg;
     int rc = relais_agent_run(a->agent);
     demo_t *d = a->demo;
@@ -61,15 +59,32 @@ static void *agent_main(void *arg) {
     return NULL;
 }
 
+static const char *state_text(relais_agent_state_t s)
+{
+    switch (s) {
+    case RELAIS_AGENT_CONNECTING:
+        return "still connecting";
+    case RELAIS_AGENT_READY:
+        return "ready";
+    case RELAIS_AGENT_DISCONNECTED:
+        return "disconnected";
+    case RELAIS_AGENT_STOPPED:
+        return "stopped";
+    default:
+        return "no state reported yet";
+    }
+}
+
 static void on_state(relais_agent_t *agent, relais_agent_state_t state, const char *detail,
-                     void *ud) {
+                     void *ud)
+{
     demo_agent_t *a = ud;
     demo_t *d = a->demo;
     pthread_mutex_lock(&d->mu);
     a->state = state;
     if (state == RELAIS_AGENT_READY && !a->was_ready) {
         a->was_ready = true;
-        demo__print(d, "%-*s connected as %s (READY)", d->addr_width, a->address, a->label);
+        demo__print(d, "%-*s connected as the %s (READY)", d->addr_width, a->address, a->label);
     } else if (state == RELAIS_AGENT_DISCONNECTED && !d->stopping) {
         demo__print(d, "%-*s lost its session: %s", d->addr_width, a->address,
                     detail != NULL ? detail : "");
@@ -78,7 +93,8 @@ static void on_state(relais_agent_t *agent, relais_agent_state_t state, const ch
     pthread_mutex_unlock(&d->mu);
 }
 
-static int create_agent(demo_t *d, demo_agent_t *a, const char *label, const char *address) {
+static int create_agent(demo_t *d, demo_agent_t *a, const char *label, const char *address)
+{
     a->demo = d;
     a->label = label;
     a->address = address;
@@ -98,7 +114,8 @@ static int create_agent(demo_t *d, demo_agent_t *a, const char *label, const cha
 }
 
 /* Tomorrow at hour:00, local time: practices open in the morning, not at midnight. */
-static int64_t tomorrow_at(int hour) {
+static int64_t tomorrow_at(int hour)
+{
     time_t now = time(NULL);
     struct tm tm;
     localtime_r(&now, &tm);
@@ -109,11 +126,12 @@ static int64_t tomorrow_at(int hour) {
     return (int64_t)mktime(&tm) * 1000;
 }
 
-static int create_territory(demo_t *d) {
+static int create_territory(demo_t *d)
+{
     static const struct {
         const char *label, *address;
     } who[DEMO_N_AGENTS] = {
-        [DEMO_ASSISTANT] = {"the GP's assistant", ASSISTANT},
+        [DEMO_ASSISTANT] = {"GP's assistant", ASSISTANT},
         [DEMO_PHYSIO] = {"physiotherapist", PHYSIO},
         [DEMO_NURSE] = {"nurse", NURSE},
         [DEMO_CARDIOLOGIST] = {"cardiologist", CARDIOLOGIST},
@@ -162,32 +180,22 @@ static int create_territory(demo_t *d) {
     };
     relais_ref_hospital_config_t hcfg = {.on_event = demo__on_event, .event_ud = d};
 
-    int rc;
-    const char *what = "assistant";
-    if ((rc = relais_ref_assistant_new(&d->assistant, d->agents[DEMO_ASSISTANT].agent,
-                                       &acfg)) != 0)
-        goto err;
-    what = "physiotherapist";
-    if ((rc = relais_ref_provider_new(&d->physio, d->agents[DEMO_PHYSIO].agent, &physio)) != 0)
-        goto err;
-    what = "nurse";
-    if ((rc = relais_ref_provider_new(&d->nurse, d->agents[DEMO_NURSE].agent, &nurse)) != 0)
-        goto err;
-    what = "cardiologist";
-    if ((rc = relais_ref_provider_new(&d->cardio, d->agents[DEMO_CARDIOLOGIST].agent,
-                                      &cardio)) != 0)
-        goto err;
-    what = "hospital";
-    if ((rc = relais_ref_hospital_new(&d->hospital, d->agents[DEMO_HOSPITAL].agent, &hcfg)) != 0)
-        goto err;
+    demo_agent_t *ag = d->agents;
+    int rc = relais_ref_assistant_new(&d->assistant, ag[DEMO_ASSISTANT].agent, &acfg);
+    if (rc == 0) rc = relais_ref_provider_new(&d->physio, ag[DEMO_PHYSIO].agent, &physio);
+    if (rc == 0) rc = relais_ref_provider_new(&d->nurse, ag[DEMO_NURSE].agent, &nurse);
+    if (rc == 0) rc = relais_ref_provider_new(&d->cardio, ag[DEMO_CARDIOLOGIST].agent, &cardio);
+    if (rc == 0) rc = relais_ref_hospital_new(&d->hospital, ag[DEMO_HOSPITAL].agent, &hcfg);
+    if (rc != 0) {
+        fprintf(stderr, "relais-demo: cannot set up the reference roles: %s\n",
+                relais_strerror(rc));
+        return -1;
+    }
     return 0;
-
-err:
-    fprintf(stderr, "relais-demo: cannot set up the %s: %s\n", what, relais_strerror(rc));
-    return -1;
 }
 
-static int start_threads(demo_t *d) {
+static int start_threads(demo_t *d)
+{
     for (int i = 0; i < DEMO_N_AGENTS; i++) {
         demo_agent_t *a = &d->agents[i];
         if (pthread_create(&a->thread, NULL, agent_main, a) != 0) {
@@ -199,33 +207,35 @@ static int start_threads(demo_t *d) {
     return 0;
 }
 
-static bool all_ready(demo_t *d) {
+static bool all_ready(demo_t *d)
+{
     for (int i = 0; i < DEMO_N_AGENTS; i++) {
         if (!d->agents[i].was_ready || d->agents[i].exited) return false;
     }
     return true;
 }
 
-static bool any_exited(demo_t *d) {
+static bool any_exited(demo_t *d)
+{
     for (int i = 0; i < DEMO_N_AGENTS; i++) {
         if (d->agents[i].exited) return true;
     }
     return false;
 }
 
-static int await_agents(demo_t *d) {
+static int await_agents(demo_t *d)
+{
     pthread_mutex_lock(&d->mu);
     bool ok = demo__wait(d, AGENTS_READY_MS, all_ready, any_exited);
     if (!ok) {
         for (int i = 0; i < DEMO_N_AGENTS; i++) {
             demo_agent_t *a = &d->agents[i];
             if (a->exited) {
-                fprintf(stderr, "relais-demo: the %s (%s) stopped: %s\n", a->label,
-                        a->address, relais_strerror(a->run_rc));
+                fprintf(stderr, "relais-demo: the %s (%s) stopped: %s\n", a->label, a->address,
+                        relais_strerror(a->run_rc));
             } else if (!a->was_ready) {
-                fprintf(stderr,
-                        "relais-demo: the %s (%s) was not READY within %d ms (state %d)\n",
-                        a->label, a->address, AGENTS_READY_MS, (int)a->state);
+                fprintf(stderr, "relais-demo: the %s (%s) was not READY within %d ms (%s)\n",
+                        a->label, a->address, AGENTS_READY_MS, state_text(a->state));
             }
         }
     }
@@ -234,7 +244,8 @@ static int await_agents(demo_t *d) {
 }
 
 /* Stops every agent from this thread, waits for their loops to end, frees them. */
-static void stop_territory(demo_t *d) {
+static void stop_territory(demo_t *d)
+{
     pthread_mutex_lock(&d->mu);
     d->stopping = true;
     pthread_mutex_unlock(&d->mu);
@@ -259,7 +270,8 @@ static void stop_territory(demo_t *d) {
 /* ---- The stories: actions posted to the agents' loops ---------------------------------- */
 
 /* On the assistant's loop: asks the physiotherapist for an appointment, for the GP. */
-static void story1_begin(relais_agent_t *agent, void *ud) {
+static void story1_begin(relais_agent_t *agent, void *ud)
+{
     demo_t *d = ud;
     Relais__V1__PatientRef patient;
     char *given[1];
@@ -276,20 +288,24 @@ static void story1_begin(relais_agent_t *agent, void *ud) {
     req.preferred_mode = RELAIS__V1__SLOT__MODE__OFFICE;
     req.reason = "knee rehabilitation after arthroscopy, 10 sessions";
     int rc = relais_ref_assistant_request(d->assistant, PHYSIO, GP, &req);
-    if (rc != 0) demo__story_fail(d, &d->stories[0], "could not send the AppointmentRequest",
-                                  relais_strerror(rc));
+    if (rc != 0)
+        demo__story_fail(d, &d->stories[0], "could not send the AppointmentRequest",
+                         relais_strerror(rc));
 }
 
 /* On the hospital's loop: notifies the discharge to the GP's assistant. */
-static void story2_begin(relais_agent_t *agent, void *ud) {
+static void story2_begin(relais_agent_t *agent, void *ud)
+{
     demo_t *d = ud;
     relais_ref_sample_discharge(&d->discharge, ENCOUNTER_ID, GP, relais_now_ms());
     int rc = relais_ref_hospital_notify(d->hospital, ASSISTANT, &d->discharge.dn);
-    if (rc != 0) demo__story_fail(d, &d->stories[1], "could not send the DischargeNotification",
-                                  relais_strerror(rc));
+    if (rc != 0)
+        demo__story_fail(d, &d->stories[1], "could not send the DischargeNotification",
+                         relais_strerror(rc));
 }
 
-static int play(demo_t *d, demo_story_t *s, demo_agent_t *actor, relais_agent_fn begin) {
+static int play(demo_t *d, demo_story_t *s, demo_agent_t *actor, relais_agent_fn begin)
+{
     pthread_mutex_lock(&d->mu);
     s->started_ms = demo__elapsed_ms(d);
     s->running = true;
@@ -309,17 +325,18 @@ static int play(demo_t *d, demo_story_t *s, demo_agent_t *actor, relais_agent_fn
 
 /* ---- Main --------------------------------------------------------------------------- */
 
-static void usage(FILE *out) {
-    fprintf(out,
-            "usage: relais-demo [--relaisd PATH] [--keep-data] [--verbose]\n"
-            "Plays a demo territory end to end against a fresh relaisd: an appointment\n"
-            "with a physiotherapist, then a hospital discharge followed up by a nurse.\n"
-            "  --relaisd PATH   the broker to run (default: this build's relaisd)\n"
-            "  --keep-data      keep the broker's data directory (and its log)\n"
-            "  --verbose        show the agents' own logs on stderr\n");
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: relais-demo [--relaisd PATH] [--keep-data] [--verbose]\n"
+                 "Plays a demo territory end to end against a fresh relaisd: an appointment\n"
+                 "with a physiotherapist, then a hospital discharge followed up by a nurse.\n"
+                 "  --relaisd PATH   the broker to run (default: this build's relaisd)\n"
+                 "  --keep-data      keep the broker's data directory (and its log)\n"
+                 "  --verbose        show the agents' own logs on stderr\n");
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     static const struct option longopts[] = {
         {"relaisd", required_argument, NULL, 'r'},
         {"keep-data", no_argument, NULL, 'k'},
@@ -332,11 +349,21 @@ int main(int argc, char **argv) {
     int c;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (c) {
-        case 'r': relaisd_opt = optarg; break;
-        case 'k': keep = true; break;
-        case 'v': verbose = true; break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 'r':
+            relaisd_opt = optarg;
+            break;
+        case 'k':
+            keep = true;
+            break;
+        case 'v':
+            verbose = true;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     if (optind < argc) {
@@ -344,6 +371,8 @@ int main(int argc, char **argv) {
         return 2;
     }
     relais_log_set_level(verbose ? RELAIS_LOG_INFO : RELAIS_LOG_WARN);
+    /* One line at a time even into a pipe, so the timeline and stderr interleave in order. */
+    setvbuf(stdout, NULL, _IOLBF, 0);
 
     demo_t *d = calloc(1, sizeof *d);
     if (d == NULL || demo__init(d) != 0) {

@@ -29,13 +29,15 @@ extern char **environ;
 
 #define READY_PREFIX "relaisd ready endpoint="
 
-static int64_t now_ms(void) {
+static int64_t now_ms(void)
+{
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-const char *demo_broker_find(const char *explicit_path, char buf[PATH_MAX]) {
+const char *demo_broker_find(const char *explicit_path, char buf[PATH_MAX])
+{
     if (explicit_path != NULL) return explicit_path;
     if (access(RELAIS_DEMO_RELAISD, X_OK) == 0) return RELAIS_DEMO_RELAISD;
     /* A build tree that moved: the demo is build/agents/demo/, the broker build/broker/. */
@@ -49,7 +51,8 @@ const char *demo_broker_find(const char *explicit_path, char buf[PATH_MAX]) {
     return "relaisd"; /* last resort: whatever PATH holds */
 }
 
-int demo_broker_mkdata(demo_broker_t *b, char *err, size_t errlen) {
+int demo_broker_mkdata(demo_broker_t *b, char *err, size_t errlen)
+{
     const char *tmp = getenv("TMPDIR");
     if (tmp == NULL || tmp[0] == '\0') tmp = "/tmp";
     int n = snprintf(b->data_dir, sizeof b->data_dir, "%s/relais-demo-XXXXXX", tmp);
@@ -59,8 +62,7 @@ int demo_broker_mkdata(demo_broker_t *b, char *err, size_t errlen) {
         return -1;
     }
     if (mkdtemp(b->data_dir) == NULL) {
-        snprintf(err, errlen, "cannot create a data directory under %s: %s", tmp,
-                 strerror(errno));
+        snprintf(err, errlen, "cannot create a data directory under %s: %s", tmp, strerror(errno));
         b->data_dir[0] = '\0';
         return -1;
     }
@@ -68,7 +70,8 @@ int demo_broker_mkdata(demo_broker_t *b, char *err, size_t errlen) {
     return 0;
 }
 
-static void *drain_main(void *arg) {
+static void *drain_main(void *arg)
+{
     demo_broker_t *b = arg;
     char buf[4096];
     for (;;) {
@@ -80,7 +83,8 @@ static void *drain_main(void *arg) {
 }
 
 /* Reaps the child after a failed start, killing it if it still runs. */
-static void abandon(demo_broker_t *b) {
+static void abandon(demo_broker_t *b)
+{
     if (b->pid > 0) {
         kill(b->pid, SIGKILL);
         waitpid(b->pid, NULL, 0);
@@ -92,7 +96,8 @@ static void abandon(demo_broker_t *b) {
 }
 
 /* Describes how the child ended, after a start that saw its stdout close. */
-static void describe_exit(demo_broker_t *b, char *err, size_t errlen) {
+static void describe_exit(demo_broker_t *b, char *err, size_t errlen)
+{
     int st = 0;
     if (waitpid(b->pid, &st, 0) == b->pid) {
         b->pid = 0;
@@ -105,20 +110,20 @@ static void describe_exit(demo_broker_t *b, char *err, size_t errlen) {
         }
         return;
     }
-    snprintf(err, errlen, "relaisd closed its output before it was ready (see %s)",
-             b->log_path);
+    snprintf(err, errlen, "relaisd closed its output before it was ready (see %s)", b->log_path);
 }
 
 /* Reads stdout until the ready line; 0 with the endpoint, or -1 with err. */
-static int await_ready(demo_broker_t *b, int timeout_ms, char *err, size_t errlen) {
+static int await_ready(demo_broker_t *b, int timeout_ms, char *err, size_t errlen)
+{
     char line[1024];
     size_t len = 0;
     int64_t deadline = now_ms() + timeout_ms;
     for (;;) {
         int64_t left = deadline - now_ms();
         if (left <= 0) {
-            snprintf(err, errlen, "relaisd printed no ready line within %d ms (see %s)",
-                     timeout_ms, b->log_path);
+            snprintf(err, errlen, "relaisd printed no ready line within %d ms (see %s)", timeout_ms,
+                     b->log_path);
             return -1;
         }
         struct pollfd pfd = {.fd = b->out_fd, .events = POLLIN};
@@ -161,7 +166,8 @@ static int await_ready(demo_broker_t *b, int timeout_ms, char *err, size_t errle
 }
 
 int demo_broker_start(demo_broker_t *b, const char *relaisd, int timeout_ms, char *err,
-                      size_t errlen) {
+                      size_t errlen)
+{
     b->pid = 0;
     b->pidfd = b->out_fd = -1;
     b->drain_started = false;
@@ -173,10 +179,10 @@ int demo_broker_start(demo_broker_t *b, const char *relaisd, int timeout_ms, cha
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, fds[1], STDOUT_FILENO);
-    posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, b->log_path,
-                                     O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, b->log_path, O_WRONLY | O_CREAT | O_TRUNC,
+                                     0600);
     char *argv[] = {(char *)relaisd, "--bind", "tcp://127.0.0.1:0", "--data", b->data_dir,
-                    "--insecure", NULL};
+                    "--insecure",    NULL};
     int rc = posix_spawnp(&b->pid, relaisd, &fa, NULL, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
     close(fds[1]);
@@ -206,7 +212,8 @@ int demo_broker_start(demo_broker_t *b, const char *relaisd, int timeout_ms, cha
     return 0;
 }
 
-int demo_broker_stop(demo_broker_t *b, int timeout_ms, char *err, size_t errlen) {
+int demo_broker_stop(demo_broker_t *b, int timeout_ms, char *err, size_t errlen)
+{
     if (b->pid <= 0) {
         snprintf(err, errlen, "relaisd is not running");
         return -1;
@@ -232,8 +239,7 @@ int demo_broker_stop(demo_broker_t *b, int timeout_ms, char *err, size_t errlen)
     } else if (WIFEXITED(st)) {
         result = WEXITSTATUS(st);
         if (result != 0) {
-            snprintf(err, errlen, "relaisd exited with status %d (see %s)", result,
-                     b->log_path);
+            snprintf(err, errlen, "relaisd exited with status %d (see %s)", result, b->log_path);
         }
     } else {
         snprintf(err, errlen, "relaisd died of signal %d (see %s)",
@@ -250,11 +256,13 @@ int demo_broker_stop(demo_broker_t *b, int timeout_ms, char *err, size_t errlen)
     return result;
 }
 
-static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
     return remove(path);
 }
 
-int demo_broker_rmdata(demo_broker_t *b) {
+int demo_broker_rmdata(demo_broker_t *b)
+{
     if (b->data_dir[0] == '\0') return 0;
     int rc = nftw(b->data_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
     b->data_dir[0] = '\0';

@@ -14,12 +14,12 @@
 #include <sys/types.h>
 
 typedef struct demo_broker {
-    pid_t pid;              /* 0 when not running */
-    int pidfd;              /* readable once the process has exited */
-    int out_fd;             /* read end of the broker's stdout */
-    pthread_t drain;        /* empties stdout after the ready line, so it never blocks */
+    pid_t pid;       /* 0 when not running */
+    int pidfd;       /* readable once the process has exited */
+    int out_fd;      /* read end of the broker's stdout */
+    pthread_t drain; /* empties stdout after the ready line, so it never blocks */
     bool drain_started;
-    char endpoint[128];     /* from the ready line: tcp://127.0.0.1:PORT */
+    char endpoint[128]; /* from the ready line: tcp://127.0.0.1:PORT */
     char data_dir[PATH_MAX];
     char log_path[PATH_MAX + 16]; /* data_dir/relaisd.log: the broker's stderr */
 } demo_broker_t;

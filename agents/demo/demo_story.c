@@ -13,7 +13,8 @@
 
 #define TYPE_WIDTH 22
 
-int demo__init(demo_t *d) {
+int demo__init(demo_t *d)
+{
     pthread_condattr_t ca;
     if (pthread_condattr_init(&ca) != 0) return -1;
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -30,13 +31,15 @@ int demo__init(demo_t *d) {
     return 0;
 }
 
-void demo__fini(demo_t *d) {
+void demo__fini(demo_t *d)
+{
     pthread_cond_destroy(&d->cv);
     pthread_mutex_destroy(&d->mu);
 }
 
 void demo__story_setup(demo_t *d, const char *assistant, const char *request_id,
-                       const char *encounter_id) {
+                       const char *encounter_id)
+{
     snprintf(d->request_id, sizeof d->request_id, "%s", request_id);
     snprintf(d->encounter_id, sizeof d->encounter_id, "%s", encounter_id);
     d->addr_width = (int)strlen(assistant);
@@ -60,13 +63,15 @@ void demo__story_setup(demo_t *d, const char *assistant, const char *request_id,
     s2->steps[4] = "the assistant to receive the nurse's CareTaskUpdate ACCEPTED";
 }
 
-int64_t demo__elapsed_ms(demo_t *d) {
+int64_t demo__elapsed_ms(demo_t *d)
+{
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
     return (int64_t)(now.tv_sec - d->t0.tv_sec) * 1000 + (now.tv_nsec - d->t0.tv_nsec) / 1000000;
 }
 
-void demo__print(demo_t *d, const char *fmt, ...) {
+void demo__print(demo_t *d, const char *fmt, ...)
+{
     char line[1024];
     va_list ap;
     va_start(ap, fmt);
@@ -78,7 +83,8 @@ void demo__print(demo_t *d, const char *fmt, ...) {
     fflush(stdout);
 }
 
-bool demo__wait(demo_t *d, int timeout_ms, bool (*done)(demo_t *), bool (*abort)(demo_t *)) {
+bool demo__wait(demo_t *d, int timeout_ms, bool (*done)(demo_t *), bool (*abort)(demo_t *))
+{
     struct timespec deadline;
     clock_gettime(CLOCK_MONOTONIC, &deadline);
     deadline.tv_sec += timeout_ms / 1000;
@@ -97,28 +103,36 @@ bool demo__wait(demo_t *d, int timeout_ms, bool (*done)(demo_t *), bool (*abort)
 
 static const unsigned all_steps = (1u << DEMO_STEPS) - 1;
 
-static void fail_locked(demo_t *d, demo_story_t *s, const char *what, const char *why) {
+static void fail_locked(demo_t *d, demo_story_t *s, const char *what, const char *why)
+{
     if (s->done || s->failed) return;
     s->failed = true;
     s->finished_ms = demo__elapsed_ms(d);
-    snprintf(s->failure, sizeof s->failure, "%s: %s", what, why);
+    int n = snprintf(s->failure, sizeof s->failure, "%s: %s", what, why);
+    if (n >= (int)sizeof s->failure) {
+        /* A long reason is cut; what failed is named first, so it survives. */
+        memcpy(s->failure + sizeof s->failure - 4, "...", 4);
+    }
     pthread_cond_broadcast(&d->cv);
 }
 
-void demo__story_fail(demo_t *d, demo_story_t *s, const char *what, const char *why) {
+void demo__story_fail(demo_t *d, demo_story_t *s, const char *what, const char *why)
+{
     pthread_mutex_lock(&d->mu);
     fail_locked(d, s, what, why);
     pthread_mutex_unlock(&d->mu);
 }
 
-static const char *first_missing(const demo_story_t *s) {
+static const char *first_missing(const demo_story_t *s)
+{
     for (int i = 0; i < DEMO_STEPS; i++) {
         if ((s->seen & (1u << i)) == 0) return s->steps[i];
     }
     return "nothing (all steps seen)";
 }
 
-static bool story_over(demo_t *d) {
+static bool story_over(demo_t *d)
+{
     for (int i = 0; i < 2; i++) {
         if (d->stories[i].running && !(d->stories[i].done || d->stories[i].failed)) {
             return false;
@@ -127,7 +141,8 @@ static bool story_over(demo_t *d) {
     return true;
 }
 
-void demo__wait_story(demo_t *d, demo_story_t *s, int timeout_ms) {
+void demo__wait_story(demo_t *d, demo_story_t *s, int timeout_ms)
+{
     demo__wait(d, timeout_ms, story_over, NULL);
     if (!s->done && !s->failed) {
         char why[200];
@@ -138,14 +153,16 @@ void demo__wait_story(demo_t *d, demo_story_t *s, int timeout_ms) {
     }
 }
 
-static bool conv_known(const demo_story_t *s, const uint8_t *conv) {
+static bool conv_known(const demo_story_t *s, const uint8_t *conv)
+{
     for (size_t i = 0; i < s->n_convs; i++) {
         if (memcmp(s->convs[i], conv, RELAIS_MESSAGE_ID_LEN) == 0) return true;
     }
     return false;
 }
 
-static demo_story_t *story_of(demo_t *d, const relais_ref_event_t *ev) {
+static demo_story_t *story_of(demo_t *d, const relais_ref_event_t *ev)
+{
     demo_story_t *s = NULL;
     if (ev->ref[0] != '\0' && strcmp(ev->ref, d->request_id) == 0) {
         s = &d->stories[0];
@@ -165,14 +182,17 @@ static demo_story_t *story_of(demo_t *d, const relais_ref_event_t *ev) {
 }
 
 /* The step of story index si that ev is, or -1. */
-static int step_of(int si, const relais_ref_event_t *ev) {
+static int step_of(int si, const relais_ref_event_t *ev)
+{
     bool acc = ev->kind == RELAIS_REF_EV_ACCEPTED, rcv = ev->kind == RELAIS_REF_EV_RECEIVED;
     switch (ev->body_case) {
     case RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_REQUEST:
         if (si == 0) return acc ? 0 : rcv ? 1 : -1;
         return -1;
-    case RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_OFFER: return si == 0 && rcv ? 2 : -1;
-    case RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_BOOK: return si == 0 && rcv ? 3 : -1;
+    case RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_OFFER:
+        return si == 0 && rcv ? 2 : -1;
+    case RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_BOOK:
+        return si == 0 && rcv ? 3 : -1;
     case RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_CONFIRM:
         return si == 0 && rcv && ev->milestone == RELAIS_REF_MS_APPOINTMENT_CONFIRMED ? 4 : -1;
     case RELAIS__V1__ENVELOPE__BODY_DISCHARGE_NOTIFICATION:
@@ -183,42 +203,53 @@ static int step_of(int si, const relais_ref_event_t *ev) {
         return -1;
     case RELAIS__V1__ENVELOPE__BODY_CARE_TASK_UPDATE:
         return si == 1 && rcv && ev->milestone == RELAIS_REF_MS_TASK_ACCEPTED ? 4 : -1;
-    default: return -1;
+    default:
+        return -1;
     }
 }
 
-static const char *receipt_status(int status) {
+static const char *receipt_status(int status)
+{
     switch (status) {
-    case RELAIS__V1__RECEIPT__STATUS__DELIVERED: return "delivered";
-    case RELAIS__V1__RECEIPT__STATUS__PROCESSED: return "processed";
-    case RELAIS__V1__RECEIPT__STATUS__REFUSED: return "REFUSED";
-    case RELAIS__V1__RECEIPT__STATUS__EXPIRED: return "EXPIRED";
-    case RELAIS__V1__RECEIPT__STATUS__UNCLAIMED: return "unclaimed";
-    case RELAIS__V1__RECEIPT__STATUS__CLAIMED: return "claimed";
-    default: return "unknown";
+    case RELAIS__V1__RECEIPT__STATUS__DELIVERED:
+        return "delivered";
+    case RELAIS__V1__RECEIPT__STATUS__PROCESSED:
+        return "processed";
+    case RELAIS__V1__RECEIPT__STATUS__REFUSED:
+        return "REFUSED";
+    case RELAIS__V1__RECEIPT__STATUS__EXPIRED:
+        return "EXPIRED";
+    case RELAIS__V1__RECEIPT__STATUS__UNCLAIMED:
+        return "unclaimed";
+    case RELAIS__V1__RECEIPT__STATUS__CLAIMED:
+        return "claimed";
+    default:
+        return "unknown";
     }
 }
 
 /* The random tail of a UUIDv7, which tells messages apart where the head (time) does not. */
-static const char *short_id(const uint8_t *id, char buf[37]) {
+static const char *short_id(const uint8_t *id, char buf[37])
+{
     if (id == NULL) return "-";
     relais_id_format(id, RELAIS_MESSAGE_ID_LEN, buf);
     return buf + 24;
 }
 
-static void print_event(demo_t *d, const relais_ref_event_t *ev, const demo_story_t *s) {
+static void print_event(demo_t *d, const relais_ref_event_t *ev, const demo_story_t *s)
+{
     const char *type = relais_ref_body_title(ev->body_case);
     const char *label = s != NULL ? s->label : "outside the stories";
     char idbuf[37];
     int w = d->addr_width;
     switch (ev->kind) {
     case RELAIS_REF_EV_RECEIVED:
-        demo__print(d, "%-*s → %-*s %-*s [%s: %s]", w, ev->from, w, ev->to, TYPE_WIDTH, type,
-                    label, ev->state);
+        demo__print(d, "%-*s → %-*s %-*s [%s: %s]", w, ev->from, w, ev->to, TYPE_WIDTH, type, label,
+                    ev->state);
         break;
     case RELAIS_REF_EV_ACCEPTED:
-        demo__print(d, "%-*s ✓ %s accepted by the broker%s (stored, id …%s)", w, ev->from,
-                    type, ev->duplicate ? " again" : "", short_id(ev->message_id, idbuf));
+        demo__print(d, "%-*s ✓ %s accepted by the broker%s (stored, id …%s)", w, ev->from, type,
+                    ev->duplicate ? " again" : "", short_id(ev->message_id, idbuf));
         break;
     case RELAIS_REF_EV_SEND_FAILED:
         demo__print(d, "%-*s ✗ %s to %s not accepted: %s (%s) [%s]", w, ev->from, type, ev->to,
@@ -235,22 +266,27 @@ static void print_event(demo_t *d, const relais_ref_event_t *ev, const demo_stor
     }
 }
 
-void demo__on_event(const relais_ref_event_t *ev, void *ud) {
+void demo__on_event(const relais_ref_event_t *ev, void *ud)
+{
     demo_t *d = ud;
     pthread_mutex_lock(&d->mu);
     demo_story_t *s = story_of(d, ev);
     print_event(d, ev, s);
     if (s != NULL) {
         char what[128];
-        snprintf(what, sizeof what, "%s from %s", relais_ref_body_title(ev->body_case),
-                 ev->from);
+        snprintf(what, sizeof what, "%s from %s", relais_ref_body_title(ev->body_case), ev->from);
         if (ev->kind == RELAIS_REF_EV_SEND_FAILED) {
-            fail_locked(d, s, what, relais_err_name(ev->status));
+            char why[RELAIS_REASON_MAX + 64];
+            snprintf(why, sizeof why, "not accepted, %s%s%s", relais_err_name(ev->status),
+                     ev->reason[0] != '\0' ? ": " : "", ev->reason);
+            fail_locked(d, s, what, why);
         } else if (ev->kind == RELAIS_REF_EV_RECEIPT &&
                    (ev->status == RELAIS__V1__RECEIPT__STATUS__REFUSED ||
                     ev->status == RELAIS__V1__RECEIPT__STATUS__EXPIRED)) {
-            fail_locked(d, s, "a message of the story was not processed",
-                        receipt_status(ev->status));
+            char idbuf[37], who[RELAIS_ADDRESS_MAX + 64];
+            snprintf(who, sizeof who, "message …%s %s by %s", short_id(ev->message_id, idbuf),
+                     receipt_status(ev->status), ev->to);
+            fail_locked(d, s, who, ev->reason[0] != '\0' ? ev->reason : "no reason given");
         } else if (ev->milestone == RELAIS_REF_MS_APPOINTMENT_DECLINED ||
                    ev->milestone == RELAIS_REF_MS_TASK_REJECTED ||
                    ev->milestone == RELAIS_REF_MS_FAILED) {
@@ -277,7 +313,8 @@ void demo__on_event(const relais_ref_event_t *ev, void *ud) {
     pthread_mutex_unlock(&d->mu);
 }
 
-void demo__report(demo_t *d, FILE *out) {
+void demo__report(demo_t *d, FILE *out)
+{
     pthread_mutex_lock(&d->mu);
     for (int i = 0; i < 2; i++) {
         const demo_story_t *s = &d->stories[i];

@@ -46,11 +46,11 @@ typedef struct demo_agent {
 } demo_agent_t;
 
 typedef struct demo_story {
-    const char *label;                 /* "story 1" */
+    const char *label; /* "story 1" */
     const char *title;
-    const char *steps[DEMO_STEPS];     /* what must happen, in the usual order */
+    const char *steps[DEMO_STEPS]; /* what must happen, in the usual order */
     /* Under demo->mu: */
-    unsigned seen;                     /* bit i set: step i happened */
+    unsigned seen; /* bit i set: step i happened */
     bool running, done, failed;
     char failure[320];
     char outcome[192];

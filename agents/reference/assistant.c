@@ -58,14 +58,16 @@ struct relais_ref_assistant {
 
 /* ---- Bookkeeping -------------------------------------------------------------------- */
 
-static appt_t *find_appt(relais_ref_assistant_t *a, const char *request_id) {
+static appt_t *find_appt(relais_ref_assistant_t *a, const char *request_id)
+{
     for (size_t i = 0; i < a->n_appts; i++) {
         if (strcmp(a->appts[i].request_id, request_id) == 0) return &a->appts[i];
     }
     return NULL;
 }
 
-static task_t *find_task(relais_ref_assistant_t *a, const char *task_id) {
+static task_t *find_task(relais_ref_assistant_t *a, const char *task_id)
+{
     for (size_t i = 0; i < a->n_tasks; i++) {
         if (strcmp(a->tasks[i].task_id, task_id) == 0) return &a->tasks[i];
     }
@@ -73,7 +75,8 @@ static task_t *find_task(relais_ref_assistant_t *a, const char *task_id) {
 }
 
 /* Grows an array of elements of size sz to hold one more; 0 or -ENOMEM. */
-static int reserve(void **arr, size_t *cap, size_t n, size_t sz) {
+static int reserve(void **arr, size_t *cap, size_t n, size_t sz)
+{
     if (n < *cap) return 0;
     size_t ncap = *cap != 0 ? *cap * 2 : 8;
     void *p = realloc(*arr, ncap * sz);
@@ -83,7 +86,8 @@ static int reserve(void **arr, size_t *cap, size_t n, size_t sz) {
     return 0;
 }
 
-static bool is_our_gp(const relais_ref_assistant_t *a, const char *addr) {
+static bool is_our_gp(const relais_ref_assistant_t *a, const char *addr)
+{
     for (size_t i = 0; i < a->n_gps; i++) {
         if (strcmp(a->gps[i], addr) == 0) return true;
     }
@@ -92,7 +96,8 @@ static bool is_our_gp(const relais_ref_assistant_t *a, const char *addr) {
 
 /* The GP a discharge concerns: the first of ours in its care team, else our first. */
 static const char *gp_for(const relais_ref_assistant_t *a,
-                          const Relais__V1__DischargeNotification *dn) {
+                          const Relais__V1__DischargeNotification *dn)
+{
     for (size_t i = 0; i < dn->n_care_team; i++) {
         if (is_our_gp(a, dn->care_team[i])) return dn->care_team[i];
     }
@@ -103,7 +108,8 @@ static const char *gp_for(const relais_ref_assistant_t *a,
 
 static int send_appointment_request(relais_ref_assistant_t *a, const char *to, const char *gp,
                                     const Relais__V1__AppointmentRequest *req,
-                                    const char *encounter_id) {
+                                    const char *encounter_id)
+{
     char rid[RELAIS_REF_ID_MAX];
     if (ref__copy_id(rid, sizeof rid, req->request_id, true) != 0) return RELAIS_EINVALID;
     if (find_appt(a, rid) != NULL || to == NULL || !relais_address_valid(to)) {
@@ -139,13 +145,15 @@ static int send_appointment_request(relais_ref_assistant_t *a, const char *to, c
 }
 
 int relais_ref_assistant_request(relais_ref_assistant_t *a, const char *to, const char *gp,
-                                 const Relais__V1__AppointmentRequest *req) {
+                                 const Relais__V1__AppointmentRequest *req)
+{
     return send_appointment_request(a, to, gp != NULL ? gp : a->gps[0], req, "");
 }
 
 static int send_care_task(relais_ref_assistant_t *a, const char *gp, const char *task_id,
                           const Relais__V1__DischargeNotification *dn,
-                          const Relais__V1__FollowUpItem *item) {
+                          const Relais__V1__FollowUpItem *item)
+{
     int rc = reserve((void **)&a->tasks, &a->cap_tasks, a->n_tasks, sizeof *a->tasks);
     if (rc != 0) return rc;
     task_t *t = &a->tasks[a->n_tasks];
@@ -178,8 +186,8 @@ static int send_care_task(relais_ref_assistant_t *a, const char *gp, const char 
     env.to = rcpt;
     env.body_case = RELAIS__V1__ENVELOPE__BODY_CARE_TASK_REQUEST;
     env.care_task_request = &body;
-    ref__about_t about = {.ref = t->task_id, .encounter_id = t->encounter_id,
-                          .state = "task requested"};
+    ref__about_t about = {
+        .ref = t->task_id, .encounter_id = t->encounter_id, .state = "task requested"};
     rc = ref__submit(&a->em, NULL, &env, &about, NULL);
     if (rc == 0) a->n_tasks++;
     return rc;
@@ -190,15 +198,15 @@ static int send_care_task(relais_ref_assistant_t *a, const char *gp, const char 
  * skipped, so that a partial failure can be retried without asking anyone twice.
  */
 static int route_item(relais_ref_assistant_t *a, const Relais__V1__DischargeNotification *dn,
-                      const Relais__V1__FollowUpItem *item, size_t index) {
+                      const Relais__V1__FollowUpItem *item, size_t index)
+{
     const char *gp = gp_for(a, dn);
     char ref[RELAIS_REF_ID_MAX], state[160];
     const char *item_id = item->item_id[0] != '\0' ? item->item_id : "item";
     int n = snprintf(ref, sizeof ref, "%s/%s-%zu", dn->encounter_id, item_id, index + 1);
     if (n < 0 || (size_t)n >= sizeof ref) {
         snprintf(state, sizeof state, "follow-up item %zu: identifiers too long", index + 1);
-        ref__emit_notice(&a->em, dn->encounter_id, dn->encounter_id, RELAIS_REF_MS_FAILED,
-                         state);
+        ref__emit_notice(&a->em, dn->encounter_id, dn->encounter_id, RELAIS_REF_MS_FAILED, state);
         return 0;
     }
     if (find_task(a, ref) != NULL || find_appt(a, ref) != NULL) return 0;
@@ -235,16 +243,17 @@ static int route_item(relais_ref_assistant_t *a, const Relais__V1__DischargeNoti
 
 /* Finds the appointment an answer is about, refusing answers to requests we never made. */
 static appt_t *answered_appt(relais_ref_assistant_t *a, relais_delivery_t *d,
-                             const char *request_id) {
+                             const char *request_id)
+{
     appt_t *ap = find_appt(a, request_id);
     if (ap == NULL) {
-        snprintf(d->reason, sizeof d->reason, "no appointment request '%.64s' here",
-                 request_id);
+        snprintf(d->reason, sizeof d->reason, "no appointment request '%.64s' here", request_id);
     }
     return ap;
 }
 
-static relais_outcome_t on_offer(relais_agent_t *agent, relais_delivery_t *d, void *ud) {
+static relais_outcome_t on_offer(relais_agent_t *agent, relais_delivery_t *d, void *ud)
+{
     relais_ref_assistant_t *a = ud;
     const Relais__V1__AppointmentOffer *offer = d->envelope->appointment_offer;
     appt_t *ap = answered_appt(a, d, offer->request_id);
@@ -256,8 +265,7 @@ static relais_outcome_t on_offer(relais_agent_t *agent, relais_delivery_t *d, vo
     if (ap->state != APPT_REQUESTED) {
         /* A second offer (another pool member) after we booked: nothing to do. */
         snprintf(state, sizeof state, "extra offer ignored");
-        ref__emit_received(&a->em, d, ap->request_id, ap->encounter_id, RELAIS_REF_MS_NONE,
-                           state);
+        ref__emit_received(&a->em, d, ap->request_id, ap->encounter_id, RELAIS_REF_MS_NONE, state);
         return RELAIS_PROCESSED;
     }
     if (offer->n_slots == 0 || offer->slots[0] == NULL) {
@@ -279,8 +287,7 @@ static relais_outcome_t on_offer(relais_agent_t *agent, relais_delivery_t *d, vo
     char when[32];
     snprintf(state, sizeof state, "booking %.32s at %s", offer->slots[0]->slot_id,
              ref__format_time(offer->slots[0]->start_ms, when));
-    ref__about_t about = {.ref = ap->request_id, .encounter_id = ap->encounter_id,
-                          .state = state};
+    ref__about_t about = {.ref = ap->request_id, .encounter_id = ap->encounter_id, .state = state};
     int rc = ref__submit(&a->em, d->envelope, &reply, &about, NULL);
     if (rc != 0) {
         snprintf(d->reason, sizeof d->reason, "could not book: %s", relais_strerror(rc));
@@ -290,7 +297,8 @@ static relais_outcome_t on_offer(relais_agent_t *agent, relais_delivery_t *d, vo
     return RELAIS_PROCESSED;
 }
 
-static relais_outcome_t on_decline(relais_agent_t *agent, relais_delivery_t *d, void *ud) {
+static relais_outcome_t on_decline(relais_agent_t *agent, relais_delivery_t *d, void *ud)
+{
     relais_ref_assistant_t *a = ud;
     const Relais__V1__AppointmentDecline *dec = d->envelope->appointment_decline;
     appt_t *ap = answered_appt(a, d, dec->request_id);
@@ -298,11 +306,20 @@ static relais_outcome_t on_decline(relais_agent_t *agent, relais_delivery_t *d, 
     ap->state = APPT_DECLINED;
     const char *code = "other";
     switch (dec->reason_code) {
-    case RELAIS__V1__APPOINTMENT_DECLINE__REASON_CODE__NO_CAPACITY: code = "no capacity"; break;
-    case RELAIS__V1__APPOINTMENT_DECLINE__REASON_CODE__OUT_OF_SCOPE: code = "out of scope"; break;
-    case RELAIS__V1__APPOINTMENT_DECLINE__REASON_CODE__NOT_IN_WINDOW: code = "not in window"; break;
-    case RELAIS__V1__APPOINTMENT_DECLINE__REASON_CODE__OUT_OF_AREA: code = "out of area"; break;
-    default: break;
+    case RELAIS__V1__APPOINTMENT_DECLINE__REASON_CODE__NO_CAPACITY:
+        code = "no capacity";
+        break;
+    case RELAIS__V1__APPOINTMENT_DECLINE__REASON_CODE__OUT_OF_SCOPE:
+        code = "out of scope";
+        break;
+    case RELAIS__V1__APPOINTMENT_DECLINE__REASON_CODE__NOT_IN_WINDOW:
+        code = "not in window";
+        break;
+    case RELAIS__V1__APPOINTMENT_DECLINE__REASON_CODE__OUT_OF_AREA:
+        code = "out of area";
+        break;
+    default:
+        break;
     }
     char state[64];
     snprintf(state, sizeof state, "declined: %s", code);
@@ -311,7 +328,8 @@ static relais_outcome_t on_decline(relais_agent_t *agent, relais_delivery_t *d, 
     return RELAIS_PROCESSED;
 }
 
-static relais_outcome_t on_confirm(relais_agent_t *agent, relais_delivery_t *d, void *ud) {
+static relais_outcome_t on_confirm(relais_agent_t *agent, relais_delivery_t *d, void *ud)
+{
     relais_ref_assistant_t *a = ud;
     const Relais__V1__AppointmentConfirm *c = d->envelope->appointment_confirm;
     appt_t *ap = answered_appt(a, d, c->request_id);
@@ -326,21 +344,22 @@ static relais_outcome_t on_confirm(relais_agent_t *agent, relais_delivery_t *d, 
     return RELAIS_PROCESSED;
 }
 
-static relais_outcome_t on_outcome(relais_agent_t *agent, relais_delivery_t *d, void *ud) {
+static relais_outcome_t on_outcome(relais_agent_t *agent, relais_delivery_t *d, void *ud)
+{
     relais_ref_assistant_t *a = ud;
     const Relais__V1__AppointmentOutcome *o = d->envelope->appointment_outcome;
     appt_t *ap = answered_appt(a, d, o->request_id);
     if (ap == NULL) return RELAIS_REFUSED;
-    const char *what = o->outcome == RELAIS__V1__APPOINTMENT_OUTCOME__OUTCOME__FULFILLED
-                           ? "outcome: fulfilled"
-                       : o->outcome == RELAIS__V1__APPOINTMENT_OUTCOME__OUTCOME__NOSHOW
-                           ? "outcome: no-show"
-                           : "outcome reported";
+    const char *what =
+        o->outcome == RELAIS__V1__APPOINTMENT_OUTCOME__OUTCOME__FULFILLED ? "outcome: fulfilled"
+        : o->outcome == RELAIS__V1__APPOINTMENT_OUTCOME__OUTCOME__NOSHOW  ? "outcome: no-show"
+                                                                          : "outcome reported";
     ref__emit_received(&a->em, d, ap->request_id, ap->encounter_id, RELAIS_REF_MS_NONE, what);
     return RELAIS_PROCESSED;
 }
 
-static relais_outcome_t on_cancel(relais_agent_t *agent, relais_delivery_t *d, void *ud) {
+static relais_outcome_t on_cancel(relais_agent_t *agent, relais_delivery_t *d, void *ud)
+{
     relais_ref_assistant_t *a = ud;
     const Relais__V1__AppointmentCancel *c = d->envelope->appointment_cancel;
     appt_t *ap = answered_appt(a, d, c->request_id);
@@ -351,7 +370,8 @@ static relais_outcome_t on_cancel(relais_agent_t *agent, relais_delivery_t *d, v
     return RELAIS_PROCESSED;
 }
 
-static relais_outcome_t on_discharge(relais_agent_t *agent, relais_delivery_t *d, void *ud) {
+static relais_outcome_t on_discharge(relais_agent_t *agent, relais_delivery_t *d, void *ud)
+{
     relais_ref_assistant_t *a = ud;
     const Relais__V1__DischargeNotification *dn = d->envelope->discharge_notification;
     char enc[RELAIS_REF_ID_MAX];
@@ -378,7 +398,8 @@ static relais_outcome_t on_discharge(relais_agent_t *agent, relais_delivery_t *d
     return RELAIS_PROCESSED;
 }
 
-static relais_outcome_t on_task_update(relais_agent_t *agent, relais_delivery_t *d, void *ud) {
+static relais_outcome_t on_task_update(relais_agent_t *agent, relais_delivery_t *d, void *ud)
+{
     relais_ref_assistant_t *a = ud;
     const Relais__V1__CareTaskUpdate *u = d->envelope->care_task_update;
     task_t *t = find_task(a, u->task_id);
@@ -390,7 +411,9 @@ static relais_outcome_t on_task_update(relais_agent_t *agent, relais_delivery_t 
     relais_ref_milestone_t ms = RELAIS_REF_MS_TASK_UPDATED;
     const char *state = "task updated";
     switch (u->status) {
-    case RELAIS__V1__CARE_TASK_UPDATE__STATUS__RECEIVED: state = "task received"; break;
+    case RELAIS__V1__CARE_TASK_UPDATE__STATUS__RECEIVED:
+        state = "task received";
+        break;
     case RELAIS__V1__CARE_TASK_UPDATE__STATUS__ACCEPTED:
         ms = RELAIS_REF_MS_TASK_ACCEPTED;
         state = "task accepted";
@@ -399,24 +422,35 @@ static relais_outcome_t on_task_update(relais_agent_t *agent, relais_delivery_t 
         ms = RELAIS_REF_MS_TASK_REJECTED;
         state = "task rejected";
         break;
-    case RELAIS__V1__CARE_TASK_UPDATE__STATUS__IN_PROGRESS: state = "task in progress"; break;
-    case RELAIS__V1__CARE_TASK_UPDATE__STATUS__COMPLETED: state = "task completed"; break;
-    case RELAIS__V1__CARE_TASK_UPDATE__STATUS__FAILED: state = "task failed"; break;
-    case RELAIS__V1__CARE_TASK_UPDATE__STATUS__CANCELLED: state = "task cancelled"; break;
-    default: break;
+    case RELAIS__V1__CARE_TASK_UPDATE__STATUS__IN_PROGRESS:
+        state = "task in progress";
+        break;
+    case RELAIS__V1__CARE_TASK_UPDATE__STATUS__COMPLETED:
+        state = "task completed";
+        break;
+    case RELAIS__V1__CARE_TASK_UPDATE__STATUS__FAILED:
+        state = "task failed";
+        break;
+    case RELAIS__V1__CARE_TASK_UPDATE__STATUS__CANCELLED:
+        state = "task cancelled";
+        break;
+    default:
+        break;
     }
     ref__emit_received(&a->em, d, t->task_id, t->encounter_id, ms, state);
     return RELAIS_PROCESSED;
 }
 
-static relais_outcome_t on_note(relais_agent_t *agent, relais_delivery_t *d, void *ud) {
+static relais_outcome_t on_note(relais_agent_t *agent, relais_delivery_t *d, void *ud)
+{
     relais_ref_assistant_t *a = ud;
     ref__emit_received(&a->em, d, "", "", RELAIS_REF_MS_NONE, "note received");
     return RELAIS_PROCESSED;
 }
 
 /* A refused or expired request will never be answered: say so on its conversation. */
-static void on_receipt(relais_agent_t *agent, const Relais__V1__Receipt *r, void *ud) {
+static void on_receipt(relais_agent_t *agent, const Relais__V1__Receipt *r, void *ud)
+{
     relais_ref_assistant_t *a = ud;
     ref__emit_receipt(&a->em, r);
     if (r->status != RELAIS__V1__RECEIPT__STATUS__REFUSED &&
@@ -434,8 +468,7 @@ static void on_receipt(relais_agent_t *agent, const Relais__V1__Receipt *r, void
         if (memcmp(ap->conversation_id, conv, RELAIS_MESSAGE_ID_LEN) != 0) continue;
         if (ap->state == APPT_REQUESTED || ap->state == APPT_BOOKING) {
             ap->state = APPT_FAILED;
-            ref__emit_notice(&a->em, ap->request_id, ap->encounter_id, RELAIS_REF_MS_FAILED,
-                             state);
+            ref__emit_notice(&a->em, ap->request_id, ap->encounter_id, RELAIS_REF_MS_FAILED, state);
         }
     }
     for (size_t i = 0; i < a->n_tasks; i++) {
@@ -450,7 +483,8 @@ static void on_receipt(relais_agent_t *agent, const Relais__V1__Receipt *r, void
 /* ---- Life cycle ---------------------------------------------------------------------- */
 
 /* Copies an optional address; 0, RELAIS_ECONFIG when invalid, -ENOMEM. */
-static int copy_addr(char **dst, const char *src) {
+static int copy_addr(char **dst, const char *src)
+{
     *dst = NULL;
     if (src == NULL || src[0] == '\0') return 0;
     if (!relais_address_valid(src)) return RELAIS_ECONFIG;
@@ -459,7 +493,8 @@ static int copy_addr(char **dst, const char *src) {
 }
 
 int relais_ref_assistant_new(relais_ref_assistant_t **out, relais_agent_t *agent,
-                             const relais_ref_assistant_config_t *cfg) {
+                             const relais_ref_assistant_config_t *cfg)
+{
     *out = NULL;
     if (agent == NULL || cfg == NULL || cfg->n_gps == 0 || cfg->gps == NULL) {
         return RELAIS_ECONFIG;
@@ -494,8 +529,8 @@ int relais_ref_assistant_new(relais_ref_assistant_t **out, relais_agent_t *agent
         RELAIS__V1__ENVELOPE__BODY_CARE_TASK_UPDATE,
         RELAIS__V1__ENVELOPE__BODY_NOTE,
     };
-    static const relais_handler_fn fns[] = {on_offer,   on_decline,   on_confirm,     on_outcome,
-                                            on_cancel,  on_discharge, on_task_update, on_note};
+    static const relais_handler_fn fns[] = {on_offer,  on_decline,   on_confirm,     on_outcome,
+                                            on_cancel, on_discharge, on_task_update, on_note};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         rc = relais_agent_on(agent, cases[i], fns[i], a);
         if (rc != 0) goto err;
@@ -509,7 +544,8 @@ err:
     return rc;
 }
 
-void relais_ref_assistant_destroy(relais_ref_assistant_t **ap) {
+void relais_ref_assistant_destroy(relais_ref_assistant_t **ap)
+{
     if (ap == NULL || *ap == NULL) return;
     relais_ref_assistant_t *a = *ap;
     for (size_t i = 0; i < a->n_gps; i++) free(a->gps[i]);

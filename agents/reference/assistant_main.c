@@ -31,7 +31,8 @@ typedef struct app {
     const char *request_specialty;
 } app_t;
 
-static void usage(const char *prog) {
+static void usage(const char *prog)
+{
     printf("usage: %s --endpoint E --address staff:NAME@PRACTICE --gp rpps:N [options]\n"
            "A reference medical assistant acting on behalf of GPs.\n" REF_CLI_COMMON_USAGE
            "  --gp A                 a GP the assistant acts for (repeat; the first is the\n"
@@ -46,7 +47,8 @@ static void usage(const char *prog) {
 }
 
 /* Sends the sample request once the first session is up (see --request-to). */
-static void send_sample_request(relais_agent_t *agent, void *ud) {
+static void send_sample_request(relais_agent_t *agent, void *ud)
+{
     app_t *app = ud;
     if (app->request_to == NULL) return;
     char request_id[RELAIS_REF_ID_MAX];
@@ -67,12 +69,13 @@ static void send_sample_request(relais_agent_t *agent, void *ud) {
     req.reason = "sample request from relais-assistant";
     int rc = relais_ref_assistant_request(app->assistant, app->request_to, NULL, &req);
     if (rc != 0) {
-        fprintf(stderr, "%s: sample request to %s failed: %s\n", app->cli.prog,
-                app->request_to, relais_strerror(rc));
+        fprintf(stderr, "%s: sample request to %s failed: %s\n", app->cli.prog, app->request_to,
+                relais_strerror(rc));
     }
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     static const struct option longopts[] = {
         REF_CLI_COMMON_OPTIONS,
         {"gp", required_argument, NULL, OPT_GP},
@@ -85,7 +88,7 @@ int main(int argc, char **argv) {
         {"request-specialty", required_argument, NULL, OPT_REQUEST_SPECIALTY},
         {NULL, 0, NULL, 0},
     };
-    app_t app = {.cli = {.prog = argv[0]}};
+    app_t app = {.cli = {.prog = ref__cli_prog(argv[0])}};
     const char *gps[MAX_GPS];
     relais_ref_assistant_config_t cfg = {
         .gps = gps,
@@ -109,13 +112,27 @@ int main(int argc, char **argv) {
             }
             gps[cfg.n_gps++] = optarg;
             break;
-        case OPT_NURSE: cfg.nurse = optarg; break;
-        case OPT_PHYSIO: cfg.physiotherapist = optarg; break;
-        case OPT_SPECIALIST: cfg.specialist = optarg; break;
-        case OPT_REQUEST_TO: app.request_to = optarg; break;
-        case OPT_REQUEST_ROLE: app.request_role = optarg; break;
-        case OPT_REQUEST_SPECIALTY: app.request_specialty = optarg; break;
-        default: fprintf(stderr, "see %s --help\n", app.cli.prog); return 2;
+        case OPT_NURSE:
+            cfg.nurse = optarg;
+            break;
+        case OPT_PHYSIO:
+            cfg.physiotherapist = optarg;
+            break;
+        case OPT_SPECIALIST:
+            cfg.specialist = optarg;
+            break;
+        case OPT_REQUEST_TO:
+            app.request_to = optarg;
+            break;
+        case OPT_REQUEST_ROLE:
+            app.request_role = optarg;
+            break;
+        case OPT_REQUEST_SPECIALTY:
+            app.request_specialty = optarg;
+            break;
+        default:
+            fprintf(stderr, "see %s --help\n", app.cli.prog);
+            return 2;
         }
     }
     if (optind < argc) {

@@ -11,19 +11,23 @@
 
 #include "calendar.h"
 
-static bool is_free(const ref_slot_t *s, int64_t now) {
+static bool is_free(const ref_slot_t *s, int64_t now)
+{
     return s->state == REF_SLOT_FREE || (s->state == REF_SLOT_HELD && s->held_until_ms <= now);
 }
 
-static bool owned_by(const ref_slot_t *s, const char *holder, const char *request_id) {
+static bool owned_by(const ref_slot_t *s, const char *holder, const char *request_id)
+{
     return strcmp(s->holder, holder) == 0 && strcmp(s->request_id, request_id) == 0;
 }
 
-static bool in_window(const ref_slot_t *s, int64_t not_before, int64_t due_by) {
+static bool in_window(const ref_slot_t *s, int64_t not_before, int64_t due_by)
+{
     return (not_before <= 0 || s->start_ms >= not_before) && (due_by <= 0 || s->end_ms <= due_by);
 }
 
-static void release(ref_slot_t *s) {
+static void release(ref_slot_t *s)
+{
     s->state = REF_SLOT_FREE;
     s->held_until_ms = 0;
     s->holder[0] = '\0';
@@ -31,19 +35,22 @@ static void release(ref_slot_t *s) {
     s->appointment_id[0] = '\0';
 }
 
-static void claim(ref_slot_t *s, const char *holder, const char *request_id) {
+static void claim(ref_slot_t *s, const char *holder, const char *request_id)
+{
     snprintf(s->holder, sizeof s->holder, "%s", holder);
     snprintf(s->request_id, sizeof s->request_id, "%s", request_id);
 }
 
-static void book(ref_calendar_t *cal, ref_slot_t *s, const char *holder, const char *request_id) {
+static void book(ref_calendar_t *cal, ref_slot_t *s, const char *holder, const char *request_id)
+{
     claim(s, holder, request_id);
     s->state = REF_SLOT_BOOKED;
     s->held_until_ms = 0;
     snprintf(s->appointment_id, sizeof s->appointment_id, "apt-%04u", ++cal->next_appointment);
 }
 
-int ref__calendar_init(ref_calendar_t *cal, size_t n, int64_t first_ms, int64_t slot_ms) {
+int ref__calendar_init(ref_calendar_t *cal, size_t n, int64_t first_ms, int64_t slot_ms)
+{
     memset(cal, 0, sizeof *cal);
     if (n == 0 || slot_ms <= 0) return RELAIS_ECONFIG;
     cal->slots = calloc(n, sizeof *cal->slots);
@@ -58,14 +65,16 @@ int ref__calendar_init(ref_calendar_t *cal, size_t n, int64_t first_ms, int64_t 
     return 0;
 }
 
-void ref__calendar_free(ref_calendar_t *cal) {
+void ref__calendar_free(ref_calendar_t *cal)
+{
     free(cal->slots);
     memset(cal, 0, sizeof *cal);
 }
 
 size_t ref__calendar_hold(ref_calendar_t *cal, int64_t now, const char *holder,
                           const char *request_id, int64_t not_before, int64_t due_by,
-                          int64_t held_until, size_t max, size_t *out_idx) {
+                          int64_t held_until, size_t max, size_t *out_idx)
+{
     for (size_t i = 0; i < cal->n; i++) {
         ref_slot_t *s = &cal->slots[i];
         if (s->state == REF_SLOT_HELD && owned_by(s, holder, request_id)) release(s);
@@ -83,15 +92,17 @@ size_t ref__calendar_hold(ref_calendar_t *cal, int64_t now, const char *holder,
     return held;
 }
 
-static void release_holds(ref_calendar_t *cal, const char *holder, const char *request_id) {
+static void release_holds(ref_calendar_t *cal, const char *holder, const char *request_id)
+{
     for (size_t i = 0; i < cal->n; i++) {
         ref_slot_t *s = &cal->slots[i];
         if (s->state == REF_SLOT_HELD && owned_by(s, holder, request_id)) release(s);
     }
 }
 
-int ref__calendar_book(ref_calendar_t *cal, int64_t now, const char *holder,
-                       const char *request_id, const char *slot_id, size_t *idx) {
+int ref__calendar_book(ref_calendar_t *cal, int64_t now, const char *holder, const char *request_id,
+                       const char *slot_id, size_t *idx)
+{
     for (size_t i = 0; i < cal->n; i++) {
         ref_slot_t *s = &cal->slots[i];
         if (strcmp(s->id, slot_id) != 0) continue;
@@ -109,9 +120,9 @@ int ref__calendar_book(ref_calendar_t *cal, int64_t now, const char *holder,
     return -ENOENT;
 }
 
-int ref__calendar_take(ref_calendar_t *cal, int64_t now, const char *holder,
-                       const char *request_id, int64_t not_before, int64_t due_by,
-                       size_t *idx) {
+int ref__calendar_take(ref_calendar_t *cal, int64_t now, const char *holder, const char *request_id,
+                       int64_t not_before, int64_t due_by, size_t *idx)
+{
     for (size_t i = 0; i < cal->n; i++) {
         ref_slot_t *s = &cal->slots[i];
         if (s->state == REF_SLOT_BOOKED && owned_by(s, holder, request_id)) {
@@ -131,7 +142,8 @@ int ref__calendar_take(ref_calendar_t *cal, int64_t now, const char *holder,
 }
 
 size_t ref__calendar_cancel(ref_calendar_t *cal, const char *holder, const char *request_id,
-                            const char *appointment_id) {
+                            const char *appointment_id)
+{
     size_t freed = 0;
     bool by_appointment = appointment_id != NULL && appointment_id[0] != '\0';
     for (size_t i = 0; i < cal->n; i++) {
@@ -147,7 +159,8 @@ size_t ref__calendar_cancel(ref_calendar_t *cal, const char *holder, const char 
     return freed;
 }
 
-size_t ref__calendar_free_count(const ref_calendar_t *cal, int64_t now) {
+size_t ref__calendar_free_count(const ref_calendar_t *cal, int64_t now)
+{
     size_t n = 0;
     for (size_t i = 0; i < cal->n; i++) n += is_free(&cal->slots[i], now);
     return n;

@@ -19,11 +19,11 @@ typedef enum ref_slot_state {
 } ref_slot_state_t;
 
 typedef struct ref_slot {
-    char id[16];              /* "slot-01" */
+    char id[16]; /* "slot-01" */
     int64_t start_ms;
     int64_t end_ms;
     ref_slot_state_t state;
-    int64_t held_until_ms;    /* HELD only */
+    int64_t held_until_ms;                  /* HELD only */
     char holder[RELAIS_ADDRESS_MAX];        /* who the slot is held or booked for */
     char request_id[RELAIS_REF_ID_MAX];     /* their request (or care task) id */
     char appointment_id[RELAIS_REF_ID_MAX]; /* BOOKED only */
@@ -55,16 +55,15 @@ size_t ref__calendar_hold(ref_calendar_t *cal, int64_t now, const char *holder,
  * Returns 0 and the slot's index in *idx, -ENOENT for an unknown slot, -EBUSY when someone
  * else has it.
  */
-int ref__calendar_book(ref_calendar_t *cal, int64_t now, const char *holder,
-                       const char *request_id, const char *slot_id, size_t *idx);
+int ref__calendar_book(ref_calendar_t *cal, int64_t now, const char *holder, const char *request_id,
+                       const char *slot_id, size_t *idx);
 
 /*
  * Books the first free slot inside the window directly (care tasks need no offer), or
  * the one the pair already booked. Returns 0 and its index, or -EBUSY when none is free.
  */
-int ref__calendar_take(ref_calendar_t *cal, int64_t now, const char *holder,
-                       const char *request_id, int64_t not_before, int64_t due_by,
-                       size_t *idx);
+int ref__calendar_take(ref_calendar_t *cal, int64_t now, const char *holder, const char *request_id,
+                       int64_t not_before, int64_t due_by, size_t *idx);
 
 /*
  * Frees what holder holds or booked under request_id, or under appointment_id when that is

@@ -13,56 +13,85 @@
 #include "cli.h"
 #include "relais/log.h"
 
-static const char *state_name(relais_agent_state_t s) {
+static const char *state_name(relais_agent_state_t s)
+{
     switch (s) {
-    case RELAIS_AGENT_CONNECTING: return "connecting";
-    case RELAIS_AGENT_READY: return "ready";
-    case RELAIS_AGENT_DISCONNECTED: return "disconnected";
-    case RELAIS_AGENT_STOPPED: return "stopped";
-    default: return "unknown";
+    case RELAIS_AGENT_CONNECTING:
+        return "connecting";
+    case RELAIS_AGENT_READY:
+        return "ready";
+    case RELAIS_AGENT_DISCONNECTED:
+        return "disconnected";
+    case RELAIS_AGENT_STOPPED:
+        return "stopped";
+    default:
+        return "unknown";
     }
 }
 
-static const char *receipt_status_name(int status) {
+static const char *receipt_status_name(int status)
+{
     switch (status) {
-    case RELAIS__V1__RECEIPT__STATUS__DELIVERED: return "delivered";
-    case RELAIS__V1__RECEIPT__STATUS__PROCESSED: return "processed";
-    case RELAIS__V1__RECEIPT__STATUS__REFUSED: return "refused";
-    case RELAIS__V1__RECEIPT__STATUS__EXPIRED: return "expired";
-    case RELAIS__V1__RECEIPT__STATUS__UNCLAIMED: return "unclaimed";
-    case RELAIS__V1__RECEIPT__STATUS__CLAIMED: return "claimed";
-    default: return "unknown";
+    case RELAIS__V1__RECEIPT__STATUS__DELIVERED:
+        return "delivered";
+    case RELAIS__V1__RECEIPT__STATUS__PROCESSED:
+        return "processed";
+    case RELAIS__V1__RECEIPT__STATUS__REFUSED:
+        return "refused";
+    case RELAIS__V1__RECEIPT__STATUS__EXPIRED:
+        return "expired";
+    case RELAIS__V1__RECEIPT__STATUS__UNCLAIMED:
+        return "unclaimed";
+    case RELAIS__V1__RECEIPT__STATUS__CLAIMED:
+        return "claimed";
+    default:
+        return "unknown";
     }
 }
 
-static const char *fmt_id(const uint8_t *id, char out[37]) {
+static const char *fmt_id(const uint8_t *id, char out[37])
+{
     if (id == NULL) return strcpy(out, "-");
     return relais_id_format(id, RELAIS_MESSAGE_ID_LEN, out);
 }
 
-int ref__cli_option(ref_cli_t *cli, int c, const char *arg) {
+const char *ref__cli_prog(const char *argv0)
+{
+    const char *slash = strrchr(argv0, '/');
+    return slash != NULL ? slash + 1 : argv0;
+}
+
+int ref__cli_option(ref_cli_t *cli, int c, const char *arg)
+{
     switch (c) {
-    case REF_OPT_ENDPOINT: cli->endpoint = arg; return 1;
-    case REF_OPT_ADDRESS: cli->address = arg; return 1;
+    case REF_OPT_ENDPOINT:
+        cli->endpoint = arg;
+        return 1;
+    case REF_OPT_ADDRESS:
+        cli->address = arg;
+        return 1;
     case REF_OPT_LOG_LEVEL:
         if (relais_log_set_level_name(arg) != 0) {
             fprintf(stderr, "%s: unknown log level '%s'\n", cli->prog, arg);
             return -1;
         }
         return 1;
-    case REF_OPT_HELP: return 2;
-    default: return 0;
+    case REF_OPT_HELP:
+        return 2;
+    default:
+        return 0;
     }
 }
 
 int ref__cli_unsigned(const ref_cli_t *cli, const char *name, const char *arg, unsigned max,
-                      unsigned *out) {
+                      unsigned *out)
+{
     char *end = NULL;
     errno = 0;
     unsigned long v = strtoul(arg, &end, 10);
     if (errno != 0 || end == arg || *end != '\0' || v == 0 || v > max) {
-        fprintf(stderr, "%s: --%s wants a number from 1 to %u, got '%s'\n", cli->prog, name,
-                max, arg);
+        fprintf(stderr, "%s: --%s wants a number from 1 to %u, got '%s'\n", cli->prog, name, max,
+                arg);
         return -1;
     }
     *out = (unsigned)v;
@@ -70,9 +99,10 @@ int ref__cli_unsigned(const ref_cli_t *cli, const char *name, const char *arg, u
 }
 
 static void on_state(relais_agent_t *agent, relais_agent_state_t state, const char *detail,
-                     void *ud) {
+                     void *ud)
+{
     ref_cli_t *cli = ud;
-    RLOG(RELAIS_LOG_INFO, cli->prog, "state=%s address=%s detail=\"%s\"", state_name(state),
+    RLOG(RELAIS_LOG_DEBUG, cli->prog, "state=%s address=%s detail=\"%s\"", state_name(state),
          relais_agent_address(agent), detail != NULL ? detail : "");
     if (state == RELAIS_AGENT_READY && !cli->was_ready) {
         cli->was_ready = true;
@@ -80,7 +110,8 @@ static void on_state(relais_agent_t *agent, relais_agent_state_t state, const ch
     }
 }
 
-int ref__cli_open(ref_cli_t *cli) {
+int ref__cli_open(ref_cli_t *cli)
+{
     if (cli->endpoint == NULL || cli->address == NULL) {
         fprintf(stderr, "%s: --endpoint and --address are required (see --help)\n", cli->prog);
         return 1;
@@ -107,7 +138,8 @@ int ref__cli_open(ref_cli_t *cli) {
     return 0;
 }
 
-static void on_signal(uv_signal_t *sig, int signum) {
+static void on_signal(uv_signal_t *sig, int signum)
+{
     ref_cli_t *cli = sig->data;
     if (cli->stopping) return;
     cli->stopping = true;
@@ -117,7 +149,8 @@ static void on_signal(uv_signal_t *sig, int signum) {
     uv_close((uv_handle_t *)&cli->sigterm, NULL);
 }
 
-int ref__cli_run(ref_cli_t *cli) {
+int ref__cli_run(ref_cli_t *cli)
+{
     int rc = relais_agent_start(cli->agent);
     if (rc != 0) {
         fprintf(stderr, "%s: cannot start the agent: %s\n", cli->prog, relais_strerror(rc));
@@ -135,21 +168,22 @@ int ref__cli_run(ref_cli_t *cli) {
     return 0;
 }
 
-void ref__cli_close(ref_cli_t *cli) {
+void ref__cli_close(ref_cli_t *cli)
+{
     relais_agent_destroy(&cli->agent);
     if (cli->loop_open) {
         /* Lets close callbacks of a failed start run before the loop is released. */
         uv_run(&cli->loop, UV_RUN_NOWAIT);
         int rc = uv_loop_close(&cli->loop);
         if (rc != 0) {
-            RLOG(RELAIS_LOG_WARN, cli->prog, "loop closed with handles open: %s",
-                 uv_strerror(rc));
+            RLOG(RELAIS_LOG_WARN, cli->prog, "loop closed with handles open: %s", uv_strerror(rc));
         }
         cli->loop_open = false;
     }
 }
 
-void ref__cli_log_event(const relais_ref_event_t *ev, void *ud) {
+void ref__cli_log_event(const relais_ref_event_t *ev, void *ud)
+{
     ref_cli_t *cli = ud;
     const char *type = relais_ref_body_title(ev->body_case);
     char conv[37], msg[37];
@@ -162,8 +196,8 @@ void ref__cli_log_event(const relais_ref_event_t *ev, void *ud) {
         break;
     case RELAIS_REF_EV_ACCEPTED:
         RLOG(RELAIS_LOG_INFO, cli->prog,
-             "accepted type=%s to=%s ref=%s msg=%s conv=%s duplicate=%d state=\"%s\"", type,
-             ev->to, ev->ref, msg, conv, ev->duplicate, ev->state);
+             "accepted type=%s to=%s ref=%s msg=%s conv=%s duplicate=%d state=\"%s\"", type, ev->to,
+             ev->ref, msg, conv, ev->duplicate, ev->state);
         break;
     case RELAIS_REF_EV_SEND_FAILED:
         RLOG(RELAIS_LOG_WARN, cli->prog, "send_failed type=%s to=%s ref=%s err=%s reason=\"%s\"",
@@ -174,8 +208,8 @@ void ref__cli_log_event(const relais_ref_event_t *ev, void *ud) {
              receipt_status_name(ev->status), ev->to, msg, ev->reason);
         break;
     case RELAIS_REF_EV_NOTICE:
-        RLOG(ev->milestone == RELAIS_REF_MS_FAILED ? RELAIS_LOG_WARN : RELAIS_LOG_INFO,
-             cli->prog, "notice ref=%s state=\"%s\"", ev->ref, ev->state);
+        RLOG(ev->milestone == RELAIS_REF_MS_FAILED ? RELAIS_LOG_WARN : RELAIS_LOG_INFO, cli->prog,
+             "notice ref=%s state=\"%s\"", ev->ref, ev->state);
         break;
     }
 }
@@ -183,7 +217,8 @@ void ref__cli_log_event(const relais_ref_event_t *ev, void *ud) {
 /* ---- Provider programs --------------------------------------------------------------- */
 
 /* Parses "YYYY-MM-DDTHH:MM" in local time into milliseconds since the epoch. */
-static int parse_local_time(const char *arg, int64_t *out) {
+static int parse_local_time(const char *arg, int64_t *out)
+{
     struct tm tm;
     memset(&tm, 0, sizeof tm);
     const char *end = strptime(arg, "%Y-%m-%dT%H:%M", &tm);
@@ -196,11 +231,11 @@ static int parse_local_time(const char *arg, int64_t *out) {
 }
 
 static void provider_usage(const char *prog, const char *role, bool needs_specialty,
-                           bool home_visits) {
+                           bool home_visits)
+{
     printf("usage: %s --endpoint E --address rpps:NNNNNNNNNNN [options]\n"
            "A reference %s: answers appointment requests and care tasks from a slot "
-           "calendar.\n" REF_CLI_COMMON_USAGE
-           "  --specialty S      the specialty served%s\n"
+           "calendar.\n" REF_CLI_COMMON_USAGE "  --specialty S      the specialty served%s\n"
            "  --slots N          slots in the calendar (default 16)\n"
            "  --slot-minutes M   length of a slot (default 30)\n"
            "  --first-slot T     start of the first slot, YYYY-MM-DDTHH:MM local time\n"
@@ -227,7 +262,8 @@ enum {
 };
 
 int ref__cli_provider_main(int argc, char **argv, const char *role, bool home_visits,
-                           bool needs_specialty) {
+                           bool needs_specialty)
+{
     static const struct option longopts[] = {
         REF_CLI_COMMON_OPTIONS,
         {"specialty", required_argument, NULL, OPT_SPECIALTY},
@@ -241,7 +277,7 @@ int ref__cli_provider_main(int argc, char **argv, const char *role, bool home_vi
         {"office", no_argument, NULL, OPT_OFFICE},
         {NULL, 0, NULL, 0},
     };
-    ref_cli_t cli = {.prog = argv[0]};
+    ref_cli_t cli = {.prog = ref__cli_prog(argv[0])};
     relais_ref_provider_config_t cfg = {
         .role = role,
         .home_visits = home_visits,
@@ -259,25 +295,37 @@ int ref__cli_provider_main(int argc, char **argv, const char *role, bool home_vi
         if (r < 0) return 2;
         if (r == 1) continue;
         switch (c) {
-        case OPT_SPECIALTY: cfg.specialty = optarg; break;
-        case OPT_SLOTS: r = ref__cli_unsigned(&cli, "slots", optarg, 10000, &cfg.slot_count); break;
+        case OPT_SPECIALTY:
+            cfg.specialty = optarg;
+            break;
+        case OPT_SLOTS:
+            r = ref__cli_unsigned(&cli, "slots", optarg, 10000, &cfg.slot_count);
+            break;
         case OPT_SLOT_MINUTES:
             r = ref__cli_unsigned(&cli, "slot-minutes", optarg, 24 * 60, &cfg.slot_minutes);
             break;
         case OPT_FIRST_SLOT:
             if (parse_local_time(optarg, &cfg.first_slot_ms) != 0) {
-                fprintf(stderr, "%s: --first-slot wants YYYY-MM-DDTHH:MM, got '%s'\n",
-                        cli.prog, optarg);
+                fprintf(stderr, "%s: --first-slot wants YYYY-MM-DDTHH:MM, got '%s'\n", cli.prog,
+                        optarg);
                 r = -1;
             }
             break;
         case OPT_HOLD_SECONDS:
             r = ref__cli_unsigned(&cli, "hold-seconds", optarg, 7 * 24 * 3600, &hold_s);
             break;
-        case OPT_MAX_OFFER: r = ref__cli_unsigned(&cli, "max-offer", optarg, 8, &cfg.max_offer); break;
-        case OPT_LOCATION: cfg.location = optarg; break;
-        case OPT_HOME_VISITS: cfg.home_visits = true; break;
-        case OPT_OFFICE: cfg.home_visits = false; break;
+        case OPT_MAX_OFFER:
+            r = ref__cli_unsigned(&cli, "max-offer", optarg, 8, &cfg.max_offer);
+            break;
+        case OPT_LOCATION:
+            cfg.location = optarg;
+            break;
+        case OPT_HOME_VISITS:
+            cfg.home_visits = true;
+            break;
+        case OPT_OFFICE:
+            cfg.home_visits = false;
+            break;
         default:
             fprintf(stderr, "see %s --help\n", cli.prog);
             return 2;
@@ -299,8 +347,7 @@ int ref__cli_provider_main(int argc, char **argv, const char *role, bool home_vi
     if (status == 0) {
         int rc = relais_ref_provider_new(&provider, cli.agent, &cfg);
         if (rc != 0) {
-            fprintf(stderr, "%s: cannot set up the %s: %s\n", cli.prog, role,
-                    relais_strerror(rc));
+            fprintf(stderr, "%s: cannot set up the %s: %s\n", cli.prog, role, relais_strerror(rc));
             status = 1;
         }
     }

@@ -22,15 +22,17 @@ enum {
     REF_OPT_HELP,
 };
 
-#define REF_CLI_COMMON_OPTIONS                                       \
-    {"endpoint", required_argument, NULL, REF_OPT_ENDPOINT},         \
-    {"address", required_argument, NULL, REF_OPT_ADDRESS},           \
-    {"log-level", required_argument, NULL, REF_OPT_LOG_LEVEL},       \
+// clang-format off
+#define REF_CLI_COMMON_OPTIONS                                 \
+    {"endpoint", required_argument, NULL, REF_OPT_ENDPOINT},   \
+    {"address", required_argument, NULL, REF_OPT_ADDRESS},     \
+    {"log-level", required_argument, NULL, REF_OPT_LOG_LEVEL}, \
     {"help", no_argument, NULL, REF_OPT_HELP}
+// clang-format on
 
-#define REF_CLI_COMMON_USAGE                                                             \
-    "  --endpoint E       broker endpoint, e.g. tcp://127.0.0.1:7400 (required)\n"        \
-    "  --address A        this agent's address (required)\n"                              \
+#define REF_CLI_COMMON_USAGE                                                                       \
+    "  --endpoint E       broker endpoint, e.g. tcp://127.0.0.1:7400 (required)\n"                 \
+    "  --address A        this agent's address (required)\n"                                       \
     "  --log-level L      error, warn, info (default) or debug\n"
 
 typedef struct ref_cli {
@@ -47,6 +49,9 @@ typedef struct ref_cli {
     bool was_ready;
     bool stopping;
 } ref_cli_t;
+
+/* The program's name for messages and logs: argv[0] without its directory. */
+const char *ref__cli_prog(const char *argv0);
 
 /*
  * Handles a common option c. Returns 1 when handled, 0 when c is not a common option,

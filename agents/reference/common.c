@@ -25,31 +25,52 @@ typedef struct pending {
     bool has_conversation;
 } pending_t;
 
-const char *relais_ref_body_title(int body_case) {
+const char *relais_ref_body_title(int body_case)
+{
     switch (body_case) {
-    case RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_REQUEST: return "AppointmentRequest";
-    case RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_OFFER: return "AppointmentOffer";
-    case RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_DECLINE: return "AppointmentDecline";
-    case RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_BOOK: return "AppointmentBook";
-    case RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_CONFIRM: return "AppointmentConfirm";
-    case RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_OUTCOME: return "AppointmentOutcome";
-    case RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_CANCEL: return "AppointmentCancel";
-    case RELAIS__V1__ENVELOPE__BODY_PREADMISSION_REQUEST: return "PreadmissionRequest";
-    case RELAIS__V1__ENVELOPE__BODY_PREADMISSION_DECISION: return "PreadmissionDecision";
-    case RELAIS__V1__ENVELOPE__BODY_PREADMISSION_CHOICE: return "PreadmissionChoice";
-    case RELAIS__V1__ENVELOPE__BODY_PREADMISSION_CANCEL: return "PreadmissionCancel";
-    case RELAIS__V1__ENVELOPE__BODY_ADMISSION_NOTICE: return "AdmissionNotice";
-    case RELAIS__V1__ENVELOPE__BODY_DISCHARGE_NOTIFICATION: return "DischargeNotification";
-    case RELAIS__V1__ENVELOPE__BODY_DISCHARGE_CANCELLED: return "DischargeCancelled";
-    case RELAIS__V1__ENVELOPE__BODY_CARE_TASK_REQUEST: return "CareTaskRequest";
-    case RELAIS__V1__ENVELOPE__BODY_CARE_TASK_UPDATE: return "CareTaskUpdate";
-    case RELAIS__V1__ENVELOPE__BODY_NOTE: return "Note";
-    case RELAIS__V1__ENVELOPE__BODY_ESCALATION: return "Escalation";
-    default: return "Unknown";
+    case RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_REQUEST:
+        return "AppointmentRequest";
+    case RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_OFFER:
+        return "AppointmentOffer";
+    case RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_DECLINE:
+        return "AppointmentDecline";
+    case RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_BOOK:
+        return "AppointmentBook";
+    case RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_CONFIRM:
+        return "AppointmentConfirm";
+    case RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_OUTCOME:
+        return "AppointmentOutcome";
+    case RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_CANCEL:
+        return "AppointmentCancel";
+    case RELAIS__V1__ENVELOPE__BODY_PREADMISSION_REQUEST:
+        return "PreadmissionRequest";
+    case RELAIS__V1__ENVELOPE__BODY_PREADMISSION_DECISION:
+        return "PreadmissionDecision";
+    case RELAIS__V1__ENVELOPE__BODY_PREADMISSION_CHOICE:
+        return "PreadmissionChoice";
+    case RELAIS__V1__ENVELOPE__BODY_PREADMISSION_CANCEL:
+        return "PreadmissionCancel";
+    case RELAIS__V1__ENVELOPE__BODY_ADMISSION_NOTICE:
+        return "AdmissionNotice";
+    case RELAIS__V1__ENVELOPE__BODY_DISCHARGE_NOTIFICATION:
+        return "DischargeNotification";
+    case RELAIS__V1__ENVELOPE__BODY_DISCHARGE_CANCELLED:
+        return "DischargeCancelled";
+    case RELAIS__V1__ENVELOPE__BODY_CARE_TASK_REQUEST:
+        return "CareTaskRequest";
+    case RELAIS__V1__ENVELOPE__BODY_CARE_TASK_UPDATE:
+        return "CareTaskUpdate";
+    case RELAIS__V1__ENVELOPE__BODY_NOTE:
+        return "Note";
+    case RELAIS__V1__ENVELOPE__BODY_ESCALATION:
+        return "Escalation";
+    default:
+        return "Unknown";
     }
 }
 
-static void pending_free(pending_t *p) {
+static void pending_free(pending_t *p)
+{
     if (p == NULL) return;
     free(p->to);
     free(p->on_behalf_of);
@@ -59,7 +80,8 @@ static void pending_free(pending_t *p) {
     free(p);
 }
 
-static void on_sent(relais_agent_t *agent, const relais_send_result_t *res, void *ud) {
+static void on_sent(relais_agent_t *agent, const relais_send_result_t *res, void *ud)
+{
     pending_t *p = ud;
     if (p->em.fn != NULL) {
         relais_ref_event_t ev = {
@@ -85,7 +107,8 @@ static void on_sent(relais_agent_t *agent, const relais_send_result_t *res, void
 
 int ref__submit(const ref__emitter_t *em, const Relais__V1__Envelope *original,
                 const Relais__V1__Envelope *env, const ref__about_t *about,
-                uint8_t id_out[RELAIS_MESSAGE_ID_LEN]) {
+                uint8_t id_out[RELAIS_MESSAGE_ID_LEN])
+{
     pending_t *p = calloc(1, sizeof *p);
     if (p == NULL) return -ENOMEM;
     p->em = *em;
@@ -99,8 +122,8 @@ int ref__submit(const ref__emitter_t *em, const Relais__V1__Envelope *original,
     p->ref = ref__strdup(about->ref);
     p->encounter_id = ref__strdup(about->encounter_id);
     p->state = ref__strdup(about->state);
-    if (p->to == NULL || p->on_behalf_of == NULL || p->ref == NULL ||
-        p->encounter_id == NULL || p->state == NULL) {
+    if (p->to == NULL || p->on_behalf_of == NULL || p->ref == NULL || p->encounter_id == NULL ||
+        p->state == NULL) {
         pending_free(p);
         return -ENOMEM;
     }
@@ -108,9 +131,8 @@ int ref__submit(const ref__emitter_t *em, const Relais__V1__Envelope *original,
     /* The conversation as the SDK will set it, so the event can name it. */
     const ProtobufCBinaryData *conv = &env->conversation_id;
     if (conv->len != RELAIS_MESSAGE_ID_LEN && original != NULL) {
-        conv = original->conversation_id.len == RELAIS_MESSAGE_ID_LEN
-                   ? &original->conversation_id
-                   : &original->message_id;
+        conv = original->conversation_id.len == RELAIS_MESSAGE_ID_LEN ? &original->conversation_id
+                                                                      : &original->message_id;
     }
     if (conv->len == RELAIS_MESSAGE_ID_LEN) {
         memcpy(p->conversation_id, conv->data, RELAIS_MESSAGE_ID_LEN);
@@ -124,8 +146,8 @@ int ref__submit(const ref__emitter_t *em, const Relais__V1__Envelope *original,
 }
 
 void ref__emit_received(const ref__emitter_t *em, const relais_delivery_t *d, const char *ref,
-                        const char *encounter_id, relais_ref_milestone_t ms,
-                        const char *state) {
+                        const char *encounter_id, relais_ref_milestone_t ms, const char *state)
+{
     if (em->fn == NULL) return;
     const Relais__V1__Envelope *env = d->envelope;
     const uint8_t *conv = NULL;
@@ -151,7 +173,8 @@ void ref__emit_received(const ref__emitter_t *em, const relais_delivery_t *d, co
     em->fn(&ev, em->ud);
 }
 
-void ref__emit_receipt(const ref__emitter_t *em, const Relais__V1__Receipt *r) {
+void ref__emit_receipt(const ref__emitter_t *em, const Relais__V1__Receipt *r)
+{
     if (em->fn == NULL) return;
     relais_ref_event_t ev = {
         .kind = RELAIS_REF_EV_RECEIPT,
@@ -171,7 +194,8 @@ void ref__emit_receipt(const ref__emitter_t *em, const Relais__V1__Receipt *r) {
 }
 
 void ref__emit_notice(const ref__emitter_t *em, const char *ref, const char *encounter_id,
-                      relais_ref_milestone_t ms, const char *state) {
+                      relais_ref_milestone_t ms, const char *state)
+{
     if (em->fn == NULL) return;
     const char *self = relais_agent_address(em->agent);
     relais_ref_event_t ev = {
@@ -188,7 +212,8 @@ void ref__emit_notice(const ref__emitter_t *em, const char *ref, const char *enc
     em->fn(&ev, em->ud);
 }
 
-int ref__copy_id(char *dst, size_t n, const char *src, bool required) {
+int ref__copy_id(char *dst, size_t n, const char *src, bool required)
+{
     dst[0] = '\0';
     if (src == NULL) return required ? RELAIS_EINVALID : 0;
     size_t len = strlen(src);
@@ -197,11 +222,13 @@ int ref__copy_id(char *dst, size_t n, const char *src, bool required) {
     return 0;
 }
 
-char *ref__strdup(const char *s) {
+char *ref__strdup(const char *s)
+{
     return strdup(s != NULL ? s : "");
 }
 
-const char *ref__format_time(int64_t ms, char out[32]) {
+const char *ref__format_time(int64_t ms, char out[32])
+{
     time_t t = (time_t)(ms / 1000);
     struct tm tm;
     if (localtime_r(&t, &tm) == NULL || strftime(out, 32, "%Y-%m-%d %H:%M", &tm) == 0) {
@@ -210,7 +237,8 @@ const char *ref__format_time(int64_t ms, char out[32]) {
     return out;
 }
 
-const char *ref__sender(const relais_delivery_t *d) {
+const char *ref__sender(const relais_delivery_t *d)
+{
     const char *s = d->envelope->sender;
     return s != NULL ? s : "";
 }

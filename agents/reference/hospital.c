@@ -19,7 +19,8 @@ struct relais_ref_hospital {
 };
 
 int relais_ref_hospital_notify(relais_ref_hospital_t *h, const char *to,
-                               const Relais__V1__DischargeNotification *dn) {
+                               const Relais__V1__DischargeNotification *dn)
+{
     char enc[RELAIS_REF_ID_MAX];
     if (ref__copy_id(enc, sizeof enc, dn->encounter_id, true) != 0) return RELAIS_EINVALID;
     if (to == NULL || !relais_address_valid(to)) return RELAIS_EINVALID;
@@ -49,30 +50,33 @@ int relais_ref_hospital_notify(relais_ref_hospital_t *h, const char *to,
     return ref__submit(&h->em, NULL, &env, &about, NULL);
 }
 
-static relais_outcome_t on_note(relais_agent_t *agent, relais_delivery_t *d, void *ud) {
+static relais_outcome_t on_note(relais_agent_t *agent, relais_delivery_t *d, void *ud)
+{
     relais_ref_hospital_t *h = ud;
     ref__emit_received(&h->em, d, "", "", RELAIS_REF_MS_NONE, "note received");
     return RELAIS_PROCESSED;
 }
 
-static relais_outcome_t on_task_update(relais_agent_t *agent, relais_delivery_t *d, void *ud) {
+static relais_outcome_t on_task_update(relais_agent_t *agent, relais_delivery_t *d, void *ud)
+{
     relais_ref_hospital_t *h = ud;
     const Relais__V1__CareTaskUpdate *u = d->envelope->care_task_update;
     ref__emit_received(&h->em, d, u->task_id, "", RELAIS_REF_MS_NONE, "task update noted");
     return RELAIS_PROCESSED;
 }
 
-static void on_receipt(relais_agent_t *agent, const Relais__V1__Receipt *r, void *ud) {
+static void on_receipt(relais_agent_t *agent, const Relais__V1__Receipt *r, void *ud)
+{
     relais_ref_hospital_t *h = ud;
     ref__emit_receipt(&h->em, r);
 }
 
 int relais_ref_hospital_new(relais_ref_hospital_t **out, relais_agent_t *agent,
-                            const relais_ref_hospital_config_t *cfg) {
+                            const relais_ref_hospital_config_t *cfg)
+{
     *out = NULL;
     if (agent == NULL || cfg == NULL) return RELAIS_ECONFIG;
-    if (cfg->facility != NULL && cfg->facility[0] != '\0' &&
-        !relais_address_valid(cfg->facility)) {
+    if (cfg->facility != NULL && cfg->facility[0] != '\0' && !relais_address_valid(cfg->facility)) {
         return RELAIS_ECONFIG;
     }
     relais_ref_hospital_t *h = calloc(1, sizeof *h);
@@ -97,7 +101,8 @@ err:
     return rc;
 }
 
-void relais_ref_hospital_destroy(relais_ref_hospital_t **hp) {
+void relais_ref_hospital_destroy(relais_ref_hospital_t **hp)
+{
     if (hp == NULL || *hp == NULL) return;
     free((*hp)->facility);
     free(*hp);

@@ -23,7 +23,8 @@ typedef struct app {
     relais_ref_sample_discharge_t sample; /* must outlive the send call only */
 } app_t;
 
-static void usage(const char *prog) {
+static void usage(const char *prog)
+{
     printf("usage: %s --endpoint E --address finess:NNNNNNNNN [options]\n"
            "A reference hospital discharge desk.\n" REF_CLI_COMMON_USAGE
            "  --facility A       facility written in notifications (default: --address)\n"
@@ -33,7 +34,8 @@ static void usage(const char *prog) {
            prog);
 }
 
-static void send_sample_discharge(relais_agent_t *agent, void *ud) {
+static void send_sample_discharge(relais_agent_t *agent, void *ud)
+{
     app_t *app = ud;
     if (app->discharge_to == NULL) return;
     char encounter[RELAIS_REF_ID_MAX];
@@ -41,12 +43,13 @@ static void send_sample_discharge(relais_agent_t *agent, void *ud) {
     relais_ref_sample_discharge(&app->sample, encounter, app->gp, relais_now_ms());
     int rc = relais_ref_hospital_notify(app->hospital, app->discharge_to, &app->sample.dn);
     if (rc != 0) {
-        fprintf(stderr, "%s: sample discharge to %s failed: %s\n", app->cli.prog,
-                app->discharge_to, relais_strerror(rc));
+        fprintf(stderr, "%s: sample discharge to %s failed: %s\n", app->cli.prog, app->discharge_to,
+                relais_strerror(rc));
     }
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     static const struct option longopts[] = {
         REF_CLI_COMMON_OPTIONS,
         {"facility", required_argument, NULL, OPT_FACILITY},
@@ -54,7 +57,7 @@ int main(int argc, char **argv) {
         {"gp", required_argument, NULL, OPT_GP},
         {NULL, 0, NULL, 0},
     };
-    app_t app = {.cli = {.prog = argv[0]}};
+    app_t app = {.cli = {.prog = ref__cli_prog(argv[0])}};
     relais_ref_hospital_config_t cfg = {.on_event = ref__cli_log_event, .event_ud = &app.cli};
     int c;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -66,10 +69,18 @@ int main(int argc, char **argv) {
         if (r < 0) return 2;
         if (r == 1) continue;
         switch (c) {
-        case OPT_FACILITY: cfg.facility = optarg; break;
-        case OPT_DISCHARGE_TO: app.discharge_to = optarg; break;
-        case OPT_GP: app.gp = optarg; break;
-        default: fprintf(stderr, "see %s --help\n", app.cli.prog); return 2;
+        case OPT_FACILITY:
+            cfg.facility = optarg;
+            break;
+        case OPT_DISCHARGE_TO:
+            app.discharge_to = optarg;
+            break;
+        case OPT_GP:
+            app.gp = optarg;
+            break;
+        default:
+            fprintf(stderr, "see %s --help\n", app.cli.prog);
+            return 2;
         }
     }
     if (optind < argc) {

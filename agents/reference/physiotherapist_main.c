@@ -4,6 +4,7 @@
  */
 #include "cli.h"
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     return ref__cli_provider_main(argc, argv, "physiotherapist", false, false);
 }

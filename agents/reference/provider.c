@@ -34,7 +34,8 @@ struct relais_ref_provider {
 
 /* ---- Replies ------------------------------------------------------------------------ */
 
-static void fill_slot(const relais_ref_provider_t *p, const ref_slot_t *s, Relais__V1__Slot *out) {
+static void fill_slot(const relais_ref_provider_t *p, const ref_slot_t *s, Relais__V1__Slot *out)
+{
     relais__v1__slot__init(out);
     out->slot_id = (char *)s->id;
     out->start_ms = s->start_ms;
@@ -47,7 +48,8 @@ static void fill_slot(const relais_ref_provider_t *p, const ref_slot_t *s, Relai
 /* Sends reply to d; on failure reports it and asks the broker to redeliver d later. */
 static relais_outcome_t answer(relais_ref_provider_t *p, relais_delivery_t *d,
                                const Relais__V1__Envelope *reply, const char *ref,
-                               const char *encounter_id, const char *state) {
+                               const char *encounter_id, const char *state)
+{
     ref__about_t about = {.ref = ref, .encounter_id = encounter_id, .state = state};
     int rc = ref__submit(&p->em, d->envelope, reply, &about, NULL);
     if (rc == 0) return RELAIS_PROCESSED;
@@ -61,8 +63,8 @@ static relais_outcome_t answer(relais_ref_provider_t *p, relais_delivery_t *d,
 
 static relais_outcome_t decline(relais_ref_provider_t *p, relais_delivery_t *d,
                                 const char *request_id,
-                                Relais__V1__AppointmentDecline__ReasonCode code,
-                                const char *why) {
+                                Relais__V1__AppointmentDecline__ReasonCode code, const char *why)
+{
     Relais__V1__AppointmentDecline body = RELAIS__V1__APPOINTMENT_DECLINE__INIT;
     body.request_id = (char *)request_id;
     body.reason_code = code;
@@ -77,7 +79,8 @@ static relais_outcome_t decline(relais_ref_provider_t *p, relais_delivery_t *d,
 
 /* Checks the parts every handler needs: a sender and an id that fit what we keep. */
 static bool usable(relais_delivery_t *d, const char *id, char out[RELAIS_REF_ID_MAX],
-                   const char *field) {
+                   const char *field)
+{
     const char *from = ref__sender(d);
     if (from[0] == '\0' || strlen(from) >= RELAIS_ADDRESS_MAX) {
         snprintf(d->reason, sizeof d->reason, "delivery without a usable sender");
@@ -93,7 +96,8 @@ static bool usable(relais_delivery_t *d, const char *id, char out[RELAIS_REF_ID_
 
 /* ---- Handlers ----------------------------------------------------------------------- */
 
-static relais_outcome_t on_request(relais_agent_t *agent, relais_delivery_t *d, void *ud) {
+static relais_outcome_t on_request(relais_agent_t *agent, relais_delivery_t *d, void *ud)
+{
     relais_ref_provider_t *p = ud;
     const Relais__V1__AppointmentRequest *req = d->envelope->appointment_request;
     char rid[RELAIS_REF_ID_MAX];
@@ -104,16 +108,13 @@ static relais_outcome_t on_request(relais_agent_t *agent, relais_delivery_t *d, 
 
     char why[160];
     if (req->requested_role[0] != '\0' && strcmp(req->requested_role, p->role) != 0) {
-        snprintf(why, sizeof why, "this practice is a %s, not a %s", p->role,
-                 req->requested_role);
-        return decline(p, d, rid, RELAIS__V1__APPOINTMENT_DECLINE__REASON_CODE__OUT_OF_SCOPE,
-                       why);
+        snprintf(why, sizeof why, "this practice is a %s, not a %s", p->role, req->requested_role);
+        return decline(p, d, rid, RELAIS__V1__APPOINTMENT_DECLINE__REASON_CODE__OUT_OF_SCOPE, why);
     }
     if (p->specialty[0] != '\0' && req->specialty[0] != '\0' &&
         strcmp(req->specialty, p->specialty) != 0) {
         snprintf(why, sizeof why, "specialty %s only", p->specialty);
-        return decline(p, d, rid, RELAIS__V1__APPOINTMENT_DECLINE__REASON_CODE__OUT_OF_SCOPE,
-                       why);
+        return decline(p, d, rid, RELAIS__V1__APPOINTMENT_DECLINE__REASON_CODE__OUT_OF_SCOPE, why);
     }
 
     int64_t now = relais_now_ms();
@@ -124,8 +125,7 @@ static relais_outcome_t on_request(relais_agent_t *agent, relais_delivery_t *d, 
                                   now + p->hold_ms, p->max_offer, idx);
     if (n == 0) {
         if (ref__calendar_free_count(&p->cal, now) > 0) {
-            return decline(p, d, rid,
-                           RELAIS__V1__APPOINTMENT_DECLINE__REASON_CODE__NOT_IN_WINDOW,
+            return decline(p, d, rid, RELAIS__V1__APPOINTMENT_DECLINE__REASON_CODE__NOT_IN_WINDOW,
                            "no free slot in the requested window");
         }
         return decline(p, d, rid, RELAIS__V1__APPOINTMENT_DECLINE__REASON_CODE__NO_CAPACITY,
@@ -155,7 +155,8 @@ static relais_outcome_t on_request(relais_agent_t *agent, relais_delivery_t *d, 
     return out;
 }
 
-static relais_outcome_t on_book(relais_agent_t *agent, relais_delivery_t *d, void *ud) {
+static relais_outcome_t on_book(relais_agent_t *agent, relais_delivery_t *d, void *ud)
+{
     relais_ref_provider_t *p = ud;
     const Relais__V1__AppointmentBook *book = d->envelope->appointment_book;
     char rid[RELAIS_REF_ID_MAX];
@@ -174,8 +175,7 @@ static relais_outcome_t on_book(relais_agent_t *agent, relais_delivery_t *d, voi
     }
     if (rc == -EBUSY) {
         snprintf(state, sizeof state, "%s is no longer available", slot_id);
-        return decline(p, d, rid, RELAIS__V1__APPOINTMENT_DECLINE__REASON_CODE__NO_CAPACITY,
-                       state);
+        return decline(p, d, rid, RELAIS__V1__APPOINTMENT_DECLINE__REASON_CODE__NO_CAPACITY, state);
     }
 
     const ref_slot_t *s = &p->cal.slots[i];
@@ -194,7 +194,8 @@ static relais_outcome_t on_book(relais_agent_t *agent, relais_delivery_t *d, voi
     return answer(p, d, &reply, rid, "", state);
 }
 
-static relais_outcome_t on_cancel(relais_agent_t *agent, relais_delivery_t *d, void *ud) {
+static relais_outcome_t on_cancel(relais_agent_t *agent, relais_delivery_t *d, void *ud)
+{
     relais_ref_provider_t *p = ud;
     const Relais__V1__AppointmentCancel *c = d->envelope->appointment_cancel;
     const char *from = ref__sender(d);
@@ -205,7 +206,8 @@ static relais_outcome_t on_cancel(relais_agent_t *agent, relais_delivery_t *d, v
     return RELAIS_PROCESSED;
 }
 
-static relais_outcome_t on_task(relais_agent_t *agent, relais_delivery_t *d, void *ud) {
+static relais_outcome_t on_task(relais_agent_t *agent, relais_delivery_t *d, void *ud)
+{
     relais_ref_provider_t *p = ud;
     const Relais__V1__CareTaskRequest *t = d->envelope->care_task_request;
     char tid[RELAIS_REF_ID_MAX];
@@ -227,8 +229,8 @@ static relais_outcome_t on_task(relais_agent_t *agent, relais_delivery_t *d, voi
         const ref_slot_t *s = &p->cal.slots[i];
         update.status = RELAIS__V1__CARE_TASK_UPDATE__STATUS__ACCEPTED;
         snprintf(why, sizeof why, "%s planned %s (%s)",
-                 p->home_visits ? "home visit" : "appointment",
-                 ref__format_time(s->start_ms, when), s->appointment_id);
+                 p->home_visits ? "home visit" : "appointment", ref__format_time(s->start_ms, when),
+                 s->appointment_id);
         snprintf(state, sizeof state, "accepted, %s", why);
     } else {
         update.status = RELAIS__V1__CARE_TASK_UPDATE__STATUS__REJECTED;
@@ -242,20 +244,23 @@ static relais_outcome_t on_task(relais_agent_t *agent, relais_delivery_t *d, voi
     return answer(p, d, &reply, tid, encounter, state);
 }
 
-static void on_receipt(relais_agent_t *agent, const Relais__V1__Receipt *r, void *ud) {
+static void on_receipt(relais_agent_t *agent, const Relais__V1__Receipt *r, void *ud)
+{
     relais_ref_provider_t *p = ud;
     ref__emit_receipt(&p->em, r);
 }
 
 /* ---- Life cycle ---------------------------------------------------------------------- */
 
-static int64_t next_whole_hour(void) {
+static int64_t next_whole_hour(void)
+{
     const int64_t hour = 3600 * 1000;
     return (relais_now_ms() / hour + 1) * hour;
 }
 
 int relais_ref_provider_new(relais_ref_provider_t **out, relais_agent_t *agent,
-                            const relais_ref_provider_config_t *cfg) {
+                            const relais_ref_provider_config_t *cfg)
+{
     *out = NULL;
     if (agent == NULL || cfg == NULL || cfg->role == NULL || cfg->role[0] == '\0') {
         return RELAIS_ECONFIG;
@@ -302,7 +307,8 @@ err:
     return rc;
 }
 
-void relais_ref_provider_destroy(relais_ref_provider_t **pp) {
+void relais_ref_provider_destroy(relais_ref_provider_t **pp)
+{
     if (pp == NULL || *pp == NULL) return;
     relais_ref_provider_t *p = *pp;
     ref__calendar_free(&p->cal);
@@ -313,6 +319,7 @@ void relais_ref_provider_destroy(relais_ref_provider_t **pp) {
     *pp = NULL;
 }
 
-unsigned relais_ref_provider_free_slots(const relais_ref_provider_t *p) {
+unsigned relais_ref_provider_free_slots(const relais_ref_provider_t *p)
+{
     return (unsigned)ref__calendar_free_count(&p->cal, relais_now_ms());
 }

@@ -38,8 +38,7 @@ int ref__submit(const ref__emitter_t *em, const Relais__V1__Envelope *original,
 
 /* Emits a RECEIVED event for the delivery d. */
 void ref__emit_received(const ref__emitter_t *em, const relais_delivery_t *d, const char *ref,
-                        const char *encounter_id, relais_ref_milestone_t ms,
-                        const char *state);
+                        const char *encounter_id, relais_ref_milestone_t ms, const char *state);
 
 /* Emits a RECEIPT event for r. */
 void ref__emit_receipt(const ref__emitter_t *em, const Relais__V1__Receipt *r);

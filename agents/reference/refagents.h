@@ -66,18 +66,18 @@ typedef enum relais_ref_milestone {
 typedef struct relais_ref_event {
     relais_ref_event_kind_t kind;
     relais_ref_milestone_t milestone;
-    int body_case;                   /* the message concerned (Envelope body case), or 0 */
-    const char *from;                /* its sender */
-    const char *to;                  /* its (first) recipient */
-    const char *on_behalf_of;        /* "" when none */
-    const uint8_t *message_id;       /* 16 bytes, or NULL when unknown */
-    const uint8_t *conversation_id;  /* 16 bytes, or NULL when unknown */
-    const char *ref;                 /* request_id, task_id or encounter_id of the body */
-    const char *encounter_id;        /* the discharge this exchange follows, "" when none */
-    const char *state;               /* short readable state: "offered 3 slots" */
-    int status;                      /* SEND_FAILED: RELAIS_E…; RECEIPT: Receipt.Status */
-    const char *reason;              /* SEND_FAILED and RECEIPT: why; else "" */
-    bool duplicate;                  /* ACCEPTED: the broker had this message id already */
+    int body_case;                  /* the message concerned (Envelope body case), or 0 */
+    const char *from;               /* its sender */
+    const char *to;                 /* its (first) recipient */
+    const char *on_behalf_of;       /* "" when none */
+    const uint8_t *message_id;      /* 16 bytes, or NULL when unknown */
+    const uint8_t *conversation_id; /* 16 bytes, or NULL when unknown */
+    const char *ref;                /* request_id, task_id or encounter_id of the body */
+    const char *encounter_id;       /* the discharge this exchange follows, "" when none */
+    const char *state;              /* short readable state: "offered 3 slots" */
+    int status;                     /* SEND_FAILED: RELAIS_E…; RECEIPT: Receipt.Status */
+    const char *reason;             /* SEND_FAILED and RECEIPT: why; else "" */
+    bool duplicate;                 /* ACCEPTED: the broker had this message id already */
 } relais_ref_event_t;
 
 typedef void (*relais_ref_event_fn)(const relais_ref_event_t *ev, void *ud);
@@ -90,15 +90,15 @@ const char *relais_ref_body_title(int body_case);
 typedef struct relais_ref_provider relais_ref_provider_t;
 
 typedef struct relais_ref_provider_config {
-    const char *role;         /* "nurse", "physiotherapist", "specialist" (required) */
-    const char *specialty;    /* e.g. "cardiology": requests for another are declined */
-    const char *location;     /* where office slots take place; default "cabinet" */
-    unsigned slot_count;      /* slots in the calendar; default 16 */
-    unsigned slot_minutes;    /* default 30 */
-    int64_t first_slot_ms;    /* start of the first slot; 0: the next whole hour */
-    bool home_visits;         /* slots are home visits (nurses) rather than office ones */
-    unsigned hold_ms;         /* how long offered slots stay held; default 10 minutes */
-    unsigned max_offer;       /* slots per offer, 1..8; default 3 */
+    const char *role;      /* "nurse", "physiotherapist", "specialist" (required) */
+    const char *specialty; /* e.g. "cardiology": requests for another are declined */
+    const char *location;  /* where office slots take place; default "cabinet" */
+    unsigned slot_count;   /* slots in the calendar; default 16 */
+    unsigned slot_minutes; /* default 30 */
+    int64_t first_slot_ms; /* start of the first slot; 0: the next whole hour */
+    bool home_visits;      /* slots are home visits (nurses) rather than office ones */
+    unsigned hold_ms;      /* how long offered slots stay held; default 10 minutes */
+    unsigned max_offer;    /* slots per offer, 1..8; default 3 */
     relais_ref_event_fn on_event;
     void *event_ud;
 } relais_ref_provider_config_t;
@@ -161,7 +161,7 @@ int relais_ref_assistant_request(relais_ref_assistant_t *a, const char *to, cons
 typedef struct relais_ref_hospital relais_ref_hospital_t;
 
 typedef struct relais_ref_hospital_config {
-    const char *facility;        /* finess address written in notifications; default: agent's */
+    const char *facility; /* finess address written in notifications; default: agent's */
     relais_ref_event_fn on_event;
     void *event_ud;
 } relais_ref_hospital_config_t;

@@ -11,7 +11,8 @@
 #define DAY_MS (24LL * 3600 * 1000)
 
 void relais_ref_sample_patient(Relais__V1__PatientRef *p, char *given_names[1],
-                               const char *local_id) {
+                               const char *local_id)
+{
     relais__v1__patient_ref__init(p);
     given_names[0] = "Jeanne";
     p->identity_status = RELAIS__V1__PATIENT_REF__IDENTITY_STATUS__PROVISIONAL;
@@ -24,7 +25,8 @@ void relais_ref_sample_patient(Relais__V1__PatientRef *p, char *given_names[1],
 }
 
 void relais_ref_sample_discharge(relais_ref_sample_discharge_t *s, const char *encounter_id,
-                                 const char *gp, int64_t now_ms) {
+                                 const char *gp, int64_t now_ms)
+{
     memset(s, 0, sizeof *s);
     snprintf(s->encounter_id, sizeof s->encounter_id, "%s", encounter_id);
     snprintf(s->gp, sizeof s->gp, "%s", gp);

@@ -340,3 +340,33 @@ Test(delivery, retry_later_brings_the_message_back_with_the_next_attempt)
     rt_client_close(&a);
     rt_client_close(&b);
 }
+
+static void start_short_ack_timeout(void)
+{
+    memset(&broker, 0, sizeof(broker));
+    static const char *args[] = {"--heartbeat-ms", "200", "--ack-timeout-ms", "300", NULL};
+    cr_assert_eq(rt_broker_start(&broker, args, 10000), 0, "relaisd must start");
+}
+
+TestSuite(ack_timeout, .init = start_short_ack_timeout, .fini = stop, .timeout = 60);
+
+Test(ack_timeout, a_delivery_left_unacknowledged_is_sent_again_to_the_same_session)
+{
+    rt_client_t a = session(A, 8), b = session(B, 8);
+    rt_env_t e;
+    rt_env_note(&e, B, "are you there");
+    cr_assert_eq(rt_client_submit(&a, &e, T), 0);
+    Relais__V1__Frame *d = expect_deliver(&b, "are you there");
+    cr_expect_eq(d->deliver->attempt, 1);
+    relais_frame_free(&d);
+    /* No ack: b keeps its session alive (expect pings) and gets it again. */
+    d = expect_deliver(&b, "are you there");
+    cr_expect_eq(d->deliver->attempt, 2);
+    ack(&b, d, RELAIS__V1__ACK__OUTCOME__PROCESSED);
+    relais_frame_free(&d);
+    Relais__V1__Frame *none;
+    cr_expect_neq(rt_client_expect(&b, RELAIS__V1__FRAME__KIND_DELIVER, 700, &none), 0,
+                  "an acknowledged delivery is not sent a third time");
+    rt_client_close(&a);
+    rt_client_close(&b);
+}
