@@ -101,7 +101,7 @@ typedef struct run_cfg {
 typedef struct run_result {
     uint64_t submitted, accepted, duplicates, rejected, errors;
     uint64_t delivered, redelivered, dup_deliveries, lost;
-    uint64_t window_stalls;   /* paced: a due submission waited for the window */
+    uint64_t late_sends;      /* paced: submissions sent over 1 ms after their due time */
     double produce_s;         /* first submit to last Accepted */
     double e2e_s;             /* first submit to last ack sent */
     double consume_s;         /* consumers' start to last ack (backlog drain) */
