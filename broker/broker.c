@@ -37,7 +37,6 @@ void broker_config_defaults(broker_config_t *cfg)
     cfg->max_credit = 10000;
     cfg->retry_later_ms = 1000;
     cfg->ack_timeout_ms = 60 * 1000;
-    cfg->store = "sqlite";
     cfg->durability = STORE_DURABLE_FULL;
     cfg->dedup_retention_ms = 7LL * 24 * 3600 * 1000;
 }
@@ -326,20 +325,21 @@ int broker_open(broker_t *b, const broker_config_t *cfg, uv_loop_t *loop)
     b->next_seq = 1;
     b->next_receipt_id = 1;
     list_init(&b->retry);
+    list_init(&b->idle);
+    b->gen_open = 1;
     int rc;
     if ((rc = map_new(&b->sessions)) < 0 || (rc = map_new(&b->mailboxes)) < 0 ||
-        (rc = map_new(&b->dedup)) < 0 || (rc = map_new(&b->receipts)) < 0)
+        (rc = map_new(&b->msgs)) < 0 || (rc = map_new(&b->dedup)) < 0 ||
+        (rc = map_new(&b->receipts)) < 0 || (rc = map_new(&b->settling)) < 0)
         goto err;
-    if (strcmp(cfg->store, "memory") == 0) {
-        rc = store_mem_open(&b->store);
-    } else {
-        char path[1024], reason[RELAIS_REASON_MAX];
-        snprintf(path, sizeof(path), "%s/relais.db", cfg->data_dir);
-        rc = store_sqlite_open(&b->store, path, (store_durability_t)cfg->durability, loop,
-                               reason, sizeof(reason));
-        if (rc < 0) RLOG(RELAIS_LOG_ERROR, "broker", "store: %s", reason);
+    char path[1024], reason[RELAIS_REASON_MAX];
+    snprintf(path, sizeof(path), "%s/relais.db", cfg->data_dir);
+    rc = store_sqlite_open(&b->store, path, (store_durability_t)cfg->durability, loop, reason,
+                           sizeof(reason));
+    if (rc < 0) {
+        RLOG(RELAIS_LOG_ERROR, "broker", "store: %s", reason);
+        goto err;
     }
-    if (rc < 0) goto err;
     if ((rc = recover__load(b)) < 0) {
         RLOG(RELAIS_LOG_ERROR, "broker", "recovery from the store failed: %s",
              relais_strerror(rc));
@@ -411,8 +411,10 @@ void broker_close(broker_t *b)
     delivery__free_all(b);
     map_destroy(&b->sessions);
     map_destroy(&b->mailboxes);
+    map_destroy(&b->msgs);
     map_destroy(&b->dedup);
     map_destroy(&b->receipts);
+    map_destroy(&b->settling);
     store_batch_free(&b->batch);
     for (size_t i = 0; i < b->nreplies; i++) msg__free(b->replies[i].msg);
     free(b->replies);

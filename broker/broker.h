@@ -40,10 +40,12 @@ typedef struct broker_config {
     unsigned max_credit;
     int64_t retry_later_ms;     /* first back-off after Ack{RETRY_LATER} */
     int64_t ack_timeout_ms;     /* an unacknowledged delivery is sent again after this */
-    const char *store;          /* "sqlite" (default) or "memory" */
     int durability;             /* store_durability_t */
     int64_t dedup_retention_ms; /* how long (sender, message_id) pairs are remembered */
 } broker_config_t;
+
+/* Deliveries a mailbox keeps in memory per priority; refilled from the store below half. */
+#define MAILBOX_PAGE 1024
 
 /* Fills cfg with the defaults documented in docs/OPERATIONS.md. */
 void broker_config_defaults(broker_config_t *cfg);
@@ -62,7 +64,14 @@ const char *delivery_state_name(delivery_state_t s);
 typedef struct session session_t;
 typedef struct mailbox mailbox_t;
 
-/* One accepted message. Freed when its last delivery reaches a final state. */
+/* A list of byte-string keys (owned), e.g. what one batch settles. */
+typedef struct keyvec {
+    uint8_t **keys;
+    size_t *lens;
+    size_t n, cap;
+} keyvec_t;
+
+/* One accepted message, in memory while at least one of its deliveries is (refs). */
 typedef struct msg {
     uint64_t seq;
     char *sender;
@@ -74,11 +83,11 @@ typedef struct msg {
     uint32_t receipts_mask;  /* bit (1 << Receipt.Status) for each receipt asked */
     int priority;            /* Envelope.Priority */
     int body_case;
-    unsigned live;           /* deliveries not yet final */
-    size_t heap_index;       /* position in the expiry heap */
+    unsigned refs;           /* deliveries of it held in memory */
+    bool indexed;            /* in broker.msgs */
     uint8_t *envelope;       /* stamped envelope bytes */
     size_t envelope_len;
-    struct delivery **deliveries;
+    struct delivery **deliveries; /* one slot per recipient; NULL when not in memory */
     unsigned ndeliveries;
 } msg_t;
 
@@ -90,6 +99,7 @@ typedef struct delivery {
     uint32_t attempt;
     int64_t retry_at_ms;     /* REDELIVERING after RETRY_LATER: not before */
     int64_t sent_at_ms;      /* DELIVERING: when the Deliver went out */
+    uint64_t gen;            /* batch generation that records its latest state */
     list_node_t qnode;       /* mailbox queue, or the broker's retry list */
     list_node_t fnode;       /* the session's in-flight list */
     session_t *session;      /* DELIVERING: where it was sent */
@@ -104,13 +114,21 @@ typedef struct receipt {
     size_t frame_len;
 } receipt_t;
 
-/* Everything addressed to one address. Lives while it has queued work or a session. */
+/*
+ * Everything addressed to one address. Per priority, the queue in memory is always a
+ * prefix, in acceptance order, of what is pending: mem[p] deliveries in memory, then
+ * disk[p] more in the store only, all with seq > cursor[p]. Offline mailboxes hold nothing
+ * in memory.
+ */
 struct mailbox {
     char *address;
     list_node_t queue[2];    /* index Envelope.Priority: [0] ROUTINE, [1] URGENT */
+    size_t mem[2];
+    uint64_t disk[2];
+    uint64_t cursor[2];      /* highest seq paged or routed into memory */
     list_node_t receipts;
-    size_t queued;
     session_t *session;
+    list_node_t idle;        /* in broker.idle while sessionless with deliveries in memory */
 };
 
 struct session {
@@ -159,13 +177,19 @@ typedef struct broker {
 
     map_t *sessions;         /* routing id → session */
     map_t *mailboxes;        /* address → mailbox */
-    map_t *dedup;            /* sender NUL message_id → accepted_at_ms (as a pointer) */
+    map_t *msgs;             /* seq → message in memory */
+    map_t *dedup;            /* sender NUL message_id of submissions not yet committed */
     map_t *receipts;         /* receipt id → receipt */
+    map_t *settling;         /* seq + recipient of deliveries final but not yet committed */
+    keyvec_t settle_keys;    /* those recorded in the batch being gathered */
     list_node_t retry;       /* deliveries waiting for their retry_at_ms */
-    msg_t **heap;            /* expiry min-heap */
-    size_t heap_len, heap_cap;
     uint64_t next_seq;
+    uint64_t committed_seq;  /* every message up to this seq is committed and routed */
+    uint64_t gen_open;       /* generation of the batch being gathered */
+    uint64_t gen_committed;  /* every batch up to this generation has committed */
+    list_node_t idle;        /* mailboxes to evict once their state is committed */
     uint64_t next_receipt_id;
+    int64_t next_expiry_ms;
 
     struct {
         uint64_t accepted, duplicates, rejected, delivered, acked, refused, expired,
@@ -248,8 +272,14 @@ void submit__commit(broker_t *b);
 /* ---- delivery.c -------------------------------------------------------------------- */
 
 mailbox_t *delivery__mailbox(broker_t *b, const char *address, bool create);
-/* Queues the deliveries of a newly committed message and pushes what it can. */
+/* Builds a message (no delivery in memory yet) from its stamped envelope; NULL if it does
+ * not decode or memory runs out. */
+msg_t *msg__from_envelope(uint64_t seq, const uint8_t *data, size_t len);
+/* Places the deliveries of a newly committed message: in memory for an online mailbox with
+ * room, else counted as waiting in the store. Pushes what it can. */
 void delivery__route(broker_t *b, msg_t *m);
+/* A commit completed: its deliveries that were settling are now final in the store. */
+void delivery__settled(broker_t *b, keyvec_t *keys);
 /* Sends queued deliveries and receipts to the mailbox's session within its window. */
 void delivery__pump(broker_t *b, mailbox_t *mb);
 /* Restores a receipt owed (recovery). 0 or -ENOMEM. */
@@ -258,16 +288,39 @@ int delivery__restore_receipt(broker_t *b, uint64_t id, const char *address,
 /* A session opened: sends the receipts owed to its address, then its queue. */
 void delivery__session_opened(broker_t *b, session_t *s);
 void delivery__ack(broker_t *b, session_t *s, const Relais__V1__Ack *ack);
-/* Puts a session's in-flight deliveries back at the head of their queues. */
-void delivery__requeue_inflight(broker_t *b, session_t *s);
+/* A session ends: its in-flight deliveries go back to the queue, and the mailbox's
+ * in-memory queue goes back to the store (paged in again by the next session). */
+void delivery__session_closed(broker_t *b, session_t *s);
 /* Sends again what a session left unacknowledged longer than the ack timeout. */
 void delivery__check_ack_timeouts(broker_t *b, session_t *s, int64_t now);
 void delivery__tick(broker_t *b, int64_t now);
-void msg__free(msg_t *m);
 void delivery__free_all(broker_t *b);
+/* Expires a delivery held in memory / one only in the store (receipt to the sender). */
+void delivery__expire(broker_t *b, delivery_t *d);
+void delivery__expire_stored(broker_t *b, msg_t *m, mailbox_t *mb, uint32_t attempt);
 
-/* Expiry heap (delivery.c). */
-int heap__push(broker_t *b, msg_t *m);
-void heap__remove(broker_t *b, msg_t *m);
+/* ---- mailbox.c --------------------------------------------------------------------- */
+
+void msg__free(msg_t *m);
+/* Drops one in-memory reference; the message goes when none is left. */
+void msg__unref(broker_t *b, msg_t *m);
+/* Makes the message findable by seq (broker.msgs). 0 or -ENOMEM. */
+int msg__index(broker_t *b, msg_t *m);
+/* A delivery of m to mb, in memory (takes a reference on m); NULL if none is free. */
+delivery_t *delivery__new(msg_t *m, mailbox_t *mb);
+delivery_t *delivery__find(msg_t *m, const mailbox_t *mb);
+/* Frees a delivery no longer in any list, and its reference on the message. */
+void delivery__free(broker_t *b, delivery_t *d);
+/* Whether a delivery reached a final state not yet committed; marking one so. */
+bool delivery__settling(broker_t *b, uint64_t seq, const char *recipient);
+void delivery__settle(broker_t *b, uint64_t seq, const char *recipient);
+/* Reads the next page of a mailbox's priority-p backlog from the store. */
+void delivery__page_in(broker_t *b, mailbox_t *mb, int p);
+/* Sends the queues of sessionless mailboxes back to the store, each once every state
+ * change of its deliveries has committed (so the store has the latest attempt). */
+void delivery__evict_idle(broker_t *b);
+/* Expires what is past its deadline, in memory or only in the store. */
+void delivery__expiry_sweep(broker_t *b, int64_t now);
+
 
 #endif /* RELAIS_BROKER_H */

@@ -1,16 +1,17 @@
 /*
- * Mailboxes and the delivery state machine (DESIGN.md):
+ * The delivery state machine (DESIGN.md), per message × recipient:
  *
  *   stored → delivering → acked
  *               │  └──→ refused            (Ack REFUSED: permanent, receipt to sender)
- *               └──→ redelivering → delivering …   (session lost, or Ack RETRY_LATER)
+ *               └──→ redelivering → delivering …   (session lost, ack timeout, RETRY_LATER)
  *   any non-final state → expired          (deadline passed: receipt to sender)
  *
  * Each mailbox has one FIFO queue per priority; URGENT is served first, and within a
  * priority deliveries leave in acceptance order, which gives FIFO per (sender, recipient).
- * A session may hold at most `window` deliveries unacknowledged (its credit); a slow agent
- * therefore only ever fills its own window. Every transition is recorded in the store
- * batch. Receipts owed to a sender wait in its mailbox until acknowledged.
+ * A session may hold at most `window` deliveries unacknowledged (its credit): a slow agent
+ * only ever fills its own window. Every transition is recorded in the store batch. Receipts
+ * owed to a sender wait in its mailbox until acknowledged. Paging between memory and the
+ * store is mailbox.c's.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -29,101 +30,6 @@ const char *delivery_state_name(delivery_state_t s)
     return (unsigned)s < sizeof(names) / sizeof(names[0]) ? names[s] : "unknown";
 }
 
-static bool is_final(delivery_state_t s)
-{
-    return s == DELIVERY_ACKED || s == DELIVERY_EXPIRED || s == DELIVERY_REFUSED;
-}
-
-mailbox_t *delivery__mailbox(broker_t *b, const char *address, bool create)
-{
-    mailbox_t *mb = map_get(b->mailboxes, address, strlen(address));
-    if (mb != NULL || !create) return mb;
-    mb = calloc(1, sizeof(*mb));
-    if (mb == NULL) return NULL;
-    mb->address = strdup(address);
-    if (mb->address == NULL || map_put(b->mailboxes, address, strlen(address), mb) < 0) {
-        free(mb->address);
-        free(mb);
-        return NULL;
-    }
-    list_init(&mb->queue[0]);
-    list_init(&mb->queue[1]);
-    list_init(&mb->receipts);
-    return mb;
-}
-
-void msg__free(msg_t *m)
-{
-    if (m == NULL) return;
-    for (unsigned i = 0; i < m->ndeliveries; i++) free(m->deliveries[i]);
-    free(m->deliveries);
-    free(m->envelope);
-    free(m->sender);
-    free(m);
-}
-
-/* ---- Expiry heap: messages ordered by expires_at_ms --------------------------------- */
-
-static void heap_swap(broker_t *b, size_t i, size_t j)
-{
-    msg_t *t = b->heap[i];
-    b->heap[i] = b->heap[j];
-    b->heap[j] = t;
-    b->heap[i]->heap_index = i;
-    b->heap[j]->heap_index = j;
-}
-
-static void heap_up(broker_t *b, size_t i)
-{
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (b->heap[p]->expires_at_ms <= b->heap[i]->expires_at_ms) break;
-        heap_swap(b, i, p);
-        i = p;
-    }
-}
-
-static void heap_down(broker_t *b, size_t i)
-{
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < b->heap_len && b->heap[l]->expires_at_ms < b->heap[m]->expires_at_ms) m = l;
-        if (r < b->heap_len && b->heap[r]->expires_at_ms < b->heap[m]->expires_at_ms) m = r;
-        if (m == i) return;
-        heap_swap(b, i, m);
-        i = m;
-    }
-}
-
-int heap__push(broker_t *b, msg_t *m)
-{
-    if (b->heap_len == b->heap_cap) {
-        size_t ncap = b->heap_cap ? b->heap_cap * 2 : 256;
-        msg_t **n = realloc(b->heap, ncap * sizeof(*n));
-        if (n == NULL) return -ENOMEM;
-        b->heap = n;
-        b->heap_cap = ncap;
-    }
-    m->heap_index = b->heap_len;
-    b->heap[b->heap_len++] = m;
-    heap_up(b, m->heap_index);
-    return 0;
-}
-
-void heap__remove(broker_t *b, msg_t *m)
-{
-    size_t i = m->heap_index;
-    if (i >= b->heap_len || b->heap[i] != m) return;
-    b->heap_len--;
-    if (i != b->heap_len) {
-        b->heap[i] = b->heap[b->heap_len];
-        b->heap[i]->heap_index = i;
-        heap_down(b, i);
-        heap_up(b, i);
-    }
-    m->heap_index = SIZE_MAX;
-}
-
 /* ---- Receipts ---------------------------------------------------------------------- */
 
 static void receipt_send(broker_t *b, receipt_t *r)
@@ -135,7 +41,7 @@ static void receipt_send(broker_t *b, receipt_t *r)
 }
 
 /* Owes the sender of m a receipt about recipient. Kept until the sender acks it. */
-static void receipt_emit(broker_t *b, msg_t *m, const char *recipient, int status,
+static void receipt_emit(broker_t *b, const msg_t *m, const char *recipient, int status,
                          const char *reason)
 {
     mailbox_t *mb = delivery__mailbox(b, m->sender, true);
@@ -148,14 +54,14 @@ static void receipt_emit(broker_t *b, msg_t *m, const char *recipient, int statu
     r->id = b->next_receipt_id++;
     r->mbox = mb;
     Relais__V1__Receipt rc = RELAIS__V1__RECEIPT__INIT;
-    rc.message_id.data = m->message_id;
+    rc.message_id.data = (uint8_t *)m->message_id;
     rc.message_id.len = RELAIS_MESSAGE_ID_LEN;
     rc.recipient = (char *)recipient;
     rc.status = status;
     rc.at_ms = relais_now_ms();
     rc.reason = (char *)(reason ? reason : "");
     rc.receipt_id = r->id;
-    rc.conversation_id.data = m->conversation_id;
+    rc.conversation_id.data = (uint8_t *)m->conversation_id;
     rc.conversation_id.len = m->conversation_id_len;
     Relais__V1__Frame f = RELAIS__V1__FRAME__INIT;
     f.kind_case = RELAIS__V1__FRAME__KIND_RECEIPT;
@@ -209,25 +115,29 @@ static void receipt_free(broker_t *b, receipt_t *r)
 
 /* ---- State transitions ------------------------------------------------------------- */
 
-static void set_state(broker_t *b, delivery_t *d, delivery_state_t st)
+static void record_state(broker_t *b, uint64_t seq, const char *recipient, int priority,
+                         delivery_state_t st, uint32_t attempt)
 {
-    d->state = st;
-    store_op_t op = {.kind = STORE_DELIVERY_SET, .seq = d->msg->seq, .state = st,
-                     .attempt = d->attempt, .at_ms = relais_now_ms()};
-    op.address = strdup(d->mbox->address);
+    store_op_t op = {.kind = STORE_DELIVERY_SET, .seq = seq, .state = st, .attempt = attempt,
+                     .priority = priority, .at_ms = relais_now_ms()};
+    op.address = strdup(recipient);
     broker__record(b, &op);
 }
 
-/* A delivery reached a final state; the message goes once all of its deliveries have. */
+static void set_state(broker_t *b, delivery_t *d, delivery_state_t st)
+{
+    d->state = st;
+    d->gen = b->gen_open;
+    record_state(b, d->msg->seq, d->mbox->address, d->msg->priority, st, d->attempt);
+}
+
+/* A delivery reached a final state: record it, mark it settling until that commits, and
+ * let it go from memory. */
 static void finish(broker_t *b, delivery_t *d, delivery_state_t st)
 {
     set_state(b, d, st);
-    msg_t *m = d->msg;
-    if (--m->live > 0) return;
-    heap__remove(b, m);
-    store_op_t op = {.kind = STORE_MSG_DEL, .seq = m->seq};
-    broker__record(b, &op);
-    msg__free(m);
+    delivery__settle(b, d->msg->seq, d->mbox->address);
+    delivery__free(b, d);
 }
 
 static void leave_session(delivery_t *d)
@@ -248,21 +158,35 @@ static void queue_in_order(delivery_t *d)
     while (pos != head && LIST_ENTRY(pos, delivery_t, qnode)->msg->seq < d->msg->seq)
         pos = pos->next;
     list_insert_after(pos->prev, &d->qnode);
-    d->mbox->queued++;
+    d->mbox->mem[d->msg->priority]++;
 }
 
 void delivery__route(broker_t *b, msg_t *m)
 {
-    if (heap__push(b, m) < 0)
-        RLOG(RELAIS_LOG_ERROR, "delivery", "out of memory: no expiry for seq=%llu",
-             (unsigned long long)m->seq);
+    mailbox_t *touched[RELAIS_MAX_RECIPIENTS];
+    unsigned ntouched = 0;
+    int p = m->priority;
+    m->refs++; /* hold m while its deliveries are placed */
     for (unsigned i = 0; i < m->ndeliveries; i++) {
         delivery_t *d = m->deliveries[i];
-        list_push_back(&d->mbox->queue[m->priority], &d->qnode);
-        d->mbox->queued++;
+        if (d == NULL) continue;
+        mailbox_t *mb = d->mbox;
+        if (mb->session != NULL && mb->disk[p] == 0 && mb->mem[p] < MAILBOX_PAGE) {
+            list_push_back(&mb->queue[p], &d->qnode);
+            mb->mem[p]++;
+            if (m->seq > mb->cursor[p]) mb->cursor[p] = m->seq;
+            touched[ntouched++] = mb;
+        } else {
+            mb->disk[p]++; /* the store has it; paged in when its turn comes */
+            delivery__free(b, d);
+        }
     }
-    /* A message may list one mailbox once only (validation refuses duplicates). */
-    for (unsigned i = 0; i < m->ndeliveries && m->live > 0; i++) delivery__pump(b, m->deliveries[i]->mbox);
+    if (m->refs > 1 && msg__index(b, m) < 0)
+        RLOG(RELAIS_LOG_ERROR, "delivery", "out of memory indexing seq=%llu",
+             (unsigned long long)m->seq);
+    b->committed_seq = m->seq;
+    msg__unref(b, m);
+    for (unsigned i = 0; i < ntouched; i++) delivery__pump(b, touched[i]);
 }
 
 static delivery_t *next_queued(mailbox_t *mb)
@@ -276,6 +200,8 @@ void delivery__pump(broker_t *b, mailbox_t *mb)
 {
     session_t *s = mb->session;
     while (s != NULL && s->inflight_count < s->window) {
+        for (int p = 1; p >= 0; p--)
+            if (mb->disk[p] > 0 && mb->mem[p] < MAILBOX_PAGE / 2) delivery__page_in(b, mb, p);
         delivery_t *d = next_queued(mb);
         if (d == NULL) return;
         msg_t *m = d->msg;
@@ -293,7 +219,7 @@ void delivery__pump(broker_t *b, mailbox_t *mb)
             return;
         }
         list_remove(&d->qnode);
-        mb->queued--;
+        mb->mem[m->priority]--;
         d->attempt++;
         d->session = s;
         d->sent_at_ms = relais_now_ms();
@@ -316,6 +242,8 @@ void delivery__session_opened(broker_t *b, session_t *s)
         receipt_send(b, LIST_ENTRY(pos, receipt_t, node));
         if (s->mbox->session != s) return; /* the send failed and closed the session */
     }
+    /* Always ask the store once: it is the truth about what is pending. */
+    for (int p = 1; p >= 0; p--) delivery__page_in(b, s->mbox, p);
     delivery__pump(b, s->mbox);
 }
 
@@ -383,15 +311,18 @@ void delivery__ack(broker_t *b, session_t *s, const Relais__V1__Ack *ack)
     delivery__pump(b, s->mbox);
 }
 
-void delivery__requeue_inflight(broker_t *b, session_t *s)
+void delivery__session_closed(broker_t *b, session_t *s)
 {
-    /* From the newest back to the oldest, each at the head: the queue keeps their order. */
+    /* From the newest back to the oldest, each at its place: the queue keeps their order. */
     while (!list_empty(&s->inflight)) {
         delivery_t *d = LIST_ENTRY(s->inflight.prev, delivery_t, fnode);
         leave_session(d);
         queue_in_order(d);
         set_state(b, d, DELIVERY_REDELIVERING);
     }
+    /* Nobody to deliver to: the queue's memory goes back to the store once the store has
+     * caught up with it (delivery__evict_idle, on the tick). */
+    if (!list_linked(&s->mbox->idle)) list_push_back(&b->idle, &s->mbox->idle);
 }
 
 void delivery__check_ack_timeouts(broker_t *b, session_t *s, int64_t now)
@@ -412,36 +343,44 @@ void delivery__check_ack_timeouts(broker_t *b, session_t *s, int64_t now)
     if (moved) delivery__pump(b, s->mbox);
 }
 
-static void expire(broker_t *b, msg_t *m)
+static const char *const expired_reason = "deadline passed before the recipient processed it";
+
+void delivery__expire(broker_t *b, delivery_t *d)
 {
-    heap__remove(b, m);
-    /* finish() frees m with its last delivery: walk a copy of the list. */
-    unsigned n = m->ndeliveries;
-    delivery_t *ds[RELAIS_MAX_RECIPIENTS];
-    memcpy(ds, m->deliveries, n * sizeof(*ds));
+    msg_t *m = d->msg;
     char idbuf[37];
-    RLOG(RELAIS_LOG_INFO, "delivery", "expired msg=%s from=%s",
-         relais_id_format(m->message_id, RELAIS_MESSAGE_ID_LEN, idbuf), m->sender);
-    for (unsigned i = 0; i < n; i++) {
-        delivery_t *d = ds[i];
-        if (is_final(d->state)) continue;
-        leave_session(d);
-        if (list_linked(&d->qnode)) {
-            bool queued = d->state != DELIVERY_REDELIVERING || d->retry_at_ms == 0;
-            list_remove(&d->qnode);
-            if (queued) d->mbox->queued--;
-        }
-        b->stats.expired++;
-        receipt_emit(b, m, d->mbox->address, RELAIS__V1__RECEIPT__STATUS__EXPIRED,
-                     "deadline passed before the recipient processed it");
-        finish(b, d, DELIVERY_EXPIRED);
+    RLOG(RELAIS_LOG_INFO, "delivery", "expired msg=%s from=%s to=%s",
+         relais_id_format(m->message_id, RELAIS_MESSAGE_ID_LEN, idbuf), m->sender,
+         d->mbox->address);
+    leave_session(d);
+    if (list_linked(&d->qnode)) {
+        bool in_retry = d->state == DELIVERY_REDELIVERING && d->retry_at_ms != 0;
+        list_remove(&d->qnode);
+        if (!in_retry) d->mbox->mem[m->priority]--;
     }
+    b->stats.expired++;
+    receipt_emit(b, m, d->mbox->address, RELAIS__V1__RECEIPT__STATUS__EXPIRED, expired_reason);
+    finish(b, d, DELIVERY_EXPIRED);
+}
+
+void delivery__expire_stored(broker_t *b, msg_t *m, mailbox_t *mb, uint32_t attempt)
+{
+    char idbuf[37];
+    RLOG(RELAIS_LOG_INFO, "delivery", "expired msg=%s from=%s to=%s",
+         relais_id_format(m->message_id, RELAIS_MESSAGE_ID_LEN, idbuf), m->sender, mb->address);
+    b->stats.expired++;
+    receipt_emit(b, m, mb->address, RELAIS__V1__RECEIPT__STATUS__EXPIRED, expired_reason);
+    record_state(b, m->seq, mb->address, m->priority, DELIVERY_EXPIRED, attempt);
+    delivery__settle(b, m->seq, mb->address);
 }
 
 void delivery__tick(broker_t *b, int64_t now)
 {
-    while (b->heap_len > 0 && b->heap[0]->expires_at_ms <= now) expire(b, b->heap[0]);
-
+    delivery__evict_idle(b);
+    if (now >= b->next_expiry_ms) {
+        delivery__expiry_sweep(b, now);
+        b->next_expiry_ms = now + 200;
+    }
     list_node_t *pos, *tmp;
     LIST_FOREACH_SAFE(pos, tmp, &b->retry)
     {
@@ -452,6 +391,11 @@ void delivery__tick(broker_t *b, int64_t now)
         queue_in_order(d);
         delivery__pump(b, d->mbox);
     }
+}
+
+static void free_msg(const void *key, size_t key_len, void *value, void *ud)
+{
+    msg__free(value);
 }
 
 static void free_mailbox(const void *key, size_t key_len, void *value, void *ud)
@@ -466,10 +410,7 @@ static void free_mailbox(const void *key, size_t key_len, void *value, void *ud)
 
 void delivery__free_all(broker_t *b)
 {
-    /* Every live message is in the expiry heap: free them from there. */
-    for (size_t i = 0; i < b->heap_len; i++) msg__free(b->heap[i]);
-    free(b->heap);
-    b->heap = NULL;
-    b->heap_len = b->heap_cap = 0;
+    if (b->msgs) map_foreach(b->msgs, free_msg, NULL);
     if (b->mailboxes) map_foreach(b->mailboxes, free_mailbox, b);
+    delivery__settled(b, &b->settle_keys);
 }

@@ -31,8 +31,6 @@ static void usage(FILE *out)
             "  --max-recipients N     recipients per message, at most 64 (64)\n"
             "  --default-ttl-ms N     expiry of messages that set none (7 days)\n"
             "  --max-ttl-ms N         later deadlines are brought forward to this (90 days)\n"
-            "  --store KIND           sqlite (default: DIR/relais.db) or memory (nothing\n"
-            "                         survives a restart: tests and demos only)\n"
             "  --durability MODE      full (default): Accepted survives a power loss;\n"
             "                         os: survives a crash of relaisd, not of the machine\n"
             "  --dedup-retention-ms N how long a (sender, message id) is remembered (7 days)\n"
@@ -58,7 +56,7 @@ static int parse_num(const char *opt, const char *s, long long min, long long ma
 }
 
 enum { OPT_HB = 256, OPT_MAXFRAME, OPT_MAXRCPT, OPT_TTL, OPT_MAXTTL, OPT_LOGLEVEL,
-       OPT_LOGJSON, OPT_ID, OPT_STORE, OPT_DURABILITY, OPT_DEDUP, OPT_ACKTIMEOUT };
+       OPT_LOGJSON, OPT_ID, OPT_DURABILITY, OPT_DEDUP, OPT_ACKTIMEOUT };
 
 static int parse_args(int argc, char **argv, broker_config_t *cfg)
 {
@@ -75,7 +73,6 @@ static int parse_args(int argc, char **argv, broker_config_t *cfg)
         {"max-ttl-ms", required_argument, NULL, OPT_MAXTTL},
         {"log-level", required_argument, NULL, OPT_LOGLEVEL},
         {"log-json", no_argument, NULL, OPT_LOGJSON},
-        {"store", required_argument, NULL, OPT_STORE},
         {"durability", required_argument, NULL, OPT_DURABILITY},
         {"dedup-retention-ms", required_argument, NULL, OPT_DEDUP},
         {"ack-timeout-ms", required_argument, NULL, OPT_ACKTIMEOUT},
@@ -118,13 +115,6 @@ static int parse_args(int argc, char **argv, broker_config_t *cfg)
             }
             break;
         case OPT_LOGJSON: relais_log_set_json(true); break;
-        case OPT_STORE:
-            if (strcmp(optarg, "sqlite") != 0 && strcmp(optarg, "memory") != 0) {
-                fprintf(stderr, "relaisd: --store wants sqlite or memory\n");
-                return -1;
-            }
-            cfg->store = optarg;
-            break;
         case OPT_DURABILITY:
             if (strcmp(optarg, "full") == 0) cfg->durability = STORE_DURABLE_FULL;
             else if (strcmp(optarg, "os") == 0) cfg->durability = STORE_DURABLE_OS;

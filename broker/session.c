@@ -37,7 +37,7 @@ static void send_welcome(broker_t *b, session_t *s)
 
 void session__close(broker_t *b, session_t *s, const char *why)
 {
-    delivery__requeue_inflight(b, s);
+    delivery__session_closed(b, s);
     map_del(b->sessions, s->rid, s->rid_len);
     if (s->mbox->session == s) s->mbox->session = NULL;
     RLOG(RELAIS_LOG_INFO, "session", "closed agent=%s why=%s", s->address, why);
@@ -104,8 +104,9 @@ void session__hello(broker_t *b, const uint8_t *rid, size_t rid_len, zmq_msg_t *
     s->last_seen_ms = relais_now_ms();
     mb->session = s;
     b->stats.sessions_opened++;
-    RLOG(RELAIS_LOG_INFO, "session", "opened agent=%s credit=%u queued=%zu", s->address,
-         s->window, mb->queued);
+    RLOG(RELAIS_LOG_INFO, "session", "opened agent=%s credit=%u pending=%llu", s->address,
+         s->window,
+         (unsigned long long)(mb->mem[0] + mb->mem[1] + mb->disk[0] + mb->disk[1]));
     send_welcome(b, s);
     delivery__session_opened(b, s);
 }

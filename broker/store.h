@@ -1,14 +1,20 @@
 /*
- * The store interface: where the broker makes its state durable.
+ * The store interface: where the broker's state lives.
  *
- * The broker keeps its working indexes (mailboxes, queues, sessions) in memory and records
- * every change that must survive it — a message accepted, a delivery's state transition, a
- * receipt owed to a sender — as an operation in a batch. All operations gathered in one
- * loop turn are committed together (group commit); the broker sends Accepted only from the
- * batch's completion callback, so Accepted always means "committed by the store".
+ * The store is the truth; the broker holds in memory only what it is working on: the
+ * sessions, the head of each online mailbox's queue (a page at most per priority), the
+ * deliveries in flight and the receipts owed. Everything else — an offline agent's backlog
+ * of a million messages — stays on disk and is paged in when its agent connects, so the
+ * broker's memory does not grow with the backlog.
  *
- * Implementations: store_mem.c (nothing survives the process; the first build-out) and,
- * next, SQLite in WAL mode. The broker never assumes which one it has.
+ * Writes: every change that must survive (a message accepted with its deliveries, a
+ * delivery's state, a receipt owed) is an operation in a batch; all the operations of one
+ * loop turn are committed together (group commit), on the store's own thread. The broker
+ * sends Accepted only from the batch's completion callback.
+ *
+ * Reads: the page, count, expiry and deduplication queries run on the loop thread and see
+ * what is committed. They are cheap indexed look-ups; the broker compensates for what is
+ * not committed yet (see submit.c and delivery.c).
  */
 #ifndef RELAIS_BROKER_STORE_H
 #define RELAIS_BROKER_STORE_H
@@ -20,9 +26,10 @@
 #include <uv.h>
 
 typedef enum store_op_kind {
-    STORE_MSG_PUT = 1,   /* a message accepted, with its recipients */
-    STORE_MSG_DEL,       /* every delivery of a message is final: drop its body */
-    STORE_DELIVERY_SET,  /* one delivery's new state and attempt */
+    STORE_MSG_PUT = 1,   /* a message accepted (its deliveries follow as DELIVERY_SET) */
+    STORE_DELIVERY_SET,  /* one delivery's new state and attempt. The store drops a message
+                          * once none of its deliveries is pending any more, keeping the
+                          * expired and refused ones in dead_letters */
     STORE_RECEIPT_PUT,   /* a receipt owed to a sender */
     STORE_RECEIPT_DEL,   /* a receipt acknowledged */
     STORE_DEDUP_PRUNE,   /* forget deduplication keys accepted before at_ms */
@@ -35,6 +42,7 @@ typedef struct store_op {
                           * Owned by the op. */
     int state;           /* DELIVERY_SET: delivery_state_t */
     uint32_t attempt;
+    int priority;        /* DELIVERY_SET: Envelope.Priority (used when first stored) */
     uint8_t *data;       /* MSG_PUT: stamped envelope; RECEIPT_PUT: encoded frame; owned */
     size_t data_len;
     uint8_t message_id[16]; /* MSG_PUT: for the deduplication index */
@@ -62,17 +70,23 @@ typedef struct store store_t;
  * reason, in which case none of the batch's operations took effect. */
 typedef void (*store_done_fn)(int status, const char *reason, void *ud);
 
-/* What a store hands back at start-up, in this order: every message still owed to someone
- * (ascending seq), then each of their deliveries, then receipts, then deduplication keys.
- * Each callback returns 0, or an error that stops the load. */
-typedef struct store_loader {
-    int (*message)(void *ud, uint64_t seq, const uint8_t *envelope, size_t len);
-    int (*delivery)(void *ud, uint64_t seq, const char *recipient, int state, uint32_t attempt);
-    int (*receipt)(void *ud, uint64_t id, const char *address, const uint8_t *frame, size_t len);
-    int (*dedup)(void *ud, const char *sender, const uint8_t *message_id, uint64_t seq,
-                 int64_t accepted_at_ms);
-    void *ud;
-} store_loader_t;
+/* One pending delivery read back from the store, with its message's stamped envelope. */
+typedef struct store_row {
+    uint64_t seq;
+    const char *recipient;
+    int state;
+    uint32_t attempt;
+    int priority;
+    int64_t expires_at_ms;
+    const uint8_t *envelope;
+    size_t envelope_len;
+} store_row_t;
+
+/* Row callbacks return 0 to go on, or an error that stops the query and is returned. */
+typedef int (*store_row_fn)(void *ud, const store_row_t *row);
+typedef int (*store_count_fn)(void *ud, const char *recipient, int priority, uint64_t count);
+typedef int (*store_receipt_fn)(void *ud, uint64_t id, const char *address,
+                                const uint8_t *frame, size_t len);
 
 typedef struct store_vtable {
     const char *name;
@@ -80,8 +94,22 @@ typedef struct store_vtable {
      * calls done exactly once, possibly before returning. Returns 0, or an error and done
      * is not called (the operations are dropped). */
     int (*commit)(store_t *s, store_batch_t *batch, store_done_fn done, void *ud);
-    /* Replays the stored state through the loader (start-up only, before any commit). */
-    int (*load)(store_t *s, const store_loader_t *loader);
+    /* Start-up: the highest message sequence and receipt id ever used. */
+    int (*max_ids)(store_t *s, uint64_t *seq, uint64_t *receipt_id);
+    /* Start-up: every receipt owed, in id order. */
+    int (*receipts)(store_t *s, store_receipt_fn fn, void *ud);
+    /* Start-up: how many deliveries are pending per recipient and priority. */
+    int (*counts)(store_t *s, store_count_fn fn, void *ud);
+    /* Up to limit pending deliveries of one recipient and priority with
+     * after_seq < seq <= max_seq, in seq order. */
+    int (*page)(store_t *s, const char *recipient, int priority, uint64_t after_seq,
+                uint64_t max_seq, unsigned limit, store_row_fn fn, void *ud);
+    /* Up to limit pending deliveries with seq <= max_seq whose message expired by now, the
+     * earliest deadlines first. */
+    int (*expired)(store_t *s, int64_t now, uint64_t max_seq, unsigned limit, store_row_fn fn,
+                   void *ud);
+    /* Whether (sender, message_id) was accepted (and not yet forgotten). */
+    int (*dedup_find)(store_t *s, const char *sender, const uint8_t *message_id, bool *found);
     /* Releases the store's loop handles so the loop can end. Called once, when no commit
      * is in flight, during shutdown; close() follows after the loop has ended. */
     void (*detach)(store_t *s);
@@ -91,9 +119,6 @@ typedef struct store_vtable {
 struct store {
     const store_vtable_t *vt;
 };
-
-/* Opens the in-memory store. 0 or -ENOMEM. */
-int store_mem_open(store_t **out);
 
 typedef enum store_durability {
     STORE_DURABLE_FULL = 0, /* synchronous=FULL: a commit survives a power loss */

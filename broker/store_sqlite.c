@@ -1,15 +1,17 @@
 /*
  * The SQLite store: one database file in WAL mode under the broker's data directory.
  *
- * Commits run on a thread of their own so the loop keeps serving while the disk syncs:
- * the loop hands over a batch, the thread writes it in one transaction (with
- * synchronous=FULL by default, so a commit survives a power loss) and posts the result back
+ * Two connections. The writer belongs to a commit thread, so the loop keeps serving while
+ * the disk syncs: the loop hands over a batch, the thread writes it in one transaction
+ * (synchronous=FULL by default: a commit survives a power loss) and posts the result back
  * through a uv_async handle. One transaction per batch, one batch per loop turn: the group
- * commit that makes durability cost one fsync per turn, not one per message.
+ * commit that makes durability cost one fsync per turn, not one per message. The reader
+ * belongs to the loop thread and answers the page, count, expiry and deduplication
+ * queries; WAL lets it read what is committed while the writer writes.
  *
  * The schema is versioned (PRAGMA user_version) and migrated forward on open. A delivery
- * that ends expired or refused is copied, with its envelope, to dead_letters before its
- * message is dropped, so an operator can always find out what was not delivered.
+ * that ends expired or refused is copied, with its envelope, to dead_letters; a message is
+ * dropped once none of its deliveries is pending.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -33,21 +35,26 @@ typedef struct job {
 } job_t;
 
 enum {
-    ST_MSG_INS, ST_DEDUP_INS, ST_DELIVERY_SET, ST_DEAD_INS, ST_MSG_DEL, ST_DELIVERIES_DEL,
-    ST_RECEIPT_INS, ST_RECEIPT_DEL, ST_DEDUP_PRUNE, ST_BEGIN, ST_COMMIT, ST_ROLLBACK, ST_COUNT
+    ST_MSG_INS, ST_DEDUP_INS, ST_DELIVERY_INS, ST_DELIVERY_UPD, ST_DEAD_INS, ST_MSG_GC,
+    ST_DELIVERIES_DEL, ST_RECEIPT_INS, ST_RECEIPT_DEL, ST_DEDUP_PRUNE, ST_BEGIN, ST_COMMIT,
+    ST_ROLLBACK, ST_COUNT
 };
 
+/* Pending means stored (0), delivering (1) or redelivering (3): see delivery_state_t. */
 static const char *const statements[ST_COUNT] = {
     [ST_MSG_INS] = "INSERT INTO messages(seq, sender, message_id, accepted_at, expires_at, "
                    "envelope) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     [ST_DEDUP_INS] = "INSERT OR REPLACE INTO dedup(sender, message_id, seq, accepted_at) "
                      "VALUES (?1, ?2, ?3, ?4)",
-    [ST_DELIVERY_SET] = "INSERT OR REPLACE INTO deliveries(seq, recipient, state, attempt, "
-                        "updated_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+    [ST_DELIVERY_INS] = "INSERT OR REPLACE INTO deliveries(seq, recipient, priority, state, "
+                        "attempt, updated_at) VALUES (?1, ?2, ?6, ?3, ?4, ?5)",
+    [ST_DELIVERY_UPD] = "UPDATE deliveries SET state = ?3, attempt = ?4, updated_at = ?5 "
+                        "WHERE seq = ?1 AND recipient = ?2",
     [ST_DEAD_INS] = "INSERT OR REPLACE INTO dead_letters(seq, recipient, state, at, sender, "
                     "message_id, envelope) SELECT seq, ?2, ?3, ?4, sender, message_id, "
                     "envelope FROM messages WHERE seq = ?1",
-    [ST_MSG_DEL] = "DELETE FROM messages WHERE seq = ?1",
+    [ST_MSG_GC] = "DELETE FROM messages WHERE seq = ?1 AND NOT EXISTS (SELECT 1 FROM "
+                  "deliveries WHERE seq = ?1 AND state IN (0, 1, 3))",
     [ST_DELIVERIES_DEL] = "DELETE FROM deliveries WHERE seq = ?1",
     [ST_RECEIPT_INS] = "INSERT OR REPLACE INTO receipts(id, address, frame) VALUES (?1, ?2, ?3)",
     [ST_RECEIPT_DEL] = "DELETE FROM receipts WHERE id = ?1",
@@ -57,6 +64,29 @@ static const char *const statements[ST_COUNT] = {
     [ST_ROLLBACK] = "ROLLBACK",
 };
 
+/* The reader's queries, run on the loop thread. */
+enum { RD_PAGE, RD_EXPIRED, RD_DEDUP, RD_COUNTS, RD_RECEIPTS, RD_MAX_SEQ, RD_MAX_RECEIPT,
+       RD_COUNT };
+
+static const char *const reads[RD_COUNT] = {
+    [RD_PAGE] = "SELECT d.seq, d.recipient, d.state, d.attempt, d.priority, m.expires_at, "
+                "m.envelope FROM deliveries d JOIN messages m ON m.seq = d.seq "
+                "WHERE d.recipient = ?1 AND d.priority = ?2 AND d.state IN (0, 1, 3) "
+                "AND d.seq > ?3 AND d.seq <= ?5 ORDER BY d.seq LIMIT ?4",
+    [RD_EXPIRED] = "SELECT d.seq, d.recipient, d.state, d.attempt, d.priority, m.expires_at, "
+                   "m.envelope FROM messages m JOIN deliveries d ON d.seq = m.seq "
+                   "WHERE m.expires_at <= ?1 AND m.seq <= ?2 AND d.state IN (0, 1, 3) "
+                   "ORDER BY m.expires_at, m.seq LIMIT ?3",
+    [RD_DEDUP] = "SELECT 1 FROM dedup WHERE sender = ?1 AND message_id = ?2",
+    [RD_COUNTS] = "SELECT recipient, priority, count(*) FROM deliveries "
+                  "WHERE state IN (0, 1, 3) GROUP BY recipient, priority",
+    [RD_RECEIPTS] = "SELECT id, address, frame FROM receipts ORDER BY id",
+    [RD_MAX_SEQ] = "SELECT max(coalesce((SELECT max(seq) FROM messages), 0), "
+                   "coalesce((SELECT max(seq) FROM dedup), 0), "
+                   "coalesce((SELECT max(seq) FROM dead_letters), 0))",
+    [RD_MAX_RECEIPT] = "SELECT coalesce(max(id), 0) FROM receipts",
+};
+
 /* Schema migrations, applied in order from the database's user_version. Never edit a
  * published step: add the next one. */
 static const char *const migrations[] = {
@@ -64,9 +94,12 @@ static const char *const migrations[] = {
     "CREATE TABLE messages(seq INTEGER PRIMARY KEY, sender TEXT NOT NULL,"
     "  message_id BLOB NOT NULL, accepted_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,"
     "  envelope BLOB NOT NULL);"
+    "CREATE INDEX messages_by_expiry ON messages(expires_at, seq);"
     "CREATE TABLE deliveries(seq INTEGER NOT NULL, recipient TEXT NOT NULL,"
-    "  state INTEGER NOT NULL, attempt INTEGER NOT NULL, updated_at INTEGER NOT NULL,"
-    "  PRIMARY KEY(seq, recipient)) WITHOUT ROWID;"
+    "  priority INTEGER NOT NULL, state INTEGER NOT NULL, attempt INTEGER NOT NULL,"
+    "  updated_at INTEGER NOT NULL, PRIMARY KEY(seq, recipient)) WITHOUT ROWID;"
+    "CREATE INDEX deliveries_pending ON deliveries(recipient, priority, seq)"
+    "  WHERE state IN (0, 1, 3);"
     "CREATE TABLE receipts(id INTEGER PRIMARY KEY, address TEXT NOT NULL, frame BLOB NOT NULL);"
     "CREATE TABLE dedup(sender TEXT NOT NULL, message_id BLOB NOT NULL, seq INTEGER NOT NULL,"
     "  accepted_at INTEGER NOT NULL, PRIMARY KEY(sender, message_id)) WITHOUT ROWID;"
@@ -80,8 +113,10 @@ static const char *const migrations[] = {
 
 typedef struct sqlite_store {
     store_t base;
-    sqlite3 *db;
+    sqlite3 *db;  /* the writer: commit thread only */
     sqlite3_stmt *st[ST_COUNT];
+    sqlite3 *rdb; /* the reader: loop thread only */
+    sqlite3_stmt *rd[RD_COUNT];
     uv_loop_t *loop;
     uv_async_t async;
     bool async_open;
@@ -124,7 +159,9 @@ static int apply_op(sqlite_store_t *s, const store_op_t *op)
         sqlite3_bind_int64(st, 3, (sqlite3_int64)op->seq);
         sqlite3_bind_int64(st, 4, op->at_ms);
         return exec_step(s, ST_DEDUP_INS);
-    case STORE_DELIVERY_SET:
+    case STORE_DELIVERY_SET: {
+        bool final = op->state == DELIVERY_ACKED || op->state == DELIVERY_EXPIRED ||
+                     op->state == DELIVERY_REFUSED;
         if (op->state == DELIVERY_EXPIRED || op->state == DELIVERY_REFUSED) {
             st = s->st[ST_DEAD_INS];
             sqlite3_bind_int64(st, 1, (sqlite3_int64)op->seq);
@@ -133,18 +170,22 @@ static int apply_op(sqlite_store_t *s, const store_op_t *op)
             sqlite3_bind_int64(st, 4, op->at_ms);
             if ((rc = exec_step(s, ST_DEAD_INS)) != SQLITE_OK) return rc;
         }
-        st = s->st[ST_DELIVERY_SET];
+        int which = op->state == DELIVERY_STORED ? ST_DELIVERY_INS : ST_DELIVERY_UPD;
+        st = s->st[which];
         sqlite3_bind_int64(st, 1, (sqlite3_int64)op->seq);
         sqlite3_bind_text(st, 2, op->address, -1, SQLITE_STATIC);
         sqlite3_bind_int(st, 3, op->state);
         sqlite3_bind_int64(st, 4, op->attempt);
         sqlite3_bind_int64(st, 5, op->at_ms);
-        return exec_step(s, ST_DELIVERY_SET);
-    case STORE_MSG_DEL:
-        sqlite3_bind_int64(s->st[ST_MSG_DEL], 1, (sqlite3_int64)op->seq);
-        if ((rc = exec_step(s, ST_MSG_DEL)) != SQLITE_OK) return rc;
+        if (which == ST_DELIVERY_INS) sqlite3_bind_int(st, 6, op->priority);
+        if ((rc = exec_step(s, which)) != SQLITE_OK || !final) return rc;
+        /* The last pending delivery of a message ends: drop the message and its rows. */
+        sqlite3_bind_int64(s->st[ST_MSG_GC], 1, (sqlite3_int64)op->seq);
+        if ((rc = exec_step(s, ST_MSG_GC)) != SQLITE_OK) return rc;
+        if (sqlite3_changes(s->db) == 0) return SQLITE_OK;
         sqlite3_bind_int64(s->st[ST_DELIVERIES_DEL], 1, (sqlite3_int64)op->seq);
         return exec_step(s, ST_DELIVERIES_DEL);
+    }
     case STORE_RECEIPT_PUT:
         st = s->st[ST_RECEIPT_INS];
         sqlite3_bind_int64(st, 1, (sqlite3_int64)op->seq);
@@ -242,44 +283,107 @@ static int sq_commit(store_t *base, store_batch_t *batch, store_done_fn done, vo
     return 0;
 }
 
-static int sq_load(store_t *base, const store_loader_t *l)
+/* Runs a prepared read; fn sees each row. The statement is reset whatever happens. */
+static int read_rows(sqlite_store_t *s, sqlite3_stmt *st, store_row_fn fn, void *ud)
+{
+    int rc = 0, step;
+    while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
+        store_row_t row = {
+            .seq = (uint64_t)sqlite3_column_int64(st, 0),
+            .recipient = (const char *)sqlite3_column_text(st, 1),
+            .state = sqlite3_column_int(st, 2),
+            .attempt = (uint32_t)sqlite3_column_int64(st, 3),
+            .priority = sqlite3_column_int(st, 4),
+            .expires_at_ms = sqlite3_column_int64(st, 5),
+            .envelope = sqlite3_column_blob(st, 6),
+            .envelope_len = (size_t)sqlite3_column_bytes(st, 6),
+        };
+        rc = fn(ud, &row);
+    }
+    if (rc == 0 && step != SQLITE_DONE) {
+        RLOG(RELAIS_LOG_ERROR, "store", "read failed: %s", sqlite3_errmsg(s->rdb));
+        rc = RELAIS_ESTORE;
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc;
+}
+
+static int sq_page(store_t *base, const char *recipient, int priority, uint64_t after_seq,
+                   uint64_t max_seq, unsigned limit, store_row_fn fn, void *ud)
 {
     sqlite_store_t *s = (sqlite_store_t *)base;
-    static const char *const queries[] = {
-        "SELECT seq, envelope FROM messages ORDER BY seq",
-        "SELECT seq, recipient, state, attempt FROM deliveries ORDER BY seq",
-        "SELECT id, address, frame FROM receipts ORDER BY id",
-        "SELECT sender, message_id, seq, accepted_at FROM dedup",
-    };
-    for (int q = 0; q < 4; q++) {
-        sqlite3_stmt *st;
-        if (sqlite3_prepare_v2(s->db, queries[q], -1, &st, NULL) != SQLITE_OK) return RELAIS_ESTORE;
-        int rc = 0, step;
-        while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
-            uint64_t a = (uint64_t)sqlite3_column_int64(st, 0);
-            switch (q) {
-            case 0:
-                rc = l->message(l->ud, a, sqlite3_column_blob(st, 1),
-                                (size_t)sqlite3_column_bytes(st, 1));
-                break;
-            case 1:
-                rc = l->delivery(l->ud, a, (const char *)sqlite3_column_text(st, 1),
-                                 sqlite3_column_int(st, 2), (uint32_t)sqlite3_column_int64(st, 3));
-                break;
-            case 2:
-                rc = l->receipt(l->ud, a, (const char *)sqlite3_column_text(st, 1),
-                                sqlite3_column_blob(st, 2), (size_t)sqlite3_column_bytes(st, 2));
-                break;
-            default:
-                if (sqlite3_column_bytes(st, 1) != 16) continue;
-                rc = l->dedup(l->ud, (const char *)sqlite3_column_text(st, 0),
-                              sqlite3_column_blob(st, 1), (uint64_t)sqlite3_column_int64(st, 2),
-                              sqlite3_column_int64(st, 3));
-                break;
-            }
+    sqlite3_stmt *st = s->rd[RD_PAGE];
+    sqlite3_bind_text(st, 1, recipient, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, priority);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)after_seq);
+    sqlite3_bind_int(st, 4, (int)limit);
+    sqlite3_bind_int64(st, 5, (sqlite3_int64)max_seq);
+    return read_rows(s, st, fn, ud);
+}
+
+static int sq_expired(store_t *base, int64_t now, uint64_t max_seq, unsigned limit,
+                      store_row_fn fn, void *ud)
+{
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    sqlite3_stmt *st = s->rd[RD_EXPIRED];
+    sqlite3_bind_int64(st, 1, now);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)max_seq);
+    sqlite3_bind_int(st, 3, (int)limit);
+    return read_rows(s, st, fn, ud);
+}
+
+static int sq_dedup_find(store_t *base, const char *sender, const uint8_t *message_id,
+                         bool *found)
+{
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    sqlite3_stmt *st = s->rd[RD_DEDUP];
+    sqlite3_bind_text(st, 1, sender, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 2, message_id, 16, SQLITE_STATIC);
+    int step = sqlite3_step(st);
+    *found = step == SQLITE_ROW;
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return step == SQLITE_ROW || step == SQLITE_DONE ? 0 : RELAIS_ESTORE;
+}
+
+static int sq_counts(store_t *base, store_count_fn fn, void *ud)
+{
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    sqlite3_stmt *st = s->rd[RD_COUNTS];
+    int rc = 0, step;
+    while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW)
+        rc = fn(ud, (const char *)sqlite3_column_text(st, 0), sqlite3_column_int(st, 1),
+                (uint64_t)sqlite3_column_int64(st, 2));
+    sqlite3_reset(st);
+    return rc;
+}
+
+static int sq_receipts(store_t *base, store_receipt_fn fn, void *ud)
+{
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    sqlite3_stmt *st = s->rd[RD_RECEIPTS];
+    int rc = 0, step;
+    while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW)
+        rc = fn(ud, (uint64_t)sqlite3_column_int64(st, 0), (const char *)sqlite3_column_text(st, 1),
+                sqlite3_column_blob(st, 2), (size_t)sqlite3_column_bytes(st, 2));
+    sqlite3_reset(st);
+    return rc;
+}
+
+static int sq_max_ids(store_t *base, uint64_t *seq, uint64_t *receipt_id)
+{
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    uint64_t *out[2] = {seq, receipt_id};
+    int which[2] = {RD_MAX_SEQ, RD_MAX_RECEIPT};
+    for (int i = 0; i < 2; i++) {
+        sqlite3_stmt *st = s->rd[which[i]];
+        if (sqlite3_step(st) != SQLITE_ROW) {
+            sqlite3_reset(st);
+            return RELAIS_ESTORE;
         }
-        sqlite3_finalize(st);
-        if (rc < 0) return rc;
+        *out[i] = (uint64_t)sqlite3_column_int64(st, 0);
+        sqlite3_reset(st);
     }
     return 0;
 }
@@ -314,6 +418,8 @@ static void sq_close(store_t *base)
         j = next;
     }
     for (int i = 0; i < ST_COUNT; i++) sqlite3_finalize(s->st[i]);
+    for (int i = 0; i < RD_COUNT; i++) sqlite3_finalize(s->rd[i]);
+    if (s->rdb) sqlite3_close(s->rdb);
     if (s->db) sqlite3_close(s->db);
     if (s->sync_init) {
         uv_mutex_destroy(&s->mu);
@@ -322,9 +428,18 @@ static void sq_close(store_t *base)
     free(s);
 }
 
-static const store_vtable_t sqlite_vtable = {.name = "sqlite", .commit = sq_commit,
-                                             .load = sq_load, .detach = sq_detach,
-                                             .close = sq_close};
+static const store_vtable_t sqlite_vtable = {
+    .name = "sqlite",
+    .commit = sq_commit,
+    .max_ids = sq_max_ids,
+    .receipts = sq_receipts,
+    .counts = sq_counts,
+    .page = sq_page,
+    .expired = sq_expired,
+    .dedup_find = sq_dedup_find,
+    .detach = sq_detach,
+    .close = sq_close,
+};
 
 static int migrate(sqlite3 *db, char *reason, size_t reason_len)
 {
@@ -383,6 +498,21 @@ int store_sqlite_open(store_t **out, const char *path, store_durability_t durabi
         if (sqlite3_prepare_v3(s->db, statements[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i],
                                NULL) != SQLITE_OK) {
             snprintf(reason, reason_len, "cannot prepare statement: %s", sqlite3_errmsg(s->db));
+            goto err;
+        }
+    }
+    if (sqlite3_open_v2(path, &s->rdb, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) !=
+            SQLITE_OK ||
+        sqlite3_exec(s->rdb, "PRAGMA busy_timeout=5000; PRAGMA cache_size=-16000;", NULL,
+                     NULL, NULL) != SQLITE_OK) {
+        snprintf(reason, reason_len, "cannot open a reader on %s: %s", path,
+                 s->rdb ? sqlite3_errmsg(s->rdb) : "out of memory");
+        goto err;
+    }
+    for (int i = 0; i < RD_COUNT; i++) {
+        if (sqlite3_prepare_v3(s->rdb, reads[i], -1, SQLITE_PREPARE_PERSISTENT, &s->rd[i],
+                               NULL) != SQLITE_OK) {
+            snprintf(reason, reason_len, "cannot prepare query: %s", sqlite3_errmsg(s->rdb));
             goto err;
         }
     }

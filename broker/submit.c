@@ -4,9 +4,12 @@
  * A submission that passes every check becomes a message with one delivery per recipient
  * and a STORE_MSG_PUT in the current batch; its Accepted waits in the pending replies
  * until the store has committed the batch (group commit). Only then are the deliveries
- * queued and pushed, so nothing is delivered that is not stored. A duplicate (same sender
- * and message id) is answered Accepted{duplicate} after the same commit, so that it can
- * never overtake the original's Accepted.
+ * routed, so nothing is delivered that is not stored. A duplicate (same sender and message
+ * id) is answered Accepted{duplicate} after the same commit, so that it can never overtake
+ * the original's Accepted.
+ *
+ * Deduplication asks the store (an indexed look-up of what is committed) and, for what is
+ * not committed yet, the broker's small set of pending keys, which each commit clears.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -96,21 +99,13 @@ static msg_t *make_msg(broker_t *b, session_t *s, Relais__V1__Envelope *env, int
     env->expires_at_ms = old_expires;
     if (m->envelope == NULL) goto err;
 
+    m->ndeliveries = (unsigned)env->n_to;
     for (size_t i = 0; i < env->n_to; i++) {
-        delivery_t *d = calloc(1, sizeof(*d));
         mailbox_t *mb = delivery__mailbox(b, env->to[i], true);
-        if (d == NULL || mb == NULL) {
-            free(d);
-            goto err;
-        }
-        d->msg = m;
-        d->mbox = mb;
+        delivery_t *d = mb ? delivery__new(m, mb) : NULL;
+        if (d == NULL) goto err;
         d->state = DELIVERY_STORED;
-        list_init(&d->qnode);
-        list_init(&d->fnode);
-        m->deliveries[m->ndeliveries++] = d;
     }
-    m->live = m->ndeliveries;
     return m;
 err:
     msg__free(m);
@@ -135,7 +130,7 @@ static int record_msg(broker_t *b, msg_t *m)
     int rc = broker__record(b, &op);
     for (unsigned i = 0; rc == 0 && i < m->ndeliveries; i++) {
         store_op_t d = {.kind = STORE_DELIVERY_SET, .seq = m->seq, .state = DELIVERY_STORED,
-                        .at_ms = m->accepted_at_ms};
+                        .priority = m->priority, .at_ms = m->accepted_at_ms};
         d.address = strdup(m->deliveries[i]->mbox->address);
         if (d.address == NULL) return -ENOMEM;
         rc = broker__record(b, &d);
@@ -186,7 +181,13 @@ void submit__handle(broker_t *b, session_t *s, const uint8_t *body, size_t body_
 
     uint8_t key[RELAIS_ADDRESS_MAX + 1 + RELAIS_MESSAGE_ID_LEN];
     size_t klen = submit__dedup_key(s->address, id, key);
-    if (map_get(b->dedup, key, klen) != NULL) {
+    bool seen = map_get(b->dedup, key, klen) != NULL;
+    if (!seen && b->store->vt->dedup_find(b->store, s->address, id, &seen) < 0) {
+        reject(b, s, id, id_len, RELAIS_ESTORE, "store unavailable: cannot check duplicates",
+               1000);
+        return;
+    }
+    if (seen) {
         pending_reply_t *r = add_reply(b, s, id);
         if (r == NULL) {
             reject(b, s, id, id_len, RELAIS_EOVERLOADED, "out of memory", 1000);
@@ -205,7 +206,7 @@ void submit__handle(broker_t *b, session_t *s, const uint8_t *body, size_t body_
         return;
     }
     pending_reply_t *r = add_reply(b, s, id);
-    if (r == NULL || map_put(b->dedup, key, klen, (void *)(uintptr_t)now) < 0) {
+    if (r == NULL || map_put(b->dedup, key, klen, (void *)1) < 0) {
         if (r) b->nreplies--;
         msg__free(m);
         reject(b, s, id, id_len, RELAIS_EOVERLOADED, "out of memory", 1000);
@@ -223,6 +224,8 @@ typedef struct commit_ctx {
     broker_t *b;
     pending_reply_t *replies;
     size_t n;
+    keyvec_t settled; /* deliveries this batch makes final */
+    uint64_t gen;
 } commit_ctx_t;
 
 static void send_accepted(broker_t *b, const pending_reply_t *r)
@@ -243,8 +246,15 @@ static void on_committed(int status, const char *why, void *ud)
     commit_ctx_t *c = ud;
     broker_t *b = c->b;
     b->commit_in_flight = false;
+    b->gen_committed = c->gen;
+    /* Committed (or rolled back): the store now tells the truth about these. */
+    delivery__settled(b, &c->settled);
     for (size_t i = 0; i < c->n; i++) {
         pending_reply_t *r = &c->replies[i];
+        if (r->msg) {
+            uint8_t key[RELAIS_ADDRESS_MAX + 1 + RELAIS_MESSAGE_ID_LEN];
+            map_del(b->dedup, key, submit__dedup_key(r->msg->sender, r->msg->message_id, key));
+        }
         if (status == 0) {
             if (!r->duplicate) b->stats.accepted++;
             send_accepted(b, r);
@@ -253,11 +263,7 @@ static void on_committed(int status, const char *why, void *ud)
         }
         /* Nothing of the batch is stored: forget the message so a retry is not taken for a
          * duplicate, and tell the sender to retry. */
-        if (r->msg) {
-            uint8_t key[RELAIS_ADDRESS_MAX + 1 + RELAIS_MESSAGE_ID_LEN];
-            map_del(b->dedup, key, submit__dedup_key(r->msg->sender, r->msg->message_id, key));
-            msg__free(r->msg);
-        }
+        msg__free(r->msg);
         Relais__V1__Rejected rj = RELAIS__V1__REJECTED__INIT;
         rj.message_id.data = r->message_id;
         rj.message_id.len = RELAIS_MESSAGE_ID_LEN;
@@ -279,13 +285,17 @@ static void on_committed(int status, const char *why, void *ud)
 
 void submit__commit(broker_t *b)
 {
-    if (b->commit_in_flight || b->detached || (b->batch.count == 0 && b->nreplies == 0))
+    if (b->commit_in_flight || b->detached ||
+        (b->batch.count == 0 && b->nreplies == 0 && b->settle_keys.n == 0))
         return;
     commit_ctx_t *c = calloc(1, sizeof(*c));
     if (c == NULL) return; /* retried at the next drain or tick */
     c->b = b;
     c->replies = b->replies;
     c->n = b->nreplies;
+    c->settled = b->settle_keys;
+    memset(&b->settle_keys, 0, sizeof(b->settle_keys));
+    c->gen = b->gen_open++;
     b->replies = NULL;
     b->nreplies = b->replies_cap = 0;
     store_batch_t batch = b->batch;
@@ -296,46 +306,8 @@ void submit__commit(broker_t *b)
     store_batch_free(&batch);
 }
 
-typedef struct prune_ctx {
-    int64_t cutoff;
-    uint8_t **keys;
-    size_t *lens;
-    size_t n, cap;
-} prune_ctx_t;
-
-static void collect_old(const void *key, size_t key_len, void *value, void *ud)
-{
-    prune_ctx_t *c = ud;
-    if ((int64_t)(uintptr_t)value >= c->cutoff) return;
-    if (c->n == c->cap) {
-        size_t ncap = c->cap ? c->cap * 2 : 256;
-        uint8_t **k = realloc(c->keys, ncap * sizeof(*k));
-        if (k == NULL) return;
-        c->keys = k;
-        size_t *l = realloc(c->lens, ncap * sizeof(*l));
-        if (l == NULL) return;
-        c->lens = l;
-        c->cap = ncap;
-    }
-    uint8_t *copy = malloc(key_len);
-    if (copy == NULL) return;
-    memcpy(copy, key, key_len);
-    c->keys[c->n] = copy;
-    c->lens[c->n++] = key_len;
-}
-
 void submit__prune_dedup(broker_t *b, int64_t now)
 {
-    prune_ctx_t c = {.cutoff = now - b->cfg.dedup_retention_ms};
-    map_foreach(b->dedup, collect_old, &c);
-    for (size_t i = 0; i < c.n; i++) {
-        map_del(b->dedup, c.keys[i], c.lens[i]);
-        free(c.keys[i]);
-    }
-    free(c.keys);
-    free(c.lens);
-    store_op_t op = {.kind = STORE_DEDUP_PRUNE, .at_ms = c.cutoff};
+    store_op_t op = {.kind = STORE_DEDUP_PRUNE, .at_ms = now - b->cfg.dedup_retention_ms};
     broker__record(b, &op);
-    if (c.n) RLOG(RELAIS_LOG_INFO, "submit", "forgot %zu deduplication keys older than the "
-                  "retention window", c.n);
 }
