@@ -19,6 +19,10 @@
 #include "relais/log.h"
 
 #define DRAIN_BUDGET 2048
+/* Store operations gathered while a commit runs, past which the broker stops reading the
+ * socket until the commit completes: the store sets the pace, and memory stays bounded
+ * however fast agents submit and acknowledge. */
+#define BATCH_HIGH_WATER 20000
 #define TICK_MS 100
 #define SNDHWM 100000
 
@@ -82,10 +86,46 @@ void broker__send_error(broker_t *b, const uint8_t *rid, size_t rid_len, int cod
     broker__send_frame(b, rid, rid_len, &f);
 }
 
+static size_t op_key(const store_op_t *op, uint8_t key[8 + RELAIS_ADDRESS_MAX])
+{
+    size_t n = strlen(op->address);
+    if (n >= RELAIS_ADDRESS_MAX) n = RELAIS_ADDRESS_MAX - 1;
+    memcpy(key, &op->seq, 8);
+    memcpy(key + 8, op->address, n);
+    return 8 + n;
+}
+
+void broker__forget_batch_index(broker_t *b, const store_batch_t *batch)
+{
+    uint8_t key[8 + RELAIS_ADDRESS_MAX];
+    for (size_t i = 0; i < batch->count; i++)
+        if (batch->ops[i].kind == STORE_DELIVERY_SET && batch->ops[i].address != NULL)
+            map_del(b->batch_index, key, op_key(&batch->ops[i], key));
+}
+
 int broker__record(broker_t *b, const store_op_t *op)
 {
-    int rc = store_batch_add(&b->batch, op);
     if (!b->in_drain) broker__kick(b);
+    if (op->kind != STORE_DELIVERY_SET || op->address == NULL)
+        return store_batch_add(&b->batch, op);
+    uint8_t key[8 + RELAIS_ADDRESS_MAX];
+    size_t n = op_key(op, key) - 8;
+    void *slot = map_get(b->batch_index, key, 8 + n);
+    if (slot != NULL) {
+        store_op_t *prev = &b->batch.ops[(uintptr_t)slot - 1];
+        /* A first STORED insert must stay an insert; any later change may replace an
+         * update. */
+        if (prev->state != DELIVERY_STORED) {
+            prev->state = op->state;
+            prev->attempt = op->attempt;
+            prev->at_ms = op->at_ms;
+            free(op->address);
+            free(op->data);
+            return 0;
+        }
+    }
+    int rc = store_batch_add(&b->batch, op);
+    if (rc == 0) map_put(b->batch_index, key, 8 + n, (void *)(uintptr_t)b->batch.count);
     return rc;
 }
 
@@ -223,15 +263,31 @@ static int drain_one(broker_t *b)
     return 1;
 }
 
+static bool store_behind(const broker_t *b)
+{
+    return b->commit_in_flight && b->batch.count >= BATCH_HIGH_WATER;
+}
+
 static void drain(broker_t *b)
 {
     if (b->in_drain || b->router == NULL) return;
     b->in_drain = true;
     int n = 0;
-    while (n < DRAIN_BUDGET && drain_one(b) == 1) n++;
+    while (n < DRAIN_BUDGET && !store_behind(b) && drain_one(b) == 1) n++;
     b->in_drain = false;
     submit__commit(b);
+    if (store_behind(b)) {
+        b->throttled = true; /* the commit's completion kicks us again */
+        return;
+    }
     if (n == DRAIN_BUDGET) broker__kick(b); /* more may wait: let timers run first */
+}
+
+void broker__store_caught_up(broker_t *b)
+{
+    if (!b->throttled) return;
+    b->throttled = false;
+    broker__kick(b);
 }
 
 static void on_poll(uv_poll_t *h, int status, int events)
@@ -330,7 +386,8 @@ int broker_open(broker_t *b, const broker_config_t *cfg, uv_loop_t *loop)
     int rc;
     if ((rc = map_new(&b->sessions)) < 0 || (rc = map_new(&b->mailboxes)) < 0 ||
         (rc = map_new(&b->msgs)) < 0 || (rc = map_new(&b->dedup)) < 0 ||
-        (rc = map_new(&b->receipts)) < 0 || (rc = map_new(&b->settling)) < 0)
+        (rc = map_new(&b->receipts)) < 0 || (rc = map_new(&b->settling)) < 0 ||
+        (rc = map_new(&b->batch_index)) < 0)
         goto err;
     char path[1024], reason[RELAIS_REASON_MAX];
     snprintf(path, sizeof(path), "%s/relais.db", cfg->data_dir);
@@ -415,6 +472,7 @@ void broker_close(broker_t *b)
     map_destroy(&b->dedup);
     map_destroy(&b->receipts);
     map_destroy(&b->settling);
+    map_destroy(&b->batch_index);
     store_batch_free(&b->batch);
     for (size_t i = 0; i < b->nreplies; i++) msg__free(b->replies[i].msg);
     free(b->replies);

@@ -167,10 +167,12 @@ typedef struct broker {
     bool stopping;
     bool detached;           /* shutdown finished: the store let go of the loop */
     bool in_drain;
+    bool throttled;          /* reading paused until the store catches up */
     int64_t next_prune_ms;
 
     store_t *store;
     store_batch_t batch;     /* gathered this turn */
+    map_t *batch_index;      /* seq + recipient → index of its DELIVERY_SET in batch */
     pending_reply_t *replies;
     size_t nreplies, replies_cap;
     bool commit_in_flight;
@@ -230,7 +232,15 @@ void broker__send_error(broker_t *b, const uint8_t *rid, size_t rid_len, int cod
 /* Asks for a re-drain of the socket on the next loop iteration. */
 void broker__kick(broker_t *b);
 
-/* Adds a store operation to the current batch (ownership as store_batch_add). */
+/* Empties the coalescing index of a batch about to be handed to the store. */
+void broker__forget_batch_index(broker_t *b, const store_batch_t *batch);
+
+/* A commit completed: resumes reading if the broker had paused for the store. */
+void broker__store_caught_up(broker_t *b);
+
+/* Adds a store operation to the current batch (ownership as store_batch_add). A delivery
+ * state change replaces an earlier change of the same delivery in the same batch: only the
+ * latest state has to reach the disk. */
 int broker__record(broker_t *b, const store_op_t *op);
 
 /* ---- session.c --------------------------------------------------------------------- */

@@ -10,8 +10,8 @@
  * queries; WAL lets it read what is committed while the writer writes.
  *
  * The schema is versioned (PRAGMA user_version) and migrated forward on open. A delivery
- * that ends expired or refused is copied, with its envelope, to dead_letters; a message is
- * dropped once none of its deliveries is pending.
+ * that ends expired or refused is copied, with its envelope, to dead_letters; a delivery
+ * that ends leaves the deliveries table, and a message goes with its last delivery.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -36,7 +36,7 @@ typedef struct job {
 
 enum {
     ST_MSG_INS, ST_DEDUP_INS, ST_DELIVERY_INS, ST_DELIVERY_UPD, ST_DEAD_INS, ST_MSG_GC,
-    ST_DELIVERIES_DEL, ST_RECEIPT_INS, ST_RECEIPT_DEL, ST_DEDUP_PRUNE, ST_BEGIN, ST_COMMIT,
+    ST_DELIVERY_DEL, ST_RECEIPT_INS, ST_RECEIPT_DEL, ST_DEDUP_PRUNE, ST_BEGIN, ST_COMMIT,
     ST_ROLLBACK, ST_COUNT
 };
 
@@ -54,8 +54,8 @@ static const char *const statements[ST_COUNT] = {
                     "message_id, envelope) SELECT seq, ?2, ?3, ?4, sender, message_id, "
                     "envelope FROM messages WHERE seq = ?1",
     [ST_MSG_GC] = "DELETE FROM messages WHERE seq = ?1 AND NOT EXISTS (SELECT 1 FROM "
-                  "deliveries WHERE seq = ?1 AND state IN (0, 1, 3))",
-    [ST_DELIVERIES_DEL] = "DELETE FROM deliveries WHERE seq = ?1",
+                  "deliveries WHERE seq = ?1)",
+    [ST_DELIVERY_DEL] = "DELETE FROM deliveries WHERE seq = ?1 AND recipient = ?2",
     [ST_RECEIPT_INS] = "INSERT OR REPLACE INTO receipts(id, address, frame) VALUES (?1, ?2, ?3)",
     [ST_RECEIPT_DEL] = "DELETE FROM receipts WHERE id = ?1",
     [ST_DEDUP_PRUNE] = "DELETE FROM dedup WHERE accepted_at < ?1",
@@ -170,6 +170,16 @@ static int apply_op(sqlite_store_t *s, const store_op_t *op)
             sqlite3_bind_int64(st, 4, op->at_ms);
             if ((rc = exec_step(s, ST_DEAD_INS)) != SQLITE_OK) return rc;
         }
+        if (final) {
+            /* A final delivery leaves the table (its dead letter, if any, is written);
+             * the message goes with its last delivery. */
+            st = s->st[ST_DELIVERY_DEL];
+            sqlite3_bind_int64(st, 1, (sqlite3_int64)op->seq);
+            sqlite3_bind_text(st, 2, op->address, -1, SQLITE_STATIC);
+            if ((rc = exec_step(s, ST_DELIVERY_DEL)) != SQLITE_OK) return rc;
+            sqlite3_bind_int64(s->st[ST_MSG_GC], 1, (sqlite3_int64)op->seq);
+            return exec_step(s, ST_MSG_GC);
+        }
         int which = op->state == DELIVERY_STORED ? ST_DELIVERY_INS : ST_DELIVERY_UPD;
         st = s->st[which];
         sqlite3_bind_int64(st, 1, (sqlite3_int64)op->seq);
@@ -178,13 +188,7 @@ static int apply_op(sqlite_store_t *s, const store_op_t *op)
         sqlite3_bind_int64(st, 4, op->attempt);
         sqlite3_bind_int64(st, 5, op->at_ms);
         if (which == ST_DELIVERY_INS) sqlite3_bind_int(st, 6, op->priority);
-        if ((rc = exec_step(s, which)) != SQLITE_OK || !final) return rc;
-        /* The last pending delivery of a message ends: drop the message and its rows. */
-        sqlite3_bind_int64(s->st[ST_MSG_GC], 1, (sqlite3_int64)op->seq);
-        if ((rc = exec_step(s, ST_MSG_GC)) != SQLITE_OK) return rc;
-        if (sqlite3_changes(s->db) == 0) return SQLITE_OK;
-        sqlite3_bind_int64(s->st[ST_DELIVERIES_DEL], 1, (sqlite3_int64)op->seq);
-        return exec_step(s, ST_DELIVERIES_DEL);
+        return exec_step(s, which);
     }
     case STORE_RECEIPT_PUT:
         st = s->st[ST_RECEIPT_INS];

@@ -280,6 +280,7 @@ static void on_committed(int status, const char *why, void *ud)
     free(c);
     /* Work gathered while this commit ran goes next. */
     submit__commit(b);
+    broker__store_caught_up(b);
     if (b->stopping) broker__finish_shutdown(b);
 }
 
@@ -300,6 +301,7 @@ void submit__commit(broker_t *b)
     b->nreplies = b->replies_cap = 0;
     store_batch_t batch = b->batch;
     memset(&b->batch, 0, sizeof(b->batch));
+    broker__forget_batch_index(b, &batch); /* the next batch starts without this one's */
     b->commit_in_flight = true;
     int rc = b->store->vt->commit(b->store, &batch, on_committed, c);
     if (rc < 0) on_committed(RELAIS_ESTORE, "the store refused the batch", c);
