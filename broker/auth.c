@@ -14,8 +14,9 @@ int auth__identify(broker_t *b, zmq_msg_t *msg, const Relais__V1__Hello *hello,
 {
     (void)msg;
     if (!b->cfg.insecure) {
-        snprintf(reason, reason_len, "this broker accepts no sessions: no security mode "
-                                     "is configured");
+        snprintf(reason, reason_len,
+                 "this broker accepts no sessions: no security mode "
+                 "is configured");
         return RELAIS_EFORBIDDEN;
     }
     if (hello->address == NULL || hello->address[0] == '\0') {
@@ -30,8 +31,7 @@ int auth__identify(broker_t *b, zmq_msg_t *msg, const Relais__V1__Hello *hello,
     }
     if (a.kind == RELAIS_ADDR_SERVICE) {
         snprintf(reason, reason_len,
-                 "Hello.address %s is a service pool; an agent connects as itself",
-                 hello->address);
+                 "Hello.address %s is a service pool; an agent connects as itself", hello->address);
         return RELAIS_EFORBIDDEN;
     }
     snprintf(address, RELAIS_ADDRESS_MAX, "%s", hello->address);

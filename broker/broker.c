@@ -45,8 +45,7 @@ void broker_config_defaults(broker_config_t *cfg)
     cfg->dedup_retention_ms = 7LL * 24 * 3600 * 1000;
 }
 
-int broker__send(broker_t *b, const uint8_t *rid, size_t rid_len, const uint8_t *data,
-                 size_t len)
+int broker__send(broker_t *b, const uint8_t *rid, size_t rid_len, const uint8_t *data, size_t len)
 {
     if (zmq_send(b->router, rid, rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
         int err = errno;
@@ -57,8 +56,7 @@ int broker__send(broker_t *b, const uint8_t *rid, size_t rid_len, const uint8_t 
     return 0;
 }
 
-int broker__send_frame(broker_t *b, const uint8_t *rid, size_t rid_len,
-                       const Relais__V1__Frame *f)
+int broker__send_frame(broker_t *b, const uint8_t *rid, size_t rid_len, const Relais__V1__Frame *f)
 {
     uint8_t *buf;
     size_t len;
@@ -305,8 +303,7 @@ static void on_kick(uv_idle_t *h)
 
 void broker__kick(broker_t *b)
 {
-    if (b->router != NULL && !b->stopping)
-        uv_idle_start(&b->kick, on_kick);
+    if (b->router != NULL && !b->stopping) uv_idle_start(&b->kick, on_kick);
 }
 
 static void on_tick(uv_timer_t *t)
@@ -352,8 +349,8 @@ static int open_socket(broker_t *b)
     if (b->router == NULL) return -errno;
     int hb = (int)b->cfg.heartbeat_ms;
     int64_t maxmsg = (int64_t)b->cfg.max_frame_bytes * 4 + 4096;
-    if (set_int(b->router, ZMQ_ROUTER_MANDATORY, 1) < 0 || set_int(b->router, ZMQ_LINGER, 500) < 0 ||
-        set_int(b->router, ZMQ_SNDHWM, SNDHWM) < 0 ||
+    if (set_int(b->router, ZMQ_ROUTER_MANDATORY, 1) < 0 ||
+        set_int(b->router, ZMQ_LINGER, 500) < 0 || set_int(b->router, ZMQ_SNDHWM, SNDHWM) < 0 ||
         set_int(b->router, ZMQ_HEARTBEAT_IVL, hb) < 0 ||
         set_int(b->router, ZMQ_HEARTBEAT_TIMEOUT, 3 * hb) < 0 ||
         set_int(b->router, ZMQ_HEARTBEAT_TTL, 3 * hb) < 0 ||
@@ -398,8 +395,7 @@ int broker_open(broker_t *b, const broker_config_t *cfg, uv_loop_t *loop)
         goto err;
     }
     if ((rc = recover__load(b)) < 0) {
-        RLOG(RELAIS_LOG_ERROR, "broker", "recovery from the store failed: %s",
-             relais_strerror(rc));
+        RLOG(RELAIS_LOG_ERROR, "broker", "recovery from the store failed: %s", relais_strerror(rc));
         goto err;
     }
     if ((rc = open_socket(b)) < 0) goto err;

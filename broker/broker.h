@@ -27,16 +27,16 @@
 #include "store.h"
 
 typedef struct broker_config {
-    const char *bind;           /* ROUTER endpoint */
+    const char *bind; /* ROUTER endpoint */
     const char *data_dir;
-    bool insecure;              /* agents declare their address in Hello */
+    bool insecure; /* agents declare their address in Hello */
     const char *broker_id;
-    unsigned heartbeat_ms;      /* sessions silent 3 intervals are dead */
+    unsigned heartbeat_ms; /* sessions silent 3 intervals are dead */
     size_t max_frame_bytes;
     unsigned max_recipients;
-    int64_t default_ttl_ms;     /* expiry when the envelope sets none */
-    int64_t max_ttl_ms;         /* later deadlines are brought forward to this */
-    unsigned default_credit;    /* when Hello.credit is 0 */
+    int64_t default_ttl_ms;  /* expiry when the envelope sets none */
+    int64_t max_ttl_ms;      /* later deadlines are brought forward to this */
+    unsigned default_credit; /* when Hello.credit is 0 */
     unsigned max_credit;
     int64_t retry_later_ms;     /* first back-off after Ack{RETRY_LATER} */
     int64_t ack_timeout_ms;     /* an unacknowledged delivery is sent again after this */
@@ -51,12 +51,12 @@ typedef struct broker_config {
 void broker_config_defaults(broker_config_t *cfg);
 
 typedef enum delivery_state {
-    DELIVERY_STORED = 0,     /* queued in the recipient's mailbox */
-    DELIVERY_DELIVERING = 1, /* sent to a session, awaiting its Ack */
-    DELIVERY_ACKED = 2,      /* final: processed */
+    DELIVERY_STORED = 0,       /* queued in the recipient's mailbox */
+    DELIVERY_DELIVERING = 1,   /* sent to a session, awaiting its Ack */
+    DELIVERY_ACKED = 2,        /* final: processed */
     DELIVERY_REDELIVERING = 3, /* back in the queue after a lost session or RETRY_LATER */
-    DELIVERY_EXPIRED = 4,    /* final: deadline passed */
-    DELIVERY_REFUSED = 5,    /* final: the recipient refused it permanently */
+    DELIVERY_EXPIRED = 4,      /* final: deadline passed */
+    DELIVERY_REFUSED = 5,      /* final: the recipient refused it permanently */
 } delivery_state_t;
 
 const char *delivery_state_name(delivery_state_t s);
@@ -80,12 +80,12 @@ typedef struct msg {
     size_t conversation_id_len;
     int64_t accepted_at_ms;
     int64_t expires_at_ms;
-    uint32_t receipts_mask;  /* bit (1 << Receipt.Status) for each receipt asked */
-    int priority;            /* Envelope.Priority */
+    uint32_t receipts_mask; /* bit (1 << Receipt.Status) for each receipt asked */
+    int priority;           /* Envelope.Priority */
     int body_case;
-    unsigned refs;           /* deliveries of it held in memory */
-    bool indexed;            /* in broker.msgs */
-    uint8_t *envelope;       /* stamped envelope bytes */
+    unsigned refs;     /* deliveries of it held in memory */
+    bool indexed;      /* in broker.msgs */
+    uint8_t *envelope; /* stamped envelope bytes */
     size_t envelope_len;
     struct delivery **deliveries; /* one slot per recipient; NULL when not in memory */
     unsigned ndeliveries;
@@ -97,12 +97,12 @@ typedef struct delivery {
     mailbox_t *mbox;
     delivery_state_t state;
     uint32_t attempt;
-    int64_t retry_at_ms;     /* REDELIVERING after RETRY_LATER: not before */
-    int64_t sent_at_ms;      /* DELIVERING: when the Deliver went out */
-    uint64_t gen;            /* batch generation that records its latest state */
-    list_node_t qnode;       /* mailbox queue, or the broker's retry list */
-    list_node_t fnode;       /* the session's in-flight list */
-    session_t *session;      /* DELIVERING: where it was sent */
+    int64_t retry_at_ms; /* REDELIVERING after RETRY_LATER: not before */
+    int64_t sent_at_ms;  /* DELIVERING: when the Deliver went out */
+    uint64_t gen;        /* batch generation that records its latest state */
+    list_node_t qnode;   /* mailbox queue, or the broker's retry list */
+    list_node_t fnode;   /* the session's in-flight list */
+    session_t *session;  /* DELIVERING: where it was sent */
 } delivery_t;
 
 /* A receipt owed to a sender, resent on each new session until acknowledged. */
@@ -122,24 +122,24 @@ typedef struct receipt {
  */
 struct mailbox {
     char *address;
-    list_node_t queue[2];    /* index Envelope.Priority: [0] ROUTINE, [1] URGENT */
+    list_node_t queue[2]; /* index Envelope.Priority: [0] ROUTINE, [1] URGENT */
     size_t mem[2];
     uint64_t disk[2];
-    uint64_t cursor[2];      /* highest seq paged or routed into memory */
+    uint64_t cursor[2]; /* highest seq paged or routed into memory */
     list_node_t receipts;
     session_t *session;
-    list_node_t idle;        /* in broker.idle while sessionless with deliveries in memory */
+    list_node_t idle; /* in broker.idle while sessionless with deliveries in memory */
 };
 
 struct session {
-    uint8_t rid[256];        /* ZeroMQ routing id */
+    uint8_t rid[256]; /* ZeroMQ routing id */
     size_t rid_len;
     char address[RELAIS_ADDRESS_MAX];
     mailbox_t *mbox;
-    uint32_t window;         /* deliveries allowed unacknowledged */
+    uint32_t window; /* deliveries allowed unacknowledged */
     uint32_t inflight_count;
     list_node_t inflight;
-    map_t *inflight_by_id;   /* message_id → delivery */
+    map_t *inflight_by_id; /* message_id → delivery */
     int64_t last_seen_ms;
 };
 
@@ -150,7 +150,7 @@ typedef struct pending_reply {
     uint8_t message_id[RELAIS_MESSAGE_ID_LEN];
     bool duplicate;
     int64_t accepted_at_ms;
-    msg_t *msg;              /* new message to route after commit, or NULL */
+    msg_t *msg; /* new message to route after commit, or NULL */
 } pending_reply_t;
 
 typedef struct broker {
@@ -158,44 +158,44 @@ typedef struct broker {
     uv_loop_t *loop;
     void *zctx;
     void *router;
-    char endpoint[256];      /* as bound, with the real port */
+    char endpoint[256]; /* as bound, with the real port */
     uv_os_sock_t zfd;
     uv_poll_t poll;
-    uv_idle_t kick;          /* re-drains after sends: ZMQ_FD is edge-triggered */
-    uv_timer_t tick;         /* liveness, expiry, retries */
+    uv_idle_t kick;  /* re-drains after sends: ZMQ_FD is edge-triggered */
+    uv_timer_t tick; /* liveness, expiry, retries */
     uv_signal_t sigterm, sigint;
     bool stopping;
-    bool detached;           /* shutdown finished: the store let go of the loop */
+    bool detached; /* shutdown finished: the store let go of the loop */
     bool in_drain;
-    bool throttled;          /* reading paused until the store catches up */
+    bool throttled; /* reading paused until the store catches up */
     int64_t next_prune_ms;
 
     store_t *store;
-    store_batch_t batch;     /* gathered this turn */
-    map_t *batch_index;      /* seq + recipient → index of its DELIVERY_SET in batch */
+    store_batch_t batch; /* gathered this turn */
+    map_t *batch_index;  /* seq + recipient → index of its DELIVERY_SET in batch */
     pending_reply_t *replies;
     size_t nreplies, replies_cap;
     bool commit_in_flight;
 
-    map_t *sessions;         /* routing id → session */
-    map_t *mailboxes;        /* address → mailbox */
-    map_t *msgs;             /* seq → message in memory */
-    map_t *dedup;            /* sender NUL message_id of submissions not yet committed */
-    map_t *receipts;         /* receipt id → receipt */
-    map_t *settling;         /* seq + recipient of deliveries final but not yet committed */
-    keyvec_t settle_keys;    /* those recorded in the batch being gathered */
-    list_node_t retry;       /* deliveries waiting for their retry_at_ms */
+    map_t *sessions;      /* routing id → session */
+    map_t *mailboxes;     /* address → mailbox */
+    map_t *msgs;          /* seq → message in memory */
+    map_t *dedup;         /* sender NUL message_id of submissions not yet committed */
+    map_t *receipts;      /* receipt id → receipt */
+    map_t *settling;      /* seq + recipient of deliveries final but not yet committed */
+    keyvec_t settle_keys; /* those recorded in the batch being gathered */
+    list_node_t retry;    /* deliveries waiting for their retry_at_ms */
     uint64_t next_seq;
-    uint64_t committed_seq;  /* every message up to this seq is committed and routed */
-    uint64_t gen_open;       /* generation of the batch being gathered */
-    uint64_t gen_committed;  /* every batch up to this generation has committed */
-    list_node_t idle;        /* mailboxes to evict once their state is committed */
+    uint64_t committed_seq; /* every message up to this seq is committed and routed */
+    uint64_t gen_open;      /* generation of the batch being gathered */
+    uint64_t gen_committed; /* every batch up to this generation has committed */
+    list_node_t idle;       /* mailboxes to evict once their state is committed */
     uint64_t next_receipt_id;
     int64_t next_expiry_ms;
 
     struct {
-        uint64_t accepted, duplicates, rejected, delivered, acked, refused, expired,
-            errors, sessions_opened, sessions_closed;
+        uint64_t accepted, duplicates, rejected, delivered, acked, refused, expired, errors,
+            sessions_opened, sessions_closed;
     } stats;
 } broker_t;
 
@@ -217,12 +217,10 @@ void broker__finish_shutdown(broker_t *b);
 /* Sends one encoded frame to a routing id. 0, or -EHOSTUNREACH when the peer is gone,
  * -EAGAIN when its queue is full. Either way the caller still owns nothing: data is
  * copied. */
-int broker__send(broker_t *b, const uint8_t *rid, size_t rid_len, const uint8_t *data,
-                 size_t len);
+int broker__send(broker_t *b, const uint8_t *rid, size_t rid_len, const uint8_t *data, size_t len);
 
 /* Encodes and sends a Frame. */
-int broker__send_frame(broker_t *b, const uint8_t *rid, size_t rid_len,
-                       const Relais__V1__Frame *f);
+int broker__send_frame(broker_t *b, const uint8_t *rid, size_t rid_len, const Relais__V1__Frame *f);
 
 /* Sends Error{code, reason, fatal} (code is a RELAIS_E… value). */
 void broker__send_error(broker_t *b, const uint8_t *rid, size_t rid_len, int code,
@@ -293,8 +291,8 @@ void delivery__settled(broker_t *b, keyvec_t *keys);
 /* Sends queued deliveries and receipts to the mailbox's session within its window. */
 void delivery__pump(broker_t *b, mailbox_t *mb);
 /* Restores a receipt owed (recovery). 0 or -ENOMEM. */
-int delivery__restore_receipt(broker_t *b, uint64_t id, const char *address,
-                              const uint8_t *frame, size_t len);
+int delivery__restore_receipt(broker_t *b, uint64_t id, const char *address, const uint8_t *frame,
+                              size_t len);
 /* A session opened: sends the receipts owed to its address, then its queue. */
 void delivery__session_opened(broker_t *b, session_t *s);
 void delivery__ack(broker_t *b, session_t *s, const Relais__V1__Ack *ack);
@@ -331,6 +329,5 @@ void delivery__page_in(broker_t *b, mailbox_t *mb, int p);
 void delivery__evict_idle(broker_t *b);
 /* Expires what is past its deadline, in memory or only in the store. */
 void delivery__expiry_sweep(broker_t *b, int64_t now);
-
 
 #endif /* RELAIS_BROKER_H */

@@ -25,8 +25,8 @@
 
 const char *delivery_state_name(delivery_state_t s)
 {
-    static const char *names[] = {"stored", "delivering", "acked",
-                                  "redelivering", "expired", "refused"};
+    static const char *names[] = {"stored",       "delivering", "acked",
+                                  "redelivering", "expired",    "refused"};
     return (unsigned)s < sizeof(names) / sizeof(names[0]) ? names[s] : "unknown";
 }
 
@@ -82,8 +82,8 @@ static void receipt_emit(broker_t *b, const msg_t *m, const char *recipient, int
     receipt_send(b, r);
 }
 
-int delivery__restore_receipt(broker_t *b, uint64_t id, const char *address,
-                              const uint8_t *frame, size_t len)
+int delivery__restore_receipt(broker_t *b, uint64_t id, const char *address, const uint8_t *frame,
+                              size_t len)
 {
     mailbox_t *mb = delivery__mailbox(b, address, true);
     receipt_t *r = calloc(1, sizeof(*r));
@@ -118,8 +118,12 @@ static void receipt_free(broker_t *b, receipt_t *r)
 static void record_state(broker_t *b, uint64_t seq, const char *recipient, int priority,
                          delivery_state_t st, uint32_t attempt)
 {
-    store_op_t op = {.kind = STORE_DELIVERY_SET, .seq = seq, .state = st, .attempt = attempt,
-                     .priority = priority, .at_ms = relais_now_ms()};
+    store_op_t op = {.kind = STORE_DELIVERY_SET,
+                     .seq = seq,
+                     .state = st,
+                     .attempt = attempt,
+                     .priority = priority,
+                     .at_ms = relais_now_ms()};
     op.address = strdup(recipient);
     broker__record(b, &op);
 }
@@ -209,8 +213,8 @@ void delivery__pump(broker_t *b, mailbox_t *mb)
         if (map_get(s->inflight_by_id, m->message_id, RELAIS_MESSAGE_ID_LEN) != NULL) return;
         uint8_t *frame;
         size_t len;
-        if (relais_deliver_wrap(m->envelope, m->envelope_len, d->attempt + 1, false, &frame,
-                                &len) < 0)
+        if (relais_deliver_wrap(m->envelope, m->envelope_len, d->attempt + 1, false, &frame, &len) <
+            0)
             return;
         int rc = broker__send(b, s->rid, s->rid_len, frame, len);
         free(frame);

@@ -15,7 +15,7 @@ typedef struct list_node {
     struct list_node *prev, *next;
 } list_node_t;
 
-#define LIST_ENTRY(node, type, member) ((type *)((char *)(node) - offsetof(type, member)))
+#define LIST_ENTRY(node, type, member) ((type *)((char *)(node)-offsetof(type, member)))
 
 static inline void list_init(list_node_t *head)
 {
@@ -63,8 +63,8 @@ static inline list_node_t *list_first(const list_node_t *head)
     return list_empty(head) ? NULL : head->next;
 }
 
-#define LIST_FOREACH_SAFE(pos, tmp, head)                                                 \
-    for ((pos) = (head)->next, (tmp) = (pos)->next; (pos) != (head);                     \
+#define LIST_FOREACH_SAFE(pos, tmp, head)                                                          \
+    for ((pos) = (head)->next, (tmp) = (pos)->next; (pos) != (head);                               \
          (pos) = (tmp), (tmp) = (pos)->next)
 
 #endif /* RELAIS_BROKER_LIST_H */

@@ -65,7 +65,8 @@ msg_t *msg__from_envelope(uint64_t seq, const uint8_t *data, size_t len)
     m->accepted_at_ms = env->accepted_at_ms;
     m->expires_at_ms = env->expires_at_ms;
     for (size_t i = 0; i < env->n_receipts; i++)
-        if (env->receipts[i] > 0 && env->receipts[i] < 32) m->receipts_mask |= 1u << env->receipts[i];
+        if (env->receipts[i] > 0 && env->receipts[i] < 32)
+            m->receipts_mask |= 1u << env->receipts[i];
     m->priority = env->priority == RELAIS__V1__ENVELOPE__PRIORITY__URGENT ? 1 : 0;
     m->body_case = env->body_case;
     relais__v1__envelope__free_unpacked(env, NULL);
@@ -224,8 +225,10 @@ static int on_page_row(void *ud, const store_row_t *row)
     }
     delivery_t *d = delivery__new(m, mb);
     if (d == NULL || msg__index(b, m) < 0) {
-        if (d) delivery__free(b, d);
-        else if (m->refs == 0) msg__free(m);
+        if (d)
+            delivery__free(b, d);
+        else if (m->refs == 0)
+            msg__free(m);
         return -ENOMEM;
     }
     d->state = row->state == DELIVERY_STORED ? DELIVERY_STORED : DELIVERY_REDELIVERING;
@@ -344,8 +347,7 @@ static int on_expired_row(void *ud, const store_row_t *row)
 void delivery__expiry_sweep(broker_t *b, int64_t now)
 {
     expiry_ctx_t c = {.b = b};
-    int rc = b->store->vt->expired(b->store, now, b->committed_seq, EXPIRY_BATCH,
-                                   on_expired_row, &c);
-    if (rc < 0)
-        RLOG(RELAIS_LOG_ERROR, "mailbox", "expiry query failed: %s", relais_strerror(rc));
+    int rc =
+        b->store->vt->expired(b->store, now, b->committed_seq, EXPIRY_BATCH, on_expired_row, &c);
+    if (rc < 0) RLOG(RELAIS_LOG_ERROR, "mailbox", "expiry query failed: %s", relais_strerror(rc));
 }

@@ -40,23 +40,33 @@ static void usage(FILE *out)
             "  --help                 this text\n");
 }
 
-static int parse_num(const char *opt, const char *s, long long min, long long max,
-                     long long *out)
+static int parse_num(const char *opt, const char *s, long long min, long long max, long long *out)
 {
     char *end;
     errno = 0;
     long long v = strtoll(s, &end, 10);
     if (errno || *end || end == s || v < min || v > max) {
-        fprintf(stderr, "relaisd: %s wants a number from %lld to %lld, got '%s'\n", opt, min,
-                max, s);
+        fprintf(stderr, "relaisd: %s wants a number from %lld to %lld, got '%s'\n", opt, min, max,
+                s);
         return -1;
     }
     *out = v;
     return 0;
 }
 
-enum { OPT_HB = 256, OPT_MAXFRAME, OPT_MAXRCPT, OPT_TTL, OPT_MAXTTL, OPT_LOGLEVEL,
-       OPT_LOGJSON, OPT_ID, OPT_DURABILITY, OPT_DEDUP, OPT_ACKTIMEOUT };
+enum {
+    OPT_HB = 256,
+    OPT_MAXFRAME,
+    OPT_MAXRCPT,
+    OPT_TTL,
+    OPT_MAXTTL,
+    OPT_LOGLEVEL,
+    OPT_LOGJSON,
+    OPT_ID,
+    OPT_DURABILITY,
+    OPT_DEDUP,
+    OPT_ACKTIMEOUT
+};
 
 static int parse_args(int argc, char **argv, broker_config_t *cfg)
 {
@@ -83,11 +93,23 @@ static int parse_args(int argc, char **argv, broker_config_t *cfg)
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
-        case 'b': cfg->bind = optarg; have_bind = true; break;
-        case 'd': cfg->data_dir = optarg; have_data = true; break;
-        case 'i': cfg->insecure = true; break;
-        case 'h': usage(stdout); exit(0);
-        case OPT_ID: cfg->broker_id = optarg; break;
+        case 'b':
+            cfg->bind = optarg;
+            have_bind = true;
+            break;
+        case 'd':
+            cfg->data_dir = optarg;
+            have_data = true;
+            break;
+        case 'i':
+            cfg->insecure = true;
+            break;
+        case 'h':
+            usage(stdout);
+            exit(0);
+        case OPT_ID:
+            cfg->broker_id = optarg;
+            break;
         case OPT_HB:
             if (parse_num("--heartbeat-ms", optarg, 50, 600000, &v) < 0) return -1;
             cfg->heartbeat_ms = (unsigned)v;
@@ -114,10 +136,14 @@ static int parse_args(int argc, char **argv, broker_config_t *cfg)
                 return -1;
             }
             break;
-        case OPT_LOGJSON: relais_log_set_json(true); break;
+        case OPT_LOGJSON:
+            relais_log_set_json(true);
+            break;
         case OPT_DURABILITY:
-            if (strcmp(optarg, "full") == 0) cfg->durability = STORE_DURABLE_FULL;
-            else if (strcmp(optarg, "os") == 0) cfg->durability = STORE_DURABLE_OS;
+            if (strcmp(optarg, "full") == 0)
+                cfg->durability = STORE_DURABLE_FULL;
+            else if (strcmp(optarg, "os") == 0)
+                cfg->durability = STORE_DURABLE_OS;
             else {
                 fprintf(stderr, "relaisd: --durability wants full or os\n");
                 return -1;
@@ -131,7 +157,9 @@ static int parse_args(int argc, char **argv, broker_config_t *cfg)
             if (parse_num("--ack-timeout-ms", optarg, 100, 1LL << 40, &v) < 0) return -1;
             cfg->ack_timeout_ms = v;
             break;
-        default: usage(stderr); return -1;
+        default:
+            usage(stderr);
+            return -1;
         }
     }
     if (optind < argc) {
@@ -177,9 +205,8 @@ int main(int argc, char **argv)
         uv_loop_close(&loop);
         return 1;
     }
-    printf("relaisd ready endpoint=%s broker_id=%s store=%s durability=%s mode=%s\n",
-           b.endpoint, cfg.broker_id, b.store->vt->name,
-           cfg.durability == STORE_DURABLE_FULL ? "full" : "os",
+    printf("relaisd ready endpoint=%s broker_id=%s store=%s durability=%s mode=%s\n", b.endpoint,
+           cfg.broker_id, b.store->vt->name, cfg.durability == STORE_DURABLE_FULL ? "full" : "os",
            cfg.insecure ? "insecure" : "curve");
     fflush(stdout);
     RLOG(RELAIS_LOG_INFO, "broker", "listening endpoint=%s store=%s heartbeat_ms=%u", b.endpoint,

@@ -31,8 +31,7 @@ void *map_del(map_t *m, const void *key, size_t key_len);
 size_t map_count(const map_t *m);
 
 /* Calls fn for each entry; fn must not modify the map. */
-void map_foreach(const map_t *m, void (*fn)(const void *key, size_t key_len, void *value,
-                                            void *ud),
+void map_foreach(const map_t *m, void (*fn)(const void *key, size_t key_len, void *value, void *ud),
                  void *ud);
 
 #endif /* RELAIS_BROKER_MAP_H */

@@ -33,8 +33,7 @@ static int on_count(void *ud, const char *recipient, int priority, uint64_t coun
     return 0;
 }
 
-static int on_receipt(void *ud, uint64_t id, const char *address, const uint8_t *frame,
-                      size_t len)
+static int on_receipt(void *ud, uint64_t id, const char *address, const uint8_t *frame, size_t len)
 {
     recover_ctx_t *c = ud;
     c->receipts++;
@@ -52,8 +51,9 @@ int recover__load(broker_t *b)
     b->committed_seq = max_seq;
     b->next_seq = max_seq + 1;
     if (max_receipt >= b->next_receipt_id) b->next_receipt_id = max_receipt + 1;
-    RLOG(RELAIS_LOG_INFO, "recover", "recovered pending=%llu mailboxes=%zu receipts=%zu "
-         "next_seq=%llu", (unsigned long long)c.pending, c.mailboxes, c.receipts,
-         (unsigned long long)b->next_seq);
+    RLOG(RELAIS_LOG_INFO, "recover",
+         "recovered pending=%llu mailboxes=%zu receipts=%zu "
+         "next_seq=%llu",
+         (unsigned long long)c.pending, c.mailboxes, c.receipts, (unsigned long long)b->next_seq);
     return 0;
 }

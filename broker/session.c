@@ -58,15 +58,13 @@ void session__hello(broker_t *b, const uint8_t *rid, size_t rid_len, zmq_msg_t *
         return;
     }
     if (rid_len > sizeof(((session_t *)0)->rid)) {
-        broker__send_error(b, rid, rid_len, RELAIS_EBADFRAME, "routing id too long", true,
-                           NULL, 0);
+        broker__send_error(b, rid, rid_len, RELAIS_EBADFRAME, "routing id too long", true, NULL, 0);
         return;
     }
     char address[RELAIS_ADDRESS_MAX];
     int rc = auth__identify(b, msg, hello, address, reason, sizeof(reason));
     if (rc < 0) {
-        RLOG(RELAIS_LOG_WARN, "session", "refused code=%s why=\"%s\"", relais_err_name(rc),
-             reason);
+        RLOG(RELAIS_LOG_WARN, "session", "refused code=%s why=\"%s\"", relais_err_name(rc), reason);
         broker__send_error(b, rid, rid_len, rc, reason, true, NULL, 0);
         return;
     }
@@ -81,14 +79,12 @@ void session__hello(broker_t *b, const uint8_t *rid, size_t rid_len, zmq_msg_t *
     if (mb->session != NULL) {
         session_t *prev = mb->session;
         broker__send_error(b, prev->rid, prev->rid_len, RELAIS_EFORBIDDEN,
-                           "session replaced by a newer one for the same address", true,
-                           NULL, 0);
+                           "session replaced by a newer one for the same address", true, NULL, 0);
         session__close(b, prev, "replaced by a newer session");
     }
 
     session_t *s = calloc(1, sizeof(*s));
-    if (s == NULL || map_new(&s->inflight_by_id) < 0 ||
-        map_put(b->sessions, rid, rid_len, s) < 0) {
+    if (s == NULL || map_new(&s->inflight_by_id) < 0 || map_put(b->sessions, rid, rid_len, s) < 0) {
         if (s) map_destroy(&s->inflight_by_id);
         free(s);
         broker__send_error(b, rid, rid_len, -ENOMEM, "out of memory", true, NULL, 0);
@@ -105,8 +101,7 @@ void session__hello(broker_t *b, const uint8_t *rid, size_t rid_len, zmq_msg_t *
     mb->session = s;
     b->stats.sessions_opened++;
     RLOG(RELAIS_LOG_INFO, "session", "opened agent=%s credit=%u pending=%llu", s->address,
-         s->window,
-         (unsigned long long)(mb->mem[0] + mb->mem[1] + mb->disk[0] + mb->disk[1]));
+         s->window, (unsigned long long)(mb->mem[0] + mb->mem[1] + mb->disk[0] + mb->disk[1]));
     send_welcome(b, s);
     delivery__session_opened(b, s);
 }

@@ -26,28 +26,28 @@
 #include <uv.h>
 
 typedef enum store_op_kind {
-    STORE_MSG_PUT = 1,   /* a message accepted (its deliveries follow as DELIVERY_SET) */
-    STORE_DELIVERY_SET,  /* one delivery's new state and attempt. The store drops a message
-                          * once none of its deliveries is pending any more, keeping the
-                          * expired and refused ones in dead_letters */
-    STORE_RECEIPT_PUT,   /* a receipt owed to a sender */
-    STORE_RECEIPT_DEL,   /* a receipt acknowledged */
-    STORE_DEDUP_PRUNE,   /* forget deduplication keys accepted before at_ms */
+    STORE_MSG_PUT = 1,  /* a message accepted (its deliveries follow as DELIVERY_SET) */
+    STORE_DELIVERY_SET, /* one delivery's new state and attempt. The store drops a message
+                         * once none of its deliveries is pending any more, keeping the
+                         * expired and refused ones in dead_letters */
+    STORE_RECEIPT_PUT,  /* a receipt owed to a sender */
+    STORE_RECEIPT_DEL,  /* a receipt acknowledged */
+    STORE_DEDUP_PRUNE,  /* forget deduplication keys accepted before at_ms */
 } store_op_kind_t;
 
 typedef struct store_op {
     store_op_kind_t kind;
-    uint64_t seq;        /* message sequence, or receipt id */
-    char *address;       /* MSG_PUT: sender; DELIVERY_SET: recipient; RECEIPT_PUT: owner.
-                          * Owned by the op. */
-    int state;           /* DELIVERY_SET: delivery_state_t */
+    uint64_t seq;  /* message sequence, or receipt id */
+    char *address; /* MSG_PUT: sender; DELIVERY_SET: recipient; RECEIPT_PUT: owner.
+                    * Owned by the op. */
+    int state;     /* DELIVERY_SET: delivery_state_t */
     uint32_t attempt;
-    int priority;        /* DELIVERY_SET: Envelope.Priority (used when first stored) */
-    uint8_t *data;       /* MSG_PUT: stamped envelope; RECEIPT_PUT: encoded frame; owned */
+    int priority;  /* DELIVERY_SET: Envelope.Priority (used when first stored) */
+    uint8_t *data; /* MSG_PUT: stamped envelope; RECEIPT_PUT: encoded frame; owned */
     size_t data_len;
     uint8_t message_id[16]; /* MSG_PUT: for the deduplication index */
-    int64_t at_ms;       /* MSG_PUT: accepted at; DELIVERY_SET: when */
-    int64_t expires_at_ms; /* MSG_PUT */
+    int64_t at_ms;          /* MSG_PUT: accepted at; DELIVERY_SET: when */
+    int64_t expires_at_ms;  /* MSG_PUT */
 } store_op_t;
 
 typedef struct store_batch {
@@ -85,8 +85,8 @@ typedef struct store_row {
 /* Row callbacks return 0 to go on, or an error that stops the query and is returned. */
 typedef int (*store_row_fn)(void *ud, const store_row_t *row);
 typedef int (*store_count_fn)(void *ud, const char *recipient, int priority, uint64_t count);
-typedef int (*store_receipt_fn)(void *ud, uint64_t id, const char *address,
-                                const uint8_t *frame, size_t len);
+typedef int (*store_receipt_fn)(void *ud, uint64_t id, const char *address, const uint8_t *frame,
+                                size_t len);
 
 typedef struct store_vtable {
     const char *name;

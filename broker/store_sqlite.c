@@ -35,9 +35,20 @@ typedef struct job {
 } job_t;
 
 enum {
-    ST_MSG_INS, ST_DEDUP_INS, ST_DELIVERY_INS, ST_DELIVERY_UPD, ST_DEAD_INS, ST_MSG_GC,
-    ST_DELIVERY_DEL, ST_RECEIPT_INS, ST_RECEIPT_DEL, ST_DEDUP_PRUNE, ST_BEGIN, ST_COMMIT,
-    ST_ROLLBACK, ST_COUNT
+    ST_MSG_INS,
+    ST_DEDUP_INS,
+    ST_DELIVERY_INS,
+    ST_DELIVERY_UPD,
+    ST_DEAD_INS,
+    ST_MSG_GC,
+    ST_DELIVERY_DEL,
+    ST_RECEIPT_INS,
+    ST_RECEIPT_DEL,
+    ST_DEDUP_PRUNE,
+    ST_BEGIN,
+    ST_COMMIT,
+    ST_ROLLBACK,
+    ST_COUNT
 };
 
 /* Pending means stored (0), delivering (1) or redelivering (3): see delivery_state_t. */
@@ -65,8 +76,16 @@ static const char *const statements[ST_COUNT] = {
 };
 
 /* The reader's queries, run on the loop thread. */
-enum { RD_PAGE, RD_EXPIRED, RD_DEDUP, RD_COUNTS, RD_RECEIPTS, RD_MAX_SEQ, RD_MAX_RECEIPT,
-       RD_COUNT };
+enum {
+    RD_PAGE,
+    RD_EXPIRED,
+    RD_DEDUP,
+    RD_COUNTS,
+    RD_RECEIPTS,
+    RD_MAX_SEQ,
+    RD_MAX_RECEIPT,
+    RD_COUNT
+};
 
 static const char *const reads[RD_COUNT] = {
     [RD_PAGE] = "SELECT d.seq, d.recipient, d.state, d.attempt, d.priority, m.expires_at, "
@@ -113,7 +132,7 @@ static const char *const migrations[] = {
 
 typedef struct sqlite_store {
     store_t base;
-    sqlite3 *db;  /* the writer: commit thread only */
+    sqlite3 *db; /* the writer: commit thread only */
     sqlite3_stmt *st[ST_COUNT];
     sqlite3 *rdb; /* the reader: loop thread only */
     sqlite3_stmt *rd[RD_COUNT];
@@ -209,7 +228,8 @@ static int apply_op(sqlite_store_t *s, const store_op_t *op)
 static void run_job(sqlite_store_t *s, job_t *j)
 {
     int rc = exec_step(s, ST_BEGIN);
-    for (size_t i = 0; rc == SQLITE_OK && i < j->batch.count; i++) rc = apply_op(s, &j->batch.ops[i]);
+    for (size_t i = 0; rc == SQLITE_OK && i < j->batch.count; i++)
+        rc = apply_op(s, &j->batch.ops[i]);
     if (rc == SQLITE_OK) rc = exec_step(s, ST_COMMIT);
     if (rc == SQLITE_OK) {
         j->status = 0;
@@ -242,8 +262,10 @@ static void commit_thread(void *arg)
 
         uv_mutex_lock(&s->mu);
         j->next = NULL;
-        if (s->done_tail) s->done_tail->next = j;
-        else s->done = j;
+        if (s->done_tail)
+            s->done_tail->next = j;
+        else
+            s->done = j;
         s->done_tail = j;
         uv_mutex_unlock(&s->mu);
         uv_async_send(&s->async);
@@ -279,8 +301,10 @@ static int sq_commit(store_t *base, store_batch_t *batch, store_done_fn done, vo
     j->done = done;
     j->ud = ud;
     uv_mutex_lock(&s->mu);
-    if (s->todo_tail) s->todo_tail->next = j;
-    else s->todo = j;
+    if (s->todo_tail)
+        s->todo_tail->next = j;
+    else
+        s->todo = j;
     s->todo_tail = j;
     uv_cond_signal(&s->cv);
     uv_mutex_unlock(&s->mu);
@@ -326,8 +350,8 @@ static int sq_page(store_t *base, const char *recipient, int priority, uint64_t 
     return read_rows(s, st, fn, ud);
 }
 
-static int sq_expired(store_t *base, int64_t now, uint64_t max_seq, unsigned limit,
-                      store_row_fn fn, void *ud)
+static int sq_expired(store_t *base, int64_t now, uint64_t max_seq, unsigned limit, store_row_fn fn,
+                      void *ud)
 {
     sqlite_store_t *s = (sqlite_store_t *)base;
     sqlite3_stmt *st = s->rd[RD_EXPIRED];
@@ -337,8 +361,7 @@ static int sq_expired(store_t *base, int64_t now, uint64_t max_seq, unsigned lim
     return read_rows(s, st, fn, ud);
 }
 
-static int sq_dedup_find(store_t *base, const char *sender, const uint8_t *message_id,
-                         bool *found)
+static int sq_dedup_find(store_t *base, const char *sender, const uint8_t *message_id, bool *found)
 {
     sqlite_store_t *s = (sqlite_store_t *)base;
     sqlite3_stmt *st = s->rd[RD_DEDUP];
@@ -454,8 +477,10 @@ static int migrate(sqlite3 *db, char *reason, size_t reason_len)
         version = sqlite3_column_int(st, 0);
     sqlite3_finalize(st);
     if (version > SCHEMA_VERSION) {
-        snprintf(reason, reason_len, "database schema version %d is newer than this relaisd "
-                 "(%d): refusing to touch it", version, SCHEMA_VERSION);
+        snprintf(reason, reason_len,
+                 "database schema version %d is newer than this relaisd "
+                 "(%d): refusing to touch it",
+                 version, SCHEMA_VERSION);
         return -1;
     }
     for (int v = version; v < SCHEMA_VERSION; v++) {
@@ -489,8 +514,9 @@ int store_sqlite_open(store_t **out, const char *path, store_durability_t durabi
              "PRAGMA busy_timeout=5000; PRAGMA cache_size=-16000;",
              durability == STORE_DURABLE_FULL ? "FULL" : "NORMAL");
     char *err = NULL;
-    if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                                          SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK ||
+    if (sqlite3_open_v2(path, &s->db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                        NULL) != SQLITE_OK ||
         sqlite3_exec(s->db, pragmas, NULL, NULL, &err) != SQLITE_OK) {
         snprintf(reason, reason_len, "cannot open %s: %s", path,
                  err ? err : (s->db ? sqlite3_errmsg(s->db) : "out of memory"));
@@ -507,15 +533,15 @@ int store_sqlite_open(store_t **out, const char *path, store_durability_t durabi
     }
     if (sqlite3_open_v2(path, &s->rdb, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) !=
             SQLITE_OK ||
-        sqlite3_exec(s->rdb, "PRAGMA busy_timeout=5000; PRAGMA cache_size=-16000;", NULL,
-                     NULL, NULL) != SQLITE_OK) {
+        sqlite3_exec(s->rdb, "PRAGMA busy_timeout=5000; PRAGMA cache_size=-16000;", NULL, NULL,
+                     NULL) != SQLITE_OK) {
         snprintf(reason, reason_len, "cannot open a reader on %s: %s", path,
                  s->rdb ? sqlite3_errmsg(s->rdb) : "out of memory");
         goto err;
     }
     for (int i = 0; i < RD_COUNT; i++) {
-        if (sqlite3_prepare_v3(s->rdb, reads[i], -1, SQLITE_PREPARE_PERSISTENT, &s->rd[i],
-                               NULL) != SQLITE_OK) {
+        if (sqlite3_prepare_v3(s->rdb, reads[i], -1, SQLITE_PREPARE_PERSISTENT, &s->rd[i], NULL) !=
+            SQLITE_OK) {
             snprintf(reason, reason_len, "cannot prepare query: %s", sqlite3_errmsg(s->rdb));
             goto err;
         }

@@ -19,8 +19,8 @@
 #include "broker.h"
 #include "relais/log.h"
 
-static void reject(broker_t *b, session_t *s, const uint8_t *message_id, size_t id_len,
-                   int code, const char *reason, int64_t retry_after_ms)
+static void reject(broker_t *b, session_t *s, const uint8_t *message_id, size_t id_len, int code,
+                   const char *reason, int64_t retry_after_ms)
 {
     Relais__V1__Rejected r = RELAIS__V1__REJECTED__INIT;
     r.message_id.data = (uint8_t *)message_id;
@@ -81,7 +81,8 @@ static msg_t *make_msg(broker_t *b, session_t *s, Relais__V1__Envelope *env, int
     m->expires_at_ms = env->expires_at_ms ? env->expires_at_ms : now + b->cfg.default_ttl_ms;
     if (m->expires_at_ms > max_deadline) m->expires_at_ms = max_deadline;
     for (size_t i = 0; i < env->n_receipts; i++)
-        if (env->receipts[i] > 0 && env->receipts[i] < 32) m->receipts_mask |= 1u << env->receipts[i];
+        if (env->receipts[i] > 0 && env->receipts[i] < 32)
+            m->receipts_mask |= 1u << env->receipts[i];
     m->priority = env->priority == RELAIS__V1__ENVELOPE__PRIORITY__URGENT ? 1 : 0;
     m->body_case = env->body_case;
 
@@ -115,7 +116,9 @@ err:
 /* Records the message and its deliveries in the batch. The store op copies the bytes. */
 static int record_msg(broker_t *b, msg_t *m)
 {
-    store_op_t op = {.kind = STORE_MSG_PUT, .seq = m->seq, .at_ms = m->accepted_at_ms,
+    store_op_t op = {.kind = STORE_MSG_PUT,
+                     .seq = m->seq,
+                     .at_ms = m->accepted_at_ms,
                      .expires_at_ms = m->expires_at_ms};
     memcpy(op.message_id, m->message_id, RELAIS_MESSAGE_ID_LEN);
     op.address = strdup(m->sender);
@@ -129,8 +132,11 @@ static int record_msg(broker_t *b, msg_t *m)
     op.data_len = m->envelope_len;
     int rc = broker__record(b, &op);
     for (unsigned i = 0; rc == 0 && i < m->ndeliveries; i++) {
-        store_op_t d = {.kind = STORE_DELIVERY_SET, .seq = m->seq, .state = DELIVERY_STORED,
-                        .priority = m->priority, .at_ms = m->accepted_at_ms};
+        store_op_t d = {.kind = STORE_DELIVERY_SET,
+                        .seq = m->seq,
+                        .state = DELIVERY_STORED,
+                        .priority = m->priority,
+                        .at_ms = m->accepted_at_ms};
         d.address = strdup(m->deliveries[i]->mbox->address);
         if (d.address == NULL) return -ENOMEM;
         rc = broker__record(b, &d);
@@ -183,8 +189,7 @@ void submit__handle(broker_t *b, session_t *s, const uint8_t *body, size_t body_
     size_t klen = submit__dedup_key(s->address, id, key);
     bool seen = map_get(b->dedup, key, klen) != NULL;
     if (!seen && b->store->vt->dedup_find(b->store, s->address, id, &seen) < 0) {
-        reject(b, s, id, id_len, RELAIS_ESTORE, "store unavailable: cannot check duplicates",
-               1000);
+        reject(b, s, id, id_len, RELAIS_ESTORE, "store unavailable: cannot check duplicates", 1000);
         return;
     }
     if (seen) {
@@ -215,8 +220,8 @@ void submit__handle(broker_t *b, session_t *s, const uint8_t *body, size_t body_
     r->accepted_at_ms = now;
     r->msg = m;
     char idbuf[37];
-    RLOG(RELAIS_LOG_DEBUG, "submit", "stored agent=%s msg=%s seq=%llu body=%s rcpts=%u",
-         s->address, relais_id_format(id, id_len, idbuf), (unsigned long long)m->seq,
+    RLOG(RELAIS_LOG_DEBUG, "submit", "stored agent=%s msg=%s seq=%llu body=%s rcpts=%u", s->address,
+         relais_id_format(id, id_len, idbuf), (unsigned long long)m->seq,
          relais_body_name(m->body_case), m->ndeliveries);
 }
 

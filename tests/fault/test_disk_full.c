@@ -41,8 +41,7 @@ static Relais__V1__Frame *submit_big(rt_client_t *c, rt_env_t *e, int i, char *b
     } while (1);
 }
 
-Test(disk_full, submissions_are_refused_with_a_reason_and_nothing_accepted_is_lost,
-     .timeout = 120)
+Test(disk_full, submissions_are_refused_with_a_reason_and_nothing_accepted_is_lost, .timeout = 120)
 {
     snprintf(mnt, sizeof(mnt), "/tmp/relais-full-XXXXXX");
     cr_assert_not_null(mkdtemp(mnt));
@@ -79,8 +78,7 @@ Test(disk_full, submissions_are_refused_with_a_reason_and_nothing_accepted_is_lo
                  "2 MB cannot hold %d messages of 32 KiB", MAX);
     cr_expect_eq(f->rejected->code, RELAIS__V1__ERROR__ERROR_CODE__STORE_UNAVAILABLE);
     cr_expect_gt(f->rejected->retry_after_ms, 0, "the sender is told when to retry");
-    cr_expect(strstr(f->rejected->reason, "disk full") != NULL, "reason: %s",
-              f->rejected->reason);
+    cr_expect(strstr(f->rejected->reason, "disk full") != NULL, "reason: %s", f->rejected->reason);
     relais_frame_free(&f);
     cr_expect_gt(accepted, 10, "some messages fitted before the disk filled");
     cr_log_info("%d messages accepted before the disk filled", accepted);

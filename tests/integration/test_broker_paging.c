@@ -81,8 +81,8 @@ static int next_number(rt_client_t *c, const char *prefix, bool ack, unsigned *a
     int n = atoi(text + strlen(prefix));
     if (attempt) *attempt = d->deliver->attempt;
     if (ack)
-        rt_client_ack(c, d->deliver->envelope->message_id.data,
-                      RELAIS__V1__ACK__OUTCOME__PROCESSED, NULL);
+        rt_client_ack(c, d->deliver->envelope->message_id.data, RELAIS__V1__ACK__OUTCOME__PROCESSED,
+                      NULL);
     relais_frame_free(&d);
     return n;
 }

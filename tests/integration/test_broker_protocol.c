@@ -68,8 +68,8 @@ Test(protocol, a_submit_before_hello_gets_no_session)
     rt_env_note(&e, B, "hello?");
     cr_assert_eq(rt_client_submit_nowait(&c, &e), 0);
     char reason[RELAIS_REASON_MAX];
-    cr_assert_eq(rt_client_expect_code(&c, false, RELAIS__V1__ERROR__ERROR_CODE__NO_SESSION, T,
-                                       reason), 0);
+    cr_assert_eq(
+        rt_client_expect_code(&c, false, RELAIS__V1__ERROR__ERROR_CODE__NO_SESSION, T, reason), 0);
     cr_expect(strstr(reason, "Hello") != NULL, "reason should say to send Hello: %s", reason);
     rt_client_close(&c);
 }
@@ -80,8 +80,8 @@ Test(protocol, an_unknown_protocol_version_gets_unsupported_version)
     cr_assert_eq(rt_client_open(&c, broker.endpoint), 0);
     send_hello(&c, 2, A);
     cr_assert_eq(rt_client_expect_code(&c, false,
-                                       RELAIS__V1__ERROR__ERROR_CODE__UNSUPPORTED_VERSION, T,
-                                       NULL), 0);
+                                       RELAIS__V1__ERROR__ERROR_CODE__UNSUPPORTED_VERSION, T, NULL),
+                 0);
     /* The same connection may then say Hello properly. */
     cr_assert_eq(rt_client_hello(&c, A, 8, T), 0);
     rt_client_close(&c);
@@ -93,12 +93,12 @@ Test(protocol, a_hello_without_a_valid_address_is_refused)
     cr_assert_eq(rt_client_open(&c, broker.endpoint), 0);
     send_hello(&c, 1, "rpps:123");
     char reason[RELAIS_REASON_MAX];
-    cr_assert_eq(rt_client_expect_code(&c, false, RELAIS__V1__ERROR__ERROR_CODE__FORBIDDEN, T,
-                                       reason), 0);
+    cr_assert_eq(
+        rt_client_expect_code(&c, false, RELAIS__V1__ERROR__ERROR_CODE__FORBIDDEN, T, reason), 0);
     cr_expect(strstr(reason, "rpps") != NULL, "reason names the bad address: %s", reason);
     send_hello(&c, 1, "service:nurse@cpts-rennes-nord");
-    cr_assert_eq(rt_client_expect_code(&c, false, RELAIS__V1__ERROR__ERROR_CODE__FORBIDDEN, T,
-                                       reason), 0);
+    cr_assert_eq(
+        rt_client_expect_code(&c, false, RELAIS__V1__ERROR__ERROR_CODE__FORBIDDEN, T, reason), 0);
     cr_expect(strstr(reason, "pool") != NULL, "reason: %s", reason);
     rt_client_close(&c);
 }
@@ -111,26 +111,26 @@ Test(protocol, garbage_empty_multipart_and_oversize_messages_each_get_a_specific
 
     const uint8_t garbage[] = {0xff, 0xff, 0xff, 0x07, 0x01, 0x02};
     cr_assert_eq(rt_client_send_raw(&c, garbage, sizeof(garbage), false), 0);
-    cr_assert_eq(rt_client_expect_code(&c, false, RELAIS__V1__ERROR__ERROR_CODE__BAD_FRAME, T,
-                                       NULL), 0);
+    cr_assert_eq(
+        rt_client_expect_code(&c, false, RELAIS__V1__ERROR__ERROR_CODE__BAD_FRAME, T, NULL), 0);
 
     cr_assert_eq(rt_client_send_raw(&c, "", 0, false), 0);
-    cr_assert_eq(rt_client_expect_code(&c, false, RELAIS__V1__ERROR__ERROR_CODE__BAD_FRAME, T,
-                                       NULL), 0);
+    cr_assert_eq(
+        rt_client_expect_code(&c, false, RELAIS__V1__ERROR__ERROR_CODE__BAD_FRAME, T, NULL), 0);
 
     cr_assert_eq(rt_client_send_raw(&c, "a", 1, true), 0);
     cr_assert_eq(rt_client_send_raw(&c, "b", 1, true), 0);
     cr_assert_eq(rt_client_send_raw(&c, "c", 1, false), 0);
-    cr_assert_eq(rt_client_expect_code(&c, false, RELAIS__V1__ERROR__ERROR_CODE__BAD_FRAME, T,
-                                       reason), 0);
+    cr_assert_eq(
+        rt_client_expect_code(&c, false, RELAIS__V1__ERROR__ERROR_CODE__BAD_FRAME, T, reason), 0);
     cr_expect(strstr(reason, "3 parts") != NULL, "reason counts the parts: %s", reason);
 
     size_t big = 8192; /* over the 4096 announced, under the hard cap */
     uint8_t *buf = calloc(1, big);
     cr_assert_eq(rt_client_send_raw(&c, buf, big, false), 0);
     free(buf);
-    cr_assert_eq(rt_client_expect_code(&c, false, RELAIS__V1__ERROR__ERROR_CODE__TOO_LARGE, T,
-                                       NULL), 0);
+    cr_assert_eq(
+        rt_client_expect_code(&c, false, RELAIS__V1__ERROR__ERROR_CODE__TOO_LARGE, T, NULL), 0);
 
     /* A frame kind only the broker sends. */
     Relais__V1__Pong p = RELAIS__V1__PONG__INIT;
@@ -141,8 +141,8 @@ Test(protocol, garbage_empty_multipart_and_oversize_messages_each_get_a_specific
     f.welcome = &w;
     cr_assert_eq(rt_client_hello(&c, A, 8, T), 0);
     cr_assert_eq(rt_client_send(&c, &f), 0);
-    cr_assert_eq(rt_client_expect_code(&c, false, RELAIS__V1__ERROR__ERROR_CODE__BAD_FRAME, T,
-                                       NULL), 0);
+    cr_assert_eq(
+        rt_client_expect_code(&c, false, RELAIS__V1__ERROR__ERROR_CODE__BAD_FRAME, T, NULL), 0);
     rt_client_close(&c);
 }
 
@@ -157,30 +157,30 @@ Test(protocol, an_invalid_envelope_is_rejected_with_the_rule_it_breaks)
     rt_env_note(&e, B, "short id");
     e.env.message_id.len = 3;
     cr_assert_eq(rt_client_submit_nowait(&c, &e), 0);
-    cr_assert_eq(rt_client_expect_code(&c, true,
-                                       RELAIS__V1__ERROR__ERROR_CODE__INVALID_ENVELOPE, T,
-                                       reason), 0);
+    cr_assert_eq(
+        rt_client_expect_code(&c, true, RELAIS__V1__ERROR__ERROR_CODE__INVALID_ENVELOPE, T, reason),
+        0);
     cr_expect(strstr(reason, "message_id") != NULL, "reason: %s", reason);
 
     rt_env_note(&e, "rpps:123", "bad address");
     cr_assert_eq(rt_client_submit_nowait(&c, &e), 0);
-    cr_assert_eq(rt_client_expect_code(&c, true,
-                                       RELAIS__V1__ERROR__ERROR_CODE__INVALID_ENVELOPE, T,
-                                       reason), 0);
+    cr_assert_eq(
+        rt_client_expect_code(&c, true, RELAIS__V1__ERROR__ERROR_CODE__INVALID_ENVELOPE, T, reason),
+        0);
     cr_expect(strstr(reason, "to[0]") != NULL, "reason: %s", reason);
 
     rt_env_note(&e, B, "too late");
     e.env.expires_at_ms = relais_now_ms() - 1000;
     cr_assert_eq(rt_client_submit_nowait(&c, &e), 0);
-    cr_assert_eq(rt_client_expect_code(&c, true, RELAIS__V1__ERROR__ERROR_CODE__EXPIRED, T,
-                                       NULL), 0);
+    cr_assert_eq(rt_client_expect_code(&c, true, RELAIS__V1__ERROR__ERROR_CODE__EXPIRED, T, NULL),
+                 0);
 
     rt_env_note(&e, B, "no body");
     e.env.body_case = RELAIS__V1__ENVELOPE__BODY__NOT_SET;
     cr_assert_eq(rt_client_submit_nowait(&c, &e), 0);
-    cr_assert_eq(rt_client_expect_code(&c, true,
-                                       RELAIS__V1__ERROR__ERROR_CODE__INVALID_ENVELOPE, T,
-                                       NULL), 0);
+    cr_assert_eq(
+        rt_client_expect_code(&c, true, RELAIS__V1__ERROR__ERROR_CODE__INVALID_ENVELOPE, T, NULL),
+        0);
     rt_client_close(&c);
 }
 
@@ -194,8 +194,8 @@ Test(protocol, a_submission_claiming_another_sender_is_forbidden)
     rt_env_note(&e, B, "forged");
     e.env.sender = "rpps:19999999999";
     cr_assert_eq(rt_client_submit_nowait(&c, &e), 0);
-    cr_assert_eq(rt_client_expect_code(&c, true, RELAIS__V1__ERROR__ERROR_CODE__FORBIDDEN, T,
-                                       reason), 0);
+    cr_assert_eq(
+        rt_client_expect_code(&c, true, RELAIS__V1__ERROR__ERROR_CODE__FORBIDDEN, T, reason), 0);
     cr_expect(strstr(reason, "sender") != NULL, "reason: %s", reason);
     /* Writing one's own address is harmless. */
     rt_env_note(&e, B, "honest");
@@ -209,13 +209,19 @@ static void hostile_step(rt_client_t *h, int i)
 {
     uint8_t buf[8192] = {0};
     switch (i % 5) {
-    case 0: rt_client_send_raw(h, "\x0a\xff\xff\xff\xff\x0f", 6, false); break;
-    case 1: rt_client_send_raw(h, "", 0, false); break;
+    case 0:
+        rt_client_send_raw(h, "\x0a\xff\xff\xff\xff\x0f", 6, false);
+        break;
+    case 1:
+        rt_client_send_raw(h, "", 0, false);
+        break;
     case 2:
         rt_client_send_raw(h, "x", 1, true);
         rt_client_send_raw(h, "y", 1, false);
         break;
-    case 3: rt_client_send_raw(h, buf, sizeof(buf), false); break;
+    case 3:
+        rt_client_send_raw(h, buf, sizeof(buf), false);
+        break;
     default: {
         rt_env_t e;
         rt_env_note(&e, B, "no session");
@@ -249,7 +255,8 @@ Test(protocol, hostile_input_does_not_disturb_a_legitimate_exchange)
         cr_assert_str_eq(d->deliver->envelope->note->text, text, "in order");
         cr_assert_str_eq(d->deliver->envelope->sender, A);
         cr_assert_eq(rt_client_ack(&b, d->deliver->envelope->message_id.data,
-                                   RELAIS__V1__ACK__OUTCOME__PROCESSED, NULL), 0);
+                                   RELAIS__V1__ACK__OUTCOME__PROCESSED, NULL),
+                     0);
         relais_frame_free(&d);
         Relais__V1__Frame *err;
         while (rt_client_recv(&h, 0, &err) == 0) {
