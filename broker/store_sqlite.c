@@ -9,6 +9,12 @@
  * belongs to the loop thread and answers the page, count, expiry and deduplication
  * queries; WAL lets it read what is committed while the writer writes.
  *
+ * Checkpoints (copying the WAL back into the database file, with its own fsyncs) run on a
+ * third connection and thread, not inside a commit: SQLite's automatic checkpoint would
+ * otherwise make the unlucky commit — and every Accepted waiting on it — pay for it. If the
+ * checkpointer ever falls far behind, the commit thread checkpoints itself rather than let
+ * the WAL grow without bound.
+ *
  * The schema is versioned (PRAGMA user_version) and migrated forward on open. A delivery
  * that ends expired or refused is copied, with its envelope, to dead_letters; a delivery
  * that ends leaves the deliveries table, and a message goes with its last delivery.
@@ -147,7 +153,17 @@ typedef struct sqlite_store {
     job_t *done, *done_tail;
     bool quit;
     bool sync_init;
+    sqlite3 *cdb;             /* the checkpointer's connection */
+    uv_thread_t ckpt_thread;
+    bool ckpt_running;
+    uv_cond_t ckpt_cv;        /* signalled when the WAL has grown; shares mu */
+    int wal_pages;            /* WAL size after the last commit */
 } sqlite_store_t;
+
+/* WAL sizes (pages) at which the checkpointer is woken, and past which the commit thread
+ * checkpoints itself. */
+#define CKPT_WAKE_PAGES 2000
+#define CKPT_FORCE_PAGES 100000
 
 static int exec_step(sqlite_store_t *s, int which)
 {
@@ -240,6 +256,42 @@ static void run_job(sqlite_store_t *s, job_t *j)
     snprintf(j->reason, sizeof(j->reason), "store unavailable: %s (%s)",
              rc == SQLITE_FULL ? "disk full" : "write failed", sqlite3_errmsg(s->db));
     exec_step(s, ST_ROLLBACK);
+}
+
+static int on_wal(void *ud, sqlite3 *db, const char *name, int pages)
+{
+    sqlite_store_t *s = ud;
+    if (pages >= CKPT_FORCE_PAGES) {
+        sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        return SQLITE_OK;
+    }
+    if (pages >= CKPT_WAKE_PAGES) {
+        uv_mutex_lock(&s->mu);
+        s->wal_pages = pages;
+        uv_cond_signal(&s->ckpt_cv);
+        uv_mutex_unlock(&s->mu);
+    }
+    return SQLITE_OK;
+}
+
+static void checkpoint_thread(void *arg)
+{
+    sqlite_store_t *s = arg;
+    uv_mutex_lock(&s->mu);
+    while (!s->quit) {
+        if (s->wal_pages < CKPT_WAKE_PAGES) {
+            uv_cond_timedwait(&s->ckpt_cv, &s->mu, 1000 * 1000 * 1000ULL);
+            continue;
+        }
+        s->wal_pages = 0;
+        uv_mutex_unlock(&s->mu);
+        /* PASSIVE: copies what no reader needs, never blocks the writer or the reader. */
+        int rc = sqlite3_wal_checkpoint_v2(s->cdb, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+            RLOG(RELAIS_LOG_WARN, "store", "checkpoint failed: %s", sqlite3_errmsg(s->cdb));
+        uv_mutex_lock(&s->mu);
+    }
+    uv_mutex_unlock(&s->mu);
 }
 
 static void commit_thread(void *arg)
@@ -430,12 +482,14 @@ static void sq_detach(store_t *base)
 static void sq_close(store_t *base)
 {
     sqlite_store_t *s = (sqlite_store_t *)base;
-    if (s->thread_running) {
+    if (s->thread_running || s->ckpt_running) {
         uv_mutex_lock(&s->mu);
         s->quit = true;
         uv_cond_signal(&s->cv);
+        uv_cond_signal(&s->ckpt_cv);
         uv_mutex_unlock(&s->mu);
-        uv_thread_join(&s->thread);
+        if (s->thread_running) uv_thread_join(&s->thread);
+        if (s->ckpt_running) uv_thread_join(&s->ckpt_thread);
     }
     /* Completions never called back are dropped: their replies were never sent, and the
      * data they carried is either committed (a resend gets duplicate) or not accepted. */
@@ -447,10 +501,12 @@ static void sq_close(store_t *base)
     for (int i = 0; i < ST_COUNT; i++) sqlite3_finalize(s->st[i]);
     for (int i = 0; i < RD_COUNT; i++) sqlite3_finalize(s->rd[i]);
     if (s->rdb) sqlite3_close(s->rdb);
+    if (s->cdb) sqlite3_close(s->cdb);
     if (s->db) sqlite3_close(s->db);
     if (s->sync_init) {
         uv_mutex_destroy(&s->mu);
         uv_cond_destroy(&s->cv);
+        uv_cond_destroy(&s->ckpt_cv);
     }
     free(s);
 }
@@ -511,7 +567,8 @@ int store_sqlite_open(store_t **out, const char *path, store_durability_t durabi
     char pragmas[256];
     snprintf(pragmas, sizeof(pragmas),
              "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA foreign_keys=OFF;"
-             "PRAGMA busy_timeout=5000; PRAGMA cache_size=-16000;",
+             "PRAGMA busy_timeout=5000; PRAGMA cache_size=-16000;"
+             "PRAGMA wal_autocheckpoint=0; PRAGMA journal_size_limit=67108864;",
              durability == STORE_DURABLE_FULL ? "FULL" : "NORMAL");
     char *err = NULL;
     if (sqlite3_open_v2(path, &s->db,
@@ -546,9 +603,21 @@ int store_sqlite_open(store_t **out, const char *path, store_durability_t durabi
             goto err;
         }
     }
+    char sync_pragma[64];
+    snprintf(sync_pragma, sizeof(sync_pragma), "PRAGMA synchronous=%s; PRAGMA busy_timeout=5000;",
+             durability == STORE_DURABLE_FULL ? "FULL" : "NORMAL");
+    if (sqlite3_open_v2(path, &s->cdb, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+            SQLITE_OK ||
+        sqlite3_exec(s->cdb, sync_pragma, NULL, NULL, NULL) != SQLITE_OK) {
+        snprintf(reason, reason_len, "cannot open the checkpointer on %s: %s", path,
+                 s->cdb ? sqlite3_errmsg(s->cdb) : "out of memory");
+        goto err;
+    }
     uv_mutex_init(&s->mu);
     uv_cond_init(&s->cv);
+    uv_cond_init(&s->ckpt_cv);
     s->sync_init = true;
+    sqlite3_wal_hook(s->db, on_wal, s);
     uv_async_init(loop, &s->async, on_done);
     s->async.data = s;
     s->async_open = true;
@@ -557,6 +626,11 @@ int store_sqlite_open(store_t **out, const char *path, store_durability_t durabi
         goto err;
     }
     s->thread_running = true;
+    if (uv_thread_create(&s->ckpt_thread, checkpoint_thread, s) != 0) {
+        snprintf(reason, reason_len, "cannot start the checkpoint thread");
+        goto err;
+    }
+    s->ckpt_running = true;
     *out = &s->base;
     return 0;
 err:
