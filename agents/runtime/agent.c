@@ -8,7 +8,9 @@
  * stops, so that every post accepted before the stop still runs. Memory of a handle is
  * released only in its close callback; the agent counts its open handles and reports
  * STOPPED when the last one has closed, which is also when its own loop runs out of work
- * and relais_agent_run() returns.
+ * and relais_agent_run() returns. An agent with a state file opens (and locks) it at
+ * creation, so that a file it cannot use is refused before anything runs, and the outbox
+ * and dedup window a previous run left are in memory before the first Welcome.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -75,8 +77,14 @@ int relais_agent_new(relais_agent_t **out, const relais_agent_options_t *opts)
     a->max_recipients = RELAIS_MAX_RECIPIENTS;
     a->backoff_ms = AGENT_BACKOFF_MIN_MS;
     a->state = RELAIS_AGENT_DISCONNECTED;
-    if ((rc = agent__outbox_new(&a->outbox)) != 0) goto err_free;
-    if ((rc = agent__dedup_new(&a->dedup, AGENT_DEDUP_CAPACITY)) != 0) goto err_free;
+    if (opts->state_path &&
+        (rc = agent__state_open(&a->state_file, opts->state_path, a->address)) != 0)
+        goto err_free;
+    if ((rc = agent__outbox_new(&a->outbox, a->state_file)) != 0) goto err_free;
+    if ((rc = agent__dedup_new(&a->dedup, AGENT_DEDUP_CAPACITY, a->state_file)) != 0) goto err_free;
+    if (a->state_file)
+        RLOG(RELAIS_LOG_INFO, "agent", "agent=%s state=%s recovered_submissions=%zu", a->address,
+             opts->state_path, agent__outbox_count(a->outbox));
     if ((rc = -pthread_mutex_init(&a->mu, NULL)) != 0) goto err_free;
     a->zctx = zmq_ctx_new();
     if (!a->zctx) {
@@ -110,6 +118,7 @@ err_mutex:
 err_free:
     agent__dedup_destroy(&a->dedup);
     agent__outbox_destroy(&a->outbox);
+    agent__state_close(&a->state_file);
     free(a->software);
     free(a->endpoint);
     free(a);
@@ -222,6 +231,7 @@ void relais_agent_destroy(relais_agent_t **agent)
     zmq_ctx_term(a->zctx);
     agent__outbox_destroy(&a->outbox);
     agent__dedup_destroy(&a->dedup);
+    agent__state_close(&a->state_file);
     pthread_mutex_destroy(&a->mu);
     free(a->software);
     free(a->endpoint);
@@ -249,6 +259,12 @@ void relais_agent_on_state(relais_agent_t *agent, relais_state_fn fn, void *ud)
 {
     agent->state_fn = fn;
     agent->state_ud = ud;
+}
+
+void relais_agent_on_recovered(relais_agent_t *agent, relais_send_cb cb, void *ud)
+{
+    agent->recovered_fn = cb;
+    agent->recovered_ud = ud;
 }
 
 int relais_agent_post(relais_agent_t *agent, relais_agent_fn fn, void *ud)

@@ -4,8 +4,10 @@
  * The runtime is split by concern: agent.c (lifecycle, threads, shutdown), conn.c (the
  * DEALER socket and its monitor on the loop, draining, heartbeats, reconnects), session.c
  * (what each received frame means), send.c (submissions and replies), timer.c (business
- * timers), outbox.c and dedup.c (the two pieces of state that a later change makes
- * persistent, kept behind small interfaces for that reason). Everything here runs on the
+ * timers), outbox.c and dedup.c (the two pieces of state that must survive the agent's
+ * crash when it has a state file), state.c (that file: SQLite, every SQL statement of the
+ * agent). The outbox and the dedup window always work on memory; given a state file they
+ * load it when the agent is created and write through to it. Everything here runs on the
  * agent's loop thread, except the fields marked "under mu".
  */
 #ifndef RELAIS_AGENT_INTERNAL_H
@@ -30,6 +32,61 @@
 #define AGENT_BACKOFF_MIN_MS 100
 #define AGENT_BACKOFF_MAX_MS 2000
 
+/* ---- State file: SQLite, written through by the outbox and the dedup window -------- */
+
+typedef struct agent_state agent_state_t;
+
+/*
+ * Opens (creating it if needed) the state file at path for the agent `address`, locks it
+ * for this connection until agent__state_close(), and brings its schema up to date.
+ * Returns 0, -EBUSY when another agent or process holds the file, RELAIS_ECONFIG when it
+ * belongs to another address or has a newer schema, RELAIS_ESTORE when it cannot be opened,
+ * read or written (the reason is logged), or -ENOMEM.
+ */
+int agent__state_open(agent_state_t **out, const char *path, const char *address);
+
+/* Closes the file and releases its lock. Accepts NULL and sets *state to NULL. */
+void agent__state_close(agent_state_t **state);
+
+/* The path the state was opened with, for log lines. */
+const char *agent__state_path(const agent_state_t *state);
+
+/* Receives one stored submission; a non-zero return stops the load and is returned. */
+typedef int (*agent_state_outbox_fn)(void *ud, int64_t seq, const uint8_t *id, size_t id_len,
+                                     const uint8_t *frame, size_t frame_len);
+
+/* Calls fn for every stored submission, oldest first. 0, fn's error, or RELAIS_ESTORE. */
+int agent__state_outbox_load(agent_state_t *state, agent_state_outbox_fn fn, void *ud);
+
+/*
+ * Durably records a submission (its packed Submit frame), deleting the rows in `deletes`
+ * in the same transaction; *seq_out receives the row's sequence number, which orders the
+ * outbox. Returns only after the commit reached the disk: 0 or RELAIS_ESTORE (nothing
+ * written).
+ */
+int agent__state_outbox_insert(agent_state_t *state, const uint8_t id[RELAIS_MESSAGE_ID_LEN],
+                               const uint8_t *frame, size_t frame_len, const int64_t *deletes,
+                               size_t ndeletes, int64_t *seq_out);
+
+/* Deletes answered submissions by sequence number in one transaction. 0 or RELAIS_ESTORE. */
+int agent__state_outbox_delete(agent_state_t *state, const int64_t *seqs, size_t n);
+
+/* Receives one remembered delivery; a non-zero return stops the load and is returned. */
+typedef int (*agent_state_dedup_fn)(void *ud, const char *sender, const uint8_t *id, size_t id_len,
+                                    int outcome);
+
+/* Calls fn for the newest `limit` remembered deliveries, oldest first. 0, fn's error or
+ * RELAIS_ESTORE. */
+int agent__state_dedup_load(agent_state_t *state, size_t limit, agent_state_dedup_fn fn, void *ud);
+
+/*
+ * Durably records that (sender, id) was handled with outcome, and forgets the rows more
+ * than `keep` entries older. Returns only after the commit reached the disk: 0 or
+ * RELAIS_ESTORE.
+ */
+int agent__state_dedup_insert(agent_state_t *state, const char *sender, const uint8_t *id,
+                              size_t id_len, int outcome, size_t keep);
+
 /* ---- Outbox: unconfirmed submissions, in submission order ------------------------- */
 
 typedef struct agent_outbox agent_outbox_t;
@@ -40,30 +97,57 @@ typedef struct agent_outbox_entry {
     size_t frame_len;
     relais_send_cb cb;
     void *ud;
+    int64_t seq;    /* its row in the state file; 0 without one */
+    bool recovered; /* loaded from the state file: a previous run submitted it, and its
+                     * outcome goes to the agent's on_recovered callback, not to cb */
     struct agent_outbox_entry *prev, *next;
 } agent_outbox_entry_t;
 
-/* Creates an empty outbox. 0 or -ENOMEM. */
-int agent__outbox_new(agent_outbox_t **out);
+/*
+ * Creates an outbox, in memory only when state is NULL. With a state file, the submissions
+ * a previous run left unanswered are loaded first, in their order, marked recovered (a row
+ * that does not hold a well-formed Submit frame is logged and dropped). The outbox does not
+ * own state. 0, -ENOMEM, or a state file error.
+ */
+int agent__outbox_new(agent_outbox_t **out, agent_state_t *state);
 
-/* Frees the outbox and any entry left in it without calling callbacks. Accepts NULL. */
+/*
+ * Frees the outbox and any entry left in memory without calling callbacks, after a last
+ * attempt to forget answered submissions in the state file. Accepts NULL.
+ */
 void agent__outbox_destroy(agent_outbox_t **outbox);
 
 /*
- * Appends a submission. On success the outbox owns *frame (and *frame is set to NULL);
- * on failure (-ENOMEM) the caller still owns it. 0 or -ENOMEM.
+ * Appends a submission. With a state file it is durably recorded before this returns 0
+ * (together with the deletions agent__outbox_take() left pending). On success the outbox
+ * owns *frame (and *frame is set to NULL); on failure the caller still owns it and nothing
+ * was recorded. 0, -ENOMEM or RELAIS_ESTORE.
  */
 int agent__outbox_push(agent_outbox_t *outbox, const uint8_t id[RELAIS_MESSAGE_ID_LEN],
                        uint8_t **frame, size_t frame_len, relais_send_cb cb, void *ud);
 
 /*
- * Removes the entry for message id and hands it to the caller, who frees it with
- * agent__outbox_entry_free(). NULL when no entry has that id (a late or duplicate answer).
+ * The broker answered: removes the entry for message id and hands it to the caller, who
+ * frees it with agent__outbox_entry_free(). With a state file its row is deleted by the next
+ * agent__outbox_flush() or push, so that a turn's answers cost one transaction; a crash in
+ * between makes the next run resend it, and the broker answers it as a duplicate. NULL
+ * when no entry has that id (a late or duplicate answer).
  */
 agent_outbox_entry_t *agent__outbox_take(agent_outbox_t *outbox, const uint8_t *id, size_t id_len);
 
-/* Removes and returns the oldest entry, or NULL when empty; the caller frees it. */
+/*
+ * The agent gives up on the oldest entry in this process (it is stopping): removes and
+ * returns it, or NULL when empty; the caller frees it. With a state file the submission
+ * stays recorded there, unanswered, for the next run to resend.
+ */
 agent_outbox_entry_t *agent__outbox_take_first(agent_outbox_t *outbox);
+
+/*
+ * Deletes from the state file, in one transaction, the submissions answered since the last
+ * flush. Called once per loop turn. 0, or RELAIS_ESTORE (they stay pending for the next
+ * attempt). Always 0 without a state file.
+ */
+int agent__outbox_flush(agent_outbox_t *outbox);
 
 /* The oldest entry (still owned by the outbox), or NULL; iterate with ->next. */
 const agent_outbox_entry_t *agent__outbox_first(const agent_outbox_t *outbox);
@@ -78,8 +162,13 @@ void agent__outbox_entry_free(agent_outbox_entry_t **entry);
 
 typedef struct agent_dedup agent_dedup_t;
 
-/* Creates a window remembering the last `capacity` deliveries. 0 or -ENOMEM. */
-int agent__dedup_new(agent_dedup_t **out, size_t capacity);
+/*
+ * Creates a window remembering the last `capacity` deliveries, in memory only when state is
+ * NULL. With a state file the window a previous run left is loaded, and every entry is
+ * written through. The window does not own state. 0, -EINVAL, -ENOMEM, or a state file
+ * error.
+ */
+int agent__dedup_new(agent_dedup_t **out, size_t capacity, agent_state_t *state);
 
 /* Frees the window. Accepts NULL and sets *dedup to NULL. */
 void agent__dedup_destroy(agent_dedup_t **dedup);
@@ -93,8 +182,10 @@ bool agent__dedup_seen(const agent_dedup_t *dedup, const char *sender, const uin
 
 /*
  * Remembers (sender, id) with its final outcome, forgetting the oldest entry when full.
- * Ids longer than RELAIS_MESSAGE_ID_LEN are not remembered (the broker never sends one).
- * 0 or -ENOMEM.
+ * With a state file the entry is durably recorded before this returns, so the caller may
+ * acknowledge the delivery knowing that a restarted agent will recognise it. Ids longer
+ * than RELAIS_MESSAGE_ID_LEN are not remembered (the broker never sends one). 0, -ENOMEM,
+ * or RELAIS_ESTORE when the write failed (the entry is then remembered in memory only).
  */
 int agent__dedup_remember(agent_dedup_t *dedup, const char *sender, const uint8_t *id,
                           size_t id_len, relais_outcome_t outcome);
@@ -163,6 +254,9 @@ struct relais_agent {
     void *receipt_ud;
     relais_state_fn state_fn;
     void *state_ud;
+    relais_send_cb recovered_fn; /* outcomes of submissions of a previous run */
+    void *recovered_ud;
+    agent_state_t *state_file; /* NULL without one */
     agent_outbox_t *outbox;
     agent_dedup_t *dedup;
     agent_timer_t *timers; /* pending business timers */

@@ -251,11 +251,24 @@ static void drain(relais_agent_t *a)
     }
 }
 
+/*
+ * One turn's reading, then one transaction that forgets every submission answered in it:
+ * a burst of Accepted costs one commit, not one each.
+ */
+static void drain_and_flush(relais_agent_t *a)
+{
+    drain(a);
+    int rc = agent__outbox_flush(a->outbox);
+    if (rc != 0)
+        RLOG(RELAIS_LOG_WARN, "agent", "agent=%s cannot forget answered submissions yet: %s",
+             a->address, relais_strerror(rc));
+}
+
 static void on_drain(uv_idle_t *idle)
 {
     relais_agent_t *a = idle->data;
     uv_idle_stop(idle);
-    drain(a);
+    drain_and_flush(a);
 }
 
 static void on_readable(uv_poll_t *handle, int status, int events)
@@ -263,7 +276,7 @@ static void on_readable(uv_poll_t *handle, int status, int events)
     relais_agent_t *a = handle->data;
     if (status < 0)
         RLOG(RELAIS_LOG_WARN, "agent", "agent=%s poll error: %s", a->address, uv_strerror(status));
-    drain(a);
+    drain_and_flush(a);
 }
 
 int agent__send_bytes(relais_agent_t *a, const uint8_t *data, size_t len)

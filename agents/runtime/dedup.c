@@ -5,8 +5,15 @@
  * and the handler must not act twice (book two appointments, send two offers). The window
  * is a ring of the most recent entries with a chained hash index over it; when the ring is
  * full the oldest entry is forgotten. Keys are compared in full: a hash collision must never
- * pass for a duplicate, or a message would be acknowledged without being handled. A later
- * change persists the window next to the outbox.
+ * pass for a duplicate, or a message would be acknowledged without being handled.
+ *
+ * With a state file the window survives the agent's crash: each entry is committed to the
+ * file before agent__dedup_remember() returns, and the session sends the Ack only after
+ * that, so "the broker saw our Ack" implies "a restarted agent recognises the redelivery".
+ * The converse leaves one window open: a crash after the handler returned and before the
+ * commit loses the entry while the broker, with no Ack, redelivers — the handler then runs
+ * a second time for that one message. The file keeps the same number of entries as the
+ * ring; a new run loads the newest of them.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -29,6 +36,7 @@ struct agent_dedup {
     size_t oldest;    /* the slot overwritten next */
     int32_t *buckets; /* slot index heads, -1 when empty */
     size_t nbuckets;  /* a power of two */
+    agent_state_t *state;
 };
 
 /* FNV-1a over the sender, a separator that cannot occur in an address, and the id. */
@@ -41,7 +49,19 @@ static uint32_t key_hash(const char *sender, const uint8_t *id, size_t id_len)
     return h;
 }
 
-int agent__dedup_new(agent_dedup_t **out, size_t capacity)
+static int remember_in_memory(agent_dedup_t *dedup, const char *sender, const uint8_t *id,
+                              size_t id_len, relais_outcome_t outcome);
+
+static int load_one(void *ud, const char *sender, const uint8_t *id, size_t id_len, int outcome)
+{
+    /* A row that cannot be a delivery's key is skipped rather than trusted. */
+    if (id_len == 0 || id_len > RELAIS_MESSAGE_ID_LEN ||
+        (outcome != RELAIS_PROCESSED && outcome != RELAIS_REFUSED))
+        return 0;
+    return remember_in_memory(ud, sender, id, id_len, (relais_outcome_t)outcome);
+}
+
+int agent__dedup_new(agent_dedup_t **out, size_t capacity, agent_state_t *state)
 {
     if (capacity == 0 || capacity > INT32_MAX / 4) return -EINVAL;
     agent_dedup_t *d = calloc(1, sizeof(*d));
@@ -58,6 +78,14 @@ int agent__dedup_new(agent_dedup_t **out, size_t capacity)
         return -ENOMEM;
     }
     for (size_t i = 0; i < d->nbuckets; i++) d->buckets[i] = -1;
+    if (state) {
+        int rc = agent__state_dedup_load(state, capacity, load_one, d);
+        if (rc != 0) {
+            agent__dedup_destroy(&d);
+            return rc;
+        }
+        d->state = state;
+    }
     *out = d;
     return 0;
 }
@@ -107,6 +135,16 @@ int agent__dedup_remember(agent_dedup_t *dedup, const char *sender, const uint8_
                           size_t id_len, relais_outcome_t outcome)
 {
     if (id_len > RELAIS_MESSAGE_ID_LEN) return 0;
+    int rc = remember_in_memory(dedup, sender, id, id_len, outcome);
+    if (rc == 0 && dedup->state)
+        rc = agent__state_dedup_insert(dedup->state, sender, id, id_len, (int)outcome,
+                                       dedup->capacity);
+    return rc;
+}
+
+static int remember_in_memory(agent_dedup_t *dedup, const char *sender, const uint8_t *id,
+                              size_t id_len, relais_outcome_t outcome)
+{
     uint32_t h = key_hash(sender, id, id_len);
     int32_t existing = find(dedup, h, sender, id, id_len);
     if (existing >= 0) {

@@ -2,8 +2,9 @@
  * Submissions: relais_agent_send() and relais_agent_reply().
  *
  * A submission is validated, packed once into a Submit frame, and put in the outbox before
- * anything goes on the wire; the outbox then owns it until the broker answers. It is sent at
- * once when the session is ready, otherwise on the next Welcome. The caller's envelope is
+ * anything goes on the wire; the outbox then owns it until the broker answers (with a state
+ * file, it is on disk before relais_agent_send() returns 0). It is sent at once when the
+ * session is ready, otherwise on the next Welcome. The caller's envelope is
  * never modified: the SDK works on a shallow copy whose few changed fields point at storage
  * on this function's stack, and packing copies everything it needs.
  */

@@ -6,7 +6,10 @@
  * agent READY after every unconfirmed submission has been resent, in order; a lost
  * connection makes it DISCONNECTED until the next handshake. Deliveries go to the
  * application's handler unless the dedup window has seen them, and every delivery and every
- * receipt is acknowledged. Broker errors are mapped to RELAIS_E… codes here and nowhere else.
+ * receipt is acknowledged — a delivery only once its dedup entry is durable when the agent
+ * has a state file. A submission's answer goes to its own callback, or to the on_recovered
+ * callback when a previous run submitted it. Broker errors are mapped to RELAIS_E… codes
+ * here and nowhere else.
  */
 #include <stdio.h>
 #include <string.h>
@@ -50,16 +53,29 @@ void agent__session_disconnected(relais_agent_t *a, const char *detail)
 static void complete(relais_agent_t *a, agent_outbox_entry_t **entry,
                      const relais_send_result_t *result)
 {
-    if ((*entry)->cb) (*entry)->cb(a, result, (*entry)->ud);
+    if ((*entry)->recovered) {
+        if (a->recovered_fn) a->recovered_fn(a, result, a->recovered_ud);
+    } else if ((*entry)->cb) {
+        (*entry)->cb(a, result, (*entry)->ud);
+    }
     agent__outbox_entry_free(entry);
 }
 
 void agent__session_fail_all(relais_agent_t *a, int status)
 {
+    /* With a state file nothing is lost: the submissions stay recorded there and the next
+     * run resends them. A recovered one has no callback of this run to tell, and its
+     * outcome is still to come. */
+    const char *reason = a->state_file ? "agent stopped before the broker answered; kept in the "
+                                         "state file and resent by the next run"
+                                       : relais_strerror(status);
     agent_outbox_entry_t *e;
     while ((e = agent__outbox_take_first(a->outbox)) != NULL) {
-        relais_send_result_t r = {
-            .status = status, .reason = relais_strerror(status), .message_id = e->id};
+        if (e->recovered) {
+            agent__outbox_entry_free(&e);
+            continue;
+        }
+        relais_send_result_t r = {.status = status, .reason = reason, .message_id = e->id};
         complete(a, &e, &r);
     }
 }
@@ -94,8 +110,8 @@ static void on_accepted(relais_agent_t *a, const Relais__V1__Accepted *acc)
         RLOG(RELAIS_LOG_DEBUG, "agent", "agent=%s accepted msg=%s not in outbox", a->address, id);
         return;
     }
-    RLOG(RELAIS_LOG_DEBUG, "agent", "agent=%s accepted msg=%s duplicate=%d", a->address, id,
-         acc->duplicate);
+    RLOG(RELAIS_LOG_DEBUG, "agent", "agent=%s accepted msg=%s duplicate=%d recovered=%d",
+         a->address, id, acc->duplicate, e->recovered);
     relais_send_result_t r = {.status = 0,
                               .reason = "",
                               .message_id = e->id,
@@ -188,12 +204,17 @@ static void on_deliver(relais_agent_t *a, const Relais__V1__Deliver *d)
     RLOG(RELAIS_LOG_DEBUG, "agent",
          "agent=%s delivered msg=%s from=%s body=%s attempt=%u outcome=%d", a->address, id, sender,
          relais_body_name(env->body_case), d->attempt, (int)outcome);
-    /* RETRY_LATER asks for another attempt, which must reach the handler again. */
-    if (outcome != RELAIS_RETRY_LATER &&
-        agent__dedup_remember(a->dedup, sender, env->message_id.data, env->message_id.len,
-                              outcome) != 0)
-        RLOG(RELAIS_LOG_WARN, "agent", "agent=%s cannot remember msg=%s: out of memory", a->address,
-             id);
+    /* RETRY_LATER asks for another attempt, which must reach the handler again. The entry
+     * is durable before the Ack leaves: once the broker forgets the delivery, a restarted
+     * agent still recognises it. When it cannot be recorded the Ack goes anyway — holding
+     * it back would only bring the delivery back to the handler sooner. */
+    int rc = 0;
+    if (outcome != RELAIS_RETRY_LATER)
+        rc = agent__dedup_remember(a->dedup, sender, env->message_id.data, env->message_id.len,
+                                   outcome);
+    if (rc != 0)
+        RLOG(RELAIS_LOG_WARN, "agent", "agent=%s cannot remember msg=%s as handled: %s", a->address,
+             id, relais_strerror(rc));
     send_ack(a, env->message_id, 0, outcome, dl.reason);
 }
 

@@ -9,6 +9,20 @@
  * unconfirmed submissions after a reconnect, acknowledges deliveries with the outcome the
  * application's handler returns, and acknowledges receipts.
  *
+ * Durability (relais_agent_options_t.state_path): without a state file, unconfirmed
+ * submissions and the memory of handled deliveries live in the process and die with it.
+ * With one (a local SQLite file), a submission for which relais_agent_send() returned 0 is
+ * on disk and survives the agent's crash — kill -9 or power loss — and its stop: the next
+ * run resends it, in order, until the broker accepts or rejects it, and reports the outcome
+ * to relais_agent_on_recovered()'s callback. The agent can therefore send while the broker
+ * is down. Handled deliveries are remembered in the same file before they are acknowledged,
+ * so a message the broker redelivers after the agent's restart is acknowledged again
+ * without calling the handler. One window remains: if the process dies after a handler
+ * returned but before that record reached the disk (one small transaction), the broker
+ * never got the Ack and redelivers, and the handler runs a second time for that message.
+ * Delivery to handlers is thus at least once, with duplicates confined to that window;
+ * handlers whose effects leave the agent should tolerate a rare repeat.
+ *
  * Threading rule: every function below must be called on the agent's loop thread (from a
  * handler, a callback, a timer, or before relais_agent_run()), except relais_agent_post()
  * and relais_agent_stop(), which any thread may call.
@@ -41,6 +55,14 @@ typedef struct relais_agent_options {
     unsigned credit;       /* deliveries the broker may have in flight to us; default 64 */
     unsigned heartbeat_ms; /* Ping interval until the broker's Welcome says; default 1000 */
     uv_loop_t *loop;       /* NULL: the agent creates and owns a loop; else runs on yours */
+    /*
+     * Path of the agent's local state file (created if missing): its unconfirmed
+     * submissions and its window of handled deliveries, kept across crashes and restarts
+     * (see "Durability" above). NULL keeps both in memory only. A file belongs to one
+     * address and is locked by one agent at a time while it exists; the lock dies with the
+     * process. Every submission and every handled delivery costs one synced write to it.
+     */
+    const char *state_path;
 } relais_agent_options_t;
 
 /* Connection states reported to the state callback. */
@@ -89,8 +111,13 @@ typedef void (*relais_agent_fn)(relais_agent_t *agent, void *ud);
 
 /*
  * Creates an agent. Nothing connects until relais_agent_run() or relais_agent_start().
- * Returns 0 and the agent in *out, RELAIS_ECONFIG for a missing endpoint or an invalid
- * address, -ENOMEM, or a ZeroMQ/libuv error.
+ * With a state_path, the file is opened and locked here, and the submissions and handled
+ * deliveries a previous run left in it are loaded; the recovered submissions are resent,
+ * before any new one, after the first Welcome. Returns 0 and the agent in *out,
+ * RELAIS_ECONFIG for a missing endpoint, an invalid address, or a state file that belongs to
+ * another address or was written by a newer SDK; -EBUSY when another agent (in this process
+ * or another) has the state file open; RELAIS_ESTORE when the state file cannot be opened,
+ * read or written (the reason is logged); -ENOMEM, or a ZeroMQ/libuv error.
  */
 int relais_agent_new(relais_agent_t **out, const relais_agent_options_t *opts);
 
@@ -112,13 +139,30 @@ void relais_agent_on_receipt(relais_agent_t *agent, relais_receipt_fn fn, void *
 void relais_agent_on_state(relais_agent_t *agent, relais_state_fn fn, void *ud);
 
 /*
+ * Sets the callback that receives the broker's answer to each submission recovered from
+ * the state file — sent by a previous run that died or stopped before the answer came, so
+ * that the callback it gave to relais_agent_send() is gone. It is called once per recovered
+ * submission with the same result a relais_send_cb gets (result->message_id tells which);
+ * set it before relais_agent_start() or run(). Without it the outcomes are only logged.
+ * A stop of this run does not call it for recovered submissions still unanswered: they stay
+ * in the file for the run after. Answered submissions are deleted from the file once per
+ * loop turn, so a crash right after an answer makes the next run send that submission
+ * again and report it a second time, then with duplicate=true: treat these outcomes as at
+ * least once.
+ */
+void relais_agent_on_recovered(relais_agent_t *agent, relais_send_cb cb, void *ud);
+
+/*
  * Submits a message. The SDK copies what it needs from env before returning (the caller
  * keeps env); it fills message_id with a new UUIDv7 when env has none and created_at_ms
  * when 0, and ignores env->sender (the broker stamps it). The id used is written to
  * message_id_out when not NULL. The submission waits in the outbox while the agent is not
  * connected and is resent after a reconnect until the broker answers; cb then reports
- * Accepted or the rejection. Returns 0, RELAIS_EINVALID (with the envelope's first broken
- * rule logged) or RELAIS_ECLOSED when the agent is stopping.
+ * Accepted or the rejection. With a state file the submission is synced to it before this
+ * returns 0, and survives the process (see relais_agent_on_recovered()). Returns 0,
+ * RELAIS_EINVALID (with the envelope's first broken rule logged), RELAIS_ETOOLARGE,
+ * RELAIS_ECLOSED when the agent is stopping, or RELAIS_ESTORE when the state file could not
+ * be written (nothing was queued).
  */
 int relais_agent_send(relais_agent_t *agent, const Relais__V1__Envelope *env,
                       uint8_t message_id_out[RELAIS_MESSAGE_ID_LEN], relais_send_cb cb,
@@ -156,7 +200,9 @@ int relais_agent_start(relais_agent_t *agent);
 
 /*
  * Thread-safe: sends Bye, closes the socket and the agent's handles; submissions still
- * unconfirmed get their callback with RELAIS_ECLOSED. run() returns once all is closed.
+ * unconfirmed get their callback with RELAIS_ECLOSED. Without a state file they are then
+ * forgotten; with one they stay in it, and the next run resends them and reports their
+ * outcome to its on_recovered callback. run() returns once all is closed.
  */
 void relais_agent_stop(relais_agent_t *agent);
 
