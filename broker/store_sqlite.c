@@ -20,9 +20,11 @@
  * that ends leaves the deliveries table, and a message goes with its last delivery.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -571,6 +573,10 @@ int store_sqlite_open(store_t **out, const char *path, store_durability_t durabi
              "PRAGMA wal_autocheckpoint=0; PRAGMA journal_size_limit=67108864;",
              durability == STORE_DURABLE_FULL ? "FULL" : "NORMAL");
     char *err = NULL;
+    /* The file holds clinical content: create it private (SQLite gives its -wal and -shm
+     * files the same mode). An existing file keeps the mode its owner chose. */
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd >= 0) close(fd);
     if (sqlite3_open_v2(path, &s->db,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                         NULL) != SQLITE_OK ||

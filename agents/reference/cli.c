@@ -70,6 +70,9 @@ int ref__cli_option(ref_cli_t *cli, int c, const char *arg)
     case REF_OPT_ADDRESS:
         cli->address = arg;
         return 1;
+    case REF_OPT_STATE:
+        cli->state_path = arg;
+        return 1;
     case REF_OPT_LOG_LEVEL:
         if (relais_log_set_level_name(arg) != 0) {
             fprintf(stderr, "%s: unknown log level '%s'\n", cli->prog, arg);
@@ -127,6 +130,7 @@ int ref__cli_open(ref_cli_t *cli)
         .address = cli->address,
         .software = cli->prog,
         .loop = &cli->loop,
+        .state_path = cli->state_path,
     };
     rc = relais_agent_new(&cli->agent, &opts);
     if (rc != 0) {

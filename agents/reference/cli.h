@@ -19,6 +19,7 @@ enum {
     REF_OPT_ENDPOINT = 1000,
     REF_OPT_ADDRESS,
     REF_OPT_LOG_LEVEL,
+    REF_OPT_STATE,
     REF_OPT_HELP,
 };
 
@@ -27,18 +28,22 @@ enum {
     {"endpoint", required_argument, NULL, REF_OPT_ENDPOINT},   \
     {"address", required_argument, NULL, REF_OPT_ADDRESS},     \
     {"log-level", required_argument, NULL, REF_OPT_LOG_LEVEL}, \
+    {"state", required_argument, NULL, REF_OPT_STATE},         \
     {"help", no_argument, NULL, REF_OPT_HELP}
 // clang-format on
 
 #define REF_CLI_COMMON_USAGE                                                                       \
     "  --endpoint E       broker endpoint, e.g. tcp://127.0.0.1:7400 (required)\n"                 \
     "  --address A        this agent's address (required)\n"                                       \
-    "  --log-level L      error, warn, info (default) or debug\n"
+    "  --log-level L      error, warn, info (default) or debug\n"                          \
+    "  --state FILE       keep unsent messages and handled ids in FILE, so that nothing is\n" \
+    "                     lost or handled twice across a crash (recommended)\n"
 
 typedef struct ref_cli {
     const char *prog;
     const char *endpoint;
     const char *address;
+    const char *state_path; /* --state: the agent's persistent outbox and dedup window */
     uv_loop_t loop;
     bool loop_open;
     uv_signal_t sigint;

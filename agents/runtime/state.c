@@ -16,9 +16,11 @@
  * and write through these functions.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -194,6 +196,10 @@ int agent__state_open(agent_state_t **out, const char *path, const char *address
         return -ENOMEM;
     }
     int ret;
+    /* The file holds clinical content: create it private (SQLite gives its -wal and -shm
+     * files the same mode). An existing file keeps the mode its owner chose. */
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd >= 0) close(fd);
     if (sqlite3_open_v2(path, &s->db,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                         NULL) != SQLITE_OK) {

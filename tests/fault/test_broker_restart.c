@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "harness.h"
 
@@ -162,4 +163,22 @@ Test(restart, receipts_owed_and_duplicates_are_remembered_across_a_crash)
     cr_expect(acc->accepted->duplicate);
     relais_frame_free(&acc);
     rt_client_close(&a2);
+}
+
+Test(restart, the_store_files_are_readable_by_their_owner_only)
+{
+    /* The database holds clinical content; a permissive umask must not expose it. */
+    rt_client_t a = session(A, 8);
+    rt_env_t e;
+    rt_env_note(&e, B, "private");
+    cr_assert_eq(rt_client_submit(&a, &e, T), 0);
+    rt_client_close(&a);
+    const char *files[] = {"relais.db", "relais.db-wal"};
+    for (int i = 0; i < 2; i++) {
+        char path[400];
+        snprintf(path, sizeof(path), "%s/%s", broker.data_dir, files[i]);
+        struct stat st;
+        cr_assert_eq(stat(path, &st), 0, "%s exists", files[i]);
+        cr_expect_eq(st.st_mode & 077, 0, "%s has mode %o", files[i], st.st_mode & 0777);
+    }
 }
