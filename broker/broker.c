@@ -310,6 +310,9 @@ static void on_tick(uv_timer_t *t)
 {
     broker_t *b = t->data;
     int64_t now = relais_now_ms();
+    /* A safety net under the edge-triggered ZMQ_FD: should a notification ever be missed,
+     * input waits at most one tick. A drain with nothing to read is one EAGAIN. */
+    if (!b->throttled) broker__kick(b);
     session__reap(b, now);
     delivery__tick(b, now);
     if (now >= b->next_prune_ms) {

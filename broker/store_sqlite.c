@@ -59,7 +59,8 @@ enum {
     ST_COUNT
 };
 
-/* Pending means stored (0), delivering (1) or redelivering (3): see delivery_state_t. */
+/* A delivery row exists while the delivery is pending (stored, delivering or
+ * redelivering): a final state deletes it. So no query filters on state. */
 static const char *const statements[ST_COUNT] = {
     [ST_MSG_INS] = "INSERT INTO messages(seq, sender, message_id, accepted_at, expires_at, "
                    "envelope) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -98,15 +99,15 @@ enum {
 static const char *const reads[RD_COUNT] = {
     [RD_PAGE] = "SELECT d.seq, d.recipient, d.state, d.attempt, d.priority, m.expires_at, "
                 "m.envelope FROM deliveries d JOIN messages m ON m.seq = d.seq "
-                "WHERE d.recipient = ?1 AND d.priority = ?2 AND d.state IN (0, 1, 3) "
+                "WHERE d.recipient = ?1 AND d.priority = ?2 "
                 "AND d.seq > ?3 AND d.seq <= ?5 ORDER BY d.seq LIMIT ?4",
     [RD_EXPIRED] = "SELECT d.seq, d.recipient, d.state, d.attempt, d.priority, m.expires_at, "
                    "m.envelope FROM messages m JOIN deliveries d ON d.seq = m.seq "
-                   "WHERE m.expires_at <= ?1 AND m.seq <= ?2 AND d.state IN (0, 1, 3) "
+                   "WHERE m.expires_at <= ?1 AND m.seq <= ?2 "
                    "ORDER BY m.expires_at, m.seq LIMIT ?3",
     [RD_DEDUP] = "SELECT 1 FROM dedup WHERE sender = ?1 AND message_id = ?2",
     [RD_COUNTS] = "SELECT recipient, priority, count(*) FROM deliveries "
-                  "WHERE state IN (0, 1, 3) GROUP BY recipient, priority",
+                  "GROUP BY recipient, priority",
     [RD_RECEIPTS] = "SELECT id, address, frame FROM receipts ORDER BY id",
     [RD_MAX_SEQ] = "SELECT max(coalesce((SELECT max(seq) FROM messages), 0), "
                    "coalesce((SELECT max(seq) FROM dedup), 0), "
@@ -125,8 +126,7 @@ static const char *const migrations[] = {
     "CREATE TABLE deliveries(seq INTEGER NOT NULL, recipient TEXT NOT NULL,"
     "  priority INTEGER NOT NULL, state INTEGER NOT NULL, attempt INTEGER NOT NULL,"
     "  updated_at INTEGER NOT NULL, PRIMARY KEY(seq, recipient)) WITHOUT ROWID;"
-    "CREATE INDEX deliveries_pending ON deliveries(recipient, priority, seq)"
-    "  WHERE state IN (0, 1, 3);"
+    "CREATE INDEX deliveries_queue ON deliveries(recipient, priority, seq);"
     "CREATE TABLE receipts(id INTEGER PRIMARY KEY, address TEXT NOT NULL, frame BLOB NOT NULL);"
     "CREATE TABLE dedup(sender TEXT NOT NULL, message_id BLOB NOT NULL, seq INTEGER NOT NULL,"
     "  accepted_at INTEGER NOT NULL, PRIMARY KEY(sender, message_id)) WITHOUT ROWID;"

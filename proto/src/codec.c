@@ -250,9 +250,11 @@ static bool utf8_valid(const unsigned char *s)
     return true;
 }
 
-/* Appends to the dotted path of the field being checked; the path is for the reason only. */
+/* Appends to the dotted path of the field being checked; the path is for the reason only,
+ * so without a buffer (the first, fast pass) nothing is formatted. */
 static size_t path_push(char *path, size_t cap, size_t len, const char *name, long index)
 {
+    if (path == NULL) return 0;
     int n;
     if (index >= 0) {
         n = snprintf(path + len, cap - len, "%s%s[%ld]", len ? "." : "", name, index);
@@ -288,13 +290,13 @@ static bool check_strings(const ProtobufCMessage *msg, char *path, size_t cap, s
             for (size_t k = 0; k < n; k++) {
                 size_t l = path_push(path, cap, len, f->name, (long)k);
                 if (!check_item(f, items[k], path, cap, l)) return false;
-                path[len] = '\0';
+                if (path) path[len] = '\0';
             }
         } else {
             const void *item = *(const void *const *)(base + f->offset);
             size_t l = path_push(path, cap, len, f->name, -1);
             if (!check_item(f, item, path, cap, l)) return false;
-            path[len] = '\0';
+            if (path) path[len] = '\0';
         }
     }
     return true;
@@ -336,8 +338,10 @@ int relais_frame_decode(const void *data, size_t len, size_t max_bytes, Relais__
         return codec__fail(RELAIS_EBADFRAME, reason, reason_len,
                            "the frame has no kind set (no known field of Frame is present)");
     }
-    char path[128] = "";
-    if (!check_strings(&frame->base, path, sizeof path, 0)) {
+    if (!check_strings(&frame->base, NULL, 0, 0)) {
+        /* Rare: walk again, this time naming the field for the reason. */
+        char path[128] = "";
+        check_strings(&frame->base, path, sizeof path, 0);
         relais_frame_free(&frame);
         return codec__fail(RELAIS_EBADFRAME, reason, reason_len,
                            "%s is not valid UTF-8, which proto3 requires of strings", path);

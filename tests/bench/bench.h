@@ -69,6 +69,10 @@ long proc_rss_kb(pid_t pid);
 /* User + system CPU seconds of a process, all threads included, or -1. */
 double proc_cpu_s(pid_t pid);
 
+/* CPU seconds the whole machine spent busy (every process, every CPU), or -1. What is
+ * neither the broker nor the bench is load from elsewhere, which skews the figures. */
+double system_busy_s(void);
+
 /* ---- baseline.c: a plain ROUTER forwarder thread ----------------------------------- */
 
 typedef struct baseline baseline_t;

@@ -71,7 +71,12 @@ int broker_proc_start(broker_proc_t *b, int timeout_ms)
         int left_ms = (int)((deadline - now) / 1000000u) + 1;
         if (poll(&p, 1, left_ms) <= 0) continue;
         ssize_t n = read(out[0], buf + used, sizeof(buf) - 1 - used);
-        if (n <= 0) break;
+        if (n <= 0) {
+            fprintf(stderr, "relais-bench: relaisd exited before its ready line (see %s)\n",
+                    b->log_path);
+            broker_proc_stop(b, SIGKILL, 5000);
+            return -1;
+        }
         used += (size_t)n;
         buf[used] = '\0';
         char *ready = strstr(buf, READY_PREFIX);
@@ -156,4 +161,18 @@ double proc_cpu_s(pid_t pid)
                &stime) != 2)
         return -1;
     return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+}
+
+double system_busy_s(void)
+{
+    FILE *f = fopen("/proc/stat", "r");
+    if (f == NULL) return -1;
+    unsigned long long v[8] = {0};
+    int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
+                   &v[4], &v[5], &v[6], &v[7]);
+    fclose(f);
+    if (n != 8) return -1;
+    /* user nice system idle iowait irq softirq steal: everything but idle and iowait. */
+    unsigned long long busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
+    return (double)busy / (double)sysconf(_SC_CLK_TCK);
 }
