@@ -385,7 +385,7 @@ int broker_open(broker_t *b, const broker_config_t *cfg, uv_loop_t *loop)
     b->gen_open = 1;
     int rc;
     if ((rc = map_new(&b->sessions)) < 0 || (rc = map_new(&b->mailboxes)) < 0 ||
-        (rc = map_new(&b->msgs)) < 0 || (rc = map_new(&b->dedup)) < 0 ||
+        (rc = map_new(&b->msgs)) < 0 ||
         (rc = map_new(&b->receipts)) < 0 || (rc = map_new(&b->settling)) < 0 ||
         (rc = map_new(&b->batch_index)) < 0)
         goto err;
@@ -468,7 +468,6 @@ void broker_close(broker_t *b)
     map_destroy(&b->sessions);
     map_destroy(&b->mailboxes);
     map_destroy(&b->msgs);
-    map_destroy(&b->dedup);
     map_destroy(&b->receipts);
     map_destroy(&b->settling);
     map_destroy(&b->batch_index);

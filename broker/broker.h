@@ -180,7 +180,6 @@ typedef struct broker {
     map_t *sessions;      /* routing id → session */
     map_t *mailboxes;     /* address → mailbox */
     map_t *msgs;          /* seq → message in memory */
-    map_t *dedup;         /* sender NUL message_id of submissions not yet committed */
     map_t *receipts;      /* receipt id → receipt */
     map_t *settling;      /* seq + recipient of deliveries final but not yet committed */
     keyvec_t settle_keys; /* those recorded in the batch being gathered */
@@ -261,14 +260,11 @@ int auth__identify(broker_t *b, zmq_msg_t *msg, const Relais__V1__Hello *hello,
 
 /* ---- recover.c --------------------------------------------------------------------- */
 
-/* Rebuilds mailboxes, queues, receipts and deduplication keys from the store. */
+/* Reads what the broker needs in memory at start-up: counts, receipts, highest ids. */
 int recover__load(broker_t *b);
 
 /* ---- submit.c ---------------------------------------------------------------------- */
 
-/* The deduplication key of (sender, message_id) in out; returns its length. out must hold
- * RELAIS_ADDRESS_MAX + 1 + RELAIS_MESSAGE_ID_LEN bytes. */
-size_t submit__dedup_key(const char *sender, const uint8_t *id, uint8_t *out);
 /* Forgets deduplication keys older than the retention window. */
 void submit__prune_dedup(broker_t *b, int64_t now);
 

@@ -26,7 +26,9 @@
 #include <uv.h>
 
 typedef enum store_op_kind {
-    STORE_MSG_PUT = 1,  /* a message accepted (its deliveries follow as DELIVERY_SET) */
+    STORE_MSG_PUT = 1,  /* a message to accept, unless (sender, message_id) was accepted
+                         * before: the store then skips it and the DELIVERY_SET STORED ops
+                         * that follow it, and reports its seq as a duplicate */
     STORE_DELIVERY_SET, /* one delivery's new state and attempt. The store drops a message
                          * once none of its deliveries is pending any more, keeping the
                          * expired and refused ones in dead_letters */
@@ -68,7 +70,16 @@ typedef struct store store_t;
 
 /* Called on the loop thread when a commit finished: status 0, or RELAIS_ESTORE with a
  * reason, in which case none of the batch's operations took effect. */
-typedef void (*store_done_fn)(int status, const char *reason, void *ud);
+/* What a commit found: the messages of the batch that were duplicates of ones accepted
+ * before (their MSG_PUT and first DELIVERY_SETs were skipped). Valid during the callback. */
+typedef struct store_result {
+    int status;              /* 0, or RELAIS_ESTORE: nothing of the batch took effect */
+    const char *reason;
+    const uint64_t *dup_seqs; /* ascending */
+    size_t ndups;
+} store_result_t;
+
+typedef void (*store_done_fn)(const store_result_t *result, void *ud);
 
 /* One pending delivery read back from the store, with its message's stamped envelope. */
 typedef struct store_row {
@@ -108,8 +119,6 @@ typedef struct store_vtable {
      * earliest deadlines first. */
     int (*expired)(store_t *s, int64_t now, uint64_t max_seq, unsigned limit, store_row_fn fn,
                    void *ud);
-    /* Whether (sender, message_id) was accepted (and not yet forgotten). */
-    int (*dedup_find)(store_t *s, const char *sender, const uint8_t *message_id, bool *found);
     /* Releases the store's loop handles so the loop can end. Called once, when no commit
      * is in flight, during shutdown; close() follows after the loop has ended. */
     void (*detach)(store_t *s);

@@ -39,6 +39,9 @@ typedef struct job {
     void *ud;
     int status;
     char reason[RELAIS_REASON_MAX];
+    uint64_t *dups; /* seqs of the batch's duplicate messages */
+    size_t ndups, dups_cap;
+    uint64_t skip_seq; /* the last duplicate: its STORED deliveries are skipped too */
     struct job *next;
 } job_t;
 
@@ -64,7 +67,7 @@ enum {
 static const char *const statements[ST_COUNT] = {
     [ST_MSG_INS] = "INSERT INTO messages(seq, sender, message_id, accepted_at, expires_at, "
                    "envelope) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    [ST_DEDUP_INS] = "INSERT OR REPLACE INTO dedup(sender, message_id, seq, accepted_at) "
+    [ST_DEDUP_INS] = "INSERT OR IGNORE INTO dedup(sender, message_id, seq, accepted_at) "
                      "VALUES (?1, ?2, ?3, ?4)",
     [ST_DELIVERY_INS] = "INSERT OR REPLACE INTO deliveries(seq, recipient, priority, state, "
                         "attempt, updated_at) VALUES (?1, ?2, ?6, ?3, ?4, ?5)",
@@ -88,7 +91,6 @@ static const char *const statements[ST_COUNT] = {
 enum {
     RD_PAGE,
     RD_EXPIRED,
-    RD_DEDUP,
     RD_COUNTS,
     RD_RECEIPTS,
     RD_MAX_SEQ,
@@ -105,7 +107,6 @@ static const char *const reads[RD_COUNT] = {
                    "m.envelope FROM messages m JOIN deliveries d ON d.seq = m.seq "
                    "WHERE m.expires_at <= ?1 AND m.seq <= ?2 "
                    "ORDER BY m.expires_at, m.seq LIMIT ?3",
-    [RD_DEDUP] = "SELECT 1 FROM dedup WHERE sender = ?1 AND message_id = ?2",
     [RD_COUNTS] = "SELECT recipient, priority, count(*) FROM deliveries "
                   "GROUP BY recipient, priority",
     [RD_RECEIPTS] = "SELECT id, address, frame FROM receipts ORDER BY id",
@@ -176,12 +177,37 @@ static int exec_step(sqlite_store_t *s, int which)
     return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
 }
 
-static int apply_op(sqlite_store_t *s, const store_op_t *op)
+static int add_dup(job_t *j, uint64_t seq)
+{
+    if (j->ndups == j->dups_cap) {
+        size_t ncap = j->dups_cap ? j->dups_cap * 2 : 16;
+        uint64_t *n = realloc(j->dups, ncap * sizeof(*n));
+        if (n == NULL) return SQLITE_NOMEM;
+        j->dups = n;
+        j->dups_cap = ncap;
+    }
+    j->dups[j->ndups++] = seq;
+    return SQLITE_OK;
+}
+
+static int apply_op(sqlite_store_t *s, job_t *j, const store_op_t *op)
 {
     sqlite3_stmt *st;
     int rc;
     switch (op->kind) {
     case STORE_MSG_PUT:
+        /* The deduplication key decides: a second (sender, message_id) inserts nothing,
+         * whether the first came in an earlier batch or earlier in this one. */
+        st = s->st[ST_DEDUP_INS];
+        sqlite3_bind_text(st, 1, op->address, -1, SQLITE_STATIC);
+        sqlite3_bind_blob(st, 2, op->message_id, 16, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, (sqlite3_int64)op->seq);
+        sqlite3_bind_int64(st, 4, op->at_ms);
+        if ((rc = exec_step(s, ST_DEDUP_INS)) != SQLITE_OK) return rc;
+        if (sqlite3_changes(s->db) == 0) {
+            j->skip_seq = op->seq;
+            return add_dup(j, op->seq);
+        }
         st = s->st[ST_MSG_INS];
         sqlite3_bind_int64(st, 1, (sqlite3_int64)op->seq);
         sqlite3_bind_text(st, 2, op->address, -1, SQLITE_STATIC);
@@ -189,14 +215,9 @@ static int apply_op(sqlite_store_t *s, const store_op_t *op)
         sqlite3_bind_int64(st, 4, op->at_ms);
         sqlite3_bind_int64(st, 5, op->expires_at_ms);
         sqlite3_bind_blob(st, 6, op->data, (int)op->data_len, SQLITE_STATIC);
-        if ((rc = exec_step(s, ST_MSG_INS)) != SQLITE_OK) return rc;
-        st = s->st[ST_DEDUP_INS];
-        sqlite3_bind_text(st, 1, op->address, -1, SQLITE_STATIC);
-        sqlite3_bind_blob(st, 2, op->message_id, 16, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 3, (sqlite3_int64)op->seq);
-        sqlite3_bind_int64(st, 4, op->at_ms);
-        return exec_step(s, ST_DEDUP_INS);
+        return exec_step(s, ST_MSG_INS);
     case STORE_DELIVERY_SET: {
+        if (op->seq == j->skip_seq && op->state == DELIVERY_STORED) return SQLITE_OK;
         bool final = op->state == DELIVERY_ACKED || op->state == DELIVERY_EXPIRED ||
                      op->state == DELIVERY_REFUSED;
         if (op->state == DELIVERY_EXPIRED || op->state == DELIVERY_REFUSED) {
@@ -246,8 +267,9 @@ static int apply_op(sqlite_store_t *s, const store_op_t *op)
 static void run_job(sqlite_store_t *s, job_t *j)
 {
     int rc = exec_step(s, ST_BEGIN);
+    j->skip_seq = 0;
     for (size_t i = 0; rc == SQLITE_OK && i < j->batch.count; i++)
-        rc = apply_op(s, &j->batch.ops[i]);
+        rc = apply_op(s, j, &j->batch.ops[i]);
     if (rc == SQLITE_OK) rc = exec_step(s, ST_COMMIT);
     if (rc == SQLITE_OK) {
         j->status = 0;
@@ -255,6 +277,7 @@ static void run_job(sqlite_store_t *s, job_t *j)
         return;
     }
     j->status = RELAIS_ESTORE;
+    j->ndups = 0;
     snprintf(j->reason, sizeof(j->reason), "store unavailable: %s (%s)",
              rc == SQLITE_FULL ? "disk full" : "write failed", sqlite3_errmsg(s->db));
     exec_step(s, ST_ROLLBACK);
@@ -336,7 +359,10 @@ static void on_done(uv_async_t *h)
     while (j != NULL) {
         job_t *next = j->next;
         if (j->status < 0) RLOG(RELAIS_LOG_ERROR, "store", "commit failed: %s", j->reason);
-        j->done(j->status, j->reason, j->ud);
+        store_result_t r = {.status = j->status, .reason = j->reason, .dup_seqs = j->dups,
+                            .ndups = j->ndups};
+        j->done(&r, j->ud);
+        free(j->dups);
         free(j);
         j = next;
     }
@@ -415,19 +441,6 @@ static int sq_expired(store_t *base, int64_t now, uint64_t max_seq, unsigned lim
     return read_rows(s, st, fn, ud);
 }
 
-static int sq_dedup_find(store_t *base, const char *sender, const uint8_t *message_id, bool *found)
-{
-    sqlite_store_t *s = (sqlite_store_t *)base;
-    sqlite3_stmt *st = s->rd[RD_DEDUP];
-    sqlite3_bind_text(st, 1, sender, -1, SQLITE_STATIC);
-    sqlite3_bind_blob(st, 2, message_id, 16, SQLITE_STATIC);
-    int step = sqlite3_step(st);
-    *found = step == SQLITE_ROW;
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    return step == SQLITE_ROW || step == SQLITE_DONE ? 0 : RELAIS_ESTORE;
-}
-
 static int sq_counts(store_t *base, store_count_fn fn, void *ud)
 {
     sqlite_store_t *s = (sqlite_store_t *)base;
@@ -497,6 +510,7 @@ static void sq_close(store_t *base)
      * data they carried is either committed (a resend gets duplicate) or not accepted. */
     for (job_t *j = s->done; j != NULL;) {
         job_t *next = j->next;
+        free(j->dups);
         free(j);
         j = next;
     }
@@ -521,7 +535,6 @@ static const store_vtable_t sqlite_vtable = {
     .counts = sq_counts,
     .page = sq_page,
     .expired = sq_expired,
-    .dedup_find = sq_dedup_find,
     .detach = sq_detach,
     .close = sq_close,
 };

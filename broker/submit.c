@@ -8,8 +8,10 @@
  * id) is answered Accepted{duplicate} after the same commit, so that it can never overtake
  * the original's Accepted.
  *
- * Deduplication asks the store (an indexed look-up of what is committed) and, for what is
- * not committed yet, the broker's small set of pending keys, which each commit clears.
+ * Deduplication is the store's: the commit inserts the (sender, message_id) key first and
+ * skips a message whose key was there already — from an earlier batch or earlier in the
+ * same one — and the completion reports those as duplicates. The loop thread does no
+ * look-up per submission.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -36,15 +38,6 @@ static void reject(broker_t *b, session_t *s, const uint8_t *message_id, size_t 
     RLOG(RELAIS_LOG_INFO, "submit", "rejected agent=%s msg=%s code=%s", s->address,
          relais_id_format(message_id, message_id ? id_len : 0, idbuf), relais_err_name(code));
     broker__send_frame(b, s->rid, s->rid_len, &f);
-}
-
-size_t submit__dedup_key(const char *sender, const uint8_t *id, uint8_t *out)
-{
-    size_t n = strlen(sender);
-    memcpy(out, sender, n);
-    out[n] = 0;
-    memcpy(out + n + 1, id, RELAIS_MESSAGE_ID_LEN);
-    return n + 1 + RELAIS_MESSAGE_ID_LEN;
 }
 
 static pending_reply_t *add_reply(broker_t *b, session_t *s, const uint8_t *id)
@@ -185,25 +178,8 @@ void submit__handle(broker_t *b, session_t *s, const uint8_t *body, size_t body_
         return;
     }
 
-    uint8_t key[RELAIS_ADDRESS_MAX + 1 + RELAIS_MESSAGE_ID_LEN];
-    size_t klen = submit__dedup_key(s->address, id, key);
-    bool seen = map_get(b->dedup, key, klen) != NULL;
-    if (!seen && b->store->vt->dedup_find(b->store, s->address, id, &seen) < 0) {
-        reject(b, s, id, id_len, RELAIS_ESTORE, "store unavailable: cannot check duplicates", 1000);
-        return;
-    }
-    if (seen) {
-        pending_reply_t *r = add_reply(b, s, id);
-        if (r == NULL) {
-            reject(b, s, id, id_len, RELAIS_EOVERLOADED, "out of memory", 1000);
-            return;
-        }
-        r->duplicate = true;
-        r->accepted_at_ms = now;
-        b->stats.duplicates++;
-        return;
-    }
-
+    /* Whether it duplicates an earlier submission is the store's to say, in the commit: see
+     * on_committed. */
     msg_t *m = make_msg(b, s, env, now);
     if (m == NULL || record_msg(b, m) < 0) {
         msg__free(m);
@@ -211,8 +187,7 @@ void submit__handle(broker_t *b, session_t *s, const uint8_t *body, size_t body_
         return;
     }
     pending_reply_t *r = add_reply(b, s, id);
-    if (r == NULL || map_put(b->dedup, key, klen, (void *)1) < 0) {
-        if (r) b->nreplies--;
+    if (r == NULL) {
         msg__free(m);
         reject(b, s, id, id_len, RELAIS_EOVERLOADED, "out of memory", 1000);
         return;
@@ -246,7 +221,14 @@ static void send_accepted(broker_t *b, const pending_reply_t *r)
     broker__send_frame(b, r->rid, r->rid_len, &f);
 }
 
-static void on_committed(int status, const char *why, void *ud)
+static bool is_dup(const store_result_t *res, size_t *cursor, uint64_t seq)
+{
+    /* Both lists ascend: one pass over the duplicates for the whole batch. */
+    while (*cursor < res->ndups && res->dup_seqs[*cursor] < seq) (*cursor)++;
+    return *cursor < res->ndups && res->dup_seqs[*cursor] == seq;
+}
+
+static void on_committed(const store_result_t *res, void *ud)
 {
     commit_ctx_t *c = ud;
     broker_t *b = c->b;
@@ -254,26 +236,31 @@ static void on_committed(int status, const char *why, void *ud)
     b->gen_committed = c->gen;
     /* Committed (or rolled back): the store now tells the truth about these. */
     delivery__settled(b, &c->settled);
+    size_t dup_cursor = 0;
     for (size_t i = 0; i < c->n; i++) {
         pending_reply_t *r = &c->replies[i];
-        if (r->msg) {
-            uint8_t key[RELAIS_ADDRESS_MAX + 1 + RELAIS_MESSAGE_ID_LEN];
-            map_del(b->dedup, key, submit__dedup_key(r->msg->sender, r->msg->message_id, key));
-        }
-        if (status == 0) {
-            if (!r->duplicate) b->stats.accepted++;
+        if (res->status == 0) {
+            if (r->msg && is_dup(res, &dup_cursor, r->msg->seq)) {
+                /* Accepted before (earlier in this batch, or in an earlier one): the store
+                 * kept nothing of this copy, so it is neither routed nor delivered. */
+                r->duplicate = true;
+                msg__free(r->msg);
+                r->msg = NULL;
+                b->stats.duplicates++;
+            } else {
+                b->stats.accepted++;
+            }
             send_accepted(b, r);
             if (r->msg) delivery__route(b, r->msg);
             continue;
         }
-        /* Nothing of the batch is stored: forget the message so a retry is not taken for a
-         * duplicate, and tell the sender to retry. */
+        /* Nothing of the batch is stored: tell the sender to retry. */
         msg__free(r->msg);
         Relais__V1__Rejected rj = RELAIS__V1__REJECTED__INIT;
         rj.message_id.data = r->message_id;
         rj.message_id.len = RELAIS_MESSAGE_ID_LEN;
         rj.code = relais_err_to_wire(RELAIS_ESTORE);
-        rj.reason = (char *)why;
+        rj.reason = (char *)res->reason;
         rj.retry_after_ms = 1000;
         Relais__V1__Frame f = RELAIS__V1__FRAME__INIT;
         f.kind_case = RELAIS__V1__FRAME__KIND_REJECTED;
@@ -309,7 +296,11 @@ void submit__commit(broker_t *b)
     broker__forget_batch_index(b, &batch); /* the next batch starts without this one's */
     b->commit_in_flight = true;
     int rc = b->store->vt->commit(b->store, &batch, on_committed, c);
-    if (rc < 0) on_committed(RELAIS_ESTORE, "the store refused the batch", c);
+    if (rc < 0) {
+        store_result_t failed = {.status = RELAIS_ESTORE,
+                                 .reason = "store unavailable: the batch could not be queued"};
+        on_committed(&failed, c);
+    }
     store_batch_free(&batch);
 }
 

@@ -208,6 +208,38 @@ Test(delivery, a_duplicate_submission_is_accepted_as_such_and_not_delivered_agai
     rt_client_close(&b);
 }
 
+Test(delivery, copies_of_one_message_in_the_same_batch_are_stored_and_delivered_once)
+{
+    rt_client_t a = session(A, 8), b = session(B, 8);
+    rt_env_t e;
+    rt_env_note(&e, B, "twice at once");
+    /* Back to back, no wait: both copies land in one drain, hence one commit. */
+    cr_assert_eq(rt_client_submit_nowait(&a, &e), 0);
+    cr_assert_eq(rt_client_submit_nowait(&a, &e), 0);
+    int fresh = 0, dups = 0;
+    for (int i = 0; i < 2; i++) {
+        Relais__V1__Frame *acc;
+        cr_assert_eq(rt_client_expect(&a, RELAIS__V1__FRAME__KIND_ACCEPTED, T, &acc), 0);
+        if (acc->accepted->duplicate) dups++;
+        else {
+            cr_expect_eq(dups, 0, "the original's Accepted comes first");
+            fresh++;
+        }
+        relais_frame_free(&acc);
+    }
+    cr_expect_eq(fresh, 1);
+    cr_expect_eq(dups, 1);
+    Relais__V1__Frame *d = expect_deliver(&b, "twice at once");
+    ack(&b, d, RELAIS__V1__ACK__OUTCOME__PROCESSED);
+    relais_frame_free(&d);
+    rt_env_note(&e, B, "marker");
+    cr_assert_eq(rt_client_submit(&a, &e, T), 0);
+    d = expect_deliver(&b, "marker");
+    relais_frame_free(&d);
+    rt_client_close(&a);
+    rt_client_close(&b);
+}
+
 Test(delivery, the_credit_window_bounds_unacknowledged_deliveries)
 {
     rt_client_t a = session(A, 8), b = session(B, 2);
