@@ -21,15 +21,12 @@ static const char *args[] = {"--heartbeat-ms", "500", NULL};
 
 static void start(void)
 {
-    memset(&broker, 0, sizeof(broker));
-    cr_assert_eq(rt_broker_start(&broker, args, 10000), 0, "relaisd must start");
+    rt_suite_start(&broker, args);
 }
 
 static void stop(void)
 {
-    int rc = rt_broker_stop(&broker, 10000);
-    rt_broker_cleanup(&broker);
-    cr_assert_eq(rc, 0, "relaisd must exit 0 after SIGTERM, got %d", rc);
+    rt_suite_stop(&broker);
 }
 
 static void kill_and_restart(void)
@@ -41,26 +38,9 @@ static void kill_and_restart(void)
 
 TestSuite(restart, .init = start, .fini = stop, .timeout = 90);
 
-static rt_client_t session(const char *address, unsigned credit)
-{
-    rt_client_t c;
-    cr_assert_eq(rt_client_open(&c, broker.endpoint), 0);
-    cr_assert_eq(rt_client_hello(&c, address, credit, T), 0, "Hello as %s", address);
-    return c;
-}
-
-static Relais__V1__Frame *expect_deliver(rt_client_t *c, const char *text)
-{
-    Relais__V1__Frame *d;
-    cr_assert_eq(rt_client_expect(c, RELAIS__V1__FRAME__KIND_DELIVER, T, &d), 0,
-                 "expected delivery of '%s'", text);
-    cr_assert_str_eq(d->deliver->envelope->note->text, text);
-    return d;
-}
-
 Test(restart, every_accepted_message_survives_a_kill_9_in_order)
 {
-    rt_client_t a = session(A, 8);
+    rt_client_t a = rt_session(&broker, A, 8);
     enum { N = 300 };
     for (int i = 0; i < N; i++) {
         rt_env_t e;
@@ -71,11 +51,11 @@ Test(restart, every_accepted_message_survives_a_kill_9_in_order)
     }
     rt_client_close(&a);
     kill_and_restart();
-    rt_client_t b = session(B, 64);
+    rt_client_t b = rt_session(&broker, B, 64);
     for (int i = 0; i < N; i++) {
         char text[16];
         snprintf(text, sizeof(text), "m%d", i);
-        Relais__V1__Frame *d = expect_deliver(&b, text);
+        Relais__V1__Frame *d = rt_expect_note(&b, text, T);
         cr_assert_eq(d->deliver->attempt, 1, "never sent before the crash");
         rt_client_ack(&b, d->deliver->envelope->message_id.data,
                       RELAIS__V1__ACK__OUTCOME__PROCESSED, NULL);
@@ -86,17 +66,17 @@ Test(restart, every_accepted_message_survives_a_kill_9_in_order)
 
 Test(restart, an_unacknowledged_delivery_is_redelivered_after_a_crash)
 {
-    rt_client_t a = session(A, 8), b = session(B, 8);
+    rt_client_t a = rt_session(&broker, A, 8), b = rt_session(&broker, B, 8);
     rt_env_t e;
     rt_env_note(&e, B, "in flight");
     cr_assert_eq(rt_client_submit(&a, &e, T), 0);
-    Relais__V1__Frame *d = expect_deliver(&b, "in flight");
+    Relais__V1__Frame *d = rt_expect_note(&b, "in flight", T);
     relais_frame_free(&d);
     rt_client_close(&a);
     rt_client_close(&b);
     kill_and_restart();
-    rt_client_t b2 = session(B, 8);
-    d = expect_deliver(&b2, "in flight");
+    rt_client_t b2 = rt_session(&broker, B, 8);
+    d = rt_expect_note(&b2, "in flight", T);
     cr_expect_eq(d->deliver->attempt, 2, "the crash does not reset the attempt count");
     relais_frame_free(&d);
     rt_client_close(&b2);
@@ -104,18 +84,18 @@ Test(restart, an_unacknowledged_delivery_is_redelivered_after_a_crash)
 
 Test(restart, an_acknowledged_message_is_not_delivered_again_after_a_crash)
 {
-    rt_client_t a = session(A, 8), b = session(B, 8);
+    rt_client_t a = rt_session(&broker, A, 8), b = rt_session(&broker, B, 8);
     rt_env_t e;
     rt_env_note(&e, B, "done");
     cr_assert_eq(rt_client_submit(&a, &e, T), 0);
-    Relais__V1__Frame *d = expect_deliver(&b, "done");
+    Relais__V1__Frame *d = rt_expect_note(&b, "done", T);
     rt_client_ack(&b, d->deliver->envelope->message_id.data, RELAIS__V1__ACK__OUTCOME__PROCESSED,
                   NULL);
     relais_frame_free(&d);
     /* A marker behind it proves the ack was handled before the kill. */
     rt_env_note(&e, B, "marker");
     cr_assert_eq(rt_client_submit(&a, &e, T), 0);
-    d = expect_deliver(&b, "marker");
+    d = rt_expect_note(&b, "marker", T);
     relais_frame_free(&d);
     /* The marker's delivery is committed in the turn after the ack: wait for a
      * round-trip that needs a later commit. */
@@ -124,8 +104,8 @@ Test(restart, an_acknowledged_message_is_not_delivered_again_after_a_crash)
     rt_client_close(&a);
     rt_client_close(&b);
     kill_and_restart();
-    rt_client_t b2 = session(B, 8);
-    d = expect_deliver(&b2, "marker");
+    rt_client_t b2 = rt_session(&broker, B, 8);
+    d = rt_expect_note(&b2, "marker", T);
     cr_expect_eq(d->deliver->attempt, 2);
     relais_frame_free(&d);
     rt_client_close(&b2);
@@ -133,7 +113,7 @@ Test(restart, an_acknowledged_message_is_not_delivered_again_after_a_crash)
 
 Test(restart, receipts_owed_and_duplicates_are_remembered_across_a_crash)
 {
-    rt_client_t a = session(A, 8);
+    rt_client_t a = rt_session(&broker, A, 8);
     rt_env_t e;
     rt_env_note(&e, B, "expiring");
     e.env.expires_at_ms = relais_now_ms() + 200;
@@ -142,14 +122,14 @@ Test(restart, receipts_owed_and_duplicates_are_remembered_across_a_crash)
     cr_assert_eq(rt_broker_wait_log(&broker, "expired msg=", T), 0);
     /* The receipt is recorded in the batch of the tick that expired it. Another
      * submission's Accepted proves that batch (or a later one) is committed. */
-    rt_client_t x = session("rpps:10100000001", 8);
+    rt_client_t x = rt_session(&broker, "rpps:10100000001", 8);
     rt_env_t s;
     rt_env_note(&s, "rpps:10100000002", "sync");
     cr_assert_eq(rt_client_submit(&x, &s, T), 0);
     rt_client_close(&x);
     kill_and_restart();
 
-    rt_client_t a2 = session(A, 8);
+    rt_client_t a2 = rt_session(&broker, A, 8);
     Relais__V1__Frame *r;
     cr_assert_eq(rt_client_expect(&a2, RELAIS__V1__FRAME__KIND_RECEIPT, T, &r), 0,
                  "the EXPIRED receipt survives the crash");
@@ -168,7 +148,7 @@ Test(restart, receipts_owed_and_duplicates_are_remembered_across_a_crash)
 Test(restart, the_store_files_are_readable_by_their_owner_only)
 {
     /* The database holds clinical content; a permissive umask must not expose it. */
-    rt_client_t a = session(A, 8);
+    rt_client_t a = rt_session(&broker, A, 8);
     rt_env_t e;
     rt_env_note(&e, B, "private");
     cr_assert_eq(rt_client_submit(&a, &e, T), 0);

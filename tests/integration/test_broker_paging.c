@@ -21,26 +21,15 @@ static const char *args[] = {"--heartbeat-ms", "1000", "--durability", "os", NUL
 
 static void start(void)
 {
-    memset(&broker, 0, sizeof(broker));
-    cr_assert_eq(rt_broker_start(&broker, args, 10000), 0, "relaisd must start");
+    rt_suite_start(&broker, args);
 }
 
 static void stop(void)
 {
-    int rc = rt_broker_stop(&broker, 10000);
-    rt_broker_cleanup(&broker);
-    cr_assert_eq(rc, 0, "relaisd must exit 0 after SIGTERM, got %d", rc);
+    rt_suite_stop(&broker);
 }
 
 TestSuite(paging, .init = start, .fini = stop, .timeout = 120);
-
-static rt_client_t session(const char *address, unsigned credit)
-{
-    rt_client_t c;
-    cr_assert_eq(rt_client_open(&c, broker.endpoint), 0);
-    cr_assert_eq(rt_client_hello(&c, address, credit, T), 0, "Hello as %s", address);
-    return c;
-}
 
 /* Submits n notes "<prefix><i>" to `to`, 200 at a time in flight, all must be accepted.
  * urgent_every > 0 makes every urgent_every-th message URGENT. */
@@ -90,9 +79,9 @@ static int next_number(rt_client_t *c, const char *prefix, bool ack, unsigned *a
 Test(paging, a_backlog_of_several_pages_arrives_whole_urgent_first_then_in_order)
 {
     enum { N = 3000, URGENT_EVERY = 7 };
-    rt_client_t a = session(A, 8);
+    rt_client_t a = rt_session(&broker, A, 8);
     submit_many(&a, B, "p", 0, N, URGENT_EVERY, 0);
-    rt_client_t b = session(B, 64);
+    rt_client_t b = rt_session(&broker, B, 64);
     int last_urgent = -1, last_routine = -1, urgent = 0;
     for (int i = 0; i < N; i++) {
         int n = next_number(&b, "p", true, NULL);
@@ -115,14 +104,14 @@ Test(paging, a_backlog_of_several_pages_arrives_whole_urgent_first_then_in_order
 Test(paging, a_session_lost_in_the_middle_of_a_backlog_resumes_where_it_stopped)
 {
     enum { N = 2500, FIRST = 1500, WINDOW = 32 };
-    rt_client_t a = session(A, 8);
+    rt_client_t a = rt_session(&broker, A, 8);
     submit_many(&a, B, "q", 0, N, 0, 0);
-    rt_client_t b = session(B, WINDOW);
+    rt_client_t b = rt_session(&broker, B, WINDOW);
     for (int i = 0; i < FIRST; i++) cr_assert_eq(next_number(&b, "q", true, NULL), i);
     /* Take a window's worth without acknowledging, then vanish. */
     for (int i = 0; i < WINDOW; i++) cr_assert_eq(next_number(&b, "q", false, NULL), FIRST + i);
     rt_client_close(&b);
-    rt_client_t b2 = session(B, WINDOW); /* replaces the vanished session */
+    rt_client_t b2 = rt_session(&broker, B, WINDOW); /* replaces the vanished session */
     for (int i = FIRST; i < N; i++) {
         unsigned attempt;
         cr_assert_eq(next_number(&b2, "q", true, &attempt), i, "in order after the loss");
@@ -138,7 +127,7 @@ Test(paging, a_session_lost_in_the_middle_of_a_backlog_resumes_where_it_stopped)
 Test(paging, messages_that_expire_on_disk_are_reported_and_never_delivered)
 {
     enum { N = 1500 };
-    rt_client_t a = session(A, 8);
+    rt_client_t a = rt_session(&broker, A, 8);
     submit_many(&a, B, "x", 0, N, 0, relais_now_ms() + 1500);
     int expired = 0;
     while (expired < N) {
@@ -150,7 +139,7 @@ Test(paging, messages_that_expire_on_disk_are_reported_and_never_delivered)
         relais_frame_free(&r);
         expired++;
     }
-    rt_client_t b = session(B, 64);
+    rt_client_t b = rt_session(&broker, B, 64);
     Relais__V1__Frame *none;
     cr_expect_neq(rt_client_expect(&b, RELAIS__V1__FRAME__KIND_DELIVER, 500, &none), 0,
                   "an expired message is never delivered");
@@ -161,8 +150,8 @@ Test(paging, messages_that_expire_on_disk_are_reported_and_never_delivered)
 Test(paging, an_online_consumer_behind_by_more_than_a_page_still_gets_fifo)
 {
     enum { N = 2600 };
-    rt_client_t b = session(B, 16);
-    rt_client_t a = session(A, 8);
+    rt_client_t b = rt_session(&broker, B, 16);
+    rt_client_t a = rt_session(&broker, A, 8);
     /* The consumer is online but does not read while the producer runs ahead. */
     submit_many(&a, B, "o", 0, N, 0, 0);
     for (int i = 0; i < N; i++) cr_assert_eq(next_number(&b, "o", true, NULL), i);
@@ -176,14 +165,14 @@ Test(paging, an_online_consumer_behind_by_more_than_a_page_still_gets_fifo)
 Test(paging, a_restart_with_a_large_backlog_serves_it_whole)
 {
     enum { N = 2500 };
-    rt_client_t a = session(A, 8);
+    rt_client_t a = rt_session(&broker, A, 8);
     submit_many(&a, B, "r", 0, N, 0, 0);
     rt_client_close(&a);
     rt_broker_kill9(&broker);
     cr_assert_eq(rt_broker_start(&broker, args, 10000), 0);
     cr_assert_eq(rt_broker_wait_log(&broker, "recovered pending=2500", T), 0,
                  "recovery counts the backlog");
-    rt_client_t b = session(B, 64);
+    rt_client_t b = rt_session(&broker, B, 64);
     for (int i = 0; i < N; i++) cr_assert_eq(next_number(&b, "r", true, NULL), i);
     rt_client_close(&b);
 }

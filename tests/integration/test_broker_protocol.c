@@ -19,16 +19,13 @@ static rt_broker_t broker;
 
 static void start(void)
 {
-    memset(&broker, 0, sizeof(broker));
     static const char *args[] = {"--max-frame-bytes", "4096", "--heartbeat-ms", "1000", NULL};
-    cr_assert_eq(rt_broker_start(&broker, args, 10000), 0, "relaisd must start");
+    rt_suite_start(&broker, args);
 }
 
 static void stop(void)
 {
-    int rc = rt_broker_stop(&broker, 10000);
-    rt_broker_cleanup(&broker);
-    cr_assert_eq(rc, 0, "relaisd must exit 0 after SIGTERM, got %d", rc);
+    rt_suite_stop(&broker);
 }
 
 TestSuite(protocol, .init = start, .fini = stop, .timeout = 60);

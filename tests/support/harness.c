@@ -7,6 +7,8 @@
  */
 #include "harness.h"
 
+#include <criterion/criterion.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -395,4 +397,35 @@ int rt_client_submit_nowait(rt_client_t *c, rt_env_t *e)
     f.kind_case = RELAIS__V1__FRAME__KIND_SUBMIT;
     f.submit = &s;
     return rt_client_send(c, &f);
+}
+
+void rt_suite_start(rt_broker_t *b, const char *const *extra_args)
+{
+    memset(b, 0, sizeof(*b));
+    cr_assert_eq(rt_broker_start(b, extra_args, 10000), 0, "relaisd must start");
+}
+
+void rt_suite_stop(rt_broker_t *b)
+{
+    int rc = rt_broker_stop(b, 10000);
+    rt_broker_cleanup(b);
+    cr_assert_eq(rc, 0, "relaisd must exit 0 after SIGTERM, got %d", rc);
+}
+
+rt_client_t rt_session(const rt_broker_t *b, const char *address, unsigned credit)
+{
+    rt_client_t c;
+    cr_assert_eq(rt_client_open(&c, b->endpoint), 0);
+    cr_assert_eq(rt_client_hello(&c, address, credit, 5000), 0, "Hello as %s", address);
+    return c;
+}
+
+Relais__V1__Frame *rt_expect_note(rt_client_t *c, const char *text, int timeout_ms)
+{
+    Relais__V1__Frame *d;
+    cr_assert_eq(rt_client_expect(c, RELAIS__V1__FRAME__KIND_DELIVER, timeout_ms, &d), 0,
+                 "expected delivery of '%s'", text);
+    cr_assert_not_null(d->deliver->envelope->note, "a Note");
+    cr_assert_str_eq(d->deliver->envelope->note->text, text);
+    return d;
 }

@@ -47,6 +47,11 @@ int rt_broker_wait_log(rt_broker_t *b, const char *needle, int timeout_ms);
 /* Removes the data directory (after stop or kill). */
 void rt_broker_cleanup(rt_broker_t *b);
 
+/* Test-suite fixtures: start a fresh broker, or stop it (exit status 0 expected) and remove
+ * its data. Both fail the current Criterion test on error. */
+void rt_suite_start(rt_broker_t *b, const char *const *extra_args);
+void rt_suite_stop(rt_broker_t *b);
+
 /* ---- Raw protocol client ----------------------------------------------------------- */
 
 typedef struct rt_client {
@@ -96,6 +101,13 @@ void rt_env_note(rt_env_t *e, const char *to, const char *text);
 
 /* Submits e's envelope and waits for Accepted (0) or anything else (-1). */
 int rt_client_submit(rt_client_t *c, rt_env_t *e, int timeout_ms);
+
+/* Opens a client on b and says Hello as address; fails the current test on error. */
+rt_client_t rt_session(const rt_broker_t *b, const char *address, unsigned credit);
+
+/* Waits for the next Deliver, which must carry a Note reading text; fails the current test
+ * otherwise. The caller frees the frame. */
+Relais__V1__Frame *rt_expect_note(rt_client_t *c, const char *text, int timeout_ms);
 
 /* Sends Ack{message_id, outcome, reason} for a delivery. 0 or -1. */
 int rt_client_ack(rt_client_t *c, const uint8_t *message_id, int outcome, const char *reason);
