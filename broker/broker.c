@@ -18,6 +18,14 @@
 #include "broker.h"
 #include "relais/log.h"
 
+/* Declared by zmq.h only under ZMQ_BUILD_DRAFT_API, yet honoured by libzmq 4.3 (DESIGN.md):
+ * defined here rather than turning on the whole draft API. */
+#ifndef ZMQ_ZAP_ENFORCE_DOMAIN
+#define RELAIS_ZMQ_ZAP_ENFORCE_DOMAIN 93
+#else
+#define RELAIS_ZMQ_ZAP_ENFORCE_DOMAIN ZMQ_ZAP_ENFORCE_DOMAIN
+#endif
+
 #define DRAIN_BUDGET 2048
 /* Store operations gathered while a commit runs, past which the broker stops reading the
  * socket until the commit completes: the store sets the pace, and memory stays bounded
@@ -329,6 +337,13 @@ static void on_signal(uv_signal_t *h, int signum)
     broker_shutdown(b);
 }
 
+static void on_sighup(uv_signal_t *h, int signum)
+{
+    broker_t *b = h->data;
+    RLOG(RELAIS_LOG_INFO, "broker", "SIGHUP: reloading the directory");
+    auth__reload(b);
+}
+
 static int set_int(void *sock, int opt, int value)
 {
     return zmq_setsockopt(sock, opt, &value, sizeof(value));
@@ -348,6 +363,10 @@ static int open_socket(broker_t *b)
 {
     b->zctx = zmq_ctx_new();
     if (b->zctx == NULL) return -errno;
+    if (!b->cfg.insecure) {
+        int rc = zap__open(b); /* before the ROUTER exists: no handshake without it */
+        if (rc < 0) return rc;
+    }
     b->router = zmq_socket(b->zctx, ZMQ_ROUTER);
     if (b->router == NULL) return -errno;
     int hb = (int)b->cfg.heartbeat_ms;
@@ -359,6 +378,16 @@ static int open_socket(broker_t *b)
         set_int(b->router, ZMQ_HEARTBEAT_TTL, 3 * hb) < 0 ||
         zmq_setsockopt(b->router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg)) < 0)
         return -errno;
+    if (!b->cfg.insecure) {
+        /* CURVE server; the ZAP domain is enforced, so with no handler answering every
+         * handshake fails rather than every key being accepted. */
+        int enforce = 1;
+        if (set_int(b->router, ZMQ_CURVE_SERVER, 1) < 0 ||
+            zmq_setsockopt(b->router, ZMQ_CURVE_SECRETKEY, b->curve_secret, 41) < 0 ||
+            zmq_setsockopt(b->router, ZMQ_ZAP_DOMAIN, "relais", 6) < 0 ||
+            zmq_setsockopt(b->router, RELAIS_ZMQ_ZAP_ENFORCE_DOMAIN, &enforce, sizeof(enforce)) < 0)
+            return -errno;
+    }
     char ep[256];
     normalise_endpoint(b->cfg.bind, ep, sizeof(ep));
     if (zmq_bind(b->router, ep) < 0) {
@@ -397,6 +426,7 @@ int broker_open(broker_t *b, const broker_config_t *cfg, uv_loop_t *loop)
         RLOG(RELAIS_LOG_ERROR, "broker", "store: %s", reason);
         goto err;
     }
+    if ((rc = auth__open(b)) < 0) goto err;
     if ((rc = recover__load(b)) < 0) {
         RLOG(RELAIS_LOG_ERROR, "broker", "recovery from the store failed: %s", relais_strerror(rc));
         goto err;
@@ -417,9 +447,13 @@ int broker_open(broker_t *b, const broker_config_t *cfg, uv_loop_t *loop)
     uv_signal_init(loop, &b->sigint);
     b->sigint.data = b;
     uv_signal_start(&b->sigint, on_signal, SIGINT);
+    uv_signal_init(loop, &b->sighup);
+    b->sighup.data = b;
+    uv_signal_start(&b->sighup, on_sighup, SIGHUP);
     broker__kick(b); /* messages may have arrived between bind and poll start */
     return 0;
 err:
+    zap__stop(b);
     if (b->store) {
         /* Let the store's loop handle close before its memory goes. */
         b->store->vt->detach(b->store);
@@ -439,6 +473,8 @@ void broker_shutdown(broker_t *b)
     uv_close((uv_handle_t *)&b->tick, NULL);
     uv_close((uv_handle_t *)&b->sigterm, NULL);
     uv_close((uv_handle_t *)&b->sigint, NULL);
+    uv_close((uv_handle_t *)&b->sighup, NULL);
+    zap__stop(b);
     /* What was accepted this turn still gets committed and its Accepted sent; sessions
      * close after, their in-flight deliveries recorded as redelivering. */
     submit__commit(b);
@@ -462,6 +498,7 @@ void broker_close(broker_t *b)
 {
     if (b->router) zmq_close(b->router);
     b->router = NULL;
+    zap__close(b); /* after the ROUTER: it must outlive every socket it guards */
     if (b->zctx) zmq_ctx_term(b->zctx);
     b->zctx = NULL;
     delivery__free_all(b);
@@ -476,4 +513,5 @@ void broker_close(broker_t *b)
     free(b->replies);
     b->replies = NULL;
     store_close(&b->store);
+    auth__close(b);
 }

@@ -42,6 +42,9 @@ typedef struct broker_config {
     int64_t ack_timeout_ms;     /* an unacknowledged delivery is sent again after this */
     int durability;             /* store_durability_t */
     int64_t dedup_retention_ms; /* how long (sender, message_id) pairs are remembered */
+    const char *directory_path; /* territory directory (YAML); required unless insecure */
+    const char *curve_key_path; /* the broker's keypair (relaisctl keygen); required unless
+                                 * insecure */
 } broker_config_t;
 
 /* Deliveries a mailbox keeps in memory per priority; refilled from the store below half. */
@@ -135,6 +138,7 @@ struct session {
     uint8_t rid[256]; /* ZeroMQ routing id */
     size_t rid_len;
     char address[RELAIS_ADDRESS_MAX];
+    char key[41];            /* the CURVE key it authenticated with (Z85); "" if insecure */
     mailbox_t *mbox;
     uint32_t window; /* deliveries allowed unacknowledged */
     uint32_t inflight_count;
@@ -163,7 +167,12 @@ typedef struct broker {
     uv_poll_t poll;
     uv_idle_t kick;  /* re-drains after sends: ZMQ_FD is edge-triggered */
     uv_timer_t tick; /* liveness, expiry, retries */
-    uv_signal_t sigterm, sigint;
+    uv_signal_t sigterm, sigint, sighup;
+    void *zap;               /* the ZAP handler's REP socket (CURVE mode) */
+    uv_poll_t zap_poll;
+    bool zap_polling;
+    struct directory *dir;   /* the territory directory, NULL without one */
+    char curve_public[41], curve_secret[41]; /* the broker's keys, Z85 */
     bool stopping;
     bool detached; /* shutdown finished: the store let go of the loop */
     bool in_drain;
@@ -249,14 +258,47 @@ void session__hello(broker_t *b, const uint8_t *rid, size_t rid_len, zmq_msg_t *
 void session__close(broker_t *b, session_t *s, const char *why);
 void session__reap(broker_t *b, int64_t now);
 void session__close_all(broker_t *b);
+/* After a directory reload: closes, with a fatal Error, every session whose key or address
+ * is no longer in the directory. */
+void session__revalidate(broker_t *b);
 
 /* ---- auth.c ------------------------------------------------------------------------ */
+
+/* Loads the directory and the broker's keys named in the configuration. 0 or an error,
+ * logged with its reason. */
+int auth__open(broker_t *b);
+void auth__close(broker_t *b);
+
+/* The ZAP decision: the address of the agent owning this CURVE public key, or an error
+ * (RELAIS_EFORBIDDEN) with a reason. */
+int auth__key_lookup(broker_t *b, const uint8_t key[32], char address[RELAIS_ADDRESS_MAX],
+                     char *reason, size_t reason_len);
+
+/* Records a refused handshake (log and audit journal). */
+void auth__refused(broker_t *b, const char *key_z85, const char *peer, const char *reason);
+
+/* Re-reads the directory (SIGHUP): on success sessions whose key is gone are closed; on
+ * failure the previous directory stays. */
+void auth__reload(broker_t *b);
+
+/* The directory role of address ("gp", "nurse", …), or NULL. */
+const char *auth__role(broker_t *b, const char *address);
 
 /* Who is this connection? Writes the authenticated address, or returns RELAIS_E… with a
  * reason. The one place the security work replaces: today the insecure mode's declared
  * address. */
 int auth__identify(broker_t *b, zmq_msg_t *msg, const Relais__V1__Hello *hello,
                    char address[RELAIS_ADDRESS_MAX], char *reason, size_t reason_len);
+
+/* ---- zap.c ------------------------------------------------------------------------- */
+
+/* Binds the ZAP handler (before the ROUTER binds) and polls it on the loop. */
+int zap__open(broker_t *b);
+/* Answers every waiting ZAP request. */
+void zap__drain(broker_t *b);
+/* Stops polling (shutdown); zap__close() after the ROUTER is closed. */
+void zap__stop(broker_t *b);
+void zap__close(broker_t *b);
 
 /* ---- recover.c --------------------------------------------------------------------- */
 

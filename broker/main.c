@@ -18,13 +18,18 @@
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: relaisd --bind ENDPOINT --data DIR --insecure [options]\n"
+            "usage: relaisd --bind ENDPOINT --data DIR --directory FILE --curve-key FILE [options]\n"
+            "       relaisd --bind ENDPOINT --data DIR --insecure [--directory FILE] [options]\n"
             "\n"
             "  --bind ENDPOINT        ZeroMQ endpoint to listen on (tcp://0.0.0.0:7400;\n"
             "                         port 0 picks a free port, printed in the ready line)\n"
             "  --data DIR             data directory (created if missing)\n"
+            "  --directory FILE       the territory directory (YAML): agents, keys, roles\n"
+            "  --curve-key FILE       the broker's keypair (relaisctl keygen); agents need its\n"
+            "                         public key. CURVE encrypts and authenticates every session\n"
             "  --insecure             development mode: no encryption, agents declare their\n"
-            "                         address in Hello. Never use it with real patient data\n"
+            "                         address in Hello; refused with a production directory.\n"
+            "                         Never use it with real patient data\n"
             "  --broker-id ID         name of this broker in Welcome (default relaisd)\n"
             "  --heartbeat-ms N       heartbeat interval; silent sessions die after 3 (5000)\n"
             "  --max-frame-bytes N    largest frame accepted (1048576)\n"
@@ -55,6 +60,8 @@ static int parse_num(const char *opt, const char *s, long long min, long long ma
 }
 
 enum {
+    OPT_DIRECTORY = 200,
+    OPT_CURVEKEY,
     OPT_HB = 256,
     OPT_MAXFRAME,
     OPT_MAXRCPT,
@@ -74,6 +81,8 @@ static int parse_args(int argc, char **argv, broker_config_t *cfg)
         {"bind", required_argument, NULL, 'b'},
         {"data", required_argument, NULL, 'd'},
         {"insecure", no_argument, NULL, 'i'},
+        {"directory", required_argument, NULL, OPT_DIRECTORY},
+        {"curve-key", required_argument, NULL, OPT_CURVEKEY},
         {"help", no_argument, NULL, 'h'},
         {"broker-id", required_argument, NULL, OPT_ID},
         {"heartbeat-ms", required_argument, NULL, OPT_HB},
@@ -103,6 +112,12 @@ static int parse_args(int argc, char **argv, broker_config_t *cfg)
             break;
         case 'i':
             cfg->insecure = true;
+            break;
+        case OPT_DIRECTORY:
+            cfg->directory_path = optarg;
+            break;
+        case OPT_CURVEKEY:
+            cfg->curve_key_path = optarg;
             break;
         case 'h':
             usage(stdout);
@@ -171,9 +186,9 @@ static int parse_args(int argc, char **argv, broker_config_t *cfg)
         usage(stderr);
         return -1;
     }
-    if (!cfg->insecure) {
-        fprintf(stderr, "relaisd: this version has only the development mode: pass "
-                        "--insecure (CURVE encryption and the directory are not built yet)\n");
+    if (!cfg->insecure && (cfg->directory_path == NULL || cfg->curve_key_path == NULL)) {
+        fprintf(stderr, "relaisd: --directory and --curve-key are required (or --insecure, for "
+                        "development only)\n");
         return -1;
     }
     if (cfg->default_ttl_ms > cfg->max_ttl_ms) cfg->default_ttl_ms = cfg->max_ttl_ms;

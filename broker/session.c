@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "broker.h"
+#include "directory.h"
 #include "relais/log.h"
 
 session_t *session__find(broker_t *b, const uint8_t *rid, size_t rid_len)
@@ -24,6 +25,11 @@ static void send_welcome(broker_t *b, session_t *s)
 {
     Relais__V1__Welcome w = RELAIS__V1__WELCOME__INIT;
     w.address = s->address;
+    char *role = (char *)auth__role(b, s->address);
+    if (role != NULL) {
+        w.roles = &role;
+        w.n_roles = 1;
+    }
     w.broker_id = (char *)b->cfg.broker_id;
     w.heartbeat_ms = b->cfg.heartbeat_ms;
     w.max_frame_bytes = (uint32_t)b->cfg.max_frame_bytes;
@@ -93,6 +99,8 @@ void session__hello(broker_t *b, const uint8_t *rid, size_t rid_len, zmq_msg_t *
     memcpy(s->rid, rid, rid_len);
     s->rid_len = rid_len;
     snprintf(s->address, sizeof(s->address), "%s", address);
+    const char *key = b->cfg.insecure ? NULL : zmq_msg_gets(msg, "X-Key");
+    snprintf(s->key, sizeof(s->key), "%s", key ? key : "");
     s->mbox = mb;
     unsigned credit = hello->credit ? hello->credit : b->cfg.default_credit;
     s->window = credit > b->cfg.max_credit ? b->cfg.max_credit : credit;
@@ -181,4 +189,49 @@ void session__close_all(broker_t *b)
     reap_ctx_t c = {.all = true};
     map_foreach(b->sessions, collect, &c);
     close_collected(b, &c, "broker shutting down");
+}
+
+typedef struct revalidate_ctx {
+    broker_t *b;
+    session_t **gone;
+    size_t n, cap;
+} revalidate_ctx_t;
+
+static bool still_valid(broker_t *b, const session_t *s)
+{
+    if (b->dir == NULL) return true;
+    if (s->key[0] == '\0') return auth__role(b, s->address) != NULL;
+    uint8_t raw[32];
+    const dir_agent_t *a =
+        zmq_z85_decode(raw, s->key) ? directory_lookup_key(b->dir, raw) : NULL;
+    return a != NULL && strcmp(a->address, s->address) == 0;
+}
+
+static void collect_revoked(const void *key, size_t key_len, void *value, void *ud)
+{
+    revalidate_ctx_t *c = ud;
+    session_t *s = value;
+    if (still_valid(c->b, s)) return;
+    if (c->n == c->cap) {
+        size_t ncap = c->cap ? c->cap * 2 : 16;
+        session_t **n = realloc(c->gone, ncap * sizeof(*n));
+        if (n == NULL) return;
+        c->gone = n;
+        c->cap = ncap;
+    }
+    c->gone[c->n++] = s;
+}
+
+void session__revalidate(broker_t *b)
+{
+    revalidate_ctx_t c = {.b = b};
+    map_foreach(b->sessions, collect_revoked, &c);
+    for (size_t i = 0; i < c.n; i++) {
+        session_t *s = c.gone[i];
+        broker__send_error(b, s->rid, s->rid_len, RELAIS_EFORBIDDEN,
+                           "access revoked: this agent is no longer in the territory directory",
+                           true, NULL, 0);
+        session__close(b, s, "revoked by a directory reload");
+    }
+    free(c.gone);
 }

@@ -12,7 +12,7 @@ relais_install_deps() {
     local packages=(
         build-essential cmake pkg-config
         libzmq3-dev libprotobuf-c-dev protobuf-c-compiler libuv1-dev
-        libcriterion-dev libsqlite3-dev libyaml-dev
+        libcriterion-dev libsqlite3-dev libyaml-dev libsodium-dev
         python3-zmq python3-protobuf protobuf-compiler
         clang libclang-rt-14-dev
     )

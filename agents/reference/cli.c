@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "relais/keys.h"
 #include "relais/log.h"
 
 static const char *state_name(relais_agent_state_t s)
@@ -73,6 +74,12 @@ int ref__cli_option(ref_cli_t *cli, int c, const char *arg)
     case REF_OPT_STATE:
         cli->state_path = arg;
         return 1;
+    case REF_OPT_KEY:
+        cli->key_path = arg;
+        return 1;
+    case REF_OPT_SERVER_KEY:
+        cli->server_key = arg;
+        return 1;
     case REF_OPT_LOG_LEVEL:
         if (relais_log_set_level_name(arg) != 0) {
             fprintf(stderr, "%s: unknown log level '%s'\n", cli->prog, arg);
@@ -125,12 +132,26 @@ int ref__cli_open(ref_cli_t *cli)
         return 1;
     }
     cli->loop_open = true;
+    char server[41] = "", pub[41] = "", sec[41] = "", why[RELAIS_REASON_MAX];
+    if ((cli->key_path == NULL) != (cli->server_key == NULL)) {
+        fprintf(stderr, "%s: --key and --server-key go together\n", cli->prog);
+        return 1;
+    }
+    if (cli->key_path != NULL &&
+        (relais_keyfile_read(cli->key_path, pub, sec, why, sizeof(why)) != 0 ||
+         relais_pubkey_read(cli->server_key, server, why, sizeof(why)) != 0)) {
+        fprintf(stderr, "%s: %s\n", cli->prog, why);
+        return 1;
+    }
     relais_agent_options_t opts = {
         .endpoint = cli->endpoint,
         .address = cli->address,
         .software = cli->prog,
         .loop = &cli->loop,
         .state_path = cli->state_path,
+        .curve_server_key = server,
+        .curve_public_key = pub,
+        .curve_secret_key = sec,
     };
     rc = relais_agent_new(&cli->agent, &opts);
     if (rc != 0) {

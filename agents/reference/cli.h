@@ -20,6 +20,8 @@ enum {
     REF_OPT_ADDRESS,
     REF_OPT_LOG_LEVEL,
     REF_OPT_STATE,
+    REF_OPT_KEY,
+    REF_OPT_SERVER_KEY,
     REF_OPT_HELP,
 };
 
@@ -29,6 +31,8 @@ enum {
     {"address", required_argument, NULL, REF_OPT_ADDRESS},     \
     {"log-level", required_argument, NULL, REF_OPT_LOG_LEVEL}, \
     {"state", required_argument, NULL, REF_OPT_STATE},         \
+    {"key", required_argument, NULL, REF_OPT_KEY},             \
+    {"server-key", required_argument, NULL, REF_OPT_SERVER_KEY}, \
     {"help", no_argument, NULL, REF_OPT_HELP}
 // clang-format on
 
@@ -37,13 +41,18 @@ enum {
     "  --address A        this agent's address (required)\n"                                       \
     "  --log-level L      error, warn, info (default) or debug\n"                          \
     "  --state FILE       keep unsent messages and handled ids in FILE, so that nothing is\n" \
-    "                     lost or handled twice across a crash (recommended)\n"
+    "                     lost or handled twice across a crash (recommended)\n"               \
+    "  --key FILE         this agent's CURVE keypair (relaisctl keygen NAME → NAME.key)\n"   \
+    "  --server-key K     the broker's public key: its .pub file or the 40 Z85 characters\n" \
+    "                     (both or neither: without them, only an --insecure broker answers)\n"
 
 typedef struct ref_cli {
     const char *prog;
     const char *endpoint;
     const char *address;
     const char *state_path; /* --state: the agent's persistent outbox and dedup window */
+    const char *key_path;   /* --key: this agent's CURVE keypair file */
+    const char *server_key; /* --server-key: the broker's public key (file or Z85) */
     uv_loop_t loop;
     bool loop_open;
     uv_signal_t sigint;

@@ -71,6 +71,28 @@ int relais_agent_new(relais_agent_t **out, const relais_agent_options_t *opts)
     a->software = strdup(opts->software && *opts->software ? opts->software : DEFAULT_SOFTWARE);
     if (!a->endpoint || !a->software) goto err_free;
     strcpy(a->address, opts->address);
+    const char *keys[3] = {opts->curve_server_key, opts->curve_public_key,
+                           opts->curve_secret_key};
+    char *dest[3] = {a->curve_server, a->curve_public, a->curve_secret};
+    int given = 0;
+    for (int i = 0; i < 3; i++) {
+        if (keys[i] == NULL || keys[i][0] == '\0') continue;
+        uint8_t raw[32];
+        if (strlen(keys[i]) != 40 || zmq_z85_decode(raw, keys[i]) == NULL) {
+            RLOG(RELAIS_LOG_ERROR, "agent", "agent=%s a CURVE key is not 40 Z85 characters",
+                 opts->address);
+            rc = RELAIS_ECONFIG;
+            goto err_free;
+        }
+        memcpy(dest[i], keys[i], 41);
+        given++;
+    }
+    if (given != 0 && given != 3) {
+        RLOG(RELAIS_LOG_ERROR, "agent", "agent=%s CURVE needs the broker's key and both of "
+             "the agent's, or none", opts->address);
+        rc = RELAIS_ECONFIG;
+        goto err_free;
+    }
     a->credit = opts->credit ? opts->credit : DEFAULT_CREDIT;
     a->heartbeat_ms = opts->heartbeat_ms ? opts->heartbeat_ms : DEFAULT_HEARTBEAT_MS;
     a->max_frame_bytes = RELAIS_DEFAULT_MAX_FRAME_BYTES;

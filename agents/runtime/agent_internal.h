@@ -219,6 +219,7 @@ struct relais_agent {
     /* Configuration. */
     char *endpoint;
     char *software;
+    char curve_server[41], curve_public[41], curve_secret[41]; /* Z85; empty: no CURVE */
     char address[RELAIS_ADDRESS_MAX];
     unsigned credit;
     unsigned heartbeat_ms;

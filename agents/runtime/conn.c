@@ -54,6 +54,13 @@ static int configure(relais_agent_t *a, void *sock)
     if (!rc) rc = set_opt(sock, ZMQ_HEARTBEAT_IVL, hb);
     if (!rc) rc = set_opt(sock, ZMQ_HEARTBEAT_TIMEOUT, 3 * hb);
     if (!rc) rc = set_opt(sock, ZMQ_HEARTBEAT_TTL, 3 * hb);
+    if (!rc && a->curve_server[0]) {
+        /* Z85 keys are 40 characters; ZeroMQ takes them with a terminating NUL (41). */
+        if (zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, a->curve_server, 41) != 0 ||
+            zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, a->curve_public, 41) != 0 ||
+            zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, a->curve_secret, 41) != 0)
+            rc = errno == EINVAL ? RELAIS_ECONFIG : -errno;
+    }
     return rc;
 }
 
@@ -215,9 +222,18 @@ static void drain_monitor(relais_agent_t *a)
         case ZMQ_EVENT_DISCONNECTED:
             agent__session_disconnected(a, "connection to broker lost");
             break;
+        case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
+            /* ZeroMQ keeps retrying with back-off; the application should know why
+             * nothing happens meanwhile. */
+            RLOG(RELAIS_LOG_WARN, "agent", "agent=%s the broker refused this agent's key "
+                 "(status %u)", a->address, (unsigned)value);
+            agent__session_disconnected(a, "the broker refused this agent's key: is its public "
+                                           "key in the territory directory?");
+            break;
         default:
             RLOG(RELAIS_LOG_WARN, "agent", "agent=%s handshake failed event=0x%x value=%u",
                  a->address, (unsigned)event, (unsigned)value);
+            agent__session_disconnected(a, "secure handshake with the broker failed");
             break;
         }
     }

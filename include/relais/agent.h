@@ -63,6 +63,16 @@ typedef struct relais_agent_options {
      * process. Every submission and every handled delivery costs one synced write to it.
      */
     const char *state_path;
+    /*
+     * CurveZMQ keys, Z85-encoded (40 characters), all three or none: the broker's public
+     * key, and this agent's public and secret keys (relaisctl keygen writes them; the
+     * territory directory lists the public one). With them the connection is encrypted and
+     * the broker knows the agent by its key; without them the agent speaks in clear, which
+     * only a broker started with --insecure accepts.
+     */
+    const char *curve_server_key;
+    const char *curve_public_key;
+    const char *curve_secret_key;
 } relais_agent_options_t;
 
 /* Connection states reported to the state callback. */

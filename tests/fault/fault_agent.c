@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "relais/agent.h"
+#include "relais/keys.h"
 #include "relais/log.h"
 
 /* Submissions per loop turn: enough to fill the outbox fast, few enough to keep reading. */
@@ -140,11 +141,14 @@ int main(int argc, char **argv)
                                              {"consume", no_argument, NULL, 'c'},
                                              {"credit", required_argument, NULL, 'C'},
                                              {"log", required_argument, NULL, 'l'},
+                                             {"key", required_argument, NULL, 'k'},
+                                             {"server-key", required_argument, NULL, 'K'},
                                              {NULL, 0, NULL, 0}};
     fault_agent_t fa = {.total = -1};
     relais_agent_options_t opts = {.software = "relais-fault-agent/1", .heartbeat_ms = 500};
     bool consume = false;
     const char *log_level = "warn";
+    char pub[41], sec[41], server[41], why[RELAIS_REASON_MAX];
     int c;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (c) {
@@ -171,6 +175,21 @@ int main(int argc, char **argv)
             break;
         case 'l':
             log_level = optarg;
+            break;
+        case 'k':
+            if (relais_keyfile_read(optarg, pub, sec, why, sizeof(why)) != 0) {
+                fprintf(stderr, "relais-fault-agent: %s\n", why);
+                return 2;
+            }
+            opts.curve_public_key = pub;
+            opts.curve_secret_key = sec;
+            break;
+        case 'K':
+            if (relais_pubkey_read(optarg, server, why, sizeof(why)) != 0) {
+                fprintf(stderr, "relais-fault-agent: %s\n", why);
+                return 2;
+            }
+            opts.curve_server_key = server;
             break;
         default:
             usage();

@@ -184,6 +184,13 @@ static proc_t *spawn(int slot, const char *address, int producer, const char *co
     argv[argc++] = address;
     argv[argc++] = "--state";
     argv[argc++] = state;
+    const rt_key_t *key = rt_key_for(&broker, address);
+    if (key != NULL) {
+        argv[argc++] = "--key";
+        argv[argc++] = key->path;
+        argv[argc++] = "--server-key";
+        argv[argc++] = broker.server_pub_path;
+    }
     for (int i = 0; extra && extra[i] && argc < 23; i++) argv[argc++] = extra[i];
     argv[argc] = NULL;
 

@@ -57,7 +57,7 @@ Test(disk_full, submissions_are_refused_with_a_reason_and_nothing_accepted_is_lo
     cr_assert_eq(rt_broker_start(&broker, NULL, 10000), 0);
 
     rt_client_t a;
-    cr_assert_eq(rt_client_open(&a, broker.endpoint), 0);
+    cr_assert_eq(rt_client_open_as(&a, &broker, A), 0);
     cr_assert_eq(rt_client_hello(&a, A, 8, T), 0);
 
     enum { BIG = 32 * 1024, MAX = 400 };
@@ -105,7 +105,7 @@ Test(disk_full, submissions_are_refused_with_a_reason_and_nothing_accepted_is_lo
     rt_broker_kill9(&broker);
     cr_assert_eq(rt_broker_start(&broker, NULL, 10000), 0);
     rt_client_t b;
-    cr_assert_eq(rt_client_open(&b, broker.endpoint), 0);
+    cr_assert_eq(rt_client_open_as(&b, &broker, B), 0);
     cr_assert_eq(rt_client_hello(&b, B, 16, T), 0);
     for (int i = 0; i < accepted; i++) {
         Relais__V1__Frame *d;

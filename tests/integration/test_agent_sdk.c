@@ -199,6 +199,12 @@ static void tagent_start(tagent_t *t, const char *endpoint, const char *address,
     events_init(&t->ev);
     relais_agent_options_t opts = {
         .endpoint = endpoint, .address = address, .software = "test-agent-sdk/1"};
+    const rt_key_t *key = rt_key_for(&broker, address);
+    if (key != NULL) {
+        opts.curve_server_key = broker.server_pub;
+        opts.curve_public_key = key->pub;
+        opts.curve_secret_key = key->sec;
+    }
     cr_assert_eq(relais_agent_new(&t->agent, &opts), 0);
     relais_agent_on_state(t->agent, on_state, t);
     relais_agent_on_receipt(t->agent, on_receipt, t);

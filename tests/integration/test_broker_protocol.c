@@ -44,7 +44,7 @@ static void send_hello(rt_client_t *c, unsigned version, const char *address)
 Test(protocol, hello_is_answered_by_welcome_naming_the_session_identity)
 {
     rt_client_t c;
-    cr_assert_eq(rt_client_open(&c, broker.endpoint), 0);
+    cr_assert_eq(rt_client_open_as(&c, &broker, A), 0);
     send_hello(&c, 1, A);
     Relais__V1__Frame *w;
     cr_assert_eq(rt_client_expect(&c, RELAIS__V1__FRAME__KIND_WELCOME, T, &w), 0);
@@ -61,7 +61,7 @@ Test(protocol, a_submit_before_hello_gets_no_session)
 {
     rt_client_t c;
     rt_env_t e;
-    cr_assert_eq(rt_client_open(&c, broker.endpoint), 0);
+    cr_assert_eq(rt_client_open_as(&c, &broker, A), 0);
     rt_env_note(&e, B, "hello?");
     cr_assert_eq(rt_client_submit_nowait(&c, &e), 0);
     char reason[RELAIS_REASON_MAX];
@@ -74,7 +74,7 @@ Test(protocol, a_submit_before_hello_gets_no_session)
 Test(protocol, an_unknown_protocol_version_gets_unsupported_version)
 {
     rt_client_t c;
-    cr_assert_eq(rt_client_open(&c, broker.endpoint), 0);
+    cr_assert_eq(rt_client_open_as(&c, &broker, A), 0);
     send_hello(&c, 2, A);
     cr_assert_eq(rt_client_expect_code(&c, false,
                                        RELAIS__V1__ERROR__ERROR_CODE__UNSUPPORTED_VERSION, T, NULL),
@@ -84,26 +84,10 @@ Test(protocol, an_unknown_protocol_version_gets_unsupported_version)
     rt_client_close(&c);
 }
 
-Test(protocol, a_hello_without_a_valid_address_is_refused)
-{
-    rt_client_t c;
-    cr_assert_eq(rt_client_open(&c, broker.endpoint), 0);
-    send_hello(&c, 1, "rpps:123");
-    char reason[RELAIS_REASON_MAX];
-    cr_assert_eq(
-        rt_client_expect_code(&c, false, RELAIS__V1__ERROR__ERROR_CODE__FORBIDDEN, T, reason), 0);
-    cr_expect(strstr(reason, "rpps") != NULL, "reason names the bad address: %s", reason);
-    send_hello(&c, 1, "service:nurse@cpts-rennes-nord");
-    cr_assert_eq(
-        rt_client_expect_code(&c, false, RELAIS__V1__ERROR__ERROR_CODE__FORBIDDEN, T, reason), 0);
-    cr_expect(strstr(reason, "pool") != NULL, "reason: %s", reason);
-    rt_client_close(&c);
-}
-
 Test(protocol, garbage_empty_multipart_and_oversize_messages_each_get_a_specific_error)
 {
     rt_client_t c;
-    cr_assert_eq(rt_client_open(&c, broker.endpoint), 0);
+    cr_assert_eq(rt_client_open_as(&c, &broker, A), 0);
     char reason[RELAIS_REASON_MAX];
 
     const uint8_t garbage[] = {0xff, 0xff, 0xff, 0x07, 0x01, 0x02};
@@ -148,7 +132,7 @@ Test(protocol, an_invalid_envelope_is_rejected_with_the_rule_it_breaks)
     rt_client_t c;
     rt_env_t e;
     char reason[RELAIS_REASON_MAX];
-    cr_assert_eq(rt_client_open(&c, broker.endpoint), 0);
+    cr_assert_eq(rt_client_open_as(&c, &broker, A), 0);
     cr_assert_eq(rt_client_hello(&c, A, 8, T), 0);
 
     rt_env_note(&e, B, "short id");
@@ -186,7 +170,7 @@ Test(protocol, a_submission_claiming_another_sender_is_forbidden)
     rt_client_t c;
     rt_env_t e;
     char reason[RELAIS_REASON_MAX];
-    cr_assert_eq(rt_client_open(&c, broker.endpoint), 0);
+    cr_assert_eq(rt_client_open_as(&c, &broker, A), 0);
     cr_assert_eq(rt_client_hello(&c, A, 8, T), 0);
     rt_env_note(&e, B, "forged");
     e.env.sender = "rpps:19999999999";
@@ -231,9 +215,9 @@ static void hostile_step(rt_client_t *h, int i)
 Test(protocol, hostile_input_does_not_disturb_a_legitimate_exchange)
 {
     rt_client_t a, b, h;
-    cr_assert_eq(rt_client_open(&a, broker.endpoint), 0);
-    cr_assert_eq(rt_client_open(&b, broker.endpoint), 0);
-    cr_assert_eq(rt_client_open(&h, broker.endpoint), 0);
+    cr_assert_eq(rt_client_open_as(&a, &broker, A), 0);
+    cr_assert_eq(rt_client_open_as(&b, &broker, B), 0);
+    cr_assert_eq(rt_client_open_as(&h, &broker, "rpps:10100000001"), 0);
     cr_assert_eq(rt_client_hello(&a, A, 8, T), 0);
     cr_assert_eq(rt_client_hello(&b, B, 8, T), 0);
 
@@ -272,3 +256,30 @@ Test(protocol, hostile_input_does_not_disturb_a_legitimate_exchange)
     rt_client_close(&b);
     rt_client_close(&h);
 }
+
+/* Development mode: the agent declares its address in Hello, so the broker checks it. */
+static void start_insecure(void)
+{
+    static const char *args[] = {"--heartbeat-ms", "1000", NULL};
+    broker.insecure = true;
+    rt_suite_start(&broker, args);
+}
+
+TestSuite(insecure_mode, .init = start_insecure, .fini = stop, .timeout = 60);
+
+Test(insecure_mode, a_hello_without_a_valid_address_is_refused)
+{
+    rt_client_t c;
+    cr_assert_eq(rt_client_open(&c, broker.endpoint), 0);
+    send_hello(&c, 1, "rpps:123");
+    char reason[RELAIS_REASON_MAX];
+    cr_assert_eq(
+        rt_client_expect_code(&c, false, RELAIS__V1__ERROR__ERROR_CODE__FORBIDDEN, T, reason), 0);
+    cr_expect(strstr(reason, "rpps") != NULL, "reason names the bad address: %s", reason);
+    send_hello(&c, 1, "service:nurse@cpts-rennes-nord");
+    cr_assert_eq(
+        rt_client_expect_code(&c, false, RELAIS__V1__ERROR__ERROR_CODE__FORBIDDEN, T, reason), 0);
+    cr_expect(strstr(reason, "pool") != NULL, "reason: %s", reason);
+    rt_client_close(&c);
+}
+

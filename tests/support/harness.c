@@ -34,6 +34,91 @@ static int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* The test territory: every address the tests use, with a role that fits its use. */
+static const struct {
+    const char *address, *role, *acts_for;
+} territory[] = {
+    {"staff:claire.martin@cabinet-dupont", "medical_assistant", "rpps:10101234567"},
+    {"rpps:10101234567", "gp", NULL},
+    {"rpps:10109876543", "nurse", NULL},
+    {"rpps:10100000001", "nurse", NULL},
+    {"rpps:10100000002", "physiotherapist", NULL},
+    {"rpps:20202345678", "nurse", NULL},
+    {"finess:350000011", "hospital", NULL},
+    {"finess:350000014", "hospital", NULL},
+    {"rpps:10000000001", "gp", NULL},
+    {"rpps:10000000002", "gp", NULL},
+    {"rpps:20000000001", "nurse", NULL},
+    {"rpps:20000000002", "nurse", NULL},
+    {"rpps:10102345678", "physiotherapist", NULL},
+    {"rpps:10103456789", "nurse", NULL},
+    {"rpps:10104567890", "specialist", NULL},
+};
+
+static int write_keyfile(const char *path, const char *pub, const char *sec)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) return -1;
+    char text[200];
+    int n = snprintf(text, sizeof(text),
+                     "# Relais CURVE keypair (test)\npublic-key: %s\nsecret-key: %s\n", pub, sec);
+    int rc = write(fd, text, (size_t)n) == n ? 0 : -1;
+    close(fd);
+    return rc;
+}
+
+/* Generates the broker's and every test agent's keys and writes the directory. */
+static int make_territory(rt_broker_t *b, char *dir_path, size_t dir_len, char *key_path,
+                          size_t key_len)
+{
+    char sec[41];
+    if (zmq_curve_keypair(b->server_pub, sec) != 0) return -1;
+    snprintf(key_path, key_len, "%s/broker.key", b->data_dir);
+    if (write_keyfile(key_path, b->server_pub, sec) < 0) return -1;
+    snprintf(b->server_pub_path, sizeof(b->server_pub_path), "%s/broker.pub", b->data_dir);
+    FILE *pubf = fopen(b->server_pub_path, "w");
+    if (pubf == NULL) return -1;
+    fprintf(pubf, "%s\n", b->server_pub);
+    fclose(pubf);
+
+    snprintf(dir_path, dir_len, "%s/territory.yaml", b->data_dir);
+    FILE *f = fopen(dir_path, "w");
+    if (f == NULL) return -1;
+    fprintf(f, "territory: relais-test\nproduction: true\nacl:\n");
+    for (int body = 1; body < 64; body++) {
+        const char *name = relais_body_name(body);
+        if (relais_body_from_name(name) == body)
+            fprintf(f, "  %s: {senders: [any], recipients: [any]}\n", name);
+    }
+    fprintf(f, "agents:\n");
+    b->nkeys = 0;
+    for (size_t i = 0; i < sizeof(territory) / sizeof(territory[0]); i++) {
+        rt_key_t *k = &b->keys[b->nkeys++];
+        snprintf(k->address, sizeof(k->address), "%s", territory[i].address);
+        if (zmq_curve_keypair(k->pub, k->sec) != 0) {
+            fclose(f);
+            return -1;
+        }
+        snprintf(k->path, sizeof(k->path), "%s/agent-%zu.key", b->data_dir, i);
+        if (write_keyfile(k->path, k->pub, k->sec) < 0) {
+            fclose(f);
+            return -1;
+        }
+        fprintf(f, "  - address: \"%s\"\n    role: %s\n    public_key: \"%s\"\n", k->address,
+                territory[i].role, k->pub);
+        if (territory[i].acts_for) fprintf(f, "    acts_for: [\"%s\"]\n", territory[i].acts_for);
+    }
+    fclose(f);
+    return 0;
+}
+
+const rt_key_t *rt_key_for(const rt_broker_t *b, const char *address)
+{
+    for (size_t i = 0; i < b->nkeys; i++)
+        if (strcmp(b->keys[i].address, address) == 0) return &b->keys[i];
+    return NULL;
+}
+
 int rt_broker_start(rt_broker_t *b, const char *const *extra_args, int timeout_ms)
 {
     if (b->data_dir[0] == '\0') {
@@ -55,7 +140,22 @@ int rt_broker_start(rt_broker_t *b, const char *const *extra_args, int timeout_m
     argv[argc++] = bind_copy;
     argv[argc++] = "--data";
     argv[argc++] = b->data_dir;
-    argv[argc++] = "--insecure";
+    char dir_path[300], key_path[300];
+    if (b->insecure) {
+        argv[argc++] = "--insecure";
+    } else {
+        snprintf(dir_path, sizeof(dir_path), "%s/territory.yaml", b->data_dir);
+        snprintf(key_path, sizeof(key_path), "%s/broker.key", b->data_dir);
+        if (b->server_pub[0] == '\0' &&
+            make_territory(b, dir_path, sizeof(dir_path), key_path, sizeof(key_path)) < 0) {
+            perror("harness: cannot write the test territory");
+            return -1;
+        }
+        argv[argc++] = "--directory";
+        argv[argc++] = b->directory ? b->directory : dir_path;
+        argv[argc++] = "--curve-key";
+        argv[argc++] = key_path;
+    }
     for (int i = 0; extra_args && extra_args[i] && argc < 62; i++) argv[argc++] = extra_args[i];
     argv[argc] = NULL;
 
@@ -186,6 +286,25 @@ void rt_broker_cleanup(rt_broker_t *b)
 }
 
 /* ---- Raw client -------------------------------------------------------------------- */
+
+int rt_client_open_as(rt_client_t *c, const rt_broker_t *b, const char *address)
+{
+    c->ctx = zmq_ctx_new();
+    c->sock = zmq_socket(c->ctx, ZMQ_DEALER);
+    int zero = 0;
+    zmq_setsockopt(c->sock, ZMQ_LINGER, &zero, sizeof(zero));
+    if (!b->insecure) {
+        const rt_key_t *k = rt_key_for(b, address);
+        if (k == NULL) {
+            fprintf(stderr, "harness: %s is not in the test territory\n", address);
+            return -1;
+        }
+        zmq_setsockopt(c->sock, ZMQ_CURVE_SERVERKEY, b->server_pub, 41);
+        zmq_setsockopt(c->sock, ZMQ_CURVE_PUBLICKEY, k->pub, 41);
+        zmq_setsockopt(c->sock, ZMQ_CURVE_SECRETKEY, k->sec, 41);
+    }
+    return zmq_connect(c->sock, b->endpoint) == 0 ? 0 : -1;
+}
 
 int rt_client_open(rt_client_t *c, const char *endpoint)
 {
@@ -401,7 +520,9 @@ int rt_client_submit_nowait(rt_client_t *c, rt_env_t *e)
 
 void rt_suite_start(rt_broker_t *b, const char *const *extra_args)
 {
+    bool insecure = b->insecure;
     memset(b, 0, sizeof(*b));
+    b->insecure = insecure;
     cr_assert_eq(rt_broker_start(b, extra_args, 10000), 0, "relaisd must start");
 }
 
@@ -415,7 +536,7 @@ void rt_suite_stop(rt_broker_t *b)
 rt_client_t rt_session(const rt_broker_t *b, const char *address, unsigned credit)
 {
     rt_client_t c;
-    cr_assert_eq(rt_client_open(&c, b->endpoint), 0);
+    cr_assert_eq(rt_client_open_as(&c, b, address), 0);
     cr_assert_eq(rt_client_hello(&c, address, credit, 5000), 0, "Hello as %s", address);
     return c;
 }

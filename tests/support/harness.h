@@ -1,6 +1,13 @@
 /*
  * Test harness shared by integration and fault tests.
  *
+ * By default the broker runs as in production: CurveZMQ on, with a test territory
+ * directory (every address the tests use, each with its own generated keypair, and an ACL
+ * that lets any of them send any body to any other, since the authorisation rules have
+ * tests of their own). Clients open their sockets as one of those agents
+ * (rt_client_open_as) and get its keys. Setting `insecure` before the first start runs the
+ * broker in development mode instead.
+ *
  * Starts a real relaisd as a child process on an ephemeral port and reads the endpoint back
  * from its ready line; stops it with SIGTERM (checking the exit status) or kills it with
  * SIGKILL; restarts it on the same endpoint and data directory. Also a raw protocol client
@@ -16,7 +23,21 @@
 
 #include "relais/codec.h"
 
+#define RT_MAX_AGENTS 32
+
+typedef struct rt_key {
+    char address[RELAIS_ADDRESS_MAX];
+    char pub[41], sec[41]; /* Z85 */
+    char path[300];        /* its keypair file, for agents in other processes */
+} rt_key_t;
+
 typedef struct rt_broker {
+    bool insecure;           /* set before the first start: relaisd --insecure, no keys */
+    const char *directory;   /* set before start: use this directory file instead */
+    char server_pub[41];     /* the broker's public key (CURVE mode) */
+    char server_pub_path[300];
+    rt_key_t keys[RT_MAX_AGENTS];
+    size_t nkeys;
     pid_t pid;
     char endpoint[128]; /* as printed in the ready line: tcp://127.0.0.1:PORT */
     char data_dir[256]; /* fresh temporary directory, removed by rt_broker_cleanup() */
@@ -26,8 +47,9 @@ typedef struct rt_broker {
 
 /*
  * Starts relaisd with --bind (b->endpoint if set, else tcp://127.0.0.1:0),
- * --data (b->data_dir if set, else a new mkdtemp directory), --insecure, and extra_args
- * (NULL-terminated, may be NULL). Waits up to timeout_ms for the ready line and fills
+ * --data (b->data_dir if set, else a new mkdtemp directory), then either --directory and
+ * --curve-key (the test territory, generated at the first start and kept for restarts) or
+ * --insecure, and extra_args (NULL-terminated, may be NULL). Waits up to timeout_ms for the ready line and fills
  * b->endpoint. Returns 0, or -1 with the reason printed to stderr.
  */
 int rt_broker_start(rt_broker_t *b, const char *const *extra_args, int timeout_ms);
@@ -59,8 +81,16 @@ typedef struct rt_client {
     void *sock;
 } rt_client_t;
 
-/* Connects a DEALER to endpoint (own ZeroMQ context). 0 or -1. */
+/* Connects a DEALER to endpoint (own ZeroMQ context), without keys: in CURVE mode its
+ * handshake fails, which is what some tests want. 0 or -1. */
 int rt_client_open(rt_client_t *c, const char *endpoint);
+
+/* Connects a DEALER to b as the test agent `address`: with its CURVE keys unless b is
+ * insecure. 0, or -1 when the address is not one of the test territory's. */
+int rt_client_open_as(rt_client_t *c, const rt_broker_t *b, const char *address);
+
+/* The test agent's keys (NULL when the address is not in the test territory). */
+const rt_key_t *rt_key_for(const rt_broker_t *b, const char *address);
 void rt_client_close(rt_client_t *c);
 
 /* Sends an encoded Frame as one message. 0 or -1. */
