@@ -51,6 +51,7 @@ void broker_config_defaults(broker_config_t *cfg)
     cfg->ack_timeout_ms = 60 * 1000;
     cfg->durability = STORE_DURABLE_FULL;
     cfg->dedup_retention_ms = 7LL * 24 * 3600 * 1000;
+    cfg->conversation_retention_ms = 180LL * 24 * 3600 * 1000;
 }
 
 int broker__send(broker_t *b, const uint8_t *rid, size_t rid_len, const uint8_t *data, size_t len)
@@ -325,6 +326,7 @@ static void on_tick(uv_timer_t *t)
     delivery__tick(b, now);
     if (now >= b->next_prune_ms) {
         submit__prune_dedup(b, now);
+        authorize__prune(b, now);
         b->next_prune_ms = now + 60 * 1000;
     }
     submit__commit(b);
@@ -416,7 +418,7 @@ int broker_open(broker_t *b, const broker_config_t *cfg, uv_loop_t *loop)
     if ((rc = map_new(&b->sessions)) < 0 || (rc = map_new(&b->mailboxes)) < 0 ||
         (rc = map_new(&b->msgs)) < 0 ||
         (rc = map_new(&b->receipts)) < 0 || (rc = map_new(&b->settling)) < 0 ||
-        (rc = map_new(&b->batch_index)) < 0)
+        (rc = map_new(&b->batch_index)) < 0 || (rc = map_new(&b->participating)) < 0)
         goto err;
     char path[1024], reason[RELAIS_REASON_MAX];
     snprintf(path, sizeof(path), "%s/relais.db", cfg->data_dir);
@@ -508,6 +510,8 @@ void broker_close(broker_t *b)
     map_destroy(&b->receipts);
     map_destroy(&b->settling);
     map_destroy(&b->batch_index);
+    authorize__settled(b, &b->participation_keys);
+    map_destroy(&b->participating);
     store_batch_free(&b->batch);
     for (size_t i = 0; i < b->nreplies; i++) msg__free(b->replies[i].msg);
     free(b->replies);

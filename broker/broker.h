@@ -42,6 +42,7 @@ typedef struct broker_config {
     int64_t ack_timeout_ms;     /* an unacknowledged delivery is sent again after this */
     int durability;             /* store_durability_t */
     int64_t dedup_retention_ms; /* how long (sender, message_id) pairs are remembered */
+    int64_t conversation_retention_ms; /* how long conversation participants are known */
     const char *directory_path; /* territory directory (YAML); required unless insecure */
     const char *curve_key_path; /* the broker's keypair (relaisctl keygen); required unless
                                  * insecure */
@@ -139,6 +140,8 @@ struct session {
     size_t rid_len;
     char address[RELAIS_ADDRESS_MAX];
     char key[41];            /* the CURVE key it authenticated with (Z85); "" if insecure */
+    double tokens;           /* submissions it may still make now (rate limit) */
+    int64_t tokens_at_ms;
     mailbox_t *mbox;
     uint32_t window; /* deliveries allowed unacknowledged */
     uint32_t inflight_count;
@@ -192,6 +195,8 @@ typedef struct broker {
     map_t *receipts;      /* receipt id → receipt */
     map_t *settling;      /* seq + recipient of deliveries final but not yet committed */
     keyvec_t settle_keys; /* those recorded in the batch being gathered */
+    map_t *participating; /* conversation NUL address recorded but not yet committed */
+    keyvec_t participation_keys; /* those recorded in the batch being gathered */
     list_node_t retry;    /* deliveries waiting for their retry_at_ms */
     uint64_t next_seq;
     uint64_t committed_seq; /* every message up to this seq is committed and routed */
@@ -289,6 +294,21 @@ const char *auth__role(broker_t *b, const char *address);
  * address. */
 int auth__identify(broker_t *b, zmq_msg_t *msg, const Relais__V1__Hello *hello,
                    char address[RELAIS_ADDRESS_MAX], char *reason, size_t reason_len);
+
+/* ---- authorize.c ------------------------------------------------------------------- */
+
+/* Limits and authorisation of a validated submission. 0, or RELAIS_EOVERLOADED (with
+ * *retry_after_ms), RELAIS_EFORBIDDEN or RELAIS_EUNKNOWNRCPT with a reason naming the rule. */
+int authorize__submit(broker_t *b, session_t *s, const Relais__V1__Envelope *env, int64_t now,
+                      char *reason, size_t reason_len, int64_t *retry_after_ms);
+/* Records that the sender and recipients of an accepted message take part in its
+ * conversation (stored by the next commit; pending in memory until then). */
+void authorize__record(broker_t *b, const Relais__V1__Envelope *env, const char *sender,
+                       int64_t now);
+/* A commit completed: its participations are in the store now. */
+void authorize__settled(broker_t *b, keyvec_t *keys);
+/* Forgets participations older than the retention window. */
+void authorize__prune(broker_t *b, int64_t now);
 
 /* ---- zap.c ------------------------------------------------------------------------- */
 

@@ -56,12 +56,13 @@ typedef struct parse {
 } parse_t;
 
 static const char *const role_names[DIR_ROLE_COUNT] = {
-    "gp",         "medical_assistant", "nurse",       "physiotherapist", "specialist",
-    "hospital",   "facility",          "coordinator", "app",
+    "gp",       "medical_assistant", "nurse", "physiotherapist", "specialist", "hospital",
+    "facility", "coordinator",       "app",
 };
 
-#define ROLE_LIST "gp, medical_assistant, nurse, physiotherapist, specialist, hospital, " \
-                  "facility, coordinator, app"
+#define ROLE_LIST                                                                                  \
+    "gp, medical_assistant, nurse, physiotherapist, specialist, hospital, "                        \
+    "facility, coordinator, app"
 
 const char *dir_role_name(dir_role_t role)
 {
@@ -124,7 +125,8 @@ static bool is_null(const yaml_node_t *n)
 
 static int want_scalar(parse_t *p, const yaml_node_t *n, const char *what)
 {
-    if (n->type != YAML_SCALAR_NODE) return fail(p, line_of(n), "%s: expected a single value", what);
+    if (n->type != YAML_SCALAR_NODE)
+        return fail(p, line_of(n), "%s: expected a single value", what);
     if (strlen(text(n)) != n->data.scalar.length)
         return fail(p, line_of(n), "%s: contains a NUL character", what);
     return 0;
@@ -163,8 +165,8 @@ static int read_mapping(parse_t *p, const yaml_node_t *n, const char *what,
 }
 
 /* Reads a non-negative integer in [min, max]. */
-static int read_uint(parse_t *p, const yaml_node_t *n, const char *what, uint64_t min,
-                     uint64_t max, uint64_t *out)
+static int read_uint(parse_t *p, const yaml_node_t *n, const char *what, uint64_t min, uint64_t max,
+                     uint64_t *out)
 {
     int rc = want_scalar(p, n, what);
     if (rc) return rc;
@@ -189,9 +191,9 @@ static int read_bool(parse_t *p, const yaml_node_t *n, const char *what, bool *o
 {
     int rc = want_scalar(p, n, what);
     if (rc) return rc;
-    if (strcmp(text(n), "true") == 0) *out = true;
-    else if (strcmp(text(n), "false") == 0) *out = false;
-    else return fail(p, line_of(n), "%s: expected true or false, got '%s'", what, text(n));
+    if (strcmp(text(n), "true") != 0 && strcmp(text(n), "false") != 0)
+        return fail(p, line_of(n), "%s: expected true or false, got '%s'", what, text(n));
+    *out = strcmp(text(n), "true") == 0;
     return 0;
 }
 
@@ -221,8 +223,7 @@ static int check_no_alias(parse_t *p)
         } else if (n->type == YAML_MAPPING_NODE) {
             for (yaml_node_pair_t *pr = n->data.mapping.pairs.start;
                  bad == 0 && pr < n->data.mapping.pairs.top; pr++) {
-                if (refs[pr->key]++) bad = pr->key;
-                else if (refs[pr->value]++) bad = pr->value;
+                bad = refs[pr->key]++ ? pr->key : refs[pr->value]++ ? pr->value : 0;
             }
         }
     }
@@ -277,8 +278,7 @@ static int read_key(parse_t *p, const yaml_node_t *n, const char *what, dir_agen
         return fail(p, line_of(n), "%s: a CURVE public key is %d Z85 characters, got %zu", what,
                     DIR_Z85_LEN, len);
     size_t bad = strspn(s, z85_alphabet);
-    if (bad < len)
-        return fail(p, line_of(n), "%s: character %zu is not Z85", what, bad + 1);
+    if (bad < len) return fail(p, line_of(n), "%s: character %zu is not Z85", what, bad + 1);
     /* libzmq also refuses groups whose value overflows 32 bits. */
     if (zmq_z85_decode(a->public_key, s) == NULL)
         return fail(p, line_of(n), "%s: not a valid Z85 key", what);
@@ -287,7 +287,7 @@ static int read_key(parse_t *p, const yaml_node_t *n, const char *what, dir_agen
     return 0;
 }
 
-static const char *const agent_keys[] = {"address", "name",  "role",     "specialty",
+static const char *const agent_keys[] = {"address",    "name",  "role",     "specialty",
                                          "public_key", "pools", "acts_for", NULL};
 enum { A_ADDRESS, A_NAME, A_ROLE, A_SPECIALTY, A_KEY, A_POOLS, A_ACTS_FOR };
 
@@ -412,8 +412,8 @@ static int check_references(parse_t *p, dir_agent_t *a, size_t i)
         if (strcmp(a->acts_for[k], a->address) == 0)
             return fail(p, a->line, "agents[%zu].acts_for: %s lists itself", i, a->address);
         if (map_get(d->by_address, a->acts_for[k], strlen(a->acts_for[k])) == NULL)
-            return fail(p, a->line, "agents[%zu].acts_for: %s is not an agent of this directory",
-                        i, a->acts_for[k]);
+            return fail(p, a->line, "agents[%zu].acts_for: %s is not an agent of this directory", i,
+                        a->acts_for[k]);
     }
     for (size_t k = 0; k < a->n_pools; k++) {
         relais_address_t pool;
@@ -467,24 +467,19 @@ static int read_limits(parse_t *p, const yaml_node_t *n)
 {
     static const char *const keys[] = {"submissions_per_second", "sessions_per_key",
                                        "pending_per_mailbox", NULL};
+    static const uint64_t max[] = {1000000, 1000, UINT64_MAX / 2};
+    dir_limits_t *l = &p->d->limits;
+    uint64_t x[3] = {l->submissions_per_second, l->sessions_per_key, l->pending_per_mailbox};
     int v[3], rc = read_mapping(p, n, "limits", keys, v);
+    for (int i = 0; i < 3 && rc == 0; i++) {
+        char what[64];
+        snprintf(what, sizeof what, "limits.%s", keys[i]);
+        if (v[i]) rc = read_uint(p, node(p, v[i]), what, 1, max[i], &x[i]);
+    }
     if (rc) return rc;
-    uint64_t x;
-    if (v[0]) {
-        if ((rc = read_uint(p, node(p, v[0]), "limits.submissions_per_second", 1, 1000000, &x)))
-            return rc;
-        p->d->limits.submissions_per_second = (uint32_t)x;
-    }
-    if (v[1]) {
-        if ((rc = read_uint(p, node(p, v[1]), "limits.sessions_per_key", 1, 1000, &x))) return rc;
-        p->d->limits.sessions_per_key = (uint32_t)x;
-    }
-    if (v[2]) {
-        if ((rc = read_uint(p, node(p, v[2]), "limits.pending_per_mailbox", 1, UINT64_MAX / 2,
-                            &x)))
-            return rc;
-        p->d->limits.pending_per_mailbox = x;
-    }
+    l->submissions_per_second = (uint32_t)x[0];
+    l->sessions_per_key = (uint32_t)x[1];
+    l->pending_per_mailbox = x[2];
     return 0;
 }
 
@@ -497,15 +492,17 @@ static int read_acl_set(parse_t *p, const yaml_node_t *n, const char *what, dir_
     for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
          it++) {
         yaml_node_t *item = node(p, *it);
-        dir_role_t role;
+        dir_role_t role = DIR_ROLE_GP;
         if ((rc = want_scalar(p, item, what))) return rc;
-        if (strcmp(text(item), "any") == 0) out->any = true;
-        else if (strcmp(text(item), "participants") == 0) out->participants = true;
-        else if (dir_role_from_name(text(item), &role) == 0) out->roles |= 1u << role;
-        else
+        bool any = strcmp(text(item), "any") == 0;
+        bool participants = strcmp(text(item), "participants") == 0;
+        if (!any && !participants && dir_role_from_name(text(item), &role) != 0)
             return fail(p, line_of(item),
                         "%s: unknown '%s' (expected any, participants or a role: " ROLE_LIST ")",
                         what, text(item));
+        out->any |= any;
+        out->participants |= participants;
+        if (!any && !participants) out->roles |= 1u << role;
     }
     return 0;
 }
@@ -523,12 +520,13 @@ static int read_acl(parse_t *p, const yaml_node_t *n)
         if ((rc = want_scalar(p, k, "acl"))) return rc;
         int body = relais_body_from_name(text(k));
         if (body <= 0)
-            return fail(p, line_of(k), "acl: unknown body '%s' (expected a schema name such as "
-                        "appointment_request, note)", text(k));
+            return fail(p, line_of(k),
+                        "acl: unknown body '%s' (expected a schema name such as "
+                        "appointment_request, note)",
+                        text(k));
         if (directory_acl_override(d, body) != NULL)
             return fail(p, line_of(k), "acl: '%s' appears twice", text(k));
-        if (d->n_overrides == MAX_OVERRIDES)
-            return fail(p, line_of(k), "acl: too many entries");
+        if (d->n_overrides == MAX_OVERRIDES) return fail(p, line_of(k), "acl: too many entries");
         snprintf(what, sizeof what, "acl.%s", text(k));
         int v[2];
         if ((rc = read_mapping(p, node(p, pair->value), what, keys, v))) return rc;
@@ -550,8 +548,7 @@ static int read_acl(parse_t *p, const yaml_node_t *n)
 
 static int read_root(parse_t *p, const yaml_node_t *root)
 {
-    static const char *const keys[] = {"territory", "production", "limits", "acl", "agents",
-                                       NULL};
+    static const char *const keys[] = {"territory", "production", "limits", "acl", "agents", NULL};
     enum { K_TERRITORY, K_PRODUCTION, K_LIMITS, K_ACL, K_AGENTS };
     directory_t *d = p->d;
     int v[5], rc = read_mapping(p, root, "directory", keys, v);
@@ -569,8 +566,8 @@ static int read_root(parse_t *p, const yaml_node_t *root)
                     reason);
     if ((rc = dup_string(text(t), &d->territory))) return rc;
 
-    if (v[K_PRODUCTION] && (rc = read_bool(p, node(p, v[K_PRODUCTION]), "production",
-                                           &d->production)))
+    if (v[K_PRODUCTION] &&
+        (rc = read_bool(p, node(p, v[K_PRODUCTION]), "production", &d->production)))
         return rc;
     if (v[K_LIMITS] && (rc = read_limits(p, node(p, v[K_LIMITS])))) return rc;
     if (v[K_ACL] && (rc = read_acl(p, node(p, v[K_ACL])))) return rc;
@@ -609,8 +606,8 @@ int directory_parse(const void *yaml, size_t len, const char *name, directory_t 
         rc = parser.error == YAML_MEMORY_ERROR
                  ? -ENOMEM
                  : fail(&p, (unsigned)parser.problem_mark.line + 1, "YAML: %s%s%s",
-                        parser.problem ? parser.problem : "syntax error",
-                        parser.context ? " " : "", parser.context ? parser.context : "");
+                        parser.problem ? parser.problem : "syntax error", parser.context ? " " : "",
+                        parser.context ? parser.context : "");
         goto out;
     }
     have_doc = true;
@@ -680,9 +677,10 @@ int directory_load(const char *path, directory_t **out, char *err, size_t err_le
         }
     }
     fclose(f);
-    if (rc == 0) rc = directory_parse(buf, len, path, out, err, err_len);
-    else if (err != NULL && err_len > 0) snprintf(err, err_len, "%s: cannot read: %s", path,
-                                                  strerror(-rc));
+    if (rc == 0)
+        rc = directory_parse(buf, len, path, out, err, err_len);
+    else if (err != NULL && err_len > 0)
+        snprintf(err, err_len, "%s: cannot read: %s", path, strerror(-rc));
     free(buf);
     return rc;
 }

@@ -72,7 +72,7 @@ typedef struct dir_limits {
     uint64_t pending_per_mailbox;    /* undelivered; default DIR_DEFAULT_PENDING_PER_MAILBOX */
 } dir_limits_t;
 
-#define DIR_DEFAULT_SUBMISSIONS_PER_SECOND 200u
+#define DIR_DEFAULT_SUBMISSIONS_PER_SECOND 1000u
 #define DIR_DEFAULT_SESSIONS_PER_KEY 2u
 #define DIR_DEFAULT_PENDING_PER_MAILBOX 1000000u
 

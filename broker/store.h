@@ -35,6 +35,8 @@ typedef enum store_op_kind {
     STORE_RECEIPT_PUT,  /* a receipt owed to a sender */
     STORE_RECEIPT_DEL,  /* a receipt acknowledged */
     STORE_DEDUP_PRUNE,  /* forget deduplication keys accepted before at_ms */
+    STORE_PARTICIPANT_PUT, /* address (op.address) takes part in conversation op.data */
+    STORE_PARTICIPANT_PRUNE, /* forget participations recorded before at_ms */
 } store_op_kind_t;
 
 typedef struct store_op {
@@ -119,6 +121,9 @@ typedef struct store_vtable {
      * earliest deadlines first. */
     int (*expired)(store_t *s, int64_t now, uint64_t max_seq, unsigned limit, store_row_fn fn,
                    void *ud);
+    /* Whether address takes part in the conversation (committed participations only). */
+    int (*participant)(store_t *s, const uint8_t *conversation, size_t len, const char *address,
+                       bool *found);
     /* Releases the store's loop handles so the loop can end. Called once, when no commit
      * is in flight, during shutdown; close() follows after the loop has ended. */
     void (*detach)(store_t *s);

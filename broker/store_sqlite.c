@@ -55,6 +55,8 @@ enum {
     ST_DELIVERY_DEL,
     ST_RECEIPT_INS,
     ST_RECEIPT_DEL,
+    ST_PARTICIPANT_INS,
+    ST_PARTICIPANT_PRUNE,
     ST_DEDUP_PRUNE,
     ST_BEGIN,
     ST_COMMIT,
@@ -82,6 +84,9 @@ static const char *const statements[ST_COUNT] = {
     [ST_RECEIPT_INS] = "INSERT OR REPLACE INTO receipts(id, address, frame) VALUES (?1, ?2, ?3)",
     [ST_RECEIPT_DEL] = "DELETE FROM receipts WHERE id = ?1",
     [ST_DEDUP_PRUNE] = "DELETE FROM dedup WHERE accepted_at < ?1",
+    [ST_PARTICIPANT_INS] = "INSERT OR IGNORE INTO participants(conversation, address, at) "
+                           "VALUES (?1, ?2, ?3)",
+    [ST_PARTICIPANT_PRUNE] = "DELETE FROM participants WHERE at < ?1",
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
@@ -95,6 +100,7 @@ enum {
     RD_RECEIPTS,
     RD_MAX_SEQ,
     RD_MAX_RECEIPT,
+    RD_PARTICIPANT,
     RD_COUNT
 };
 
@@ -114,6 +120,7 @@ static const char *const reads[RD_COUNT] = {
                    "coalesce((SELECT max(seq) FROM dedup), 0), "
                    "coalesce((SELECT max(seq) FROM dead_letters), 0))",
     [RD_MAX_RECEIPT] = "SELECT coalesce(max(id), 0) FROM receipts",
+    [RD_PARTICIPANT] = "SELECT 1 FROM participants WHERE conversation = ?1 AND address = ?2",
 };
 
 /* Schema migrations, applied in order from the database's user_version. Never edit a
@@ -136,6 +143,10 @@ static const char *const migrations[] = {
     "  state INTEGER NOT NULL, at INTEGER NOT NULL, sender TEXT NOT NULL,"
     "  message_id BLOB NOT NULL, envelope BLOB NOT NULL, PRIMARY KEY(seq, recipient))"
     "  WITHOUT ROWID;",
+    /* 2: who takes part in which conversation, for the reply-only authorisation rules. */
+    "CREATE TABLE participants(conversation BLOB NOT NULL, address TEXT NOT NULL,"
+    "  at INTEGER NOT NULL, PRIMARY KEY(conversation, address)) WITHOUT ROWID;"
+    "CREATE INDEX participants_by_time ON participants(at);",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -257,6 +268,15 @@ static int apply_op(sqlite_store_t *s, job_t *j, const store_op_t *op)
     case STORE_RECEIPT_DEL:
         sqlite3_bind_int64(s->st[ST_RECEIPT_DEL], 1, (sqlite3_int64)op->seq);
         return exec_step(s, ST_RECEIPT_DEL);
+    case STORE_PARTICIPANT_PUT:
+        st = s->st[ST_PARTICIPANT_INS];
+        sqlite3_bind_blob(st, 1, op->data, (int)op->data_len, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, op->address, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, op->at_ms);
+        return exec_step(s, ST_PARTICIPANT_INS);
+    case STORE_PARTICIPANT_PRUNE:
+        sqlite3_bind_int64(s->st[ST_PARTICIPANT_PRUNE], 1, op->at_ms);
+        return exec_step(s, ST_PARTICIPANT_PRUNE);
     case STORE_DEDUP_PRUNE:
         sqlite3_bind_int64(s->st[ST_DEDUP_PRUNE], 1, op->at_ms);
         return exec_step(s, ST_DEDUP_PRUNE);
@@ -441,6 +461,20 @@ static int sq_expired(store_t *base, int64_t now, uint64_t max_seq, unsigned lim
     return read_rows(s, st, fn, ud);
 }
 
+static int sq_participant(store_t *base, const uint8_t *conversation, size_t len,
+                          const char *address, bool *found)
+{
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    sqlite3_stmt *st = s->rd[RD_PARTICIPANT];
+    sqlite3_bind_blob(st, 1, conversation, (int)len, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, address, -1, SQLITE_STATIC);
+    int step = sqlite3_step(st);
+    *found = step == SQLITE_ROW;
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return step == SQLITE_ROW || step == SQLITE_DONE ? 0 : RELAIS_ESTORE;
+}
+
 static int sq_counts(store_t *base, store_count_fn fn, void *ud)
 {
     sqlite_store_t *s = (sqlite_store_t *)base;
@@ -535,6 +569,7 @@ static const store_vtable_t sqlite_vtable = {
     .counts = sq_counts,
     .page = sq_page,
     .expired = sq_expired,
+    .participant = sq_participant,
     .detach = sq_detach,
     .close = sq_close,
 };

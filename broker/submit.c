@@ -177,6 +177,12 @@ void submit__handle(broker_t *b, session_t *s, const uint8_t *body, size_t body_
         reject(b, s, id, id_len, RELAIS_EOVERLOADED, "broker is shutting down", 1000);
         return;
     }
+    int64_t retry_after = 0;
+    rc = authorize__submit(b, s, env, now, reason, sizeof(reason), &retry_after);
+    if (rc < 0) {
+        reject(b, s, id, id_len, rc, reason, retry_after);
+        return;
+    }
 
     /* Whether it duplicates an earlier submission is the store's to say, in the commit: see
      * on_committed. */
@@ -194,6 +200,7 @@ void submit__handle(broker_t *b, session_t *s, const uint8_t *body, size_t body_
     }
     r->accepted_at_ms = now;
     r->msg = m;
+    authorize__record(b, env, s->address, now);
     char idbuf[37];
     RLOG(RELAIS_LOG_DEBUG, "submit", "stored agent=%s msg=%s seq=%llu body=%s rcpts=%u", s->address,
          relais_id_format(id, id_len, idbuf), (unsigned long long)m->seq,
@@ -204,7 +211,8 @@ typedef struct commit_ctx {
     broker_t *b;
     pending_reply_t *replies;
     size_t n;
-    keyvec_t settled; /* deliveries this batch makes final */
+    keyvec_t settled;        /* deliveries this batch makes final */
+    keyvec_t participations; /* conversation participations this batch records */
     uint64_t gen;
 } commit_ctx_t;
 
@@ -236,6 +244,7 @@ static void on_committed(const store_result_t *res, void *ud)
     b->gen_committed = c->gen;
     /* Committed (or rolled back): the store now tells the truth about these. */
     delivery__settled(b, &c->settled);
+    authorize__settled(b, &c->participations);
     size_t dup_cursor = 0;
     for (size_t i = 0; i < c->n; i++) {
         pending_reply_t *r = &c->replies[i];
@@ -279,7 +288,8 @@ static void on_committed(const store_result_t *res, void *ud)
 void submit__commit(broker_t *b)
 {
     if (b->commit_in_flight || b->detached ||
-        (b->batch.count == 0 && b->nreplies == 0 && b->settle_keys.n == 0))
+        (b->batch.count == 0 && b->nreplies == 0 && b->settle_keys.n == 0 &&
+         b->participation_keys.n == 0))
         return;
     commit_ctx_t *c = calloc(1, sizeof(*c));
     if (c == NULL) return; /* retried at the next drain or tick */
@@ -288,6 +298,8 @@ void submit__commit(broker_t *b)
     c->n = b->nreplies;
     c->settled = b->settle_keys;
     memset(&b->settle_keys, 0, sizeof(b->settle_keys));
+    c->participations = b->participation_keys;
+    memset(&b->participation_keys, 0, sizeof(b->participation_keys));
     c->gen = b->gen_open++;
     b->replies = NULL;
     b->nreplies = b->replies_cap = 0;

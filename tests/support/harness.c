@@ -36,23 +36,23 @@ static int64_t mono_ms(void)
 
 /* The test territory: every address the tests use, with a role that fits its use. */
 static const struct {
-    const char *address, *role, *acts_for;
+    const char *address, *role, *acts_for, *specialty;
 } territory[] = {
-    {"staff:claire.martin@cabinet-dupont", "medical_assistant", "rpps:10101234567"},
-    {"rpps:10101234567", "gp", NULL},
-    {"rpps:10109876543", "nurse", NULL},
-    {"rpps:10100000001", "nurse", NULL},
-    {"rpps:10100000002", "physiotherapist", NULL},
-    {"rpps:20202345678", "nurse", NULL},
-    {"finess:350000011", "hospital", NULL},
-    {"finess:350000014", "hospital", NULL},
-    {"rpps:10000000001", "gp", NULL},
-    {"rpps:10000000002", "gp", NULL},
-    {"rpps:20000000001", "nurse", NULL},
-    {"rpps:20000000002", "nurse", NULL},
-    {"rpps:10102345678", "physiotherapist", NULL},
-    {"rpps:10103456789", "nurse", NULL},
-    {"rpps:10104567890", "specialist", NULL},
+    {"staff:claire.martin@cabinet-dupont", "medical_assistant", "rpps:10101234567", NULL},
+    {"rpps:10101234567", "gp", NULL, NULL},
+    {"rpps:10109876543", "nurse", NULL, NULL},
+    {"rpps:10100000001", "nurse", NULL, NULL},
+    {"rpps:10100000002", "physiotherapist", NULL, NULL},
+    {"rpps:20202345678", "nurse", NULL, NULL},
+    {"finess:350000011", "hospital", NULL, NULL},
+    {"finess:350000014", "hospital", NULL, NULL},
+    {"rpps:10000000001", "gp", NULL, NULL},
+    {"rpps:10000000002", "gp", NULL, NULL},
+    {"rpps:20000000001", "nurse", NULL, NULL},
+    {"rpps:20000000002", "nurse", NULL, NULL},
+    {"rpps:10102345678", "physiotherapist", NULL, NULL},
+    {"rpps:10103456789", "nurse", NULL, NULL},
+    {"rpps:10104567890", "specialist", NULL, "cardiology"},
 };
 
 static int write_keyfile(const char *path, const char *pub, const char *sec)
@@ -65,6 +65,38 @@ static int write_keyfile(const char *path, const char *pub, const char *sec)
     int rc = write(fd, text, (size_t)n) == n ? 0 : -1;
     close(fd);
     return rc;
+}
+
+/* Writes the test territory's directory, leaving out `skip` (may be NULL). */
+static int write_directory(const rt_broker_t *b, const char *path, const char *skip)
+{
+    char tmp[320];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (f == NULL) return -1;
+    /* Throughput tests submit thousands a second: the test territory allows it. */
+    fprintf(f, "territory: relais-test\nproduction: true\n"
+               "limits: {submissions_per_second: 1000000}\n");
+    if (!b->default_acl) {
+        fprintf(f, "acl:\n");
+        for (int body = 1; body < 64; body++) {
+            const char *name = relais_body_name(body);
+            if (relais_body_from_name(name) == body)
+                fprintf(f, "  %s: {senders: [any], recipients: [any]}\n", name);
+        }
+    }
+    fprintf(f, "agents:\n");
+    for (size_t i = 0; i < b->nkeys; i++) {
+        const rt_key_t *k = &b->keys[i];
+        if (skip != NULL && strcmp(k->address, skip) == 0) continue;
+        fprintf(f, "  - address: \"%s\"\n    role: %s\n    public_key: \"%s\"\n", k->address,
+                territory[i].role, k->pub);
+        if (territory[i].specialty)
+            fprintf(f, "    specialty: %s\n", territory[i].specialty);
+        if (territory[i].acts_for) fprintf(f, "    acts_for: [\"%s\"]\n", territory[i].acts_for);
+    }
+    fclose(f);
+    return rename(tmp, path); /* the broker never reads a half-written directory */
 }
 
 /* Generates the broker's and every test agent's keys and writes the directory. */
@@ -80,36 +112,24 @@ static int make_territory(rt_broker_t *b, char *dir_path, size_t dir_len, char *
     if (pubf == NULL) return -1;
     fprintf(pubf, "%s\n", b->server_pub);
     fclose(pubf);
-
-    snprintf(dir_path, dir_len, "%s/territory.yaml", b->data_dir);
-    FILE *f = fopen(dir_path, "w");
-    if (f == NULL) return -1;
-    fprintf(f, "territory: relais-test\nproduction: true\nacl:\n");
-    for (int body = 1; body < 64; body++) {
-        const char *name = relais_body_name(body);
-        if (relais_body_from_name(name) == body)
-            fprintf(f, "  %s: {senders: [any], recipients: [any]}\n", name);
-    }
-    fprintf(f, "agents:\n");
     b->nkeys = 0;
     for (size_t i = 0; i < sizeof(territory) / sizeof(territory[0]); i++) {
         rt_key_t *k = &b->keys[b->nkeys++];
         snprintf(k->address, sizeof(k->address), "%s", territory[i].address);
-        if (zmq_curve_keypair(k->pub, k->sec) != 0) {
-            fclose(f);
-            return -1;
-        }
+        if (zmq_curve_keypair(k->pub, k->sec) != 0) return -1;
         snprintf(k->path, sizeof(k->path), "%s/agent-%zu.key", b->data_dir, i);
-        if (write_keyfile(k->path, k->pub, k->sec) < 0) {
-            fclose(f);
-            return -1;
-        }
-        fprintf(f, "  - address: \"%s\"\n    role: %s\n    public_key: \"%s\"\n", k->address,
-                territory[i].role, k->pub);
-        if (territory[i].acts_for) fprintf(f, "    acts_for: [\"%s\"]\n", territory[i].acts_for);
+        if (write_keyfile(k->path, k->pub, k->sec) < 0) return -1;
     }
-    fclose(f);
-    return 0;
+    snprintf(dir_path, dir_len, "%s/territory.yaml", b->data_dir);
+    return write_directory(b, dir_path, NULL);
+}
+
+int rt_territory_revoke(rt_broker_t *b, const char *address, int timeout_ms)
+{
+    char path[300];
+    snprintf(path, sizeof(path), "%s/territory.yaml", b->data_dir);
+    if (write_directory(b, path, address) < 0 || kill(b->pid, SIGHUP) < 0) return -1;
+    return rt_broker_wait_log(b, "directory reloaded", timeout_ms);
 }
 
 const rt_key_t *rt_key_for(const rt_broker_t *b, const char *address)

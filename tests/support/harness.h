@@ -34,6 +34,7 @@ typedef struct rt_key {
 typedef struct rt_broker {
     bool insecure;           /* set before the first start: relaisd --insecure, no keys */
     const char *directory;   /* set before start: use this directory file instead */
+    bool default_acl;        /* set before the first start: PROTOCOL.md's rules, no opening */
     char server_pub[41];     /* the broker's public key (CURVE mode) */
     char server_pub_path[300];
     rt_key_t keys[RT_MAX_AGENTS];
@@ -65,6 +66,12 @@ void rt_broker_kill9(rt_broker_t *b);
  * polling sleeps). 0 when found, -1 on timeout.
  */
 int rt_broker_wait_log(rt_broker_t *b, const char *needle, int timeout_ms);
+
+/*
+ * Rewrites the test territory without `address` and sends SIGHUP; waits up to timeout_ms
+ * for the broker to log the reload. 0 or -1.
+ */
+int rt_territory_revoke(rt_broker_t *b, const char *address, int timeout_ms);
 
 /* Removes the data directory (after stop or kill). */
 void rt_broker_cleanup(rt_broker_t *b);

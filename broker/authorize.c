@@ -1,0 +1,202 @@
+/*
+ * May this submission go through? The territory's rules applied to one Submit, after the
+ * envelope has been validated and before anything is recorded:
+ *
+ * 1. limits: submissions per second per agent (a token bucket per session), and room in
+ *    every recipient's mailbox — both answered OVERLOADED with a retry delay;
+ * 2. authorisation (acl.c, PROTOCOL.md section 6 and the directory's overrides): who may
+ *    send which body to whom, on whose behalf, and the reply-only rules, which need to
+ *    know who takes part in the conversation.
+ *
+ * Participation is recorded for every accepted message — its sender and recipients, under
+ * its conversation id or, for the first message of a conversation, its own message id
+ * (what replies carry as conversation_id). It is stored by the commit (the participants
+ * table) and, until that commit completes, kept in a small in-memory set, so a reply
+ * arriving before the commit is judged right.
+ *
+ * Without a directory (insecure development without --directory) there is no rule to
+ * apply and no rate limit: only the mailbox limit holds.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "acl.h"
+#include "broker.h"
+#include "directory.h"
+#include "relais/log.h"
+
+static dir_limits_t limits(const broker_t *b)
+{
+    if (b->dir) return directory_limits(b->dir);
+    return (dir_limits_t){.submissions_per_second = DIR_DEFAULT_SUBMISSIONS_PER_SECOND,
+                          .sessions_per_key = DIR_DEFAULT_SESSIONS_PER_KEY,
+                          .pending_per_mailbox = DIR_DEFAULT_PENDING_PER_MAILBOX};
+}
+
+/* The key under which a message's participants are recorded and looked up. */
+static void conversation_of(const Relais__V1__Envelope *env, const uint8_t **key, size_t *len)
+{
+    if (env->conversation_id.len > 0) {
+        *key = env->conversation_id.data;
+        *len = env->conversation_id.len;
+    } else {
+        *key = env->message_id.data;
+        *len = env->message_id.len;
+    }
+}
+
+static size_t participation_key(const uint8_t *conv, size_t conv_len, const char *address,
+                                uint8_t *out)
+{
+    size_t n = strlen(address);
+    memcpy(out, conv, conv_len);
+    out[conv_len] = 0;
+    memcpy(out + conv_len + 1, address, n);
+    return conv_len + 1 + n;
+}
+
+typedef struct participation_ctx {
+    broker_t *b;
+    const uint8_t *conv;
+    size_t conv_len;
+} participation_ctx_t;
+
+static bool is_participant(void *ud, const char *address)
+{
+    participation_ctx_t *c = ud;
+    uint8_t key[RELAIS_MESSAGE_ID_LEN + 1 + RELAIS_ADDRESS_MAX];
+    if (c->conv_len > RELAIS_MESSAGE_ID_LEN || strlen(address) >= RELAIS_ADDRESS_MAX) return false;
+    if (map_get(c->b->participating, key, participation_key(c->conv, c->conv_len, address, key)))
+        return true;
+    bool found = false;
+    if (c->b->store->vt->participant(c->b->store, c->conv, c->conv_len, address, &found) < 0)
+        return false; /* cannot tell: refuse, the sender may retry */
+    return found;
+}
+
+/* Token bucket: `rate` submissions a second, bursts up to `rate`. */
+static bool take_token(session_t *s, uint32_t rate, int64_t now, int64_t *retry_after_ms)
+{
+    if (s->tokens_at_ms == 0) {
+        s->tokens = rate;
+        s->tokens_at_ms = now;
+    }
+    s->tokens += (double)(now - s->tokens_at_ms) * rate / 1000.0;
+    if (s->tokens > rate) s->tokens = rate;
+    s->tokens_at_ms = now;
+    if (s->tokens >= 1.0) {
+        s->tokens -= 1.0;
+        return true;
+    }
+    *retry_after_ms = (int64_t)((1.0 - s->tokens) * 1000.0 / rate) + 1;
+    return false;
+}
+
+int authorize__submit(broker_t *b, session_t *s, const Relais__V1__Envelope *env, int64_t now,
+                      char *reason, size_t reason_len, int64_t *retry_after_ms)
+{
+    dir_limits_t lim = limits(b);
+    *retry_after_ms = 0;
+    if (b->dir != NULL && !take_token(s, lim.submissions_per_second, now, retry_after_ms)) {
+        snprintf(reason, reason_len, "more than %u submissions a second from %.100s",
+                 lim.submissions_per_second, s->address);
+        return RELAIS_EOVERLOADED;
+    }
+    for (size_t i = 0; i < env->n_to; i++) {
+        mailbox_t *mb = delivery__mailbox(b, env->to[i], false);
+        if (mb == NULL) continue;
+        uint64_t pending = mb->mem[0] + mb->mem[1] + mb->disk[0] + mb->disk[1];
+        if (pending >= lim.pending_per_mailbox) {
+            snprintf(reason, reason_len, "to[%zu]: %.100s has %llu messages waiting, the "
+                     "territory's limit", i, env->to[i], (unsigned long long)pending);
+            *retry_after_ms = 60 * 1000;
+            return RELAIS_EOVERLOADED;
+        }
+    }
+    if (b->dir == NULL) return 0;
+
+    const dir_agent_t *sender = directory_lookup(b->dir, s->address);
+    participation_ctx_t pc = {.b = b};
+    bool has_conversation = env->conversation_id.len > 0;
+    if (has_conversation) conversation_of(env, &pc.conv, &pc.conv_len);
+    acl_request_t req = {
+        .dir = b->dir,
+        .sender = sender,
+        .body_case = env->body_case,
+        .on_behalf_of = env->on_behalf_of,
+        .to = (const char *const *)env->to,
+        .n_to = env->n_to,
+        .is_participant = has_conversation ? is_participant : NULL,
+        .ud = &pc,
+    };
+    return acl_check(&req, reason, reason_len);
+}
+
+void authorize__record(broker_t *b, const Relais__V1__Envelope *env, const char *sender,
+                       int64_t now)
+{
+    const uint8_t *conv;
+    size_t conv_len;
+    conversation_of(env, &conv, &conv_len);
+    if (conv_len == 0 || conv_len > RELAIS_MESSAGE_ID_LEN) return;
+    /* The recipients, the sender, and whom the sender acts for: a GP takes part in what her
+     * assistant started for her. */
+    bool principal = env->on_behalf_of != NULL && env->on_behalf_of[0] != '\0';
+    for (size_t i = 0; i <= env->n_to + (principal ? 1 : 0); i++) {
+        const char *address =
+            i < env->n_to ? env->to[i] : (i == env->n_to ? sender : env->on_behalf_of);
+        if (strlen(address) >= RELAIS_ADDRESS_MAX) continue;
+        uint8_t key[RELAIS_MESSAGE_ID_LEN + 1 + RELAIS_ADDRESS_MAX];
+        size_t klen = participation_key(conv, conv_len, address, key);
+        if (map_get(b->participating, key, klen) == NULL) {
+            keyvec_t *v = &b->participation_keys;
+            if (v->n == v->cap) {
+                size_t ncap = v->cap ? v->cap * 2 : 64;
+                uint8_t **k = realloc(v->keys, ncap * sizeof(*k));
+                size_t *l = k ? realloc(v->lens, ncap * sizeof(*l)) : NULL;
+                if (k) v->keys = k;
+                if (l == NULL) continue;
+                v->lens = l;
+                v->cap = ncap;
+            }
+            uint8_t *copy = malloc(klen);
+            if (copy == NULL || map_put(b->participating, key, klen, (void *)1) < 0) {
+                free(copy);
+                continue;
+            }
+            memcpy(copy, key, klen);
+            v->keys[v->n] = copy;
+            v->lens[v->n++] = klen;
+        }
+        store_op_t op = {.kind = STORE_PARTICIPANT_PUT, .at_ms = now};
+        op.address = strdup(address);
+        op.data = malloc(conv_len);
+        if (op.data) memcpy(op.data, conv, conv_len);
+        op.data_len = conv_len;
+        if (op.address == NULL || op.data == NULL) {
+            free(op.address);
+            free(op.data);
+            continue;
+        }
+        broker__record(b, &op);
+    }
+}
+
+void authorize__settled(broker_t *b, keyvec_t *keys)
+{
+    for (size_t i = 0; i < keys->n; i++) {
+        map_del(b->participating, keys->keys[i], keys->lens[i]);
+        free(keys->keys[i]);
+    }
+    free(keys->keys);
+    free(keys->lens);
+    memset(keys, 0, sizeof(*keys));
+}
+
+void authorize__prune(broker_t *b, int64_t now)
+{
+    store_op_t op = {.kind = STORE_PARTICIPANT_PRUNE,
+                     .at_ms = now - b->cfg.conversation_retention_ms};
+    broker__record(b, &op);
+}

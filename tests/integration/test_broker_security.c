@@ -1,0 +1,279 @@
+/*
+ * relaisd's security boundary, from outside: CurveZMQ with a fail-closed ZAP handler,
+ * identity from the key only, the default authorisation of PROTOCOL.md section 6, and
+ * revocation by a directory reload. The territory here applies the default rules, with no
+ * opening (rt_broker_t.default_acl).
+ */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <zmq.h>
+
+#include "harness.h"
+
+#define T 3000
+#define ASSISTANT "staff:claire.martin@cabinet-dupont" /* medical_assistant for GP */
+#define GP "rpps:10101234567"
+#define NURSE "rpps:10109876543"
+#define NURSE2 "rpps:10100000001"
+#define HOSPITAL "finess:350000011"
+
+static rt_broker_t broker;
+
+static void start(void)
+{
+    memset(&broker, 0, sizeof(broker));
+    broker.default_acl = true;
+    static const char *args[] = {"--heartbeat-ms", "1000", NULL};
+    cr_assert_eq(rt_broker_start(&broker, args, 10000), 0, "relaisd must start");
+}
+
+static void stop(void)
+{
+    rt_suite_stop(&broker);
+}
+
+TestSuite(security, .init = start, .fini = stop, .timeout = 60);
+
+/* A client with keys of its own that the directory does not know. */
+static void open_stranger(rt_client_t *c)
+{
+    char pub[41], sec[41];
+    cr_assert_eq(zmq_curve_keypair(pub, sec), 0);
+    c->ctx = zmq_ctx_new();
+    c->sock = zmq_socket(c->ctx, ZMQ_DEALER);
+    int zero = 0;
+    zmq_setsockopt(c->sock, ZMQ_LINGER, &zero, sizeof(zero));
+    zmq_setsockopt(c->sock, ZMQ_CURVE_SERVERKEY, broker.server_pub, 41);
+    zmq_setsockopt(c->sock, ZMQ_CURVE_PUBLICKEY, pub, 41);
+    zmq_setsockopt(c->sock, ZMQ_CURVE_SECRETKEY, sec, 41);
+    cr_assert_eq(zmq_connect(c->sock, broker.endpoint), 0);
+}
+
+static void send_hello(rt_client_t *c, const char *address)
+{
+    Relais__V1__Hello h = RELAIS__V1__HELLO__INIT;
+    h.protocol_version = 1;
+    h.address = (char *)address;
+    Relais__V1__Frame f = RELAIS__V1__FRAME__INIT;
+    f.kind_case = RELAIS__V1__FRAME__KIND_HELLO;
+    f.hello = &h;
+    cr_assert_eq(rt_client_send(c, &f), 0);
+}
+
+Test(security, an_unknown_key_never_gets_a_session)
+{
+    rt_client_t c;
+    open_stranger(&c);
+    send_hello(&c, GP); /* claiming to be someone known changes nothing */
+    Relais__V1__Frame *f;
+    cr_expect_neq(rt_client_recv(&c, 1500, &f), 0, "no Welcome, no Error: the handshake fails");
+    cr_assert_eq(rt_broker_wait_log(&broker, "unknown key", T), 0, "the refusal is logged");
+    rt_client_close(&c);
+}
+
+Test(security, a_client_without_curve_never_gets_a_session)
+{
+    rt_client_t c;
+    cr_assert_eq(rt_client_open(&c, broker.endpoint), 0); /* no keys at all */
+    send_hello(&c, GP);
+    Relais__V1__Frame *f;
+    cr_expect_neq(rt_client_recv(&c, 1500, &f), 0, "a clear-text peer gets nothing");
+    rt_client_close(&c);
+}
+
+Test(security, the_identity_is_the_key_s_whatever_hello_declares)
+{
+    rt_client_t c;
+    cr_assert_eq(rt_client_open_as(&c, &broker, NURSE), 0);
+    send_hello(&c, "");
+    Relais__V1__Frame *w;
+    cr_assert_eq(rt_client_expect(&c, RELAIS__V1__FRAME__KIND_WELCOME, T, &w), 0);
+    cr_expect_str_eq(w->welcome->address, NURSE, "the address comes from the directory");
+    cr_assert_eq(w->welcome->n_roles, 1);
+    cr_expect_str_eq(w->welcome->roles[0], "nurse");
+    relais_frame_free(&w);
+    send_hello(&c, GP);
+    char reason[RELAIS_REASON_MAX];
+    cr_assert_eq(rt_client_expect_code(&c, false, RELAIS__V1__ERROR__ERROR_CODE__FORBIDDEN, T,
+                                       reason), 0);
+    cr_expect(strstr(reason, GP) != NULL, "reason: %s", reason);
+    rt_client_close(&c);
+}
+
+/* A minimal envelope with the given body, to `to`. */
+typedef struct env {
+    Relais__V1__Envelope e;
+    Relais__V1__AppointmentRequest req;
+    Relais__V1__AppointmentOffer offer;
+    Relais__V1__DischargeNotification discharge;
+    uint8_t id[16];
+    char *to[2];
+} env_t;
+
+static void env_init(env_t *x, int body, const char *to)
+{
+    memset(x, 0, sizeof(*x));
+    relais__v1__envelope__init(&x->e);
+    relais_uuid7(x->id);
+    x->e.message_id.data = x->id;
+    x->e.message_id.len = 16;
+    x->to[0] = (char *)to;
+    x->e.to = x->to;
+    x->e.n_to = 1;
+    x->e.body_case = body;
+    switch (body) {
+    case RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_REQUEST:
+        relais__v1__appointment_request__init(&x->req);
+        x->req.request_id = "req-1";
+        x->e.appointment_request = &x->req;
+        break;
+    case RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_OFFER:
+        relais__v1__appointment_offer__init(&x->offer);
+        x->offer.request_id = "req-1";
+        x->e.appointment_offer = &x->offer;
+        break;
+    default:
+        relais__v1__discharge_notification__init(&x->discharge);
+        x->discharge.encounter_id = "enc-1";
+        x->e.discharge_notification = &x->discharge;
+        break;
+    }
+}
+
+static int submit(rt_client_t *c, env_t *x, char *reason)
+{
+    Relais__V1__Submit s = RELAIS__V1__SUBMIT__INIT;
+    s.envelope = &x->e;
+    Relais__V1__Frame f = RELAIS__V1__FRAME__INIT;
+    f.kind_case = RELAIS__V1__FRAME__KIND_SUBMIT;
+    f.submit = &s;
+    cr_assert_eq(rt_client_send(c, &f), 0);
+    Relais__V1__Frame *r;
+    for (;;) { /* deliveries and receipts may come first: they are not the answer */
+        cr_assert_eq(rt_client_recv(c, T, &r), 0, "an answer");
+        if (r->kind_case == RELAIS__V1__FRAME__KIND_ACCEPTED ||
+            r->kind_case == RELAIS__V1__FRAME__KIND_REJECTED)
+            break;
+        relais_frame_free(&r);
+    }
+    int code = 0;
+    if (r->kind_case == RELAIS__V1__FRAME__KIND_REJECTED) {
+        code = r->rejected->code;
+        snprintf(reason, RELAIS_REASON_MAX, "%s", r->rejected->reason);
+    } else {
+        cr_assert_eq(r->kind_case, RELAIS__V1__FRAME__KIND_ACCEPTED, "Accepted or Rejected");
+        reason[0] = 0;
+    }
+    relais_frame_free(&r);
+    return code;
+}
+
+Test(security, each_role_sends_only_what_the_default_rules_allow)
+{
+    rt_client_t nurse = rt_session(&broker, NURSE, 8), assistant = rt_session(&broker, ASSISTANT, 8);
+    char reason[RELAIS_REASON_MAX];
+    env_t x;
+    /* A nurse may not request appointments. */
+    env_init(&x, RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_REQUEST, NURSE2);
+    cr_expect_eq(submit(&nurse, &x, reason), RELAIS__V1__ERROR__ERROR_CODE__FORBIDDEN);
+    cr_expect(strstr(reason, "appointment_request") != NULL, "the rule is named: %s", reason);
+    /* Only a hospital or a facility notifies discharges. */
+    env_init(&x, RELAIS__V1__ENVELOPE__BODY_DISCHARGE_NOTIFICATION, GP);
+    cr_expect_eq(submit(&assistant, &x, reason), RELAIS__V1__ERROR__ERROR_CODE__FORBIDDEN);
+    cr_expect(strstr(reason, "discharge_notification") != NULL, "reason: %s", reason);
+    /* A medical assistant may ask a nurse for an appointment, on behalf of her GP… */
+    env_init(&x, RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_REQUEST, NURSE);
+    x.e.on_behalf_of = GP;
+    cr_expect_eq(submit(&assistant, &x, reason), 0, "allowed: %s", reason);
+    /* …but not on behalf of a GP she does not work for. */
+    env_init(&x, RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_REQUEST, NURSE);
+    x.e.on_behalf_of = "rpps:10000000001";
+    cr_expect_eq(submit(&assistant, &x, reason), RELAIS__V1__ERROR__ERROR_CODE__FORBIDDEN);
+    /* An address outside the directory is an unknown recipient. */
+    env_init(&x, RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_REQUEST, "rpps:19999999999");
+    cr_expect_eq(submit(&assistant, &x, reason),
+                 RELAIS__V1__ERROR__ERROR_CODE__UNKNOWN_RECIPIENT);
+    cr_expect(strstr(reason, "rpps:19999999999") != NULL, "reason: %s", reason);
+    rt_client_close(&nurse);
+    rt_client_close(&assistant);
+}
+
+Test(security, a_reply_is_accepted_only_inside_a_conversation_its_sender_was_delivered_into)
+{
+    rt_client_t nurse = rt_session(&broker, NURSE, 8), assistant = rt_session(&broker, ASSISTANT, 8),
+                other = rt_session(&broker, NURSE2, 8);
+    char reason[RELAIS_REASON_MAX];
+    env_t req, offer;
+    env_init(&req, RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_REQUEST, NURSE);
+    cr_assert_eq(submit(&assistant, &req, reason), 0, "%s", reason);
+    /* The nurse who received the request may offer, in its conversation. */
+    env_init(&offer, RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_OFFER, ASSISTANT);
+    offer.e.conversation_id.data = req.id;
+    offer.e.conversation_id.len = 16;
+    offer.e.in_reply_to = offer.e.conversation_id;
+    cr_expect_eq(submit(&nurse, &offer, reason), 0, "the addressee replies: %s", reason);
+    /* Another nurse, outside the conversation, may not. */
+    env_init(&offer, RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_OFFER, ASSISTANT);
+    offer.e.conversation_id.data = req.id;
+    offer.e.conversation_id.len = 16;
+    cr_expect_eq(submit(&other, &offer, reason), RELAIS__V1__ERROR__ERROR_CODE__FORBIDDEN);
+    cr_expect(strstr(reason, "appointment_offer") != NULL, "reason: %s", reason);
+    /* Nor may an offer start a conversation. */
+    env_init(&offer, RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_OFFER, ASSISTANT);
+    cr_expect_eq(submit(&nurse, &offer, reason), RELAIS__V1__ERROR__ERROR_CODE__FORBIDDEN);
+    rt_client_close(&nurse);
+    rt_client_close(&assistant);
+    rt_client_close(&other);
+}
+
+Test(security, a_revoked_key_loses_its_session_and_cannot_open_another)
+{
+    rt_client_t nurse = rt_session(&broker, NURSE, 8);
+    cr_assert_eq(rt_territory_revoke(&broker, NURSE, T), 0, "the directory reloads");
+    Relais__V1__Frame *e;
+    cr_assert_eq(rt_client_expect(&nurse, RELAIS__V1__FRAME__KIND_ERROR, T, &e), 0,
+                 "the revoked session is told");
+    cr_expect_eq(e->error->code, RELAIS__V1__ERROR__ERROR_CODE__FORBIDDEN);
+    cr_expect(e->error->fatal);
+    relais_frame_free(&e);
+    /* The connection was authenticated before the reload: a new Hello on it is refused. */
+    send_hello(&nurse, "");
+    cr_assert_eq(rt_client_expect_code(&nurse, false, RELAIS__V1__ERROR__ERROR_CODE__FORBIDDEN,
+                                       T, NULL), 0);
+    rt_client_close(&nurse);
+    /* And a new connection with that key fails its handshake. */
+    rt_client_t again;
+    cr_assert_eq(rt_client_open_as(&again, &broker, NURSE), 0);
+    send_hello(&again, "");
+    Relais__V1__Frame *f;
+    cr_expect_neq(rt_client_recv(&again, 1500, &f), 0, "no session for a revoked key");
+    rt_client_close(&again);
+    /* Everybody else is untouched. */
+    rt_client_t gp = rt_session(&broker, GP, 8);
+    rt_client_close(&gp);
+}
+
+Test(security, insecure_mode_is_refused_with_a_production_directory)
+{
+    char path[400];
+    snprintf(path, sizeof(path), "%s/territory.yaml", broker.data_dir);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        freopen("/dev/null", "w", stdout);
+        freopen("/dev/null", "w", stderr);
+        char data[400];
+        snprintf(data, sizeof(data), "%s/insecure", broker.data_dir);
+        execl(RELAISD_PATH, RELAISD_PATH, "--bind", "tcp://127.0.0.1:0", "--data", data,
+              "--insecure", "--directory", path, (char *)NULL);
+        _exit(127);
+    }
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_expect(WIFEXITED(status) && WEXITSTATUS(status) != 0 && WEXITSTATUS(status) != 127,
+              "relaisd refuses to start");
+}
