@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "audit.h"
 #include "broker.h"
 #include "directory.h"
 #include "relais/keys.h"
@@ -68,8 +69,9 @@ int auth__key_lookup(broker_t *b, const uint8_t key[32], char address[RELAIS_ADD
 
 void auth__refused(broker_t *b, const char *key_z85, const char *peer, const char *reason)
 {
-    (void)b;
     RLOG(RELAIS_LOG_WARN, "auth", "handshake refused peer=%s key=%s: %s", peer, key_z85, reason);
+    broker__audit(b, AUDIT_SESSION_REFUSED, key_z85, NULL, NULL, NULL, 0, "unknown-key",
+                  RELAIS_EFORBIDDEN);
 }
 
 const char *auth__role(broker_t *b, const char *address)
@@ -164,4 +166,6 @@ void auth__reload(broker_t *b)
     directory_destroy(&old);
     RLOG(RELAIS_LOG_INFO, "auth", "directory reloaded territory=%s agents=%zu",
          directory_territory(b->dir), directory_agent_count(b->dir));
+    broker__audit(b, AUDIT_DIRECTORY_RELOAD, directory_territory(b->dir), NULL, NULL, NULL, 0,
+                  "reloaded", 0);
 }

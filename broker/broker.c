@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audit.h"
 #include "broker.h"
 #include "relais/log.h"
 
@@ -63,6 +64,17 @@ int broker__send(broker_t *b, const uint8_t *rid, size_t rid_len, const uint8_t 
     if (zmq_send(b->router, data, len, ZMQ_DONTWAIT) < 0) return -errno;
     if (!b->in_drain) broker__kick(b);
     return 0;
+}
+
+void broker__audit(broker_t *b, int kind, const char *actor, const uint8_t *message_id,
+                   const char *body, const char *to, uint32_t attempt, const char *outcome,
+                   int code)
+{
+    if (b->audit == NULL) return;
+    audit_event_t ev = {.kind = (audit_kind_t)kind, .actor = actor, .message_id = message_id,
+                        .message_id_len = message_id ? RELAIS_MESSAGE_ID_LEN : 0, .body = body,
+                        .to = to, .attempt = attempt, .outcome = outcome, .code = code};
+    b->audit_failing = audit_record(b->audit, &ev) < 0;
 }
 
 int broker__send_frame(broker_t *b, const uint8_t *rid, size_t rid_len, const Relais__V1__Frame *f)
@@ -429,6 +441,11 @@ int broker_open(broker_t *b, const broker_config_t *cfg, uv_loop_t *loop)
         goto err;
     }
     if ((rc = auth__open(b)) < 0) goto err;
+    snprintf(path, sizeof(path), "%s/audit.log", cfg->data_dir);
+    if ((rc = audit_open(&b->audit, path, reason, sizeof(reason))) < 0) {
+        RLOG(RELAIS_LOG_ERROR, "broker", "audit journal: %s", reason);
+        goto err;
+    }
     if ((rc = recover__load(b)) < 0) {
         RLOG(RELAIS_LOG_ERROR, "broker", "recovery from the store failed: %s", relais_strerror(rc));
         goto err;
@@ -453,6 +470,8 @@ int broker_open(broker_t *b, const broker_config_t *cfg, uv_loop_t *loop)
     b->sighup.data = b;
     uv_signal_start(&b->sighup, on_sighup, SIGHUP);
     broker__kick(b); /* messages may have arrived between bind and poll start */
+    broker__audit(b, AUDIT_BROKER_START, cfg->broker_id, NULL, NULL, NULL, 0,
+                  cfg->insecure ? "insecure" : "curve", 0);
     return 0;
 err:
     zap__stop(b);
@@ -518,4 +537,8 @@ void broker_close(broker_t *b)
     b->replies = NULL;
     store_close(&b->store);
     auth__close(b);
+    if (b->audit != NULL) {
+        broker__audit(b, AUDIT_BROKER_STOP, b->cfg.broker_id, NULL, NULL, NULL, 0, "stopped", 0);
+        audit_close(&b->audit);
+    }
 }

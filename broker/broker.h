@@ -175,6 +175,8 @@ typedef struct broker {
     uv_poll_t zap_poll;
     bool zap_polling;
     struct directory *dir;   /* the territory directory, NULL without one */
+    struct audit *audit;     /* the audit journal, DATA/audit.log */
+    bool audit_failing;      /* the journal refused the last record: refuse submissions */
     char curve_public[41], curve_secret[41]; /* the broker's keys, Z85 */
     bool stopping;
     bool detached; /* shutdown finished: the store let go of the loop */
@@ -234,6 +236,13 @@ int broker__send(broker_t *b, const uint8_t *rid, size_t rid_len, const uint8_t 
 
 /* Encodes and sends a Frame. */
 int broker__send_frame(broker_t *b, const uint8_t *rid, size_t rid_len, const Relais__V1__Frame *f);
+
+/* Records an event in the audit journal (identifiers, types and outcomes only, never
+ * content). A refusal by the journal is remembered: submissions are refused until it
+ * writes again. */
+void broker__audit(broker_t *b, int kind, const char *actor, const uint8_t *message_id,
+                   const char *body, const char *to, uint32_t attempt, const char *outcome,
+                   int code);
 
 /* Sends Error{code, reason, fatal} (code is a RELAIS_E… value). */
 void broker__send_error(broker_t *b, const uint8_t *rid, size_t rid_len, int code,

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audit.h"
 #include "broker.h"
 #include "relais/log.h"
 
@@ -232,6 +233,8 @@ void delivery__pump(broker_t *b, mailbox_t *mb)
         s->inflight_count++;
         b->stats.delivered++;
         set_state(b, d, DELIVERY_DELIVERING);
+        broker__audit(b, AUDIT_DELIVER, m->sender, m->message_id, relais_body_name(m->body_case),
+                      mb->address, d->attempt, "delivered", 0);
         if (d->attempt == 1 && (m->receipts_mask & (1u << RELAIS__V1__RECEIPT__STATUS__DELIVERED)))
             receipt_emit(b, m, mb->address, RELAIS__V1__RECEIPT__STATUS__DELIVERED, "");
     }
@@ -292,6 +295,8 @@ void delivery__ack(broker_t *b, session_t *s, const Relais__V1__Ack *ack)
     switch (ack->outcome) {
     case RELAIS__V1__ACK__OUTCOME__PROCESSED:
         b->stats.acked++;
+        broker__audit(b, AUDIT_ACK, s->address, m->message_id, relais_body_name(m->body_case),
+                      m->sender, d->attempt, "processed", 0);
         if (m->receipts_mask & (1u << RELAIS__V1__RECEIPT__STATUS__PROCESSED))
             receipt_emit(b, m, s->address, RELAIS__V1__RECEIPT__STATUS__PROCESSED, "");
         finish(b, d, DELIVERY_ACKED);
@@ -299,6 +304,8 @@ void delivery__ack(broker_t *b, session_t *s, const Relais__V1__Ack *ack)
     case RELAIS__V1__ACK__OUTCOME__REFUSED:
         /* The sender is always told of a refusal, asked or not. */
         b->stats.refused++;
+        broker__audit(b, AUDIT_REFUSE, s->address, m->message_id, relais_body_name(m->body_case),
+                      m->sender, d->attempt, "refused", 0);
         receipt_emit(b, m, s->address, RELAIS__V1__RECEIPT__STATUS__REFUSED,
                      ack->reason ? ack->reason : "");
         finish(b, d, DELIVERY_REFUSED);
@@ -309,6 +316,8 @@ void delivery__ack(broker_t *b, session_t *s, const Relais__V1__Ack *ack)
         d->retry_at_ms = relais_now_ms() + (delay < RETRY_MAX_MS ? delay : RETRY_MAX_MS);
         list_push_back(&b->retry, &d->qnode);
         set_state(b, d, DELIVERY_REDELIVERING);
+        broker__audit(b, AUDIT_ACK, s->address, m->message_id, relais_body_name(m->body_case),
+                      m->sender, d->attempt, "retry-later", 0);
         break;
     }
     }
@@ -363,6 +372,8 @@ void delivery__expire(broker_t *b, delivery_t *d)
         if (!in_retry) d->mbox->mem[m->priority]--;
     }
     b->stats.expired++;
+    broker__audit(b, AUDIT_EXPIRE, m->sender, m->message_id, relais_body_name(m->body_case),
+                  d->mbox->address, d->attempt, "expired", 0);
     receipt_emit(b, m, d->mbox->address, RELAIS__V1__RECEIPT__STATUS__EXPIRED, expired_reason);
     finish(b, d, DELIVERY_EXPIRED);
 }
@@ -373,6 +384,8 @@ void delivery__expire_stored(broker_t *b, msg_t *m, mailbox_t *mb, uint32_t atte
     RLOG(RELAIS_LOG_INFO, "delivery", "expired msg=%s from=%s to=%s",
          relais_id_format(m->message_id, RELAIS_MESSAGE_ID_LEN, idbuf), m->sender, mb->address);
     b->stats.expired++;
+    broker__audit(b, AUDIT_EXPIRE, m->sender, m->message_id, relais_body_name(m->body_case),
+                  mb->address, attempt, "expired", 0);
     receipt_emit(b, m, mb->address, RELAIS__V1__RECEIPT__STATUS__EXPIRED, expired_reason);
     record_state(b, m->seq, mb->address, m->priority, DELIVERY_EXPIRED, attempt);
     delivery__settle(b, m->seq, mb->address);

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audit.h"
 #include "broker.h"
 #include "directory.h"
 #include "relais/log.h"
@@ -47,6 +48,7 @@ void session__close(broker_t *b, session_t *s, const char *why)
     map_del(b->sessions, s->rid, s->rid_len);
     if (s->mbox->session == s) s->mbox->session = NULL;
     RLOG(RELAIS_LOG_INFO, "session", "closed agent=%s why=%s", s->address, why);
+    broker__audit(b, AUDIT_SESSION_CLOSE, s->address, NULL, NULL, NULL, 0, "closed", 0);
     b->stats.sessions_closed++;
     map_destroy(&s->inflight_by_id);
     free(s);
@@ -71,6 +73,7 @@ void session__hello(broker_t *b, const uint8_t *rid, size_t rid_len, zmq_msg_t *
     int rc = auth__identify(b, msg, hello, address, reason, sizeof(reason));
     if (rc < 0) {
         RLOG(RELAIS_LOG_WARN, "session", "refused code=%s why=\"%s\"", relais_err_name(rc), reason);
+        broker__audit(b, AUDIT_SESSION_REFUSED, hello->address, NULL, NULL, NULL, 0, "hello", rc);
         broker__send_error(b, rid, rid_len, rc, reason, true, NULL, 0);
         return;
     }
@@ -108,6 +111,8 @@ void session__hello(broker_t *b, const uint8_t *rid, size_t rid_len, zmq_msg_t *
     s->last_seen_ms = relais_now_ms();
     mb->session = s;
     b->stats.sessions_opened++;
+    broker__audit(b, AUDIT_SESSION_OPEN, s->address, NULL, NULL, NULL, 0,
+                  s->key[0] ? "curve" : "insecure", 0);
     RLOG(RELAIS_LOG_INFO, "session", "opened agent=%s credit=%u pending=%llu", s->address,
          s->window, (unsigned long long)(mb->mem[0] + mb->mem[1] + mb->disk[0] + mb->disk[1]));
     send_welcome(b, s);

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audit.h"
 #include "broker.h"
 #include "relais/log.h"
 
@@ -34,6 +35,9 @@ static void reject(broker_t *b, session_t *s, const uint8_t *message_id, size_t 
     f.kind_case = RELAIS__V1__FRAME__KIND_REJECTED;
     f.rejected = &r;
     b->stats.rejected++;
+    broker__audit(b, AUDIT_SUBMIT_REJECTED, s->address,
+                  message_id && id_len == RELAIS_MESSAGE_ID_LEN ? message_id : NULL, NULL, NULL, 0,
+                  "rejected", code);
     char idbuf[37];
     RLOG(RELAIS_LOG_INFO, "submit", "rejected agent=%s msg=%s code=%s", s->address,
          relais_id_format(message_id, message_id ? id_len : 0, idbuf), relais_err_name(code));
@@ -177,6 +181,11 @@ void submit__handle(broker_t *b, session_t *s, const uint8_t *body, size_t body_
         reject(b, s, id, id_len, RELAIS_EOVERLOADED, "broker is shutting down", 1000);
         return;
     }
+    if (b->audit_failing) {
+        /* Every access must be traceable: without a journal, nothing new is accepted. */
+        reject(b, s, id, id_len, RELAIS_ESTORE, "audit journal unavailable: retry later", 1000);
+        return;
+    }
     int64_t retry_after = 0;
     rc = authorize__submit(b, s, env, now, reason, sizeof(reason), &retry_after);
     if (rc < 0) {
@@ -253,11 +262,17 @@ static void on_committed(const store_result_t *res, void *ud)
                 /* Accepted before (earlier in this batch, or in an earlier one): the store
                  * kept nothing of this copy, so it is neither routed nor delivered. */
                 r->duplicate = true;
+                broker__audit(b, AUDIT_SUBMIT_DUPLICATE, r->msg->sender, r->msg->message_id,
+                              relais_body_name(r->msg->body_case), NULL, 0, "duplicate", 0);
                 msg__free(r->msg);
                 r->msg = NULL;
                 b->stats.duplicates++;
             } else {
                 b->stats.accepted++;
+                if (r->msg)
+                    broker__audit(b, AUDIT_SUBMIT_ACCEPTED, r->msg->sender, r->msg->message_id,
+                                  relais_body_name(r->msg->body_case), NULL, r->msg->ndeliveries,
+                                  "accepted", 0);
             }
             send_accepted(b, r);
             if (r->msg) delivery__route(b, r->msg);

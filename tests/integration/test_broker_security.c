@@ -277,3 +277,88 @@ Test(security, insecure_mode_is_refused_with_a_production_directory)
     cr_expect(WIFEXITED(status) && WEXITSTATUS(status) != 0 && WEXITSTATUS(status) != 127,
               "relaisd refuses to start");
 }
+
+/* Runs relaisctl with args; returns its exit status and its stdout in out. */
+static int relaisctl(char *out, size_t out_len, const char *a1, const char *a2, const char *a3)
+{
+    char cmd[1200];
+    snprintf(cmd, sizeof(cmd), "%s %s %s %s 2>&1", RELAISCTL_PATH, a1, a2, a3);
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p);
+    size_t n = fread(out, 1, out_len - 1, p);
+    out[n] = 0;
+    int status = pclose(p);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+Test(security, every_access_is_in_a_hash_chained_journal_that_detects_tampering)
+{
+    rt_client_t nurse = rt_session(&broker, NURSE, 8), assistant = rt_session(&broker, ASSISTANT, 8);
+    char reason[RELAIS_REASON_MAX];
+    env_t x;
+    env_init(&x, RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_REQUEST, NURSE);
+    cr_assert_eq(submit(&assistant, &x, reason), 0);
+    Relais__V1__Frame *d;
+    cr_assert_eq(rt_client_expect(&nurse, RELAIS__V1__FRAME__KIND_DELIVER, T, &d), 0);
+    rt_client_ack(&nurse, x.id, RELAIS__V1__ACK__OUTCOME__PROCESSED, NULL);
+    relais_frame_free(&d);
+    env_init(&x, RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_REQUEST, NURSE2);
+    cr_assert_eq(submit(&nurse, &x, reason), RELAIS__V1__ERROR__ERROR_CODE__FORBIDDEN);
+    rt_client_t stranger;
+    open_stranger(&stranger);
+    send_hello(&stranger, GP);
+    cr_assert_eq(rt_broker_wait_log(&broker, "unknown key", T), 0);
+    rt_client_close(&stranger);
+    rt_client_close(&nurse);
+    rt_client_close(&assistant);
+    cr_assert_eq(rt_broker_stop(&broker, 10000), 0); /* the journal is synced on stop */
+
+    char path[400], out[8192];
+    snprintf(path, sizeof(path), "%s/audit.log", broker.data_dir);
+    cr_assert_eq(relaisctl(out, sizeof(out), "audit", "verify", path), 0, "%s", out);
+    cr_expect(strncmp(out, "ok:", 3) == 0, "%s", out);
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f);
+    char journal[65536];
+    size_t n = fread(journal, 1, sizeof(journal) - 1, f);
+    journal[n] = 0;
+    fclose(f);
+    const char *events[] = {"broker.start", "session.open", "submit.accepted", "deliver",
+                            "\"ack\"", "submit.rejected", "session.refused", "broker.stop"};
+    for (size_t i = 0; i < sizeof(events) / sizeof(events[0]); i++)
+        cr_expect(strstr(journal, events[i]) != NULL, "the journal records %s", events[i]);
+    cr_expect(strstr(journal, "req-1") == NULL, "no content of a message in the journal");
+
+    /* Change one character of the first record that names an agent (not the first line):
+     * the verifier names that line. */
+    char *line = strchr(journal, '\n') + 1, *actor = NULL;
+    int lineno = 2;
+    for (; *line; lineno++) {
+        char *end = strchr(line, '\n');
+        cr_assert_not_null(end);
+        *end = 0; /* search this line only */
+        actor = strstr(line, "\"actor\":\"rpps:");
+        *end = '\n';
+        if (actor != NULL) break;
+        line = end + 1;
+    }
+    cr_assert_not_null(actor, "a record names an agent");
+    actor += strlen("\"actor\":\"");
+    char want[32];
+    snprintf(want, sizeof(want), "line %d ", lineno);
+    char original = actor[5];
+    actor[5] = original == 'x' ? 'y' : 'x';
+    f = fopen(path, "w");
+    fwrite(journal, 1, n, f);
+    fclose(f);
+    cr_expect_eq(relaisctl(out, sizeof(out), "audit", "verify", path), 1, "%s", out);
+    cr_expect(strstr(out, want) != NULL, "the broken link (%s) is named: %s", want, out);
+
+    /* Put the original back: the chain verifies again, and the broker restarts on it. */
+    actor[5] = original;
+    f = fopen(path, "w");
+    fwrite(journal, 1, n, f);
+    fclose(f);
+    cr_expect_eq(relaisctl(out, sizeof(out), "audit", "verify", path), 0, "%s", out);
+    cr_assert_eq(rt_broker_start(&broker, NULL, 10000), 0, "relaisd restarts on the journal");
+}
