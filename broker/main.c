@@ -220,9 +220,11 @@ int main(int argc, char **argv)
         uv_loop_close(&loop);
         return 1;
     }
-    printf("relaisd ready endpoint=%s broker_id=%s store=%s durability=%s mode=%s\n", b.endpoint,
-           cfg.broker_id, b.store->vt->name, cfg.durability == STORE_DURABLE_FULL ? "full" : "os",
-           cfg.insecure ? "insecure" : "curve");
+    /* The ready line: tests and scripts read the endpoint (and the key agents need) here. */
+    printf("relaisd ready endpoint=%s broker_id=%s store=%s durability=%s mode=%s%s%s\n",
+           b.endpoint, cfg.broker_id, b.store->vt->name,
+           cfg.durability == STORE_DURABLE_FULL ? "full" : "os", cfg.insecure ? "insecure" : "curve",
+           cfg.insecure ? "" : " server_key=", cfg.insecure ? "" : b.curve_public);
     fflush(stdout);
     RLOG(RELAIS_LOG_INFO, "broker", "listening endpoint=%s store=%s heartbeat_ms=%u", b.endpoint,
          b.store->vt->name, cfg.heartbeat_ms);

@@ -1,10 +1,12 @@
 /*
  * relais-demo: a whole territory on one machine, played end to end.
  *
- * Starts a real relaisd on an ephemeral port with a fresh data directory, connects the
- * five reference agents (a GP's medical assistant, a physiotherapist, a nurse, a
- * cardiologist and a hospital), each on its own thread with its own loop, and plays two
- * care stories through the broker:
+ * Starts a real relaisd on an ephemeral port with a fresh data directory, secured as a
+ * territory runs it: CurveZMQ with keys generated for this run and a territory directory
+ * whose roles let both stories through the default authorisation (demo_territory.c).
+ * Connects the five reference agents (a GP's medical assistant, a physiotherapist, a
+ * nurse, a cardiologist and a hospital), each on its own thread with its own loop and its
+ * own keypair, and plays two care stories through the broker:
  *   1. the assistant, for the GP, asks the physiotherapist for an appointment, books the
  *      first slot offered and gets the confirmation;
  *   2. the hospital notifies a heart-failure discharge with a follow-up plan; the assistant
@@ -19,13 +21,16 @@
  */
 #include <getopt.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "demo_broker.h"
 #include "demo_story.h"
 #include "refagents.h"
+#include "relais/keys.h"
 #include "relais/log.h"
 
 #define BROKER_READY_MS 10000
@@ -34,12 +39,13 @@
 #define BROKER_STOP_MS 10000
 #define DAY_MS (24LL * 3600 * 1000)
 
-#define GP "rpps:10101234567"
-#define ASSISTANT "staff:claire.martin@cabinet-dupont"
-#define PHYSIO "rpps:10102345678"
-#define NURSE "rpps:10103456789"
-#define CARDIOLOGIST "rpps:10104567890"
-#define HOSPITAL "finess:350000014"
+/* The territory's members (demo_territory.h) under the names the stories use. */
+#define GP DEMO_GP
+#define ASSISTANT DEMO_ASSISTANT_ADDR
+#define PHYSIO DEMO_PHYSIO_ADDR
+#define NURSE DEMO_NURSE_ADDR
+#define CARDIOLOGIST DEMO_CARDIOLOGIST_ADDR
+#define HOSPITAL DEMO_HOSPITAL_ADDR
 
 #define REQUEST_ID "req-demo-0001"
 #define ENCOUNTER_ID "enc-demo-0001"
@@ -93,17 +99,37 @@ static void on_state(relais_agent_t *agent, relais_agent_state_t state, const ch
     pthread_mutex_unlock(&d->mu);
 }
 
+/*
+ * Creates the agent of one member with its own keypair, read back from the key file the
+ * territory wrote (as a reference program's --key does), and the broker's public key.
+ */
 static int create_agent(demo_t *d, demo_agent_t *a, const char *label, const char *address)
 {
     a->demo = d;
     a->label = label;
     a->address = address;
+    const char *key_path = demo_territory_key_path(&d->territory, address);
+    if (key_path == NULL) {
+        fprintf(stderr, "relais-demo: the %s %s is not in the territory directory\n", label,
+                address);
+        return RELAIS_ECONFIG;
+    }
+    char pub[41], sec[41], why[RELAIS_REASON_MAX];
+    int rc = relais_keyfile_read(key_path, pub, sec, why, sizeof why);
+    if (rc != 0) {
+        fprintf(stderr, "relais-demo: the %s's keys: %s\n", label, why);
+        return rc;
+    }
     relais_agent_options_t opts = {
         .endpoint = d->broker.endpoint,
         .address = address,
         .software = "relais-demo",
+        .curve_server_key = d->territory.broker_public_z85,
+        .curve_public_key = pub,
+        .curve_secret_key = sec,
     };
-    int rc = relais_agent_new(&a->agent, &opts);
+    rc = relais_agent_new(&a->agent, &opts);
+    explicit_bzero(sec, sizeof sec); /* the agent keeps its own copy */
     if (rc != 0) {
         fprintf(stderr, "relais-demo: cannot create the %s agent %s: %s\n", label, address,
                 relais_strerror(rc));
@@ -325,11 +351,34 @@ static int play(demo_t *d, demo_story_t *s, demo_agent_t *actor, relais_agent_fn
 
 /* ---- Main --------------------------------------------------------------------------- */
 
+/*
+ * The demo shows a secured territory or nothing: a broker whose ready line announces
+ * another mode, or another server key than the one generated for it, stops the demo.
+ */
+static int check_secure(demo_t *d)
+{
+    const demo_broker_t *b = &d->broker;
+    if (strcmp(b->mode, "curve") != 0) {
+        fprintf(stderr, "relais-demo: relaisd announces mode=%s, expected curve (see %s)\n",
+                b->mode[0] != '\0' ? b->mode : "(none)", b->log_path);
+        return -1;
+    }
+    if (b->server_key[0] != '\0' && strcmp(b->server_key, d->territory.broker_public_z85) != 0) {
+        fprintf(stderr,
+                "relais-demo: relaisd announces server_key=%s, not the key %s generated "
+                "for it\n",
+                b->server_key, d->territory.broker_key_path);
+        return -1;
+    }
+    return 0;
+}
+
 static void usage(FILE *out)
 {
     fprintf(out, "usage: relais-demo [--relaisd PATH] [--keep-data] [--verbose]\n"
-                 "Plays a demo territory end to end against a fresh relaisd: an appointment\n"
-                 "with a physiotherapist, then a hospital discharge followed up by a nurse.\n"
+                 "Plays a demo territory end to end against a fresh relaisd secured with\n"
+                 "CurveZMQ (keys and directory made for the run): an appointment with a\n"
+                 "physiotherapist, then a hospital discharge followed up by a nurse.\n"
                  "  --relaisd PATH   the broker to run (default: this build's relaisd)\n"
                  "  --keep-data      keep the broker's data directory (and its log)\n"
                  "  --verbose        show the agents' own logs on stderr\n");
@@ -337,6 +386,9 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
+    /* `relais-demo | head` must not kill the demo between its broker's start and stop (the
+     * broker would be left running): a closed stdout makes writes fail instead. */
+    signal(SIGPIPE, SIG_IGN);
     static const struct option longopts[] = {
         {"relaisd", required_argument, NULL, 'r'},
         {"keep-data", no_argument, NULL, 'k'},
@@ -391,13 +443,24 @@ int main(int argc, char **argv)
         goto out;
     }
     printf("Relais demo territory (fictitious patients only)\n");
-    if (demo_broker_start(&d->broker, relaisd, BROKER_READY_MS, err, sizeof err) != 0) {
+    if (demo_territory_write(&d->territory, d->broker.data_dir, err, sizeof err) != 0) {
+        fprintf(stderr, "relais-demo: %s\n", err);
+        goto out;
+    }
+    if (demo_broker_start(&d->broker, relaisd, d->territory.directory_path,
+                          d->territory.broker_key_path, BROKER_READY_MS, err, sizeof err) != 0) {
         fprintf(stderr, "relais-demo: %s\n", err);
         goto out;
     }
     d->broker_running = true;
+    if (check_secure(d) != 0) goto out;
     pthread_mutex_lock(&d->mu);
     demo__print(d, "relaisd ready at %s (data %s)", d->broker.endpoint, d->broker.data_dir);
+    demo__print(d,
+                "relaisd runs with CurveZMQ (server key %s); territory %s has %zu agents in "
+                "its directory, %d of them connect below",
+                d->territory.broker_public_z85, DEMO_TERRITORY, d->territory.n_members,
+                DEMO_N_AGENTS);
     pthread_mutex_unlock(&d->mu);
 
     if (create_territory(d) != 0 || start_threads(d) != 0 || await_agents(d) != 0) goto out;

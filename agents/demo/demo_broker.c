@@ -113,6 +113,24 @@ static void describe_exit(demo_broker_t *b, char *err, size_t errlen)
     snprintf(err, errlen, "relaisd closed its output before it was ready (see %s)", b->log_path);
 }
 
+/* Copies the value of " name=value" in the ready line into out, or "" when absent. */
+static void ready_field(const char *line, const char *name, char *out, size_t outlen)
+{
+    out[0] = '\0';
+    size_t nlen = strlen(name);
+    for (const char *p = strstr(line, name); p != NULL; p = strstr(p + 1, name)) {
+        if (p > line && (p[-1] == ' ' || p[-1] == '\t') && p[nlen] == '=') {
+            const char *v = p + nlen + 1;
+            size_t vlen = strcspn(v, " \t\r");
+            if (vlen < outlen) {
+                memcpy(out, v, vlen);
+                out[vlen] = '\0';
+            }
+            return;
+        }
+    }
+}
+
 /* Reads stdout until the ready line; 0 with the endpoint, or -1 with err. */
 static int await_ready(demo_broker_t *b, int timeout_ms, char *err, size_t errlen)
 {
@@ -155,6 +173,8 @@ static int await_ready(demo_broker_t *b, int timeout_ms, char *err, size_t errle
                 }
                 memcpy(b->endpoint, at, elen);
                 b->endpoint[elen] = '\0';
+                ready_field(at, "mode", b->mode, sizeof b->mode);
+                ready_field(at, "server_key", b->server_key, sizeof b->server_key);
                 return 0;
             }
             size_t rest = len - (size_t)(nl + 1 - line);
@@ -165,8 +185,8 @@ static int await_ready(demo_broker_t *b, int timeout_ms, char *err, size_t errle
     }
 }
 
-int demo_broker_start(demo_broker_t *b, const char *relaisd, int timeout_ms, char *err,
-                      size_t errlen)
+int demo_broker_start(demo_broker_t *b, const char *relaisd, const char *directory_path,
+                      const char *curve_key_path, int timeout_ms, char *err, size_t errlen)
 {
     b->pid = 0;
     b->pidfd = b->out_fd = -1;
@@ -181,8 +201,16 @@ int demo_broker_start(demo_broker_t *b, const char *relaisd, int timeout_ms, cha
     posix_spawn_file_actions_adddup2(&fa, fds[1], STDOUT_FILENO);
     posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, b->log_path, O_WRONLY | O_CREAT | O_TRUNC,
                                      0600);
-    char *argv[] = {(char *)relaisd, "--bind", "tcp://127.0.0.1:0", "--data", b->data_dir,
-                    "--insecure",    NULL};
+    char *argv[] = {(char *)relaisd,
+                    "--bind",
+                    "tcp://127.0.0.1:0",
+                    "--data",
+                    b->data_dir,
+                    "--directory",
+                    (char *)directory_path,
+                    "--curve-key",
+                    (char *)curve_key_path,
+                    NULL};
     int rc = posix_spawnp(&b->pid, relaisd, &fa, NULL, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
     close(fds[1]);

@@ -1,8 +1,8 @@
 /*
  * The demo's broker process: a fresh data directory, relaisd spawned on an ephemeral
- * port with its stderr kept in the data directory, the endpoint read back from its ready
- * line, and an orderly stop whose exit status is checked. Every wait has a deadline;
- * nothing sleeps.
+ * port with CurveZMQ and the demo's territory directory, its stderr kept in the data
+ * directory, the endpoint, mode and server key read back from its ready line, and an
+ * orderly stop whose exit status is checked. Every wait has a deadline; nothing sleeps.
  */
 #ifndef RELAIS_DEMO_BROKER_H
 #define RELAIS_DEMO_BROKER_H
@@ -19,7 +19,9 @@ typedef struct demo_broker {
     int out_fd;      /* read end of the broker's stdout */
     pthread_t drain; /* empties stdout after the ready line, so it never blocks */
     bool drain_started;
-    char endpoint[128]; /* from the ready line: tcp://127.0.0.1:PORT */
+    char endpoint[128];  /* from the ready line: tcp://127.0.0.1:PORT */
+    char mode[16];       /* from the ready line: "curve" expected; "" if not announced */
+    char server_key[41]; /* from the ready line (Z85); "" if not announced */
     char data_dir[PATH_MAX];
     char log_path[PATH_MAX + 16]; /* data_dir/relaisd.log: the broker's stderr */
 } demo_broker_t;
@@ -31,12 +33,13 @@ const char *demo_broker_find(const char *explicit_path, char buf[PATH_MAX]);
 int demo_broker_mkdata(demo_broker_t *b, char *err, size_t errlen);
 
 /*
- * Spawns relaisd --bind tcp://127.0.0.1:0 --data DIR --insecure and waits up to
- * timeout_ms for its ready line. 0 with b->endpoint set, or -1 with err filled (the
- * process, if any, is killed and reaped).
+ * Spawns relaisd --bind tcp://127.0.0.1:0 --data DIR --directory directory_path
+ * --curve-key curve_key_path (CurveZMQ, never --insecure) and waits up to timeout_ms for
+ * its ready line. 0 with b->endpoint (and what the line announces of b->mode and
+ * b->server_key) set, or -1 with err filled (the process, if any, is killed and reaped).
  */
-int demo_broker_start(demo_broker_t *b, const char *relaisd, int timeout_ms, char *err,
-                      size_t errlen);
+int demo_broker_start(demo_broker_t *b, const char *relaisd, const char *directory_path,
+                      const char *curve_key_path, int timeout_ms, char *err, size_t errlen);
 
 /*
  * Sends SIGTERM and waits up to timeout_ms for the exit. Returns the exit status (0

@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "demo_broker.h"
+#include "demo_territory.h"
 #include "refagents.h"
 
 enum {
@@ -67,6 +68,7 @@ struct demo {
     bool stopping;
     bool broker_running;
     demo_broker_t broker;
+    demo_territory_t territory; /* keys and directory, in the broker's data directory */
     demo_agent_t agents[DEMO_N_AGENTS];
     relais_ref_assistant_t *assistant;
     relais_ref_provider_t *physio;

@@ -7,311 +7,72 @@ python3-zmq and python3-protobuf, run by Debian's /usr/bin/python3): the Python 
 generated from proto/relais/v1/*.proto by protoc into a temporary directory at test time,
 so the test always speaks the schema in the tree, never a stale copy.
 
-It starts relaisd on an ephemeral port in insecure mode, reads the endpoint back from the
-ready line, then drives raw DEALER sockets through the happy path (Hello, Submit, Deliver,
-Ack, Receipt, duplicate suppression) and the protocol errors, and finally stops the broker
-with SIGTERM and expects exit status 0. Every wait is a poll with a timeout; nothing sleeps
-to synchronise. Each check prints as it passes or fails, and the last line reads
-`interop: N passed, M failed`.
+The broker runs as a territory runs it, with CurveZMQ: the test generates the broker's
+keypair and one per client with zmq.curve_keypair(), writes the broker's key file (mode
+0600) and a production territory directory (a medical assistant acting for a GP, the GP, a
+nurse and a physiotherapist; no ACL override, so the default rules of PROTOCOL.md section 6
+apply), and starts relaisd with --directory and --curve-key on an ephemeral port, reading
+the endpoint back from the ready line. Raw DEALER sockets with CURVE keys then drive the
+happy path (Hello, Submit, Deliver, Ack, Receipt, duplicate suppression, a reply inside the
+conversation) and the protocol errors; clients with an unknown key or without CURVE prove
+that the handshake is refused, and a Hello or a submission claiming another identity that
+it is refused. Finally the broker is stopped with SIGTERM and must exit 0. Every wait is a
+poll with a timeout; nothing sleeps to synchronise. Each check prints as it passes or fails,
+and the last line reads `interop: N passed, M failed`.
+
+The plumbing (protoc, keys and directory, the broker process, raw sockets) is in
+interop_support.py next to this file; the checks are here.
 
 Usage: interop_test.py --relaisd PATH --proto-dir PATH [--verbose]
 """
 
 import argparse
-import collections
 import os
-import secrets
-import selectors
-import shutil
-import signal
-import subprocess
 import sys
 import tempfile
-import threading
-import time
 
-ADDR_A = "staff:claire@cabinet-dupont"  # a medical assistant
-ADDR_B = "rpps:10101234567"  # a nurse
-ADDR_X = "rpps:10109876543"  # a third agent, for the fresh sessions used by error checks
+from interop_support import (
+    Broker,
+    CheckFailed,
+    Net,
+    Territory,
+    describe,
+    generate_python,
+    now_ms,
+    summary,
+    uuid7,
+)
 
-READY_TIMEOUT_S = 10.0
-REPLY_TIMEOUT_S = 5.0
+TERRITORY = "interop-test"
+ADDR_A = "staff:claire.martin@cabinet-dupont"  # a medical assistant, acting for the GP
+ADDR_GP = "rpps:10101234567"  # the GP (in the directory, never connected)
+ADDR_B = "rpps:10109876543"  # a nurse
+ADDR_X = "rpps:10100000002"  # a physiotherapist, for the fresh sessions of the error checks
+
+# The territory directory: address, role, whom the agent may act for. The roles are what
+# the default authorisation decides on: A may send an AppointmentRequest (medical
+# assistant) to B (a nurse may receive one), and B may answer only inside the conversation.
+MEMBERS = [
+    (ADDR_A, "medical_assistant", ADDR_GP),
+    (ADDR_GP, "gp", None),
+    (ADDR_B, "nurse", None),
+    (ADDR_X, "physiotherapist", None),
+]
+
 QUIET_WINDOW_S = 1.0  # how long "nothing more arrives" is watched for
-STOP_TIMEOUT_S = 10.0
-
-
-class CheckFailed(Exception):
-    pass
-
-
-def generate_python(proto_dir, out_dir):
-    """Runs protoc --python_out over proto_dir/relais/v1/*.proto and imports the result."""
-    # Debian's protoc matches Debian's protobuf runtime; a newer protoc elsewhere on PATH
-    # could emit code the 3.21/4.21 runtime refuses.
-    protoc = "/usr/bin/protoc" if os.access("/usr/bin/protoc", os.X_OK) else shutil.which("protoc")
-    if not protoc:
-        raise CheckFailed("protoc not found (Debian package protobuf-compiler)")
-    schema_dir = os.path.join(proto_dir, "relais", "v1")
-    protos = sorted(
-        os.path.join("relais", "v1", name)
-        for name in os.listdir(schema_dir)
-        if name.endswith(".proto")
-    )
-    if not protos:
-        raise CheckFailed("no .proto files under %s" % schema_dir)
-    cmd = [protoc, "-I" + proto_dir, "--python_out=" + out_dir] + protos
-    res = subprocess.run(cmd, cwd=proto_dir, capture_output=True, text=True)
-    if res.returncode != 0:
-        raise CheckFailed("protoc failed (%d): %s" % (res.returncode, res.stderr.strip()))
-    sys.path.insert(0, out_dir)
-    from relais.v1 import relais_pb2  # noqa: E402  (generated just above)
-
-    return relais_pb2
-
-
-def uuid7():
-    """A UUIDv7 as 16 bytes: 48-bit Unix milliseconds, version 7, RFC 4122 variant, random."""
-    ms = time.time_ns() // 1_000_000
-    b = bytearray(ms.to_bytes(6, "big") + secrets.token_bytes(10))
-    b[6] = 0x70 | (b[6] & 0x0F)
-    b[8] = 0x80 | (b[8] & 0x3F)
-    return bytes(b)
-
-
-def now_ms():
-    return time.time_ns() // 1_000_000
-
-
-class Broker:
-    """relaisd as a child process: ready line on stdout, stderr kept in a log file."""
-
-    def __init__(self, path, data_dir, log_path):
-        self.path = path
-        self.data_dir = data_dir
-        self.log_path = log_path
-        self.proc = None
-        self.endpoint = None
-        self.stdout_lines = []
-
-    def start(self):
-        log = open(self.log_path, "wb")
-        argv = [
-            self.path,
-            "--bind", "tcp://127.0.0.1:0",
-            "--data", self.data_dir,
-            "--insecure",
-            "--heartbeat-ms", "500",
-        ]
-        self.proc = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log
-        )
-        log.close()
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        sel = selectors.DefaultSelector()
-        sel.register(self.proc.stdout, selectors.EVENT_READ)
-        buf = b""
-        try:
-            while self.endpoint is None:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise CheckFailed(
-                        "no 'relaisd ready endpoint=' line on stdout within %.0f s" % READY_TIMEOUT_S
-                    )
-                if not sel.select(timeout=left):
-                    continue
-                chunk = os.read(self.proc.stdout.fileno(), 4096)
-                if not chunk:
-                    code = self.proc.wait(timeout=STOP_TIMEOUT_S)
-                    raise CheckFailed("relaisd exited with status %s before its ready line" % code)
-                buf += chunk
-                while b"\n" in buf:
-                    line, buf = buf.split(b"\n", 1)
-                    text = line.decode("utf-8", "replace")
-                    self.stdout_lines.append(text)
-                    if "relaisd ready" in text and "endpoint=" in text:
-                        self.endpoint = text.split("endpoint=", 1)[1].split()[0]
-        finally:
-            sel.close()
-        if not self.endpoint.startswith("tcp://127.0.0.1:") or self.endpoint.endswith(":0"):
-            raise CheckFailed("ready line announced an unusable endpoint %r" % self.endpoint)
-        # Keep draining stdout so the broker never blocks on a full pipe.
-        threading.Thread(target=self._drain, daemon=True).start()
-
-    def _drain(self):
-        for line in self.proc.stdout:
-            self.stdout_lines.append(line.decode("utf-8", "replace").rstrip("\n"))
-
-    def stop(self):
-        """SIGTERM; returns the exit status, or raises if the broker does not exit in time."""
-        if self.proc.poll() is not None:
-            raise CheckFailed("relaisd had already exited with status %s" % self.proc.returncode)
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            raise CheckFailed("relaisd still running %.0f s after SIGTERM" % STOP_TIMEOUT_S)
-
-    def kill(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-    def log_tail(self, n=40):
-        try:
-            with open(self.log_path, "rb") as f:
-                lines = f.read().decode("utf-8", "replace").splitlines()
-        except OSError:
-            return []
-        return lines[-n:]
-
-
-class Client:
-    """One raw DEALER session. Frames that arrive are queued in `pending` until expected."""
-
-    def __init__(self, net, name):
-        self.net = net
-        self.name = name
-        self.sock = net.ctx.socket(net.zmq.DEALER)
-        self.sock.setsockopt(net.zmq.LINGER, 0)
-        self.sock.setsockopt(net.zmq.HEARTBEAT_IVL, 500)
-        self.sock.setsockopt(net.zmq.HEARTBEAT_TIMEOUT, 1500)
-        self.sock.connect(net.endpoint)
-        self.pending = collections.deque()
-        self.address = None
-        self.heartbeat_s = None  # set by Welcome: the client then pings when idle
-        self.last_sent = time.monotonic()
-        net.clients.append(self)
-
-    def send(self, frame):
-        self.send_raw([frame.SerializeToString()])
-
-    def send_raw(self, parts):
-        self.sock.send_multipart(parts)
-        self.last_sent = time.monotonic()
-
-    def close(self):
-        self.net.clients.remove(self)
-        self.sock.close(0)
-
-
-class Net:
-    """All client sockets, polled together so that every session answers Ping meanwhile."""
-
-    def __init__(self, zmq, pb, endpoint, verbose):
-        self.zmq = zmq
-        self.pb = pb
-        self.endpoint = endpoint
-        self.verbose = verbose
-        self.ctx = zmq.Context()
-        self.clients = []
-
-    def client(self, name):
-        return Client(self, name)
-
-    def pump(self, timeout_s):
-        poller = self.zmq.Poller()
-        for c in self.clients:
-            poller.register(c.sock, self.zmq.POLLIN)
-        for sock, _ in poller.poll(max(0, int(timeout_s * 1000))):
-            c = next(c for c in self.clients if c.sock is sock)
-            while True:
-                try:
-                    parts = sock.recv_multipart(self.zmq.NOBLOCK)
-                except self.zmq.Again:
-                    break
-                self._take(c, parts)
-        t = time.monotonic()
-        for c in self.clients:
-            if c.heartbeat_s and t - c.last_sent >= c.heartbeat_s:
-                f = self.pb.Frame()
-                f.ping.at_ms = now_ms()
-                c.send(f)
-
-    def _take(self, c, parts):
-        if len(parts) != 1:
-            c.pending.append(("multipart", parts))
-            return
-        f = self.pb.Frame()
-        try:
-            f.ParseFromString(parts[0])
-        except Exception as e:  # the protobuf runtime raises DecodeError, a few raise others
-            c.pending.append(("undecodable", "%s: %r" % (e, parts[0][:64])))
-            return
-        kind = f.WhichOneof("kind")
-        if self.verbose:
-            print("    %s <- %s" % (c.name, describe(f)), flush=True)
-        if kind == "ping":
-            pong = self.pb.Frame()
-            pong.pong.at_ms = f.ping.at_ms
-            c.send(pong)
-        elif kind == "pong":
-            pass
-        else:
-            c.pending.append(f)
-
-    def expect(self, c, what, pred, timeout_s=REPLY_TIMEOUT_S):
-        """The first frame on c for which pred(frame) holds; earlier others stay queued."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            for item in list(c.pending):
-                if not isinstance(item, tuple) and pred(item):
-                    c.pending.remove(item)
-                    return item
-            bad = [item for item in c.pending if isinstance(item, tuple)]
-            if bad:
-                for item in bad:
-                    c.pending.remove(item)
-                raise CheckFailed("%s received a malformed message: %s" % (c.name, bad[0]))
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise CheckFailed(
-                    "%s: no %s within %.1f s; queued instead: %s"
-                    % (c.name, what, timeout_s, summary(c.pending))
-                )
-            self.pump(min(left, 0.1))
-
-    def next_frame(self, c, timeout_s=REPLY_TIMEOUT_S):
-        return self.expect(c, "reply", lambda f: True, timeout_s)
-
-    def watch(self, duration_s):
-        """Pumps every socket for duration_s (used to prove that something does NOT come)."""
-        deadline = time.monotonic() + duration_s
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return
-            self.pump(min(left, 0.1))
-
-    def close(self):
-        for c in list(self.clients):
-            c.close()
-        self.ctx.term()
-
-
-def describe(f):
-    kind = f.WhichOneof("kind")
-    if kind is None:
-        return "<empty Frame>"
-    from google.protobuf import text_format
-
-    text = text_format.MessageToString(getattr(f, kind), as_one_line=True)
-    return ("%s{%s}" % (kind, text))[:200]
-
-
-def summary(items):
-    if not items:
-        return "nothing"
-    return "; ".join(describe(i) if not isinstance(i, tuple) else str(i)[:120] for i in items)
+REFUSED_WINDOW_S = 1.5  # how long a client whose handshake must fail is watched
 
 
 class Interop:
-    def __init__(self, pb, net, broker):
+    def __init__(self, zmq, pb, care, net, broker, territory):
+        self.zmq = zmq
         self.pb = pb
+        self.care = care
         self.net = net
         self.broker = broker
+        self.territory = territory
         self.a = None
         self.b = None
-        self.conversation = uuid7()
         self.acked_receipts = set()
 
     # ---- helpers --------------------------------------------------------------------
@@ -324,16 +85,51 @@ class Interop:
         f.hello.address = address
         c.send(f)
 
-    def note(self, to, text, receipts=(), msg_id=None, in_reply_to=b""):
+    def keyed_client(self, name, address, monitor=False):
+        return self.net.client(name, self.territory.keys[address], monitor)
+
+    def envelope(self, to, receipts=(), msg_id=None, conversation=None, in_reply_to=b""):
+        """An envelope without a body; conversation defaults to its own message_id."""
         env = self.pb.Envelope()
         env.message_id = msg_id if msg_id is not None else uuid7()
         env.to.extend(to if isinstance(to, list) else [to])
-        env.conversation_id = self.conversation
+        env.conversation_id = conversation if conversation is not None else env.message_id
         if in_reply_to:
             env.in_reply_to = in_reply_to
         env.created_at_ms = now_ms()
         env.receipts.extend(receipts)
-        env.note.text = text
+        return env
+
+    def request(self, to, reason, receipts=(), msg_id=None):
+        """An AppointmentRequest from A for the GP: it opens its own conversation."""
+        env = self.envelope(to, receipts, msg_id)
+        env.on_behalf_of = ADDR_GP
+        req = env.appointment_request
+        req.request_id = "interop-" + env.message_id.hex()[-12:]
+        req.patient.local_id = "INTEROP-0001"  # fictitious, provisional identity
+        req.patient.identity_status = self.care.PatientRef.IdentityStatus.PROVISIONAL
+        req.requested_role = "nurse"
+        req.urgency = self.care.AppointmentRequest.Urgency.ROUTINE
+        req.window.not_before_ms = now_ms()
+        req.window.due_by_ms = now_ms() + 7 * 24 * 3600 * 1000
+        req.preferred_mode = self.care.Slot.Mode.HOME
+        req.reason = reason
+        return env
+
+    def offer(self, request, receipts=()):
+        """B's AppointmentOffer answering request, inside request's conversation."""
+        env = self.envelope(request.sender or ADDR_A, receipts,
+                            conversation=request.conversation_id,
+                            in_reply_to=request.message_id)
+        o = env.appointment_offer
+        o.request_id = request.appointment_request.request_id
+        slot = o.slots.add()
+        slot.slot_id = "slot-01"
+        slot.start_ms = now_ms() + 24 * 3600 * 1000
+        slot.end_ms = slot.start_ms + 45 * 60 * 1000
+        slot.practitioner = ADDR_B
+        slot.mode = self.care.Slot.Mode.HOME
+        o.held_until_ms = now_ms() + 3600 * 1000
         return env
 
     def submit(self, c, env):
@@ -379,10 +175,18 @@ class Interop:
             problems.append("attempt %d, expected 1" % d.attempt)
         if list(d.envelope.to) != list(env.to):
             problems.append("to %s, expected %s" % (list(d.envelope.to), list(env.to)))
-        if d.envelope.WhichOneof("body") != "note" or d.envelope.note.text != env.note.text:
+        body = env.WhichOneof("body")
+        if d.envelope.WhichOneof("body") != body or (
+            getattr(d.envelope, body).SerializeToString(deterministic=True)
+            != getattr(env, body).SerializeToString(deterministic=True)
+        ):
             problems.append("body changed in transit")
         if d.envelope.conversation_id != env.conversation_id:
             problems.append("conversation_id changed in transit")
+        if d.envelope.in_reply_to != env.in_reply_to:
+            problems.append("in_reply_to changed in transit")
+        if d.envelope.on_behalf_of != env.on_behalf_of:
+            problems.append("on_behalf_of %r, expected %r" % (d.envelope.on_behalf_of, env.on_behalf_of))
         if problems:
             raise CheckFailed("Deliver: " + "; ".join(problems))
         return d
@@ -422,8 +226,8 @@ class Interop:
         return [R.Name(s) for s in seen]
 
     def fresh_error(self, what, send, code):
-        """Opens a fresh session, sends what send(client) sends, expects Error{code}."""
-        c = self.net.client(what)
+        """Opens a fresh session with X's key, sends what send(client) sends, expects Error{code}."""
+        c = self.keyed_client(what, ADDR_X)
         try:
             send(c)
             f = self.net.next_frame(c)
@@ -441,8 +245,29 @@ class Interop:
         finally:
             c.close()
 
-    def expect_rejected(self, env, code):
-        reply = self.submit_reply(self.a, env)
+    def refused_handshake(self, what, keys):
+        """A client that must never get a session: its Hello goes unanswered for
+        REFUSED_WINDOW_S, and its socket reports failed handshakes, never a successful one
+        (so the silence is a refusal, not a connection that never happened)."""
+        c = self.net.client(what, keys, monitor=True)
+        try:
+            self.hello(c, ADDR_X)
+            self.net.watch(REFUSED_WINDOW_S)
+            if c.pending:
+                raise CheckFailed("it received %s" % summary(c.pending))
+            events = c.events()
+            if "EVENT_HANDSHAKE_SUCCEEDED" in events:
+                raise CheckFailed("its handshake succeeded (events: %s)" % ", ".join(events))
+            failures = sorted({e for e in events if e.startswith("EVENT_HANDSHAKE_FAILED")})
+            if not failures:
+                raise CheckFailed("its socket reported no failed handshake (events: %s)"
+                                  % (", ".join(events) or "none"))
+            return "nothing within %.1f s; socket reported %s" % (REFUSED_WINDOW_S, ", ".join(failures))
+        finally:
+            c.close()
+
+    def expect_rejected(self, c, env, code):
+        reply = self.submit_reply(c, env)
         if reply.WhichOneof("kind") != "rejected":
             raise CheckFailed("expected Rejected, got %s" % describe(reply))
         E = self.pb.Error.ErrorCode
@@ -451,42 +276,53 @@ class Interop:
             raise CheckFailed("Rejected code %s, expected %s (reason %r)" % (E.Name(r.code), E.Name(code), r.reason))
         if not r.reason:
             raise CheckFailed("Rejected without a human-readable reason")
+        if r.message_id != env.message_id:
+            raise CheckFailed("Rejected.message_id %s, expected %s" % (r.message_id.hex(), env.message_id.hex()))
         return r
+
+    def expect_no_deliver(self, c, env):
+        """Nothing of env reaches c within QUIET_WINDOW_S."""
+        self.net.watch(QUIET_WINDOW_S)
+        got = [f for f in c.pending if not isinstance(f, tuple) and f.WhichOneof("kind") == "deliver"
+               and f.deliver.envelope.message_id == env.message_id]
+        if got:
+            raise CheckFailed("it was delivered anyway: %s" % describe(got[0]))
 
     # ---- checks, in order -------------------------------------------------------------
 
     def check_hello_a(self):
-        self.a = self.net.client("A")
-        return self._welcome(self.a, ADDR_A)
+        # No address in Hello: with CURVE the broker knows A by its key alone.
+        self.a = self.keyed_client("A", ADDR_A)
+        return self._welcome(self.a, "", ADDR_A)
 
     def check_hello_b(self):
-        self.b = self.net.client("B")
-        return self._welcome(self.b, ADDR_B)
+        self.b = self.keyed_client("B", ADDR_B)
+        return self._welcome(self.b, ADDR_B, ADDR_B)
 
-    def _welcome(self, c, address):
-        self.hello(c, address)
+    def _welcome(self, c, declared, address):
+        self.hello(c, declared)
         f = self.net.next_frame(c)
         if f.WhichOneof("kind") != "welcome":
             raise CheckFailed("expected Welcome, got %s" % describe(f))
         w = f.welcome
         if w.address != address:
-            raise CheckFailed("Welcome.address %r, expected %r" % (w.address, address))
+            raise CheckFailed("Welcome.address %r, expected the key's address %r" % (w.address, address))
         c.address = w.address
         if w.heartbeat_ms:
             c.heartbeat_s = w.heartbeat_ms / 1000.0
-        return "heartbeat_ms=%d max_frame_bytes=%d broker_id=%s" % (
-            w.heartbeat_ms, w.max_frame_bytes, w.broker_id or "-")
+        return "Hello.address=%r; heartbeat_ms=%d max_frame_bytes=%d broker_id=%s" % (
+            declared, w.heartbeat_ms, w.max_frame_bytes, w.broker_id or "-")
 
     def check_submit(self):
         R = self.pb.Receipt.Status
-        self.first = self.note(ADDR_B, "Bonjour, pansement J+2 pour Mme Martin ?",
-                               receipts=[R.DELIVERED, R.PROCESSED])
+        self.first = self.request(ADDR_B, "pansement J+2 à domicile",
+                                  receipts=[R.DELIVERED, R.PROCESSED])
         acc = self.expect_accepted(self.a, self.first)
         return "message_id=%s accepted_at_ms=%d" % (self.first.message_id.hex(), acc.accepted_at_ms)
 
     def check_deliver(self):
         self.expect_deliver(self.b, self.first, ADDR_A)
-        return "sender=%s" % ADDR_A
+        return "sender=%s on_behalf_of=%s" % (ADDR_A, ADDR_GP)
 
     def check_receipts(self):
         self.ack(self.b, self.first.message_id, self.pb.Ack.Outcome.PROCESSED)
@@ -511,7 +347,7 @@ class Interop:
         return "no second Deliver within %.1f s" % QUIET_WINDOW_S
 
     def check_no_session(self):
-        env = self.note(ADDR_B, "before hello")
+        env = self.request(ADDR_B, "before hello")
         f = self.pb.Frame()
         f.submit.envelope.CopyFrom(env)
         return self.fresh_error("no-hello", lambda c: c.send(f), self.pb.Error.ErrorCode.NO_SESSION)
@@ -534,50 +370,67 @@ class Interop:
                                 self.pb.Error.ErrorCode.BAD_FRAME)
 
     def check_short_id(self):
-        env = self.note(ADDR_B, "short id", msg_id=b"\x01\x02\x03")
-        r = self.expect_rejected(env, self.pb.Error.ErrorCode.INVALID_ENVELOPE)
+        env = self.request(ADDR_B, "short id", msg_id=b"\x01\x02\x03")
+        env.conversation_id = uuid7()
+        r = self.expect_rejected(self.a, env, self.pb.Error.ErrorCode.INVALID_ENVELOPE)
         return "reason: %s" % r.reason
 
     def check_bad_address(self):
-        env = self.note("rpps:123", "to nobody")
-        r = self.expect_rejected(env, self.pb.Error.ErrorCode.INVALID_ENVELOPE)
-        if r.message_id != env.message_id:
-            raise CheckFailed("Rejected.message_id %s, expected %s" % (r.message_id.hex(), env.message_id.hex()))
+        env = self.request("rpps:123", "to nobody")
+        r = self.expect_rejected(self.a, env, self.pb.Error.ErrorCode.INVALID_ENVELOPE)
         return "reason: %s" % r.reason
 
+    def check_unknown_key(self):
+        keys = self.zmq.curve_keypair()  # valid, but in no directory
+        return self.refused_handshake("unknown-key", keys)
+
+    def check_no_curve(self):
+        # libzmq reports the mechanism mismatch as FAILED_PROTOCOL or, when the broker
+        # closes first, FAILED_NO_DETAIL: either is a refusal.
+        return self.refused_handshake("no-curve", None)
+
+    def check_hello_other_address(self):
+        def send(c):
+            self.hello(c, ADDR_B)  # X's key, B's address
+
+        return self.fresh_error("hello-as-B", send, self.pb.Error.ErrorCode.FORBIDDEN)
+
     def check_spoofed_sender(self):
-        env = self.note(ADDR_B, "who am I?")
-        env.sender = "rpps:19999999999"
-        reply = self.submit_reply(self.a, env)
-        kind = reply.WhichOneof("kind")
-        if kind == "rejected":
-            E = self.pb.Error.ErrorCode
-            return "refused: Rejected %s, %s" % (E.Name(reply.rejected.code), reply.rejected.reason)
-        if kind == "error":
-            return "refused: Error %s, %s" % (self.pb.Error.ErrorCode.Name(reply.error.code), reply.error.reason)
-        if reply.accepted.message_id != env.message_id:
-            raise CheckFailed("Accepted for another message_id: %s" % describe(reply))
-        d = self.expect_deliver(self.b, env, ADDR_A)
-        self.ack(self.b, env.message_id, self.pb.Ack.Outcome.PROCESSED)
-        return "ignored: delivered with sender=%s" % d.envelope.sender
+        env = self.request(ADDR_B, "who am I?")
+        env.sender = ADDR_GP  # the assistant writes the GP as the sender
+        r = self.expect_rejected(self.a, env, self.pb.Error.ErrorCode.FORBIDDEN)
+        self.expect_no_deliver(self.b, env)
+        return "reason: %s" % r.reason
+
+    def check_rule_violation(self):
+        # A nurse may not send an AppointmentRequest under the default rules.
+        env = self.envelope(ADDR_A)
+        req = env.appointment_request
+        req.request_id = "interop-forbidden"
+        req.patient.local_id = "INTEROP-0001"
+        req.requested_role = "gp"
+        r = self.expect_rejected(self.b, env, self.pb.Error.ErrorCode.FORBIDDEN)
+        words = r.reason.lower().replace("_", "")
+        if "appointmentrequest" not in words or "nurse" not in words:
+            raise CheckFailed("the reason does not name the rule (body type and role): %r" % r.reason)
+        self.expect_no_deliver(self.a, env)
+        return "reason: %s" % r.reason
 
     def check_still_working(self):
         R = self.pb.Receipt.Status
         outcome = self.pb.Ack.Outcome.PROCESSED
-        there = self.note(ADDR_B, "Et pour jeudi ?", receipts=[R.PROCESSED])
+        there = self.request(ADDR_B, "et pour jeudi ?", receipts=[R.PROCESSED])
         self.expect_accepted(self.a, there)
-        self.expect_deliver(self.b, there, ADDR_A)
+        d = self.expect_deliver(self.b, there, ADDR_A)
         self.ack(self.b, there.message_id, outcome)
         self.await_processed_receipt(self.a, there.message_id, ADDR_B)
-        back = self.note(ADDR_A, "Oui, jeudi 9 h.", receipts=[R.PROCESSED],
-                         in_reply_to=there.message_id)
+        back = self.offer(d.envelope, receipts=[R.PROCESSED])
         self.expect_accepted(self.b, back)
-        d = self.expect_deliver(self.a, back, ADDR_B)
-        if d.envelope.in_reply_to != there.message_id:
-            raise CheckFailed("in_reply_to changed in transit")
+        self.expect_deliver(self.a, back, ADDR_B)
         self.ack(self.a, back.message_id, outcome)
         self.await_processed_receipt(self.b, back.message_id, ADDR_A)
-        return "A→B and B→A each delivered, processed and receipted"
+        return "AppointmentRequest A→B and AppointmentOffer B→A in its conversation, each " \
+               "delivered, processed and receipted"
 
 
 def main():
@@ -621,7 +474,7 @@ def main():
         holder = {}
 
         def gen():
-            holder["pb"] = generate_python(os.path.abspath(args.proto_dir), gen_dir)
+            holder["pb"], holder["care"] = generate_python(os.path.abspath(args.proto_dir), gen_dir)
             return "protoc --python_out into %s" % gen_dir
 
         if not run("Python classes generated from the .proto files", gen):
@@ -629,20 +482,30 @@ def main():
             return 1
         pb = holder["pb"]
 
-        broker = Broker(os.path.abspath(args.relaisd), data_dir, os.path.join(tmp, "relaisd.log"))
+        def keys():
+            holder["territory"] = Territory(zmq, tmp, TERRITORY, MEMBERS)
+            return "broker key (0600) and directory of %d agents in %s" % (len(MEMBERS), tmp)
+
+        if not run("CURVE keys from zmq.curve_keypair() and a territory directory", keys):
+            print("interop: %d passed, %d failed" % (passed, failed))
+            return 1
+        territory = holder["territory"]
+
+        broker = Broker(os.path.abspath(args.relaisd), data_dir, os.path.join(tmp, "relaisd.log"),
+                        territory)
         net = None
         try:
             def start():
                 broker.start()
-                return "endpoint=%s" % broker.endpoint
+                return "endpoint=%s mode=curve" % broker.endpoint
 
-            if run("relaisd starts and announces its endpoint", start):
-                net = Net(zmq, pb, broker.endpoint, args.verbose)
-                t = Interop(pb, net, broker)
+            if run("relaisd starts with CurveZMQ and announces its endpoint", start):
+                net = Net(zmq, pb, broker.endpoint, territory.server_public, args.verbose)
+                t = Interop(zmq, pb, holder["care"], net, broker, territory)
                 steps = [
-                    ("Hello -> Welcome for %s" % ADDR_A, t.check_hello_a),
+                    ("Hello without address -> Welcome for the key's %s" % ADDR_A, t.check_hello_a),
                     ("Hello -> Welcome for %s" % ADDR_B, t.check_hello_b),
-                    ("Submit -> Accepted with the same message_id", t.check_submit),
+                    ("AppointmentRequest A->B -> Accepted with the same message_id", t.check_submit),
                     ("B gets Deliver, sender stamped by the broker, attempt 1", t.check_deliver),
                     ("Ack PROCESSED -> A gets Receipt(s) for B and acks them", t.check_receipts),
                     ("same message_id again -> Accepted{duplicate}, no 2nd Deliver", t.check_duplicate),
@@ -652,8 +515,15 @@ def main():
                     ("two-part message -> Error BAD_FRAME", t.check_multipart),
                     ("3-byte message_id -> Rejected INVALID_ENVELOPE", t.check_short_id),
                     ("address rpps:123 -> Rejected INVALID_ENVELOPE", t.check_bad_address),
-                    ("a sender written by the agent is not trusted", t.check_spoofed_sender),
-                    ("after the errors A and B still work (round-trip both ways)", t.check_still_working),
+                    ("a key not in the directory -> handshake refused, no Welcome", t.check_unknown_key),
+                    ("a client without CURVE -> handshake refused, no Welcome", t.check_no_curve),
+                    ("Hello declaring another address than the key's -> Error FORBIDDEN",
+                     t.check_hello_other_address),
+                    ("envelope.sender naming someone else -> Rejected FORBIDDEN", t.check_spoofed_sender),
+                    ("a nurse's AppointmentRequest -> Rejected FORBIDDEN naming the rule",
+                     t.check_rule_violation),
+                    ("after the errors A and B still work (request and offer in one conversation)",
+                     t.check_still_working),
                 ]
                 for name, fn in steps:
                     run(name, fn)
