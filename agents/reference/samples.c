@@ -1,7 +1,9 @@
 /*
  * Fictitious sample data for the demo territory and the reference programs. Nothing here
- * may resemble a real person: the family name says DEMO-PATIENT, the identity is
- * PROVISIONAL so no INS is ever filled in, and the identifiers are local ones.
+ * may resemble a real person: the family name says DEMO-PATIENT and the identifiers are
+ * local ones. The discharged patient's identity is QUALIFIED, so she carries an INS, as a
+ * real discharge would: a fictitious matricule (its 99999 run is no real commune code),
+ * which tests/integration/no_patient_data.py looks for in every log.
  */
 #include <stdio.h>
 #include <string.h>
@@ -31,6 +33,9 @@ void relais_ref_sample_discharge(relais_ref_sample_discharge_t *s, const char *e
     snprintf(s->encounter_id, sizeof s->encounter_id, "%s", encounter_id);
     snprintf(s->gp, sizeof s->gp, "%s", gp);
     relais_ref_sample_patient(&s->patient, s->given_names, "DEMO-LOCAL-0042");
+    s->patient.identity_status = RELAIS__V1__PATIENT_REF__IDENTITY_STATUS__QUALIFIED;
+    s->patient.ins_matricule = "246019999999942";
+    s->patient.ins_oid = "1.2.250.1.213.1.4.8";
 
     static const struct {
         const char *id, *role, *action;
