@@ -30,8 +30,10 @@ int auth__open(broker_t *b)
             return rc;
         }
         if (b->cfg.insecure && directory_production(b->dir)) {
-            RLOG(RELAIS_LOG_ERROR, "auth", "refusing --insecure: %s is a production directory "
-                 "(set production: false for development)", b->cfg.directory_path);
+            RLOG(RELAIS_LOG_ERROR, "auth",
+                 "refusing --insecure: %s is a production directory "
+                 "(set production: false for development)",
+                 b->cfg.directory_path);
             return RELAIS_ECONFIG;
         }
         RLOG(RELAIS_LOG_INFO, "auth", "directory territory=%s agents=%zu production=%s",
@@ -96,11 +98,10 @@ static int identify_curve(broker_t *b, zmq_msg_t *msg, const Relais__V1__Hello *
         snprintf(reason, reason_len, "the key of %.100s is no longer in the directory", uid);
         return RELAIS_EFORBIDDEN;
     }
-    if (hello->address != NULL && hello->address[0] != '\0' &&
-        strcmp(hello->address, uid) != 0) {
+    if (hello->address != NULL && hello->address[0] != '\0' && strcmp(hello->address, uid) != 0) {
         snprintf(reason, reason_len,
-                 "Hello.address %.100s is not the identity of this key (%.100s)",
-                 hello->address, uid);
+                 "Hello.address %.100s is not the identity of this key (%.100s)", hello->address,
+                 uid);
         return RELAIS_EFORBIDDEN;
     }
     snprintf(address, RELAIS_ADDRESS_MAX, "%s", uid);
@@ -122,8 +123,7 @@ static int identify_declared(broker_t *b, const Relais__V1__Hello *hello,
     }
     if (a.kind == RELAIS_ADDR_SERVICE) {
         snprintf(reason, reason_len,
-                 "Hello.address %s is a service pool; an agent connects as itself",
-                 hello->address);
+                 "Hello.address %s is a service pool; an agent connects as itself", hello->address);
         return RELAIS_EFORBIDDEN;
     }
     if (b->dir != NULL && directory_lookup(b->dir, hello->address) == NULL) {
@@ -150,12 +150,12 @@ void auth__reload(broker_t *b)
     char reason[RELAIS_REASON_MAX];
     directory_t *fresh = NULL;
     if (directory_load(b->cfg.directory_path, &fresh, reason, sizeof(reason)) < 0) {
-        RLOG(RELAIS_LOG_ERROR, "auth", "reload refused, the previous directory stays: %s",
-             reason);
+        RLOG(RELAIS_LOG_ERROR, "auth", "reload refused, the previous directory stays: %s", reason);
         return;
     }
     if (b->cfg.insecure && directory_production(fresh)) {
-        RLOG(RELAIS_LOG_ERROR, "auth", "reload refused: the new directory is a production one "
+        RLOG(RELAIS_LOG_ERROR, "auth",
+             "reload refused: the new directory is a production one "
              "and this broker runs --insecure");
         directory_destroy(&fresh);
         return;

@@ -108,8 +108,10 @@ int authorize__submit(broker_t *b, session_t *s, const Relais__V1__Envelope *env
         if (mb == NULL) continue;
         uint64_t pending = mb->mem[0] + mb->mem[1] + mb->disk[0] + mb->disk[1];
         if (pending >= lim.pending_per_mailbox) {
-            snprintf(reason, reason_len, "to[%zu]: %.100s has %llu messages waiting, the "
-                     "territory's limit", i, env->to[i], (unsigned long long)pending);
+            snprintf(reason, reason_len,
+                     "to[%zu]: %.100s has %llu messages waiting, the "
+                     "territory's limit",
+                     i, env->to[i], (unsigned long long)pending);
             *retry_after_ms = 60 * 1000;
             return RELAIS_EOVERLOADED;
         }

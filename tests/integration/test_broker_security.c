@@ -98,8 +98,8 @@ Test(security, the_identity_is_the_key_s_whatever_hello_declares)
     relais_frame_free(&w);
     send_hello(&c, GP);
     char reason[RELAIS_REASON_MAX];
-    cr_assert_eq(rt_client_expect_code(&c, false, RELAIS__V1__ERROR__ERROR_CODE__FORBIDDEN, T,
-                                       reason), 0);
+    cr_assert_eq(
+        rt_client_expect_code(&c, false, RELAIS__V1__ERROR__ERROR_CODE__FORBIDDEN, T, reason), 0);
     cr_expect(strstr(reason, GP) != NULL, "reason: %s", reason);
     rt_client_close(&c);
 }
@@ -174,7 +174,8 @@ static int submit(rt_client_t *c, env_t *x, char *reason)
 
 Test(security, each_role_sends_only_what_the_default_rules_allow)
 {
-    rt_client_t nurse = rt_session(&broker, NURSE, 8), assistant = rt_session(&broker, ASSISTANT, 8);
+    rt_client_t nurse = rt_session(&broker, NURSE, 8),
+                assistant = rt_session(&broker, ASSISTANT, 8);
     char reason[RELAIS_REASON_MAX];
     env_t x;
     /* A nurse may not request appointments. */
@@ -195,8 +196,7 @@ Test(security, each_role_sends_only_what_the_default_rules_allow)
     cr_expect_eq(submit(&assistant, &x, reason), RELAIS__V1__ERROR__ERROR_CODE__FORBIDDEN);
     /* An address outside the directory is an unknown recipient. */
     env_init(&x, RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_REQUEST, "rpps:19999999999");
-    cr_expect_eq(submit(&assistant, &x, reason),
-                 RELAIS__V1__ERROR__ERROR_CODE__UNKNOWN_RECIPIENT);
+    cr_expect_eq(submit(&assistant, &x, reason), RELAIS__V1__ERROR__ERROR_CODE__UNKNOWN_RECIPIENT);
     cr_expect(strstr(reason, "rpps:19999999999") != NULL, "reason: %s", reason);
     rt_client_close(&nurse);
     rt_client_close(&assistant);
@@ -204,7 +204,8 @@ Test(security, each_role_sends_only_what_the_default_rules_allow)
 
 Test(security, a_reply_is_accepted_only_inside_a_conversation_its_sender_was_delivered_into)
 {
-    rt_client_t nurse = rt_session(&broker, NURSE, 8), assistant = rt_session(&broker, ASSISTANT, 8),
+    rt_client_t nurse = rt_session(&broker, NURSE, 8),
+                assistant = rt_session(&broker, ASSISTANT, 8),
                 other = rt_session(&broker, NURSE2, 8);
     char reason[RELAIS_REASON_MAX];
     env_t req, offer;
@@ -242,8 +243,8 @@ Test(security, a_revoked_key_loses_its_session_and_cannot_open_another)
     relais_frame_free(&e);
     /* The connection was authenticated before the reload: a new Hello on it is refused. */
     send_hello(&nurse, "");
-    cr_assert_eq(rt_client_expect_code(&nurse, false, RELAIS__V1__ERROR__ERROR_CODE__FORBIDDEN,
-                                       T, NULL), 0);
+    cr_assert_eq(
+        rt_client_expect_code(&nurse, false, RELAIS__V1__ERROR__ERROR_CODE__FORBIDDEN, T, NULL), 0);
     rt_client_close(&nurse);
     /* And a new connection with that key fails its handshake. */
     rt_client_t again;
@@ -293,7 +294,8 @@ static int relaisctl(char *out, size_t out_len, const char *a1, const char *a2, 
 
 Test(security, every_access_is_in_a_hash_chained_journal_that_detects_tampering)
 {
-    rt_client_t nurse = rt_session(&broker, NURSE, 8), assistant = rt_session(&broker, ASSISTANT, 8);
+    rt_client_t nurse = rt_session(&broker, NURSE, 8),
+                assistant = rt_session(&broker, ASSISTANT, 8);
     char reason[RELAIS_REASON_MAX];
     env_t x;
     env_init(&x, RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_REQUEST, NURSE);
@@ -323,8 +325,8 @@ Test(security, every_access_is_in_a_hash_chained_journal_that_detects_tampering)
     size_t n = fread(journal, 1, sizeof(journal) - 1, f);
     journal[n] = 0;
     fclose(f);
-    const char *events[] = {"broker.start", "session.open", "submit.accepted", "deliver",
-                            "\"ack\"", "submit.rejected", "session.refused", "broker.stop"};
+    const char *events[] = {"broker.start", "session.open",    "submit.accepted", "deliver",
+                            "\"ack\"",      "submit.rejected", "session.refused", "broker.stop"};
     for (size_t i = 0; i < sizeof(events) / sizeof(events[0]); i++)
         cr_expect(strstr(journal, events[i]) != NULL, "the journal records %s", events[i]);
     cr_expect(strstr(journal, "req-1") == NULL, "no content of a message in the journal");
@@ -361,4 +363,137 @@ Test(security, every_access_is_in_a_hash_chained_journal_that_detects_tampering)
     fclose(f);
     cr_expect_eq(relaisctl(out, sizeof(out), "audit", "verify", path), 0, "%s", out);
     cr_assert_eq(rt_broker_start(&broker, NULL, 10000), 0, "relaisd restarts on the journal");
+}
+
+static void start_limited(void)
+{
+    memset(&broker, 0, sizeof(broker));
+    broker.default_acl = true;
+    broker.rate_limit = 5;
+    broker.mailbox_limit = 8;
+    static const char *args[] = {"--heartbeat-ms", "1000", NULL};
+    cr_assert_eq(rt_broker_start(&broker, args, 10000), 0, "relaisd must start");
+}
+
+TestSuite(limits, .init = start_limited, .fini = stop, .timeout = 60);
+
+Test(limits, an_agent_over_its_rate_is_told_to_retry_later)
+{
+    rt_client_t a = rt_session(&broker, ASSISTANT, 8);
+    char reason[RELAIS_REASON_MAX];
+    int accepted = 0, overloaded = 0;
+    for (int i = 0; i < 7; i++) { /* a burst: the bucket holds 5 */
+        env_t x;
+        env_init(&x, RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_REQUEST, NURSE);
+        int code = submit(&a, &x, reason);
+        if (code == 0)
+            accepted++;
+        else if (code == RELAIS__V1__ERROR__ERROR_CODE__OVERLOADED)
+            overloaded++;
+    }
+    cr_expect_geq(accepted, 5, "the burst allowance");
+    cr_expect_geq(overloaded, 1, "then OVERLOADED");
+    cr_expect(strstr(reason, "submissions a second") != NULL, "reason: %s", reason);
+    rt_client_close(&a);
+}
+
+Test(limits, a_full_mailbox_refuses_more_until_it_drains)
+{
+    rt_client_t a = rt_session(&broker, ASSISTANT, 8);
+    char reason[RELAIS_REASON_MAX];
+    int code = 0, sent = 0;
+    /* The nurse is offline: her mailbox fills to its limit of 8. Pace under the rate. */
+    for (; sent < 12 && code == 0; sent++) {
+        env_t x;
+        env_init(&x, RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_REQUEST, NURSE);
+        do {
+            code = submit(&a, &x, reason);
+        } while (code == RELAIS__V1__ERROR__ERROR_CODE__OVERLOADED &&
+                 strstr(reason, "a second") != NULL); /* the rate, not the mailbox */
+    }
+    cr_expect_eq(code, RELAIS__V1__ERROR__ERROR_CODE__OVERLOADED);
+    cr_expect(strstr(reason, "waiting") != NULL, "reason: %s", reason);
+    cr_expect_eq(sent, 9, "8 accepted, the 9th refused");
+    rt_client_close(&a);
+}
+
+/* One hostile act, in rotation: bytes that are not a frame, a message of several parts, one
+ * too large, a handshake with an unknown key, a submission the rules forbid. */
+static void attack(rt_client_t *garbage, rt_client_t *forbidden, int i, int *strangers)
+{
+    static uint8_t big[2 * 1024 * 1024];
+    switch (i % 5) {
+    case 0:
+        rt_client_send_raw(garbage, "\x0a\xff\xff\xff\xff\x0f", 6, false);
+        break;
+    case 1:
+        rt_client_send_raw(garbage, "x", 1, true);
+        rt_client_send_raw(garbage, "y", 1, false);
+        break;
+    case 2:
+        rt_client_send_raw(garbage, big, sizeof(big), false);
+        break;
+    case 3: {
+        rt_client_t s;
+        open_stranger(&s);
+        send_hello(&s, GP);
+        rt_client_close(&s);
+        (*strangers)++;
+        break;
+    }
+    default: {
+        env_t x; /* a nurse may not request appointments */
+        env_init(&x, RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_REQUEST, NURSE);
+        Relais__V1__Submit sub = RELAIS__V1__SUBMIT__INIT;
+        sub.envelope = &x.e;
+        Relais__V1__Frame f = RELAIS__V1__FRAME__INIT;
+        f.kind_case = RELAIS__V1__FRAME__KIND_SUBMIT;
+        f.submit = &sub;
+        rt_client_send(forbidden, &f);
+        break;
+    }
+    }
+}
+
+Test(security, a_flood_of_hostile_input_costs_a_legitimate_pair_nothing)
+{
+    rt_client_t assistant = rt_session(&broker, ASSISTANT, 16),
+                nurse = rt_session(&broker, NURSE, 16);
+    rt_client_t garbage = rt_session(&broker, HOSPITAL, 8),
+                forbidden = rt_session(&broker, NURSE2, 8);
+    enum { N = 60 };
+    int strangers = 0, forbidden_seen = 0;
+    char reason[RELAIS_REASON_MAX];
+    for (int i = 0; i < N; i++) {
+        attack(&garbage, &forbidden, i, &strangers);
+        env_t x;
+        env_init(&x, RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_REQUEST, NURSE);
+        cr_assert_eq(submit(&assistant, &x, reason), 0, "legitimate submission %d: %s", i, reason);
+        Relais__V1__Frame *d;
+        cr_assert_eq(rt_client_expect(&nurse, RELAIS__V1__FRAME__KIND_DELIVER, T, &d), 0,
+                     "legitimate delivery %d", i);
+        cr_assert_eq(memcmp(d->deliver->envelope->message_id.data, x.id, 16), 0, "in order");
+        rt_client_ack(&nurse, x.id, RELAIS__V1__ACK__OUTCOME__PROCESSED, NULL);
+        relais_frame_free(&d);
+        Relais__V1__Frame *r;
+        while (rt_client_recv(&forbidden, 0, &r) == 0) {
+            forbidden_seen += r->kind_case == RELAIS__V1__FRAME__KIND_REJECTED &&
+                              r->rejected->code == RELAIS__V1__ERROR__ERROR_CODE__FORBIDDEN;
+            relais_frame_free(&r);
+        }
+    }
+    Relais__V1__Frame *r;
+    while (forbidden_seen < N / 5 && rt_client_recv(&forbidden, T, &r) == 0) {
+        forbidden_seen += r->kind_case == RELAIS__V1__FRAME__KIND_REJECTED &&
+                          r->rejected->code == RELAIS__V1__ERROR__ERROR_CODE__FORBIDDEN;
+        relais_frame_free(&r);
+    }
+    cr_expect_eq(forbidden_seen, N / 5, "every forbidden submission refused");
+    cr_expect_eq(strangers, N / 5);
+    /* The legitimate pair saw no error at all. */
+    cr_expect_neq(rt_client_recv(&assistant, 200, &r), 0, "nothing else for the assistant");
+    rt_client_close(&assistant);
+    rt_client_close(&nurse);
+    rt_client_close(&garbage);
+    rt_client_close(&forbidden);
 }

@@ -74,9 +74,12 @@ static int write_directory(const rt_broker_t *b, const char *path, const char *s
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     FILE *f = fopen(tmp, "w");
     if (f == NULL) return -1;
-    /* Throughput tests submit thousands a second: the test territory allows it. */
-    fprintf(f, "territory: relais-test\nproduction: true\n"
-               "limits: {submissions_per_second: 1000000}\n");
+    /* Throughput tests submit thousands a second: the test territory allows it, unless a
+     * test sets its own limits. */
+    fprintf(f, "territory: relais-test\nproduction: true\nlimits: {submissions_per_second: %u",
+            b->rate_limit ? b->rate_limit : 1000000);
+    if (b->mailbox_limit) fprintf(f, ", pending_per_mailbox: %u", b->mailbox_limit);
+    fprintf(f, "}\n");
     if (!b->default_acl) {
         fprintf(f, "acl:\n");
         for (int body = 1; body < 64; body++) {
@@ -91,8 +94,7 @@ static int write_directory(const rt_broker_t *b, const char *path, const char *s
         if (skip != NULL && strcmp(k->address, skip) == 0) continue;
         fprintf(f, "  - address: \"%s\"\n    role: %s\n    public_key: \"%s\"\n", k->address,
                 territory[i].role, k->pub);
-        if (territory[i].specialty)
-            fprintf(f, "    specialty: %s\n", territory[i].specialty);
+        if (territory[i].specialty) fprintf(f, "    specialty: %s\n", territory[i].specialty);
         if (territory[i].acts_for) fprintf(f, "    acts_for: [\"%s\"]\n", territory[i].acts_for);
     }
     fclose(f);

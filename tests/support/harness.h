@@ -32,10 +32,12 @@ typedef struct rt_key {
 } rt_key_t;
 
 typedef struct rt_broker {
-    bool insecure;           /* set before the first start: relaisd --insecure, no keys */
-    const char *directory;   /* set before start: use this directory file instead */
-    bool default_acl;        /* set before the first start: PROTOCOL.md's rules, no opening */
-    char server_pub[41];     /* the broker's public key (CURVE mode) */
+    bool insecure;          /* set before the first start: relaisd --insecure, no keys */
+    const char *directory;  /* set before start: use this directory file instead */
+    bool default_acl;       /* set before the first start: PROTOCOL.md's rules, no opening */
+    unsigned rate_limit;    /* submissions per second per agent; 0: 1,000,000 */
+    unsigned mailbox_limit; /* pending deliveries per mailbox; 0: the default */
+    char server_pub[41];    /* the broker's public key (CURVE mode) */
     char server_pub_path[300];
     rt_key_t keys[RT_MAX_AGENTS];
     size_t nkeys;
@@ -50,8 +52,8 @@ typedef struct rt_broker {
  * Starts relaisd with --bind (b->endpoint if set, else tcp://127.0.0.1:0),
  * --data (b->data_dir if set, else a new mkdtemp directory), then either --directory and
  * --curve-key (the test territory, generated at the first start and kept for restarts) or
- * --insecure, and extra_args (NULL-terminated, may be NULL). Waits up to timeout_ms for the ready line and fills
- * b->endpoint. Returns 0, or -1 with the reason printed to stderr.
+ * --insecure, and extra_args (NULL-terminated, may be NULL). Waits up to timeout_ms for the ready
+ * line and fills b->endpoint. Returns 0, or -1 with the reason printed to stderr.
  */
 int rt_broker_start(rt_broker_t *b, const char *const *extra_args, int timeout_ms);
 
