@@ -269,6 +269,40 @@ static bool check_item(const ProtobufCFieldDescriptor *f, const void *item, char
                        size_t len);
 
 /*
+ * True when msg or a message inside it holds field number 0. protobuf-c refuses the tag
+ * byte 00 but accepts the same tag written in more bytes (80 00) and keeps it as an unknown
+ * field, which it then re-encodes as 00: a frame we accepted would re-encode into bytes that
+ * nobody decodes (the broker re-encodes every envelope it stores).
+ */
+static bool has_field_zero(const ProtobufCMessage *msg)
+{
+    const ProtobufCMessageDescriptor *d = msg->descriptor;
+    const char *base = (const char *)msg;
+    for (unsigned i = 0; i < msg->n_unknown_fields; i++) {
+        if (msg->unknown_fields[i].tag == 0) return true;
+    }
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        if (f->type != PROTOBUF_C_TYPE_MESSAGE) continue;
+        if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
+            if (*(const uint32_t *)(base + f->quantifier_offset) != f->id) continue;
+        }
+        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+            size_t n = *(const size_t *)(base + f->quantifier_offset);
+            const ProtobufCMessage *const *items =
+                *(const ProtobufCMessage *const *const *)(base + f->offset);
+            for (size_t k = 0; k < n; k++) {
+                if (has_field_zero(items[k])) return true;
+            }
+        } else {
+            const ProtobufCMessage *item = *(const ProtobufCMessage *const *)(base + f->offset);
+            if (item != NULL && has_field_zero(item)) return true;
+        }
+    }
+    return false;
+}
+
+/*
  * Checks every string in msg and its sub-messages; on failure path names the first bad
  * one ("submit.envelope.note.text"). The schema has no recursive messages, so the depth is
  * bounded by the schema.
@@ -337,6 +371,11 @@ int relais_frame_decode(const void *data, size_t len, size_t max_bytes, Relais__
         relais_frame_free(&frame);
         return codec__fail(RELAIS_EBADFRAME, reason, reason_len,
                            "the frame has no kind set (no known field of Frame is present)");
+    }
+    if (has_field_zero(&frame->base)) {
+        relais_frame_free(&frame);
+        return codec__fail(RELAIS_EBADFRAME, reason, reason_len,
+                           "the frame holds field number 0, which protobuf does not allow");
     }
     if (!check_strings(&frame->base, NULL, 0, 0)) {
         /* Rare: walk again, this time naming the field for the reason. */

@@ -135,6 +135,20 @@ Test(codec, refuses_an_empty_message)
     expect_decode_fails("", 0, LIMIT, RELAIS_EBADFRAME, "empty", "an empty message");
 }
 
+Test(codec, refuses_field_number_zero_even_written_as_an_overlong_tag)
+{
+    /* Found by fuzzing: protobuf-c refuses the tag byte 00 but accepts 80 00 (the same tag
+     * in two bytes), keeps it as an unknown field and re-encodes it as 00, which it then
+     * refuses: a Submit accepted this way could never be delivered. */
+    const uint8_t frame[] = {0x0a, 0x03, 0x80, 0x00, 0x00};
+    Relais__V1__Frame *f = NULL;
+    char reason[RELAIS_REASON_MAX];
+    cr_assert_eq(relais_frame_decode(frame, sizeof(frame), 1024, &f, reason, sizeof(reason)),
+                 RELAIS_EBADFRAME);
+    cr_assert_null(f);
+    cr_expect(strstr(reason, "field number 0") != NULL, "reason: %s", reason);
+}
+
 Test(codec, refuses_garbage_with_a_reason_that_says_where)
 {
     static const struct {
