@@ -425,6 +425,7 @@ int broker_open(broker_t *b, const broker_config_t *cfg, uv_loop_t *loop)
     b->next_receipt_id = 1;
     list_init(&b->retry);
     list_init(&b->idle);
+    list_init(&b->pools);
     b->gen_open = 1;
     int rc;
     if ((rc = map_new(&b->sessions)) < 0 || (rc = map_new(&b->mailboxes)) < 0 ||

@@ -104,6 +104,8 @@ typedef struct delivery {
     int64_t retry_at_ms; /* REDELIVERING after RETRY_LATER: not before */
     int64_t sent_at_ms;  /* DELIVERING: when the Deliver went out */
     uint64_t gen;        /* batch generation that records its latest state */
+    mailbox_t **tried;   /* pool delivery: members that refused it */
+    unsigned ntried;
     list_node_t qnode;   /* mailbox queue, or the broker's retry list */
     list_node_t fnode;   /* the session's in-flight list */
     session_t *session;  /* DELIVERING: where it was sent */
@@ -133,6 +135,8 @@ struct mailbox {
     list_node_t receipts;
     session_t *session;
     list_node_t idle; /* in broker.idle while sessionless with deliveries in memory */
+    bool pool;             /* a service pool: deliveries go to one of its members */
+    list_node_t pool_node; /* in broker.pools */
 };
 
 struct session {
@@ -205,6 +209,7 @@ typedef struct broker {
     uint64_t gen_open;      /* generation of the batch being gathered */
     uint64_t gen_committed; /* every batch up to this generation has committed */
     list_node_t idle;       /* mailboxes to evict once their state is committed */
+    list_node_t pools;      /* every service-pool mailbox */
     uint64_t next_receipt_id;
     int64_t next_expiry_ms;
 
@@ -360,6 +365,30 @@ void delivery__pump(broker_t *b, mailbox_t *mb);
 /* Restores a receipt owed (recovery). 0 or -ENOMEM. */
 int delivery__restore_receipt(broker_t *b, uint64_t id, const char *address, const uint8_t *frame,
                               size_t len);
+/* Sends d to session s (bookkeeping, state, audit, DELIVERED receipt). 0, or -1 when the
+ * send failed, in which case s is closed and d is back in its queue. */
+int delivery__send(broker_t *b, delivery_t *d, session_t *s);
+/* Owes the sender of m a receipt about recipient (claimed_by: the pool member who handled
+ * or claimed it, or NULL). Kept until the sender acknowledges it. */
+void delivery__receipt(broker_t *b, const msg_t *m, const char *recipient, int status,
+                       const char *reason, const char *claimed_by);
+/* The next delivery a mailbox should send (URGENT first), or NULL. */
+delivery_t *delivery__next_queued(mailbox_t *mb);
+/* Puts d back into its mailbox queue at its place in acceptance order. */
+void delivery__queue_in_order(delivery_t *d);
+
+/* ---- pool.c ------------------------------------------------------------------------ */
+
+/* Gives queued pool deliveries to members with room (ANYCAST: the least loaded). */
+void pool__pump(broker_t *b, mailbox_t *pool);
+/* A member refused d: hands it to the next member and returns true, or returns false when
+ * every member has refused (the refusal is final). */
+bool pool__pass_on(broker_t *b, delivery_t *d, session_t *member);
+/* A member connected: its pools may have work for it. */
+void pool__member_online(broker_t *b, session_t *s);
+/* Periodic: pools whose work went back to the queue (a member left) find another member. */
+void pool__tick(broker_t *b);
+
 /* A session opened: sends the receipts owed to its address, then its queue. */
 void delivery__session_opened(broker_t *b, session_t *s);
 void delivery__ack(broker_t *b, session_t *s, const Relais__V1__Ack *ack);

@@ -42,8 +42,8 @@ static void receipt_send(broker_t *b, receipt_t *r)
 }
 
 /* Owes the sender of m a receipt about recipient. Kept until the sender acks it. */
-static void receipt_emit(broker_t *b, const msg_t *m, const char *recipient, int status,
-                         const char *reason)
+void delivery__receipt(broker_t *b, const msg_t *m, const char *recipient, int status,
+                       const char *reason, const char *claimed_by)
 {
     mailbox_t *mb = delivery__mailbox(b, m->sender, true);
     receipt_t *r = calloc(1, sizeof(*r));
@@ -62,6 +62,7 @@ static void receipt_emit(broker_t *b, const msg_t *m, const char *recipient, int
     rc.at_ms = relais_now_ms();
     rc.reason = (char *)(reason ? reason : "");
     rc.receipt_id = r->id;
+    rc.claimed_by = (char *)(claimed_by ? claimed_by : "");
     rc.conversation_id.data = (uint8_t *)m->conversation_id;
     rc.conversation_id.len = m->conversation_id_len;
     Relais__V1__Frame f = RELAIS__V1__FRAME__INIT;
@@ -156,7 +157,7 @@ static void leave_session(delivery_t *d)
 }
 
 /* Puts d back into its mailbox queue at its place in acceptance order. */
-static void queue_in_order(delivery_t *d)
+void delivery__queue_in_order(delivery_t *d)
 {
     list_node_t *head = &d->mbox->queue[d->msg->priority];
     list_node_t *pos = head->next;
@@ -176,7 +177,7 @@ void delivery__route(broker_t *b, msg_t *m)
         delivery_t *d = m->deliveries[i];
         if (d == NULL) continue;
         mailbox_t *mb = d->mbox;
-        if (mb->session != NULL && mb->disk[p] == 0 && mb->mem[p] < MAILBOX_PAGE) {
+        if ((mb->session != NULL || mb->pool) && mb->disk[p] == 0 && mb->mem[p] < MAILBOX_PAGE) {
             list_push_back(&mb->queue[p], &d->qnode);
             mb->mem[p]++;
             if (m->seq > mb->cursor[p]) mb->cursor[p] = m->seq;
@@ -194,49 +195,60 @@ void delivery__route(broker_t *b, msg_t *m)
     for (unsigned i = 0; i < ntouched; i++) delivery__pump(b, touched[i]);
 }
 
-static delivery_t *next_queued(mailbox_t *mb)
+delivery_t *delivery__next_queued(mailbox_t *mb)
 {
     list_node_t *n = list_first(&mb->queue[1]);
     if (n == NULL) n = list_first(&mb->queue[0]);
     return n ? LIST_ENTRY(n, delivery_t, qnode) : NULL;
 }
 
+int delivery__send(broker_t *b, delivery_t *d, session_t *s)
+{
+    msg_t *m = d->msg;
+    mailbox_t *mb = d->mbox;
+    uint8_t *frame;
+    size_t len;
+    if (relais_deliver_wrap(m->envelope, m->envelope_len, d->attempt + 1, false, &frame, &len) < 0)
+        return -1;
+    int rc = broker__send(b, s->rid, s->rid_len, frame, len);
+    free(frame);
+    if (rc < 0) {
+        session__close(b, s, rc == -EAGAIN ? "send queue full" : "peer unreachable");
+        return -1;
+    }
+    list_remove(&d->qnode);
+    mb->mem[m->priority]--;
+    d->attempt++;
+    d->session = s;
+    d->sent_at_ms = relais_now_ms();
+    list_push_back(&s->inflight, &d->fnode);
+    map_put(s->inflight_by_id, m->message_id, RELAIS_MESSAGE_ID_LEN, d);
+    s->inflight_count++;
+    b->stats.delivered++;
+    set_state(b, d, DELIVERY_DELIVERING);
+    broker__audit(b, AUDIT_DELIVER, m->sender, m->message_id, relais_body_name(m->body_case),
+                  mb->pool ? s->address : mb->address, d->attempt, "delivered", 0);
+    if (d->attempt == 1 && (m->receipts_mask & (1u << RELAIS__V1__RECEIPT__STATUS__DELIVERED)))
+        delivery__receipt(b, m, mb->address, RELAIS__V1__RECEIPT__STATUS__DELIVERED, "",
+                          mb->pool ? s->address : NULL);
+    return 0;
+}
+
 void delivery__pump(broker_t *b, mailbox_t *mb)
 {
+    if (mb->pool) {
+        pool__pump(b, mb);
+        return;
+    }
     session_t *s = mb->session;
     while (s != NULL && s->inflight_count < s->window) {
         for (int p = 1; p >= 0; p--)
             if (mb->disk[p] > 0 && mb->mem[p] < MAILBOX_PAGE / 2) delivery__page_in(b, mb, p);
-        delivery_t *d = next_queued(mb);
+        delivery_t *d = delivery__next_queued(mb);
         if (d == NULL) return;
-        msg_t *m = d->msg;
         /* Acks name a message id only: two senders' messages with one id wait in turn. */
-        if (map_get(s->inflight_by_id, m->message_id, RELAIS_MESSAGE_ID_LEN) != NULL) return;
-        uint8_t *frame;
-        size_t len;
-        if (relais_deliver_wrap(m->envelope, m->envelope_len, d->attempt + 1, false, &frame, &len) <
-            0)
-            return;
-        int rc = broker__send(b, s->rid, s->rid_len, frame, len);
-        free(frame);
-        if (rc < 0) {
-            session__close(b, s, rc == -EAGAIN ? "send queue full" : "peer unreachable");
-            return;
-        }
-        list_remove(&d->qnode);
-        mb->mem[m->priority]--;
-        d->attempt++;
-        d->session = s;
-        d->sent_at_ms = relais_now_ms();
-        list_push_back(&s->inflight, &d->fnode);
-        map_put(s->inflight_by_id, m->message_id, RELAIS_MESSAGE_ID_LEN, d);
-        s->inflight_count++;
-        b->stats.delivered++;
-        set_state(b, d, DELIVERY_DELIVERING);
-        broker__audit(b, AUDIT_DELIVER, m->sender, m->message_id, relais_body_name(m->body_case),
-                      mb->address, d->attempt, "delivered", 0);
-        if (d->attempt == 1 && (m->receipts_mask & (1u << RELAIS__V1__RECEIPT__STATUS__DELIVERED)))
-            receipt_emit(b, m, mb->address, RELAIS__V1__RECEIPT__STATUS__DELIVERED, "");
+        if (map_get(s->inflight_by_id, d->msg->message_id, RELAIS_MESSAGE_ID_LEN) != NULL) return;
+        if (delivery__send(b, d, s) < 0) return;
     }
 }
 
@@ -252,6 +264,7 @@ void delivery__session_opened(broker_t *b, session_t *s)
     /* Always ask the store once: it is the truth about what is pending. */
     for (int p = 1; p >= 0; p--) delivery__page_in(b, s->mbox, p);
     delivery__pump(b, s->mbox);
+    if (s->mbox->session == s) pool__member_online(b, s);
 }
 
 static void ack_receipt(broker_t *b, session_t *s, uint64_t id)
@@ -289,6 +302,9 @@ void delivery__ack(broker_t *b, session_t *s, const Relais__V1__Ack *ack)
     if (d == NULL) return; /* a late or repeated Ack: the delivery already moved on */
     leave_session(d);
     msg_t *m = d->msg;
+    /* A pool delivery answers for the pool, naming the member who handled it. */
+    mailbox_t *pool = d->mbox->pool ? d->mbox : NULL;
+    const char *recipient = d->mbox->address, *handled_by = pool ? s->address : NULL;
     char idbuf[37];
     RLOG(RELAIS_LOG_DEBUG, "delivery", "ack agent=%s msg=%s outcome=%d attempt=%u", s->address,
          relais_id_format(m->message_id, RELAIS_MESSAGE_ID_LEN, idbuf), ack->outcome, d->attempt);
@@ -298,16 +314,19 @@ void delivery__ack(broker_t *b, session_t *s, const Relais__V1__Ack *ack)
         broker__audit(b, AUDIT_ACK, s->address, m->message_id, relais_body_name(m->body_case),
                       m->sender, d->attempt, "processed", 0);
         if (m->receipts_mask & (1u << RELAIS__V1__RECEIPT__STATUS__PROCESSED))
-            receipt_emit(b, m, s->address, RELAIS__V1__RECEIPT__STATUS__PROCESSED, "");
+            delivery__receipt(b, m, recipient, RELAIS__V1__RECEIPT__STATUS__PROCESSED, "",
+                              handled_by);
         finish(b, d, DELIVERY_ACKED);
         break;
     case RELAIS__V1__ACK__OUTCOME__REFUSED:
-        /* The sender is always told of a refusal, asked or not. */
-        b->stats.refused++;
         broker__audit(b, AUDIT_REFUSE, s->address, m->message_id, relais_body_name(m->body_case),
                       m->sender, d->attempt, "refused", 0);
-        receipt_emit(b, m, s->address, RELAIS__V1__RECEIPT__STATUS__REFUSED,
-                     ack->reason ? ack->reason : "");
+        /* A pool member's refusal passes the delivery to the next member. */
+        if (pool != NULL && pool__pass_on(b, d, s)) break;
+        /* The sender is always told of a refusal, asked or not. */
+        b->stats.refused++;
+        delivery__receipt(b, m, recipient, RELAIS__V1__RECEIPT__STATUS__REFUSED,
+                          ack->reason ? ack->reason : "", handled_by);
         finish(b, d, DELIVERY_REFUSED);
         break;
     default: { /* RETRY_LATER: back off, doubling per attempt */
@@ -322,6 +341,7 @@ void delivery__ack(broker_t *b, session_t *s, const Relais__V1__Ack *ack)
     }
     }
     delivery__pump(b, s->mbox);
+    if (pool != NULL) delivery__pump(b, pool);
 }
 
 void delivery__session_closed(broker_t *b, session_t *s)
@@ -330,7 +350,7 @@ void delivery__session_closed(broker_t *b, session_t *s)
     while (!list_empty(&s->inflight)) {
         delivery_t *d = LIST_ENTRY(s->inflight.prev, delivery_t, fnode);
         leave_session(d);
-        queue_in_order(d);
+        delivery__queue_in_order(d);
         set_state(b, d, DELIVERY_REDELIVERING);
     }
     /* Nobody to deliver to: the queue's memory goes back to the store once the store has
@@ -349,7 +369,7 @@ void delivery__check_ack_timeouts(broker_t *b, session_t *s, int64_t now)
         RLOG(RELAIS_LOG_INFO, "delivery", "ack timeout agent=%s msg=%s attempt=%u", s->address,
              relais_id_format(d->msg->message_id, RELAIS_MESSAGE_ID_LEN, idbuf), d->attempt);
         leave_session(d);
-        queue_in_order(d);
+        delivery__queue_in_order(d);
         set_state(b, d, DELIVERY_REDELIVERING);
         moved = true;
     }
@@ -374,7 +394,8 @@ void delivery__expire(broker_t *b, delivery_t *d)
     b->stats.expired++;
     broker__audit(b, AUDIT_EXPIRE, m->sender, m->message_id, relais_body_name(m->body_case),
                   d->mbox->address, d->attempt, "expired", 0);
-    receipt_emit(b, m, d->mbox->address, RELAIS__V1__RECEIPT__STATUS__EXPIRED, expired_reason);
+    delivery__receipt(b, m, d->mbox->address, RELAIS__V1__RECEIPT__STATUS__EXPIRED, expired_reason,
+                      NULL);
     finish(b, d, DELIVERY_EXPIRED);
 }
 
@@ -386,7 +407,8 @@ void delivery__expire_stored(broker_t *b, msg_t *m, mailbox_t *mb, uint32_t atte
     b->stats.expired++;
     broker__audit(b, AUDIT_EXPIRE, m->sender, m->message_id, relais_body_name(m->body_case),
                   mb->address, attempt, "expired", 0);
-    receipt_emit(b, m, mb->address, RELAIS__V1__RECEIPT__STATUS__EXPIRED, expired_reason);
+    delivery__receipt(b, m, mb->address, RELAIS__V1__RECEIPT__STATUS__EXPIRED, expired_reason,
+                      NULL);
     record_state(b, m->seq, mb->address, m->priority, DELIVERY_EXPIRED, attempt);
     delivery__settle(b, m->seq, mb->address);
 }
@@ -394,6 +416,7 @@ void delivery__expire_stored(broker_t *b, msg_t *m, mailbox_t *mb, uint32_t atte
 void delivery__tick(broker_t *b, int64_t now)
 {
     delivery__evict_idle(b);
+    pool__tick(b);
     if (now >= b->next_expiry_ms) {
         delivery__expiry_sweep(b, now);
         b->next_expiry_ms = now + 200;
@@ -405,7 +428,7 @@ void delivery__tick(broker_t *b, int64_t now)
         if (d->retry_at_ms > now) continue;
         list_remove(&d->qnode);
         d->retry_at_ms = 0;
-        queue_in_order(d);
+        delivery__queue_in_order(d);
         delivery__pump(b, d->mbox);
     }
 }

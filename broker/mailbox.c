@@ -30,7 +30,10 @@
 void msg__free(msg_t *m)
 {
     if (m == NULL) return;
-    for (unsigned i = 0; i < m->ndeliveries; i++) free(m->deliveries[i]);
+    for (unsigned i = 0; i < m->ndeliveries; i++) {
+        if (m->deliveries[i]) free(m->deliveries[i]->tried);
+        free(m->deliveries[i]);
+    }
     free(m->deliveries);
     free(m->envelope);
     free(m->sender);
@@ -121,6 +124,7 @@ void delivery__free(broker_t *b, delivery_t *d)
     msg_t *m = d->msg;
     for (unsigned i = 0; i < m->ndeliveries; i++)
         if (m->deliveries[i] == d) m->deliveries[i] = NULL;
+    free(d->tried);
     free(d);
     msg__unref(b, m);
 }
@@ -143,6 +147,11 @@ mailbox_t *delivery__mailbox(broker_t *b, const char *address, bool create)
     list_init(&mb->queue[1]);
     list_init(&mb->receipts);
     list_init(&mb->idle);
+    list_init(&mb->pool_node);
+    if (strncmp(address, "service:", 8) == 0) {
+        mb->pool = true;
+        list_push_back(&b->pools, &mb->pool_node);
+    }
     return mb;
 }
 

@@ -170,10 +170,16 @@ void submit__handle(broker_t *b, session_t *s, const uint8_t *body, size_t body_
     for (size_t i = 0; i < env->n_to; i++) {
         relais_address_t a;
         relais_address_parse(env->to[i], &a, NULL, 0);
-        if (a.kind == RELAIS_ADDR_SERVICE) {
+        if (a.kind == RELAIS_ADDR_SERVICE && b->dir == NULL) {
             snprintf(reason, sizeof(reason),
-                     "to[%zu]: service pools are not routable by this broker yet", i);
+                     "to[%zu]: a service pool needs a territory directory to resolve it", i);
             reject(b, s, id, id_len, RELAIS_EUNKNOWNRCPT, reason, 0);
+            return;
+        }
+        if (a.kind == RELAIS_ADDR_SERVICE && env->dispatch == RELAIS__V1__ENVELOPE__DISPATCH__OFFER) {
+            snprintf(reason, sizeof(reason),
+                     "to[%zu]: OFFER dispatch is not supported yet; send ANYCAST", i);
+            reject(b, s, id, id_len, RELAIS_EINVALID, reason, 0);
             return;
         }
     }

@@ -36,23 +36,23 @@ static int64_t mono_ms(void)
 
 /* The test territory: every address the tests use, with a role that fits its use. */
 static const struct {
-    const char *address, *role, *acts_for, *specialty;
+    const char *address, *role, *acts_for, *specialty, *pool;
 } territory[] = {
-    {"staff:claire.martin@cabinet-dupont", "medical_assistant", "rpps:10101234567", NULL},
-    {"rpps:10101234567", "gp", NULL, NULL},
-    {"rpps:10109876543", "nurse", NULL, NULL},
-    {"rpps:10100000001", "nurse", NULL, NULL},
-    {"rpps:10100000002", "physiotherapist", NULL, NULL},
-    {"rpps:20202345678", "nurse", NULL, NULL},
-    {"finess:350000011", "hospital", NULL, NULL},
-    {"finess:350000014", "hospital", NULL, NULL},
-    {"rpps:10000000001", "gp", NULL, NULL},
-    {"rpps:10000000002", "gp", NULL, NULL},
-    {"rpps:20000000001", "nurse", NULL, NULL},
-    {"rpps:20000000002", "nurse", NULL, NULL},
-    {"rpps:10102345678", "physiotherapist", NULL, NULL},
-    {"rpps:10103456789", "nurse", NULL, NULL},
-    {"rpps:10104567890", "specialist", NULL, "cardiology"},
+    {"staff:claire.martin@cabinet-dupont", "medical_assistant", "rpps:10101234567", NULL, NULL},
+    {"rpps:10101234567", "gp", NULL, NULL, NULL},
+    {"rpps:10109876543", "nurse", NULL, NULL, "service:nurse@relais-test"},
+    {"rpps:10100000001", "nurse", NULL, NULL, "service:nurse@relais-test"},
+    {"rpps:10100000002", "physiotherapist", NULL, NULL, NULL},
+    {"rpps:20202345678", "nurse", NULL, NULL, "service:nurse@relais-test"},
+    {"finess:350000011", "hospital", NULL, NULL, NULL},
+    {"finess:350000014", "hospital", NULL, NULL, NULL},
+    {"rpps:10000000001", "gp", NULL, NULL, NULL},
+    {"rpps:10000000002", "gp", NULL, NULL, NULL},
+    {"rpps:20000000001", "nurse", NULL, NULL, NULL},
+    {"rpps:20000000002", "nurse", NULL, NULL, NULL},
+    {"rpps:10102345678", "physiotherapist", NULL, NULL, NULL},
+    {"rpps:10103456789", "nurse", NULL, NULL, NULL},
+    {"rpps:10104567890", "specialist", NULL, "cardiology", NULL},
 };
 
 static int write_keyfile(const char *path, const char *pub, const char *sec)
@@ -96,6 +96,7 @@ static int write_directory(const rt_broker_t *b, const char *path, const char *s
                 territory[i].role, k->pub);
         if (territory[i].specialty) fprintf(f, "    specialty: %s\n", territory[i].specialty);
         if (territory[i].acts_for) fprintf(f, "    acts_for: [\"%s\"]\n", territory[i].acts_for);
+        if (territory[i].pool) fprintf(f, "    pools: [\"%s\"]\n", territory[i].pool);
     }
     fclose(f);
     return rename(tmp, path); /* the broker never reads a half-written directory */
