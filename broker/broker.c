@@ -158,17 +158,6 @@ static void send_pong(broker_t *b, const uint8_t *rid, size_t rid_len)
     broker__send_frame(b, rid, rid_len, &f);
 }
 
-static void send_claim_refused(broker_t *b, session_t *s, const Relais__V1__Claim *c)
-{
-    Relais__V1__ClaimResult r = RELAIS__V1__CLAIM_RESULT__INIT;
-    r.message_id = c->message_id;
-    r.granted = false;
-    Relais__V1__Frame f = RELAIS__V1__FRAME__INIT;
-    f.kind_case = RELAIS__V1__FRAME__KIND_CLAIM_RESULT;
-    f.claim_result = &r;
-    broker__send_frame(b, s->rid, s->rid_len, &f);
-}
-
 /* One decoded body frame from one routing id: the dispatch switch. */
 static void handle_frame(broker_t *b, const uint8_t *rid, size_t rid_len, zmq_msg_t *body)
 {
@@ -215,8 +204,7 @@ static void handle_frame(broker_t *b, const uint8_t *rid, size_t rid_len, zmq_ms
     case RELAIS__V1__FRAME__KIND_PONG:
         break;
     case RELAIS__V1__FRAME__KIND_CLAIM:
-        /* Offers (service pools in OFFER mode) do not exist yet: nothing is claimable. */
-        send_claim_refused(b, s, f->claim);
+        pool__claim(b, s, f->claim);
         break;
     case RELAIS__V1__FRAME__KIND_BYE:
         session__close(b, s, "bye");

@@ -87,6 +87,7 @@ typedef struct msg {
     uint32_t receipts_mask; /* bit (1 << Receipt.Status) for each receipt asked */
     int priority;           /* Envelope.Priority */
     int body_case;
+    int dispatch;      /* Envelope.Dispatch: ANYCAST or OFFER (pools) */
     unsigned refs;     /* deliveries of it held in memory */
     bool indexed;      /* in broker.msgs */
     uint8_t *envelope; /* stamped envelope bytes */
@@ -106,10 +107,21 @@ typedef struct delivery {
     uint64_t gen;        /* batch generation that records its latest state */
     mailbox_t **tried;   /* pool delivery: members that refused it */
     unsigned ntried;
+    mailbox_t *claimed_by; /* OFFER: the member whose Claim won, NULL while unclaimed */
+    list_node_t offers;    /* OFFER, unclaimed: the offers out to members (offer_t) */
+    bool offering;         /* OFFER, unclaimed: qnode is in the pool's offering list */
     list_node_t qnode;   /* mailbox queue, or the broker's retry list */
     list_node_t fnode;   /* the session's in-flight list */
     session_t *session;  /* DELIVERING: where it was sent */
 } delivery_t;
+
+/* One OFFER delivery offered to one member session, until claimed, declined or withdrawn. */
+typedef struct offer {
+    delivery_t *d;
+    session_t *s;
+    list_node_t dnode; /* in d->offers */
+    list_node_t snode; /* in s->offers */
+} offer_t;
 
 /* A receipt owed to a sender, resent on each new session until acknowledged. */
 typedef struct receipt {
@@ -137,6 +149,8 @@ struct mailbox {
     list_node_t idle; /* in broker.idle while sessionless with deliveries in memory */
     bool pool;             /* a service pool: deliveries go to one of its members */
     list_node_t pool_node; /* in broker.pools */
+    list_node_t offering;  /* pool: OFFER deliveries out to its members, unclaimed */
+    size_t offering_count;
 };
 
 struct session {
@@ -151,6 +165,8 @@ struct session {
     uint32_t inflight_count;
     list_node_t inflight;
     map_t *inflight_by_id; /* message_id → delivery */
+    list_node_t offers;    /* OFFER deliveries offered to it, not yet claimed (offer_t) */
+    map_t *offers_by_id;   /* message_id → offer_t */
     int64_t last_seen_ms;
 };
 
@@ -384,8 +400,16 @@ void pool__pump(broker_t *b, mailbox_t *pool);
 /* A member refused d: hands it to the next member and returns true, or returns false when
  * every member has refused (the refusal is final). */
 bool pool__pass_on(broker_t *b, delivery_t *d, session_t *member);
-/* A member connected: its pools may have work for it. */
+/* A member connected: its pools may have work for it, and offers not yet claimed. */
 void pool__member_online(broker_t *b, session_t *s);
+/* Claim{message_id} from s: grants the offer if it is still open. */
+void pool__claim(broker_t *b, session_t *s, const Relais__V1__Claim *claim);
+/* An Ack for something s was only offered: a decline. True if it was an offer. */
+bool pool__offer_answered(broker_t *b, session_t *s, const uint8_t *message_id);
+/* s is closing: its open offers go (others still hold theirs). */
+void pool__session_closed(broker_t *b, session_t *s);
+/* An OFFER delivery expires unclaimed: withdraws its offers. True if it was unclaimed. */
+bool pool__expire_offers(broker_t *b, delivery_t *d);
 /* Periodic: pools whose work went back to the queue (a member left) find another member. */
 void pool__tick(broker_t *b);
 
@@ -401,7 +425,8 @@ void delivery__tick(broker_t *b, int64_t now);
 void delivery__free_all(broker_t *b);
 /* Expires a delivery held in memory / one only in the store (receipt to the sender). */
 void delivery__expire(broker_t *b, delivery_t *d);
-void delivery__expire_stored(broker_t *b, msg_t *m, mailbox_t *mb, uint32_t attempt);
+void delivery__expire_stored(broker_t *b, msg_t *m, mailbox_t *mb, uint32_t attempt,
+                             bool claimed);
 
 /* ---- mailbox.c --------------------------------------------------------------------- */
 

@@ -299,7 +299,12 @@ void delivery__ack(broker_t *b, session_t *s, const Relais__V1__Ack *ack)
         return;
     }
     delivery_t *d = map_get(s->inflight_by_id, ack->message_id.data, RELAIS_MESSAGE_ID_LEN);
-    if (d == NULL) return; /* a late or repeated Ack: the delivery already moved on */
+    if (d == NULL) {
+        /* An answer to an offer not claimed is a decline; anything else is a late or
+         * repeated Ack: the delivery already moved on. */
+        pool__offer_answered(b, s, ack->message_id.data);
+        return;
+    }
     leave_session(d);
     msg_t *m = d->msg;
     /* A pool delivery answers for the pool, naming the member who handled it. */
@@ -386,6 +391,7 @@ void delivery__expire(broker_t *b, delivery_t *d)
          relais_id_format(m->message_id, RELAIS_MESSAGE_ID_LEN, idbuf), m->sender,
          d->mbox->address);
     leave_session(d);
+    bool unclaimed = pool__expire_offers(b, d);
     if (list_linked(&d->qnode)) {
         bool in_retry = d->state == DELIVERY_REDELIVERING && d->retry_at_ms != 0;
         list_remove(&d->qnode);
@@ -394,12 +400,16 @@ void delivery__expire(broker_t *b, delivery_t *d)
     b->stats.expired++;
     broker__audit(b, AUDIT_EXPIRE, m->sender, m->message_id, relais_body_name(m->body_case),
                   d->mbox->address, d->attempt, "expired", 0);
-    delivery__receipt(b, m, d->mbox->address, RELAIS__V1__RECEIPT__STATUS__EXPIRED, expired_reason,
-                      NULL);
+    if (unclaimed)
+        delivery__receipt(b, m, d->mbox->address, RELAIS__V1__RECEIPT__STATUS__UNCLAIMED,
+                          "no member of the pool claimed it before its deadline", NULL);
+    else
+        delivery__receipt(b, m, d->mbox->address, RELAIS__V1__RECEIPT__STATUS__EXPIRED,
+                          expired_reason, NULL);
     finish(b, d, DELIVERY_EXPIRED);
 }
 
-void delivery__expire_stored(broker_t *b, msg_t *m, mailbox_t *mb, uint32_t attempt)
+void delivery__expire_stored(broker_t *b, msg_t *m, mailbox_t *mb, uint32_t attempt, bool claimed)
 {
     char idbuf[37];
     RLOG(RELAIS_LOG_INFO, "delivery", "expired msg=%s from=%s to=%s",
@@ -407,8 +417,12 @@ void delivery__expire_stored(broker_t *b, msg_t *m, mailbox_t *mb, uint32_t atte
     b->stats.expired++;
     broker__audit(b, AUDIT_EXPIRE, m->sender, m->message_id, relais_body_name(m->body_case),
                   mb->address, attempt, "expired", 0);
-    delivery__receipt(b, m, mb->address, RELAIS__V1__RECEIPT__STATUS__EXPIRED, expired_reason,
-                      NULL);
+    if (mb->pool && m->dispatch == RELAIS__V1__ENVELOPE__DISPATCH__OFFER && !claimed)
+        delivery__receipt(b, m, mb->address, RELAIS__V1__RECEIPT__STATUS__UNCLAIMED,
+                          "no member of the pool claimed it before its deadline", NULL);
+    else
+        delivery__receipt(b, m, mb->address, RELAIS__V1__RECEIPT__STATUS__EXPIRED,
+                          expired_reason, NULL);
     record_state(b, m->seq, mb->address, m->priority, DELIVERY_EXPIRED, attempt);
     delivery__settle(b, m->seq, mb->address);
 }

@@ -72,6 +72,7 @@ msg_t *msg__from_envelope(uint64_t seq, const uint8_t *data, size_t len)
             m->receipts_mask |= 1u << env->receipts[i];
     m->priority = env->priority == RELAIS__V1__ENVELOPE__PRIORITY__URGENT ? 1 : 0;
     m->body_case = env->body_case;
+    m->dispatch = env->dispatch;
     relais__v1__envelope__free_unpacked(env, NULL);
     return m;
 oom:
@@ -105,6 +106,7 @@ delivery_t *delivery__new(msg_t *m, mailbox_t *mb)
         d->mbox = mb;
         list_init(&d->qnode);
         list_init(&d->fnode);
+        list_init(&d->offers);
         m->deliveries[i] = d;
         m->refs++;
         return d;
@@ -148,6 +150,7 @@ mailbox_t *delivery__mailbox(broker_t *b, const char *address, bool create)
     list_init(&mb->receipts);
     list_init(&mb->idle);
     list_init(&mb->pool_node);
+    list_init(&mb->offering);
     if (strncmp(address, "service:", 8) == 0) {
         mb->pool = true;
         list_push_back(&b->pools, &mb->pool_node);
@@ -242,6 +245,7 @@ static int on_page_row(void *ud, const store_row_t *row)
     }
     d->state = row->state == DELIVERY_STORED ? DELIVERY_STORED : DELIVERY_REDELIVERING;
     d->attempt = row->attempt;
+    if (row->claimed_by != NULL) d->claimed_by = delivery__mailbox(b, row->claimed_by, true);
     list_push_back(&mb->queue[c->p], &d->qnode);
     mb->mem[c->p]++;
     if (mb->disk[c->p] > 0) mb->disk[c->p]--;
@@ -348,7 +352,7 @@ static int on_expired_row(void *ud, const store_row_t *row)
     if (mb->disk[p] > 0) mb->disk[p]--;
     msg_t *tmp = msg__from_envelope(row->seq, row->envelope, row->envelope_len);
     if (tmp == NULL) return 0;
-    delivery__expire_stored(b, tmp, mb, row->attempt);
+    delivery__expire_stored(b, tmp, mb, row->attempt, row->claimed_by != NULL);
     msg__free(tmp);
     return 0;
 }

@@ -44,6 +44,7 @@ static void send_welcome(broker_t *b, session_t *s)
 
 void session__close(broker_t *b, session_t *s, const char *why)
 {
+    pool__session_closed(b, s);
     delivery__session_closed(b, s);
     map_del(b->sessions, s->rid, s->rid_len);
     if (s->mbox->session == s) s->mbox->session = NULL;
@@ -51,6 +52,7 @@ void session__close(broker_t *b, session_t *s, const char *why)
     broker__audit(b, AUDIT_SESSION_CLOSE, s->address, NULL, NULL, NULL, 0, "closed", 0);
     b->stats.sessions_closed++;
     map_destroy(&s->inflight_by_id);
+    map_destroy(&s->offers_by_id);
     free(s);
 }
 
@@ -93,8 +95,11 @@ void session__hello(broker_t *b, const uint8_t *rid, size_t rid_len, zmq_msg_t *
     }
 
     session_t *s = calloc(1, sizeof(*s));
-    if (s == NULL || map_new(&s->inflight_by_id) < 0 || map_put(b->sessions, rid, rid_len, s) < 0) {
-        if (s) map_destroy(&s->inflight_by_id);
+    if (s == NULL || map_new(&s->inflight_by_id) < 0 || map_new(&s->offers_by_id) < 0 || map_put(b->sessions, rid, rid_len, s) < 0) {
+        if (s) {
+            map_destroy(&s->inflight_by_id);
+            map_destroy(&s->offers_by_id);
+        }
         free(s);
         broker__send_error(b, rid, rid_len, -ENOMEM, "out of memory", true, NULL, 0);
         return;
@@ -108,6 +113,7 @@ void session__hello(broker_t *b, const uint8_t *rid, size_t rid_len, zmq_msg_t *
     unsigned credit = hello->credit ? hello->credit : b->cfg.default_credit;
     s->window = credit > b->cfg.max_credit ? b->cfg.max_credit : credit;
     list_init(&s->inflight);
+    list_init(&s->offers);
     s->last_seen_ms = relais_now_ms();
     mb->session = s;
     b->stats.sessions_opened++;

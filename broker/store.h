@@ -37,6 +37,7 @@ typedef enum store_op_kind {
     STORE_DEDUP_PRUNE,  /* forget deduplication keys accepted before at_ms */
     STORE_PARTICIPANT_PUT, /* address (op.address) takes part in conversation op.data */
     STORE_PARTICIPANT_PRUNE, /* forget participations recorded before at_ms */
+    STORE_DELIVERY_CLAIM,  /* pool delivery op.seq/op.address claimed by op.data (address) */
 } store_op_kind_t;
 
 typedef struct store_op {
@@ -93,6 +94,7 @@ typedef struct store_row {
     int64_t expires_at_ms;
     const uint8_t *envelope;
     size_t envelope_len;
+    const char *claimed_by; /* pool delivery claimed by this member (OFFER), or NULL */
 } store_row_t;
 
 /* Row callbacks return 0 to go on, or an error that stops the query and is returned. */

@@ -57,6 +57,7 @@ enum {
     ST_RECEIPT_DEL,
     ST_PARTICIPANT_INS,
     ST_PARTICIPANT_PRUNE,
+    ST_DELIVERY_CLAIM,
     ST_DEDUP_PRUNE,
     ST_BEGIN,
     ST_COMMIT,
@@ -87,6 +88,7 @@ static const char *const statements[ST_COUNT] = {
     [ST_PARTICIPANT_INS] = "INSERT OR IGNORE INTO participants(conversation, address, at) "
                            "VALUES (?1, ?2, ?3)",
     [ST_PARTICIPANT_PRUNE] = "DELETE FROM participants WHERE at < ?1",
+    [ST_DELIVERY_CLAIM] = "UPDATE deliveries SET claimed_by = ?3 WHERE seq = ?1 AND recipient = ?2",
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
@@ -106,11 +108,11 @@ enum {
 
 static const char *const reads[RD_COUNT] = {
     [RD_PAGE] = "SELECT d.seq, d.recipient, d.state, d.attempt, d.priority, m.expires_at, "
-                "m.envelope FROM deliveries d JOIN messages m ON m.seq = d.seq "
+                "m.envelope, d.claimed_by FROM deliveries d JOIN messages m ON m.seq = d.seq "
                 "WHERE d.recipient = ?1 AND d.priority = ?2 "
                 "AND d.seq > ?3 AND d.seq <= ?5 ORDER BY d.seq LIMIT ?4",
     [RD_EXPIRED] = "SELECT d.seq, d.recipient, d.state, d.attempt, d.priority, m.expires_at, "
-                   "m.envelope FROM messages m JOIN deliveries d ON d.seq = m.seq "
+                   "m.envelope, d.claimed_by FROM messages m JOIN deliveries d ON d.seq = m.seq "
                    "WHERE m.expires_at <= ?1 AND m.seq <= ?2 "
                    "ORDER BY m.expires_at, m.seq LIMIT ?3",
     [RD_COUNTS] = "SELECT recipient, priority, count(*) FROM deliveries "
@@ -147,6 +149,8 @@ static const char *const migrations[] = {
     "CREATE TABLE participants(conversation BLOB NOT NULL, address TEXT NOT NULL,"
     "  at INTEGER NOT NULL, PRIMARY KEY(conversation, address)) WITHOUT ROWID;"
     "CREATE INDEX participants_by_time ON participants(at);",
+    /* 3: the member who claimed an offered pool delivery (OFFER dispatch). */
+    "ALTER TABLE deliveries ADD COLUMN claimed_by TEXT;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -274,6 +278,12 @@ static int apply_op(sqlite_store_t *s, job_t *j, const store_op_t *op)
         sqlite3_bind_text(st, 2, op->address, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 3, op->at_ms);
         return exec_step(s, ST_PARTICIPANT_INS);
+    case STORE_DELIVERY_CLAIM:
+        st = s->st[ST_DELIVERY_CLAIM];
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)op->seq);
+        sqlite3_bind_text(st, 2, op->address, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, (const char *)op->data, (int)op->data_len, SQLITE_STATIC);
+        return exec_step(s, ST_DELIVERY_CLAIM);
     case STORE_PARTICIPANT_PRUNE:
         sqlite3_bind_int64(s->st[ST_PARTICIPANT_PRUNE], 1, op->at_ms);
         return exec_step(s, ST_PARTICIPANT_PRUNE);
@@ -425,6 +435,7 @@ static int read_rows(sqlite_store_t *s, sqlite3_stmt *st, store_row_fn fn, void 
             .expires_at_ms = sqlite3_column_int64(st, 5),
             .envelope = sqlite3_column_blob(st, 6),
             .envelope_len = (size_t)sqlite3_column_bytes(st, 6),
+            .claimed_by = (const char *)sqlite3_column_text(st, 7),
         };
         rc = fn(ud, &row);
     }

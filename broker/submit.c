@@ -82,6 +82,7 @@ static msg_t *make_msg(broker_t *b, session_t *s, Relais__V1__Envelope *env, int
             m->receipts_mask |= 1u << env->receipts[i];
     m->priority = env->priority == RELAIS__V1__ENVELOPE__PRIORITY__URGENT ? 1 : 0;
     m->body_case = env->body_case;
+    m->dispatch = env->dispatch;
 
     /* The decoded strings belong to protobuf-c's allocator: swap ours in only to pack. */
     char *old_sender = env->sender;
@@ -174,12 +175,6 @@ void submit__handle(broker_t *b, session_t *s, const uint8_t *body, size_t body_
             snprintf(reason, sizeof(reason),
                      "to[%zu]: a service pool needs a territory directory to resolve it", i);
             reject(b, s, id, id_len, RELAIS_EUNKNOWNRCPT, reason, 0);
-            return;
-        }
-        if (a.kind == RELAIS_ADDR_SERVICE && env->dispatch == RELAIS__V1__ENVELOPE__DISPATCH__OFFER) {
-            snprintf(reason, sizeof(reason),
-                     "to[%zu]: OFFER dispatch is not supported yet; send ANYCAST", i);
-            reject(b, s, id, id_len, RELAIS_EINVALID, reason, 0);
             return;
         }
     }

@@ -179,3 +179,147 @@ Test(pools, a_member_leaving_unacknowledged_hands_its_work_to_another)
     rt_client_close(&n1);
     rt_client_close(&n2);
 }
+
+/* ---- OFFER: every member offered, the first claim wins ----------------------------- */
+
+static void offer_to_pool(rt_client_t *a, const char *text, rt_env_t *e, int64_t expires_at)
+{
+    rt_env_note(e, POOL, text);
+    e->env.dispatch = RELAIS__V1__ENVELOPE__DISPATCH__OFFER;
+    e->env.expires_at_ms = expires_at;
+    cr_assert_eq(rt_client_submit(a, e, T), 0);
+}
+
+static Relais__V1__Frame *expect_offer(rt_client_t *c, const char *text)
+{
+    Relais__V1__Frame *d = rt_expect_note(c, text, T);
+    cr_expect(d->deliver->offered, "delivered as an offer");
+    return d;
+}
+
+static void claim(rt_client_t *c, const uint8_t *id)
+{
+    Relais__V1__Claim cl = RELAIS__V1__CLAIM__INIT;
+    cl.message_id.data = (uint8_t *)id;
+    cl.message_id.len = 16;
+    Relais__V1__Frame f = RELAIS__V1__FRAME__INIT;
+    f.kind_case = RELAIS__V1__FRAME__KIND_CLAIM;
+    f.claim = &cl;
+    cr_assert_eq(rt_client_send(c, &f), 0);
+}
+
+static bool claim_result(rt_client_t *c)
+{
+    Relais__V1__Frame *r;
+    cr_assert_eq(rt_client_expect(c, RELAIS__V1__FRAME__KIND_CLAIM_RESULT, T, &r), 0);
+    bool granted = r->claim_result->granted;
+    relais_frame_free(&r);
+    return granted;
+}
+
+Test(pools, an_offer_goes_to_every_member_and_the_first_claim_wins)
+{
+    rt_client_t a = rt_session(&broker, A, 8), n1 = rt_session(&broker, N1, 4),
+                n2 = rt_session(&broker, N2, 4);
+    rt_env_t e;
+    offer_to_pool(&a, "home visit", &e, 0);
+    Relais__V1__Frame *o1 = expect_offer(&n1, "home visit"), *o2 = expect_offer(&n2, "home visit");
+    claim(&n2, e.id);
+    cr_expect(claim_result(&n2), "the first claim is granted");
+    Relais__V1__Frame *w;
+    cr_assert_eq(rt_client_expect(&n1, RELAIS__V1__FRAME__KIND_WITHDRAWN, T, &w), 0,
+                 "the other member is told");
+    relais_frame_free(&w);
+    claim(&n1, e.id);
+    cr_expect_not(claim_result(&n1), "a late claim is refused");
+    Relais__V1__Frame *r;
+    cr_assert_eq(rt_client_expect(&a, RELAIS__V1__FRAME__KIND_RECEIPT, T, &r), 0);
+    cr_expect_eq(r->receipt->status, RELAIS__V1__RECEIPT__STATUS__CLAIMED);
+    cr_expect_str_eq(r->receipt->claimed_by, N2, "the sender learns who took it");
+    cr_expect_str_eq(r->receipt->recipient, POOL);
+    rt_client_ack_receipt(&a, r->receipt->receipt_id);
+    relais_frame_free(&r);
+    rt_client_ack(&n2, e.id, RELAIS__V1__ACK__OUTCOME__PROCESSED, NULL);
+    relais_frame_free(&o1);
+    relais_frame_free(&o2);
+    rt_client_close(&a);
+    rt_client_close(&n1);
+    rt_client_close(&n2);
+}
+
+Test(pools, two_members_racing_to_claim_exactly_one_wins)
+{
+    rt_client_t a = rt_session(&broker, A, 8), n1 = rt_session(&broker, N1, 4),
+                n2 = rt_session(&broker, N2, 4);
+    rt_env_t e;
+    offer_to_pool(&a, "race", &e, 0);
+    Relais__V1__Frame *o1 = expect_offer(&n1, "race"), *o2 = expect_offer(&n2, "race");
+    claim(&n1, e.id);
+    claim(&n2, e.id);
+    bool g1 = claim_result(&n1), g2 = claim_result(&n2);
+    cr_expect(g1 != g2, "exactly one wins (n1 %d, n2 %d)", g1, g2);
+    relais_frame_free(&o1);
+    relais_frame_free(&o2);
+    rt_client_close(&a);
+    rt_client_close(&n1);
+    rt_client_close(&n2);
+}
+
+Test(pools, an_offer_nobody_claims_is_withdrawn_and_reported_unclaimed)
+{
+    rt_client_t a = rt_session(&broker, A, 8), n1 = rt_session(&broker, N1, 4);
+    rt_env_t e;
+    offer_to_pool(&a, "nobody takes it", &e, relais_now_ms() + 800);
+    Relais__V1__Frame *o = expect_offer(&n1, "nobody takes it");
+    relais_frame_free(&o);
+    rt_client_t n3 = rt_session(&broker, N3, 4); /* joins while the offer is open */
+    o = expect_offer(&n3, "nobody takes it");
+    relais_frame_free(&o);
+    Relais__V1__Frame *w;
+    cr_assert_eq(rt_client_expect(&n1, RELAIS__V1__FRAME__KIND_WITHDRAWN, T, &w), 0);
+    relais_frame_free(&w);
+    Relais__V1__Frame *r;
+    cr_assert_eq(rt_client_expect(&a, RELAIS__V1__FRAME__KIND_RECEIPT, T, &r), 0);
+    cr_expect_eq(r->receipt->status, RELAIS__V1__RECEIPT__STATUS__UNCLAIMED);
+    relais_frame_free(&r);
+    rt_client_close(&a);
+    rt_client_close(&n1);
+    rt_client_close(&n3);
+}
+
+Test(pools, a_claim_survives_a_crash_and_binds_the_delivery_to_its_claimer)
+{
+    rt_client_t a = rt_session(&broker, A, 8), n1 = rt_session(&broker, N1, 4),
+                n2 = rt_session(&broker, N2, 4);
+    rt_env_t e;
+    offer_to_pool(&a, "mine", &e, 0);
+    Relais__V1__Frame *o = expect_offer(&n1, "mine");
+    relais_frame_free(&o);
+    claim(&n1, e.id);
+    cr_assert(claim_result(&n1));
+    Relais__V1__Frame *r;
+    cr_assert_eq(rt_client_expect(&a, RELAIS__V1__FRAME__KIND_RECEIPT, T, &r), 0, "CLAIMED");
+    rt_client_ack_receipt(&a, r->receipt->receipt_id);
+    relais_frame_free(&r);
+    /* The claim is committed before the next commit completes: another round trip. */
+    rt_env_t sync;
+    rt_env_note(&sync, N3, "sync");
+    cr_assert_eq(rt_client_submit(&a, &sync, T), 0);
+    rt_client_close(&a);
+    rt_client_close(&n1);
+    rt_client_close(&n2);
+    rt_broker_kill9(&broker);
+    static const char *args[] = {"--heartbeat-ms", "1000", NULL};
+    cr_assert_eq(rt_broker_start(&broker, args, 10000), 0);
+    rt_client_t n2b = rt_session(&broker, N2, 4);
+    Relais__V1__Frame *none;
+    cr_expect_neq(rt_client_expect(&n2b, RELAIS__V1__FRAME__KIND_DELIVER, 500, &none), 0,
+                  "not offered again: it was claimed");
+    rt_client_t n1b = rt_session(&broker, N1, 4);
+    Relais__V1__Frame *d = rt_expect_note(&n1b, "mine", T);
+    cr_expect_not(d->deliver->offered, "the claimer gets it as its own");
+    cr_expect_eq(d->deliver->attempt, 2);
+    relais_frame_free(&d);
+    rt_client_close(&n1b);
+    rt_client_close(&n2b);
+}
