@@ -7,7 +7,12 @@
  * Relais's throughput can be read as a ratio of what ZeroMQ alone does on the same machine
  * with the same clients. Files: main.c (options, scenarios, report), clients.c (producer
  * and consumer threads, accounting of every message), baseline.c (the forwarder),
- * proc.c (the broker process: start, stop, RSS, CPU time), hist.c (latency histograms).
+ * proc.c (the broker process: start, stop, RSS, CPU time; the bench territory: CURVE keys
+ * and directory), hist.c (latency histograms).
+ *
+ * By default everything runs as in production: relaisd with CurveZMQ and a territory
+ * directory, every client with its own enrolled key. --insecure runs relaisd in its
+ * development mode and the clients without CURVE, to show what CURVE costs.
  */
 #ifndef RELAIS_BENCH_H
 #define RELAIS_BENCH_H
@@ -39,6 +44,29 @@ uint64_t hist_quantile(const hist_t *h, double q);
 /* Monotonic nanoseconds (CLOCK_MONOTONIC: one clock for every process on the machine). */
 uint64_t bench_now_ns(void);
 
+/* ---- proc.c: the bench territory ---------------------------------------------------- */
+
+/* A CURVE keypair in Z85 (40 characters and a NUL each). */
+typedef struct bench_keypair {
+    char pub[41];
+    char sec[41];
+} bench_keypair_t;
+
+/* The keys of one bench run: the broker's and one per client address the bench can use
+ * (producer N is staff:bench-pN@bench, consumer N is rpps:1000000000N). */
+typedef struct bench_keys {
+    bench_keypair_t broker;
+    bench_keypair_t producer[BENCH_MAX_CLIENTS];
+    bench_keypair_t consumer[BENCH_MAX_CLIENTS];
+} bench_keys_t;
+
+/* The address of producer / consumer n, as enrolled in the bench directory. */
+void bench_producer_address(unsigned n, char out[BENCH_ADDR_MAX]);
+void bench_consumer_address(unsigned n, char out[BENCH_ADDR_MAX]);
+
+/* Generates every keypair with zmq_curve_keypair(). 0, or -1 (libzmq without CURVE). */
+int bench_keys_generate(bench_keys_t *k);
+
 /* ---- proc.c: the relaisd child process --------------------------------------------- */
 
 typedef struct broker_proc {
@@ -47,13 +75,19 @@ typedef struct broker_proc {
     char log_path[300];     /* the broker's stderr */
     char endpoint[128];     /* read back from the ready line */
     const char *durability; /* "full" or "os" */
+    const bench_keys_t *keys; /* CURVE and a production directory; NULL: --insecure */
+    uint64_t pending_max;     /* the directory's pending_per_mailbox (CURVE only) */
     pid_t pid;
     int stdout_fd;
     double ready_s;         /* exec to ready line, last start */
 } broker_proc_t;
 
 /* Starts relaisd (creating the data directory on first start) on tcp://127.0.0.1:0 and
- * waits up to timeout_ms for its ready line. 0, or -1 with the reason on stderr. */
+ * waits up to timeout_ms for its ready line. With keys, the first start also writes
+ * broker.key and territory.yaml into the data directory (a production directory: every
+ * bench address enrolled with its key, the limits lifted above what the bench offers,
+ * notes allowed from anyone to anyone) and relaisd runs with --directory and --curve-key.
+ * 0, or -1 with the reason on stderr. */
 int broker_proc_start(broker_proc_t *b, int timeout_ms);
 
 /* Sends sig and reaps the process, waiting up to timeout_ms (then SIGKILL). Returns the
@@ -79,8 +113,11 @@ typedef struct baseline baseline_t;
 
 /* Binds a ROUTER on tcp://127.0.0.1:* in ctx and forwards [src][dst][payload] as
  * [dst][src][payload] on its own thread; a one-part message is echoed (client sync).
+ * With server (may be NULL) the ROUTER is a CURVE server with that keypair and no ZAP
+ * handler, so it accepts any client key: the transport's cost, not authentication's.
  * 0 or -1. */
-int baseline_start(baseline_t **out, void *zctx, char *endpoint, size_t endpoint_len);
+int baseline_start(baseline_t **out, void *zctx, const bench_keypair_t *server, char *endpoint,
+                   size_t endpoint_len);
 void baseline_stop(baseline_t **bl);
 
 /* ---- clients.c: producers and consumers -------------------------------------------- */
@@ -91,6 +128,7 @@ typedef struct run_cfg {
     target_t target;
     const char *endpoint;
     void *zctx;               /* shared by the client threads, one socket each */
+    const bench_keys_t *keys; /* CURVE: each client uses its address's keypair; NULL: plain */
     unsigned producers;
     unsigned consumers;       /* consumer threads started by run_consume_start() */
     unsigned destinations;    /* consumer addresses producers send to, round-robin */

@@ -18,6 +18,10 @@
  * frame ([dst][payload]), and a producer's window is closed by the consumer's Ack coming
  * back instead of by Accepted.
  *
+ * With keys (the default) every socket is a CURVE client with the keypair enrolled for its
+ * address, as a production agent is; the broker then takes the identity from the key and
+ * the Hello's address only has to agree with it.
+ *
  * Sockets wait through ZMQ_FD with ppoll(), so a paced producer wakes at its next deadline
  * to the nanosecond and not to zmq_poll()'s millisecond.
  */
@@ -139,6 +143,16 @@ static void *client_socket(run_t *r, client_t *c, int *fd)
     zmq_setsockopt(s, ZMQ_RCVHWM, &zero, sizeof(zero));
     if (r->cfg.target == TARGET_BASELINE)
         zmq_setsockopt(s, ZMQ_ROUTING_ID, c->rid, strlen(c->rid));
+    if (r->cfg.keys != NULL) {
+        const bench_keypair_t *kp =
+            c->producer ? &r->cfg.keys->producer[c->index] : &r->cfg.keys->consumer[c->index];
+        if (zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, r->cfg.keys->broker.pub, 40) < 0 ||
+            zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, kp->pub, 40) < 0 ||
+            zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, kp->sec, 40) < 0) {
+            zmq_close(s);
+            return NULL;
+        }
+    }
     size_t len = sizeof(*fd);
     if (zmq_connect(s, r->cfg.endpoint) < 0 || zmq_getsockopt(s, ZMQ_FD, fd, &len) < 0) {
         zmq_close(s);
@@ -590,7 +604,7 @@ int run_new(run_t **out, const run_cfg_t *cfg)
     r->cons = calloc(cfg->destinations, sizeof(client_t));
     if (r->prod == NULL || r->cons == NULL) goto err;
     for (unsigned d = 0; d < cfg->destinations; d++) {
-        snprintf(r->dest[d], BENCH_ADDR_MAX, "rpps:%011llu", 10000000000ull + d);
+        bench_consumer_address(d, r->dest[d]);
         if (build_template(r, d, &r->tmpl[d]) < 0) goto err;
         client_t *c = &r->cons[d];
         c->run = r;
@@ -603,7 +617,7 @@ int run_new(run_t **out, const run_cfg_t *cfg)
         c->run = r;
         c->index = p;
         c->producer = true;
-        snprintf(c->address, sizeof(c->address), "staff:bench-p%u@bench", p);
+        bench_producer_address(p, c->address);
         snprintf(c->rid, sizeof(c->rid), "p%u", p);
         c->tmpl = calloc(cfg->destinations, sizeof(tmpl_t));
         c->accepted_bits = calloc(SEQ_CAP / 64, sizeof(uint64_t));

@@ -2,11 +2,16 @@
  * relais-bench: measures a real relaisd against the performance goals of the issue and
  * against a plain ZeroMQ forwarder on the same machine, and prints one table.
  *
+ * relaisd runs as in production: CurveZMQ, a production territory directory in which every
+ * bench client is enrolled with its own key, the audit journal. --insecure runs it in its
+ * development mode instead (no encryption, addresses declared in Hello), for comparison.
+ *
  * Scenarios, each on a fresh broker with a fresh data directory:
  *   e2e       N producers → M consumers, closed loop with a window, 200 B and 2 KiB,
  *             --durability full and os: msgs/s from first submit to last ack, latencies
  *             submit→Accepted and submit→Deliver.
- *   baseline  the same clients and frames through an in-process ROUTER forwarder.
+ *   baseline  the same clients and frames through an in-process ROUTER forwarder, plain
+ *             ZeroMQ; with --baseline-curve also with CURVE on the same sockets.
  *   paced     open loop at a fixed offered rate (10,000 msg/s): submit→Accepted.
  *   backlog   K messages queued for an offline consumer: broker RSS, kill -9, time to
  *             ready with that backlog, then drain rate and RSS while draining.
@@ -42,12 +47,15 @@ typedef struct opts {
     double rate;
     char only[128];
     bool keep_data; /* backlog: leave the data directory for profiling a restart */
+    bool insecure;  /* relaisd --insecure and plain clients instead of CURVE */
+    bool baseline_curve; /* also run the baseline with CURVE */
+    bench_keys_t keys;
 } opts_t;
 
 /* What the targets are checked against, filled as scenarios run (negative: not run). */
 typedef struct summary {
     double e2e_full_200, e2e_rate[2][2]; /* [durability full/os][200 B / 2 KiB] */
-    double base_rate[2];
+    double base_rate[2][2];              /* [plain / CURVE][200 B / 2 KiB] */
     double paced_p50_ms, paced_p99_ms;
     double ready_s, drain_rate;
     long rss_kb;
@@ -155,6 +163,7 @@ static bool sane(const char *what, const run_result_t *r, bool expect_delivery)
 static run_cfg_t base_cfg(const opts_t *o, void *zctx, const char *endpoint, size_t size)
 {
     run_cfg_t c = {.target = TARGET_RELAIS, .endpoint = endpoint, .zctx = zctx,
+                   .keys = o->insecure ? NULL : &o->keys,
                    .producers = o->producers, .consumers = o->consumers,
                    .destinations = o->consumers, .window = o->window, .size = size,
                    .duration_s = o->duration};
@@ -173,21 +182,33 @@ static void finish_broker(broker_proc_t *b, int rc)
     broker_proc_cleanup(b);
 }
 
-/* Closed-loop end to end, against relaisd (durability "full"/"os") or the baseline. */
-static int scenario_e2e(const opts_t *o, void *zctx, const char *durability, size_t size,
-                        unsigned tag, summary_t *sum)
+/* A broker as the options want it: CURVE and the bench territory unless --insecure. */
+static broker_proc_t broker_for(const opts_t *o, const char *durability)
 {
-    broker_proc_t b = {.path = o->relaisd, .durability = durability};
+    broker_proc_t b = {.path = o->relaisd, .durability = durability,
+                       .keys = o->insecure ? NULL : &o->keys,
+                       .pending_max = o->backlog + 1000000};
+    return b;
+}
+
+/* Closed-loop end to end, against relaisd (durability "full"/"os") or, with durability
+ * NULL, the baseline (with CURVE when curve). */
+static int scenario_e2e(const opts_t *o, void *zctx, const char *durability, bool curve,
+                        size_t size, unsigned tag, summary_t *sum)
+{
+    broker_proc_t b = broker_for(o, durability);
     baseline_t *bl = NULL;
     char endpoint[128];
     if (durability != NULL) {
         if (broker_proc_start(&b, START_MS) < 0) return -1;
         snprintf(endpoint, sizeof(endpoint), "%s", b.endpoint);
-    } else if (baseline_start(&bl, zctx, endpoint, sizeof(endpoint)) < 0) {
+    } else if (baseline_start(&bl, zctx, curve ? &o->keys.broker : NULL, endpoint,
+                              sizeof(endpoint)) < 0) {
         return -1;
     }
     run_cfg_t cfg = base_cfg(o, zctx, endpoint, size);
     cfg.target = durability ? TARGET_RELAIS : TARGET_BASELINE;
+    if (durability == NULL) cfg.keys = curve ? &o->keys : NULL;
     cfg.tag = tag;
     run_t *r = NULL;
     run_result_t *res = calloc(1, sizeof(*res));
@@ -201,11 +222,12 @@ static int scenario_e2e(const opts_t *o, void *zctx, const char *durability, siz
     if (r != NULL && res != NULL) {
         run_result(r, res);
         double rate = res->e2e_s > 0 ? (double)res->accepted / res->e2e_s : 0;
-        print_row(durability ? "e2e" : "baseline", durability ? durability : "-", size, res,
-                  rate, cpu_since(&mark));
+        print_row(durability ? "e2e" : "baseline",
+                  durability ? durability : curve ? "curve" : "-", size, res, rate,
+                  cpu_since(&mark));
         if (!sane(durability ? "e2e" : "baseline", res, true)) rc = -1;
         int si = size <= 200 ? 0 : 1;
-        if (durability == NULL) sum->base_rate[si] = rate;
+        if (durability == NULL) sum->base_rate[curve][si] = rate;
         else sum->e2e_rate[strcmp(durability, "full") == 0 ? 0 : 1][si] = rate;
         if (durability != NULL && strcmp(durability, "full") == 0 && size == 200)
             sum->e2e_full_200 = rate;
@@ -221,7 +243,7 @@ static int scenario_e2e(const opts_t *o, void *zctx, const char *durability, siz
 static int scenario_paced(const opts_t *o, void *zctx, const char *durability, size_t size,
                           unsigned tag, summary_t *sum)
 {
-    broker_proc_t b = {.path = o->relaisd, .durability = durability};
+    broker_proc_t b = broker_for(o, durability);
     if (broker_proc_start(&b, START_MS) < 0) return -1;
     run_cfg_t cfg = base_cfg(o, zctx, b.endpoint, size);
     cfg.rate = o->rate;
@@ -281,7 +303,7 @@ static void keep_copy(const broker_proc_t *b)
 static int scenario_backlog(const opts_t *o, void *zctx, size_t size, unsigned tag,
                             summary_t *sum)
 {
-    broker_proc_t b = {.path = o->relaisd, .durability = "full"};
+    broker_proc_t b = broker_for(o, "full");
     if (broker_proc_start(&b, START_MS) < 0) return -1;
     run_cfg_t cfg = base_cfg(o, zctx, b.endpoint, size);
     cfg.consumers = cfg.destinations = 1;
@@ -348,10 +370,11 @@ static void target_line(const char *what, double value, const char *unit, const 
            value < 0 ? "not run" : pass ? "PASS" : "MISS", value < 0 ? "" : note);
 }
 
-static void print_targets(const summary_t *s)
+static void print_targets(const opts_t *o, const summary_t *s)
 {
-    printf("\n%-44s %16s  %-12s %s\n", "Targets (from the issue)", "measured", "target",
-           "verdict");
+    printf("\n%-44s %16s  %-12s %s\n",
+           o->insecure ? "Targets (issue), relaisd --insecure" : "Targets (issue), CURVE",
+           "measured", "target", "verdict");
     target_line("durable (full) e2e, 200 B, window 1000", s->e2e_full_200, "msg/s",
                 ">= 50,000", s->e2e_full_200 >= 50000, "");
     target_line("p50 submit->accepted at 10,000 msg/s", s->paced_p50_ms, "ms", "<= 1 ms",
@@ -368,12 +391,16 @@ static void print_targets(const summary_t *s)
                 "");
     target_line("broker RSS with 1M queued", s->rss_kb < 0 ? -1 : (double)s->rss_kb / 1024,
                 "MB", "<= 200 MB", s->rss_kb <= 200 * 1024, note);
-    for (int i = 0; i < 2; i++) {
-        if (s->base_rate[i] <= 0) continue;
-        printf("relais / baseline at %-5s: full %.2fx, os %.2fx (baseline %.0f msg/s)\n",
-               i == 0 ? "200 B" : "2 KiB", s->e2e_rate[0][i] / s->base_rate[i],
-               s->e2e_rate[1][i] / s->base_rate[i], s->base_rate[i]);
-    }
+    for (int c = 0; c < 2; c++)
+        for (int i = 0; i < 2; i++) {
+            double base = s->base_rate[c][i];
+            if (base <= 0) continue;
+            printf("relais (%s) / %s baseline at %-5s: full %.2fx, os %.2fx "
+                   "(baseline %.0f msg/s)\n",
+                   o->insecure ? "insecure" : "CURVE", c ? "CURVE" : "plain",
+                   i == 0 ? "200 B" : "2 KiB", s->e2e_rate[0][i] / base,
+                   s->e2e_rate[1][i] / base, base);
+        }
 }
 
 static void usage(FILE *out)
@@ -391,7 +418,10 @@ static void usage(FILE *out)
             "  --backlog K        messages queued in the backlog run\n"
             "  --only LIST        comma list of e2e,baseline,paced,backlog\n"
             "  --relaisd PATH     broker binary (default: the one built with this bench)\n"
-            "  --keep-data        keep the backlog's data directory (to profile a restart)\n");
+            "  --keep-data        keep the backlog's data directory (to profile a restart)\n"
+            "  --insecure         relaisd --insecure and clients without CURVE (development\n"
+            "                     mode, for comparison; the default is CURVE as in production)\n"
+            "  --baseline-curve   also run the baseline forwarder with CURVE\n");
 }
 
 static int parse_opts(int argc, char **argv, opts_t *o)
@@ -403,7 +433,8 @@ static int parse_opts(int argc, char **argv, opts_t *o)
         {"size", required_argument, NULL, 's'},     {"rate", required_argument, NULL, 'r'},
         {"backlog", required_argument, NULL, 'k'},  {"only", required_argument, NULL, 'o'},
         {"relaisd", required_argument, NULL, 'R'},  {"help", no_argument, NULL, 'h'},
-        {"keep-data", no_argument, NULL, 'K'},
+        {"keep-data", no_argument, NULL, 'K'},      {"insecure", no_argument, NULL, 'I'},
+        {"baseline-curve", no_argument, NULL, 'B'},
         {NULL, 0, NULL, 0},
     };
     *o = (opts_t){.relaisd = RELAISD_PATH, .duration = 5, .producers = 2, .consumers = 2,
@@ -425,6 +456,8 @@ static int parse_opts(int argc, char **argv, opts_t *o)
         case 'o': snprintf(o->only, sizeof(o->only), "%s", optarg); break;
         case 'R': o->relaisd = optarg; break;
         case 'K': o->keep_data = true; break;
+        case 'I': o->insecure = true; break;
+        case 'B': o->baseline_curve = true; break;
         case 'h': usage(stdout); exit(0);
         default: usage(stderr); return -1;
         }
@@ -445,6 +478,7 @@ int main(int argc, char **argv)
 {
     opts_t o;
     if (parse_opts(argc, argv, &o) < 0) return 2;
+    if (bench_keys_generate(&o.keys) < 0) return 2;
     /* Two I/O threads: the clients' side should not be what limits the figures. */
     void *zctx = zmq_ctx_new();
     zmq_ctx_set(zctx, ZMQ_IO_THREADS, 2);
@@ -456,26 +490,30 @@ int main(int argc, char **argv)
     }
     summary_t sum = {.e2e_full_200 = -1, .paced_p50_ms = -1, .paced_p99_ms = -1,
                      .ready_s = -1, .drain_rate = -1, .rss_kb = -1};
-    printf("relais-bench: relaisd=%s producers=%u consumers=%u window=%u duration=%.1fs "
-           "rate=%.0f backlog=%llu\n",
-           o.relaisd, o.producers, o.consumers, o.window, o.duration, o.rate,
-           (unsigned long long)o.backlog);
+    printf("relais-bench: relaisd=%s security=%s producers=%u consumers=%u window=%u "
+           "duration=%.1fs rate=%.0f backlog=%llu\n",
+           o.relaisd, o.insecure ? "insecure" : "curve", o.producers, o.consumers, o.window,
+           o.duration, o.rate, (unsigned long long)o.backlog);
     print_header();
     unsigned tag = 1;
     int failures = 0;
     for (unsigned i = 0; i < nsizes; i++) {
         if (wanted(&o, "e2e")) {
-            failures += scenario_e2e(&o, zctx, "full", sizes[i], tag++, &sum) < 0;
-            failures += scenario_e2e(&o, zctx, "os", sizes[i], tag++, &sum) < 0;
+            failures += scenario_e2e(&o, zctx, "full", false, sizes[i], tag++, &sum) < 0;
+            failures += scenario_e2e(&o, zctx, "os", false, sizes[i], tag++, &sum) < 0;
         }
-        if (wanted(&o, "baseline")) failures += scenario_e2e(&o, zctx, NULL, sizes[i], tag++, &sum) < 0;
+        if (wanted(&o, "baseline")) {
+            failures += scenario_e2e(&o, zctx, NULL, false, sizes[i], tag++, &sum) < 0;
+            if (o.baseline_curve)
+                failures += scenario_e2e(&o, zctx, NULL, true, sizes[i], tag++, &sum) < 0;
+        }
     }
     if (wanted(&o, "paced")) {
         failures += scenario_paced(&o, zctx, "full", sizes[0], tag++, &sum) < 0;
         failures += scenario_paced(&o, zctx, "os", sizes[0], tag++, &sum) < 0;
     }
     if (wanted(&o, "backlog")) failures += scenario_backlog(&o, zctx, sizes[0], tag++, &sum) < 0;
-    print_targets(&sum);
+    print_targets(&o, &sum);
     zmq_ctx_term(zctx);
     if (failures) {
         printf("\nrelais-bench: %d scenario(s) FAILED functionally (see stderr)\n", failures);

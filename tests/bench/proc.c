@@ -3,6 +3,12 @@
  * directory of its own, time how long it takes to print its ready line (the restart
  * figure), stop or kill it, and read its memory and CPU use from /proc.
  *
+ * In the production configuration (the default) the bench is a territory of its own: the
+ * broker's keypair and every client's are generated when the bench starts, and each data
+ * directory gets broker.key and a production territory.yaml enrolling every bench address,
+ * written the way relaisctl keygen and a CPTS would (tests/support/harness.c does the same
+ * for the integration tests).
+ *
  * The child gets PR_SET_PDEATHSIG so that an interrupted benchmark never leaves a broker
  * behind; its stderr goes to relaisd.log in the data directory, kept for reading when a
  * run goes wrong.
@@ -19,10 +25,84 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <zmq.h>
 
 #include "bench.h"
+#include "relais/codec.h"
 
 #define READY_PREFIX "relaisd ready endpoint="
+
+/* ---- The bench territory ------------------------------------------------------------ */
+
+void bench_producer_address(unsigned n, char out[BENCH_ADDR_MAX])
+{
+    snprintf(out, BENCH_ADDR_MAX, "staff:bench-p%u@bench", n);
+}
+
+void bench_consumer_address(unsigned n, char out[BENCH_ADDR_MAX])
+{
+    snprintf(out, BENCH_ADDR_MAX, "rpps:%011llu", 10000000000ull + n);
+}
+
+int bench_keys_generate(bench_keys_t *k)
+{
+    if (zmq_curve_keypair(k->broker.pub, k->broker.sec) != 0) goto err;
+    for (unsigned i = 0; i < BENCH_MAX_CLIENTS; i++)
+        if (zmq_curve_keypair(k->producer[i].pub, k->producer[i].sec) != 0 ||
+            zmq_curve_keypair(k->consumer[i].pub, k->consumer[i].sec) != 0)
+            goto err;
+    return 0;
+err:
+    fprintf(stderr, "relais-bench: zmq_curve_keypair: %s (libzmq built without CURVE?)\n",
+            zmq_strerror(errno));
+    return -1;
+}
+
+/* A keypair file as relaisctl keygen writes it: the broker refuses one readable by others. */
+static int write_keyfile(const char *path, const bench_keypair_t *kp)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) return -1;
+    char text[200];
+    int n = snprintf(text, sizeof(text),
+                     "# Relais CURVE keypair (relais-bench)\npublic-key: %s\nsecret-key: %s\n",
+                     kp->pub, kp->sec);
+    int rc = write(fd, text, (size_t)n) == n ? 0 : -1;
+    if (close(fd) < 0) rc = -1;
+    return rc;
+}
+
+/* The production directory of the bench territory. Producers are medical assistants and
+ * consumers nurses, as in a real territory; the default rule for notes (participants of a
+ * conversation only) is lifted to any → any because the bench sends notes outside any
+ * conversation, and the limits are lifted above anything the bench offers, so that what
+ * is measured is the broker's speed and not its rate limiter. */
+static int write_directory(const broker_proc_t *b, const char *path)
+{
+    char tmp[320];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (f == NULL) return -1;
+    fprintf(f,
+            "territory: relais-bench\nproduction: true\n"
+            "limits: {submissions_per_second: 1000000, pending_per_mailbox: %llu}\n"
+            "acl:\n  %s: {senders: [any], recipients: [any]}\nagents:\n",
+            (unsigned long long)(b->pending_max ? b->pending_max : 2000000),
+            relais_body_name(RELAIS__V1__ENVELOPE__BODY_NOTE));
+    char address[BENCH_ADDR_MAX];
+    for (unsigned i = 0; i < BENCH_MAX_CLIENTS; i++) {
+        bench_producer_address(i, address);
+        fprintf(f, "  - address: \"%s\"\n    role: medical_assistant\n    public_key: \"%s\"\n",
+                address, b->keys->producer[i].pub);
+        bench_consumer_address(i, address);
+        fprintf(f, "  - address: \"%s\"\n    role: nurse\n    public_key: \"%s\"\n", address,
+                b->keys->consumer[i].pub);
+    }
+    if (fclose(f) != 0) return -1;
+    return rename(tmp, path);
+}
+
+/* ---- The process ------------------------------------------------------------------- */
 
 int broker_proc_start(broker_proc_t *b, int timeout_ms)
 {
@@ -36,8 +116,26 @@ int broker_proc_start(broker_proc_t *b, int timeout_ms)
         }
     }
     snprintf(b->log_path, sizeof(b->log_path), "%s/relaisd.log", b->data_dir);
-    const char *argv[] = {b->path, "--bind", "tcp://127.0.0.1:0", "--data", b->data_dir,
-                          "--insecure", "--durability", b->durability, NULL};
+    char dir_path[300], key_path[300];
+    snprintf(dir_path, sizeof(dir_path), "%s/territory.yaml", b->data_dir);
+    snprintf(key_path, sizeof(key_path), "%s/broker.key", b->data_dir);
+    const char *argv[16] = {b->path, "--bind", "tcp://127.0.0.1:0", "--data", b->data_dir,
+                            "--durability", b->durability};
+    int argc = 7;
+    if (b->keys == NULL) {
+        argv[argc++] = "--insecure";
+    } else {
+        if (write_keyfile(key_path, &b->keys->broker) < 0 || write_directory(b, dir_path) < 0) {
+            fprintf(stderr, "relais-bench: cannot write the bench territory in %s: %s\n",
+                    b->data_dir, strerror(errno));
+            return -1;
+        }
+        argv[argc++] = "--directory";
+        argv[argc++] = dir_path;
+        argv[argc++] = "--curve-key";
+        argv[argc++] = key_path;
+    }
+    argv[argc] = NULL;
     int out[2];
     if (pipe2(out, O_CLOEXEC) < 0) return -1;
     pid_t parent = getpid();
