@@ -135,9 +135,21 @@ int authorize__submit(broker_t *b, session_t *s, const Relais__V1__Envelope *env
     return acl_check(&req, reason, reason_len);
 }
 
+/* Whether a body's rule already requires its sender and recipients to be participants: then
+ * recording them again adds nothing (replies, notes). */
+static bool participants_only(const broker_t *b, int body_case)
+{
+    acl_rule_t rule;
+    if (acl_rule(b->dir, body_case, &rule) < 0) return false;
+    return rule.senders.participants && !rule.senders.any && rule.senders.roles == 0 &&
+           rule.recipients.participants && !rule.recipients.any && rule.recipients.roles == 0;
+}
+
 void authorize__record(broker_t *b, const Relais__V1__Envelope *env, const char *sender,
                        int64_t now)
 {
+    /* Participation serves the reply-only rules: without a directory there are none. */
+    if (b->dir == NULL || participants_only(b, env->body_case)) return;
     const uint8_t *conv;
     size_t conv_len;
     conversation_of(env, &conv, &conv_len);
