@@ -251,6 +251,7 @@ void relais_agent_destroy(relais_agent_t **agent)
                  uv_strerror(rc));
     }
     zmq_ctx_term(a->zctx);
+    agent__conv_destroy(&a->conv);
     agent__outbox_destroy(&a->outbox);
     agent__dedup_destroy(&a->dedup);
     agent__state_close(&a->state_file);

@@ -7,8 +7,10 @@
  * timers), outbox.c and dedup.c (the two pieces of state that must survive the agent's
  * crash when it has a state file), state.c (that file: SQLite, every SQL statement of the
  * agent). The outbox and the dedup window always work on memory; given a state file they
- * load it when the agent is created and write through to it. Everything here runs on the
- * agent's loop thread, except the fields marked "under mu".
+ * load it when the agent is created and write through to it. Conversation tracking
+ * (relais_conv_enable) is conv.c, fed by send.c and session.c, with its state machines in
+ * conv_machine.c and conv_steps.c (conv_internal.h) and its deadlines in conv_deadline.c.
+ * Everything here runs on the agent's loop thread, except the fields marked "under mu".
  */
 #ifndef RELAIS_AGENT_INTERNAL_H
 #define RELAIS_AGENT_INTERNAL_H
@@ -87,6 +89,33 @@ int agent__state_dedup_load(agent_state_t *state, size_t limit, agent_state_dedu
 int agent__state_dedup_insert(agent_state_t *state, const char *sender, const uint8_t *id,
                               size_t id_len, int outcome, size_t keep);
 
+/*
+ * Opens one transaction that the following writes join (each function's own begin and
+ * commit fold into it) until agent__state_release(), which commits when rc is 0 and no
+ * write inside failed, and rolls back otherwise. Accepts a NULL state (no-op). 0,
+ * -EALREADY when a transaction is already held, or RELAIS_ESTORE.
+ */
+int agent__state_hold(agent_state_t *state);
+
+/* Ends the held transaction; returns rc, the first failure inside, or the commit's. */
+int agent__state_release(agent_state_t *state, int rc);
+
+struct conv;
+
+/* Records a tracked conversation (its row and its parts), replacing what was there.
+ * 0 or RELAIS_ESTORE. */
+int agent__state_conv_save(agent_state_t *state, const struct conv *c);
+
+/* Forgets a conversation. 0 or RELAIS_ESTORE. */
+int agent__state_conv_delete(agent_state_t *state, const uint8_t id[RELAIS_MESSAGE_ID_LEN]);
+
+/* Receives one stored conversation, oldest first; it may take *c (setting it to NULL). A
+ * non-zero return stops the load and is returned. */
+typedef int (*agent_state_conv_fn)(void *ud, struct conv **c);
+
+/* Calls fn for every stored conversation. 0, fn's error, -ENOMEM or RELAIS_ESTORE. */
+int agent__state_conv_load(agent_state_t *state, agent_state_conv_fn fn, void *ud);
+
 /* ---- Outbox: unconfirmed submissions, in submission order ------------------------- */
 
 typedef struct agent_outbox agent_outbox_t;
@@ -155,6 +184,13 @@ const agent_outbox_entry_t *agent__outbox_first(const agent_outbox_t *outbox);
 /* Number of unconfirmed submissions. */
 size_t agent__outbox_count(const agent_outbox_t *outbox);
 
+/*
+ * Takes back the newest entry, which must have id, as if it had never been pushed: its row
+ * is not queued for deletion (the transaction that recorded it was rolled back, and its
+ * sequence number may be reused). Frees it. True when it was the newest entry.
+ */
+bool agent__outbox_unpush(agent_outbox_t *outbox, const uint8_t id[RELAIS_MESSAGE_ID_LEN]);
+
 /* Frees an entry taken out of the outbox and sets *entry to NULL. Accepts NULL. */
 void agent__outbox_entry_free(agent_outbox_entry_t **entry);
 
@@ -194,6 +230,7 @@ int agent__dedup_remember(agent_dedup_t *dedup, const char *sender, const uint8_
 
 typedef struct agent_timer agent_timer_t;
 typedef struct agent_post agent_post_t;
+typedef struct agent_conv agent_conv_t;
 
 /* One connection attempt: a DEALER socket, its monitor, and their poll handles. */
 typedef struct agent_conn {
@@ -262,6 +299,7 @@ struct relais_agent {
     agent_dedup_t *dedup;
     agent_timer_t *timers; /* pending business timers */
     uint64_t next_timer_id;
+    agent_conv_t *conv;    /* conversation tracking; NULL until relais_conv_enable() */
 
     /* Shared with other threads, under mu. */
     pthread_mutex_t mu;
@@ -329,5 +367,70 @@ void agent__session_fail_all(relais_agent_t *agent, int status);
 
 /* Closes every pending business timer without calling it. */
 void agent__timers_close_all(relais_agent_t *agent);
+
+/* ---- conv.c: conversation tracking, fed by sends and deliveries ------------------- */
+
+/* What a send does to a tracked conversation, between the check and the commit. */
+typedef struct conv_send {
+    struct conv *target; /* the conversation it changes, NULL for a new one */
+    struct conv *next;   /* its state after the send; NULL when the send changes nothing */
+} conv_send_t;
+
+/*
+ * Checks a send (with its message id set) against the conversation it belongs to. 0 with
+ * *cs filled (cs->next NULL when nothing is tracked or changed), RELAIS_EINVALID when it is
+ * not a valid transition (the reason is logged and kept for relais_conv_last_refusal()), or
+ * -ENOMEM. Always 0 with tracking off.
+ */
+int agent__conv_send_check(relais_agent_t *agent, const Relais__V1__Envelope *env,
+                           conv_send_t *cs);
+
+/* Writes cs->next to the state file (inside the send's held transaction). 0 or
+ * RELAIS_ESTORE; 0 when there is nothing to write. */
+int agent__conv_send_save(relais_agent_t *agent, const conv_send_t *cs);
+
+/*
+ * Ends a checked send of env: when sent, cs->next becomes the conversation's state
+ * (deadlines armed, the application told, a care task linked to the follow-up item it
+ * names, cancels owed to other candidates sent); otherwise it is dropped. Empties cs.
+ */
+void agent__conv_send_done(relais_agent_t *agent, conv_send_t *cs,
+                           const Relais__V1__Envelope *env, bool sent);
+
+/* What a delivery did to a tracked conversation, between the handler and the Ack. */
+typedef struct conv_delivery {
+    struct conv *target;   /* the conversation it changed (in the agent's list) */
+    struct conv *snapshot; /* its state before, for an undo; NULL for a new one */
+    uint32_t version;      /* target's version right after the delivery applied */
+    int old_state;
+} conv_delivery_t;
+
+/*
+ * Applies a delivery to its conversation before the handler runs. CONV_APPLIED (cd filled),
+ * CONV_STALE (acknowledge PROCESSED without the handler), CONV_REFUSED (acknowledge REFUSED
+ * with the reason written to reason), or CONV_UNTRACKED (tracking off, or not a
+ * conversation message).
+ */
+int agent__conv_deliver_begin(relais_agent_t *agent, const Relais__V1__Envelope *env,
+                              conv_delivery_t *cd, char *reason, size_t reason_len);
+
+/* After the handler, inside the transaction that remembers the delivery: keeps (and
+ * writes) the transition when the outcome is PROCESSED, undoes it otherwise unless the
+ * handler already sent in that conversation. 0 or RELAIS_ESTORE. */
+int agent__conv_deliver_end(relais_agent_t *agent, conv_delivery_t *cd, relais_outcome_t outcome);
+
+/* After that transaction: arms deadlines, tells the application, re-dispatches a declined
+ * request where the policy says so. Empties cd. */
+void agent__conv_deliver_done(relais_agent_t *agent, conv_delivery_t *cd);
+
+/* The broker answered one of our submissions (status 0: accepted). */
+void agent__conv_on_result(relais_agent_t *agent, const uint8_t *message_id, int status,
+                           const char *reason);
+
+/* A receipt arrived for one of our messages. */
+void agent__conv_on_receipt(relais_agent_t *agent, const Relais__V1__Receipt *receipt);
+
+/* Frees the tracking state (timers are closed with the agent's). Accepts NULL. */
+void agent__conv_destroy(agent_conv_t **conv);
 
 #endif /* RELAIS_AGENT_INTERNAL_H */

@@ -168,6 +168,15 @@ agent_outbox_entry_t *agent__outbox_take(agent_outbox_t *outbox, const uint8_t *
     return NULL;
 }
 
+bool agent__outbox_unpush(agent_outbox_t *outbox, const uint8_t id[RELAIS_MESSAGE_ID_LEN])
+{
+    agent_outbox_entry_t *e = outbox->tail;
+    if (!e || memcmp(e->id, id, RELAIS_MESSAGE_ID_LEN) != 0) return false;
+    unlink_entry(outbox, e);
+    agent__outbox_entry_free(&e);
+    return true;
+}
+
 agent_outbox_entry_t *agent__outbox_take_first(agent_outbox_t *outbox)
 {
     agent_outbox_entry_t *e = outbox->head;

@@ -4,9 +4,11 @@
  * A submission is validated, packed once into a Submit frame, and put in the outbox before
  * anything goes on the wire; the outbox then owns it until the broker answers (with a state
  * file, it is on disk before relais_agent_send() returns 0). It is sent at once when the
- * session is ready, otherwise on the next Welcome. The caller's envelope is
- * never modified: the SDK works on a shallow copy whose few changed fields point at storage
- * on this function's stack, and packing copies everything it needs.
+ * session is ready, otherwise on the next Welcome. With conversation tracking on, the send
+ * is first checked against its conversation's state machine (conv.c), and the
+ * conversation's new state is written in the same transaction as the submission. The
+ * caller's envelope is never modified: the SDK works on a shallow copy whose few changed
+ * fields point at storage on this function's stack, and packing copies everything it needs.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +45,9 @@ int relais_agent_send(relais_agent_t *agent, const Relais__V1__Envelope *env,
     }
     /* Validation guarantees a 16-byte id from here on. */
     memcpy(id, copy.message_id.data, sizeof(id));
+    /* A tracked conversation refuses a send that is not a valid transition. */
+    conv_send_t cs;
+    if ((rc = agent__conv_send_check(agent, &copy, &cs)) != 0) return rc;
 
     Relais__V1__Submit submit = RELAIS__V1__SUBMIT__INIT;
     Relais__V1__Frame f = RELAIS__V1__FRAME__INIT;
@@ -51,25 +56,45 @@ int relais_agent_send(relais_agent_t *agent, const Relais__V1__Envelope *env,
     f.submit = &submit;
     uint8_t *frame = NULL;
     size_t len = 0;
-    if ((rc = relais_frame_encode(&f, &frame, &len)) != 0) return rc;
+    if ((rc = relais_frame_encode(&f, &frame, &len)) != 0) goto err;
     if (len > agent->max_frame_bytes) {
         RLOG(RELAIS_LOG_WARN, "agent", "agent=%s refused to send %zu bytes, limit is %zu",
              agent->address, len, agent->max_frame_bytes);
-        free(frame);
-        return RELAIS_ETOOLARGE;
+        rc = RELAIS_ETOOLARGE;
+        goto err;
     }
     const uint8_t *bytes = frame; /* still valid once the outbox owns the buffer */
-    if ((rc = agent__outbox_push(agent->outbox, id, &frame, len, cb, ud)) != 0) {
-        free(frame);
-        return rc;
+    /* The conversation's new state and the submission reach the state file in one
+     * transaction. Answered submissions are forgotten first, so that the push deletes
+     * nothing a rollback would have to give back to the outbox. */
+    bool held = cs.next && agent->state_file;
+    if (held) {
+        agent__outbox_flush(agent->outbox);
+        if ((rc = agent__state_hold(agent->state_file)) != 0) goto err;
+        rc = agent__conv_send_save(agent, &cs);
     }
+    if (rc == 0) rc = agent__outbox_push(agent->outbox, id, &frame, len, cb, ud);
+    if (held) {
+        bool pushed = rc == 0;
+        rc = agent__state_release(agent->state_file, rc);
+        if (rc != 0 && pushed) agent__outbox_unpush(agent->outbox, id);
+    }
+    if (rc != 0) goto err;
     if (message_id_out) memcpy(message_id_out, id, sizeof(id));
     if (agent->state == RELAIS_AGENT_READY && !agent->conn_failed) {
         /* A failed send is not an error for the caller: the outbox resends after the next
          * Welcome. */
         agent__send_bytes(agent, bytes, len);
     }
+    /* After the bytes: what the transition makes the SDK send (a preadmission choice's
+     * cancels to the other facilities) goes out behind it. */
+    agent__conv_send_done(agent, &cs, &copy, true);
     return 0;
+
+err:
+    free(frame);
+    agent__conv_send_done(agent, &cs, &copy, false);
+    return rc;
 }
 
 int relais_agent_reply(relais_agent_t *agent, const Relais__V1__Envelope *original,

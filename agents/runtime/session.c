@@ -8,13 +8,15 @@
  * application's handler unless the dedup window has seen them, and every delivery and every
  * receipt is acknowledged — a delivery only once its dedup entry is durable when the agent
  * has a state file. A submission's answer goes to its own callback, or to the on_recovered
- * callback when a previous run submitted it. Broker errors are mapped to RELAIS_E… codes
- * here and nowhere else.
+ * callback when a previous run submitted it. With conversation tracking on, deliveries,
+ * receipts and answers also go through conv.c, which may refuse a delivery before its
+ * handler sees it. Broker errors are mapped to RELAIS_E… codes here and nowhere else.
  */
 #include <stdio.h>
 #include <string.h>
 
 #include "agent_internal.h"
+#include "conv_internal.h"
 #include "relais/log.h"
 
 /*
@@ -53,6 +55,8 @@ void agent__session_disconnected(relais_agent_t *a, const char *detail)
 static void complete(relais_agent_t *a, agent_outbox_entry_t **entry,
                      const relais_send_result_t *result)
 {
+    /* A rejected send undoes the conversation transition it made, before anyone is told. */
+    agent__conv_on_result(a, (*entry)->id, result->status, result->reason);
     if ((*entry)->recovered) {
         if (a->recovered_fn) a->recovered_fn(a, result, a->recovered_ud);
     } else if ((*entry)->cb) {
@@ -186,8 +190,16 @@ static void on_deliver(relais_agent_t *a, const Relais__V1__Deliver *d)
     }
 
     relais_delivery_t dl = {.envelope = env, .attempt = d->attempt, .offered = d->offered};
+    /* A tracked conversation decides first: a message that does not fit is refused, one
+     * that repeats what is known is acknowledged, and neither reaches the handler. */
+    conv_delivery_t cd;
+    int verdict = agent__conv_deliver_begin(a, env, &cd, dl.reason, sizeof(dl.reason));
     const agent_handler_t *h = find_handler(a, env->body_case);
-    if (!h) {
+    if (verdict == CONV_REFUSED) {
+        outcome = RELAIS_REFUSED;
+    } else if (verdict == CONV_STALE) {
+        outcome = RELAIS_PROCESSED;
+    } else if (!h) {
         outcome = RELAIS_REFUSED;
         snprintf(dl.reason, sizeof(dl.reason), "no handler for %s",
                  relais_body_name(env->body_case));
@@ -206,20 +218,32 @@ static void on_deliver(relais_agent_t *a, const Relais__V1__Deliver *d)
          relais_body_name(env->body_case), d->attempt, (int)outcome);
     /* RETRY_LATER asks for another attempt, which must reach the handler again. The entry
      * is durable before the Ack leaves: once the broker forgets the delivery, a restarted
-     * agent still recognises it. When it cannot be recorded the Ack goes anyway — holding
-     * it back would only bring the delivery back to the handler sooner. */
+     * agent still recognises it — and the conversation's new state is written in the same
+     * transaction. When they cannot be recorded the Ack goes anyway — holding it back would
+     * only bring the delivery back to the handler sooner. */
     int rc = 0;
-    if (outcome != RELAIS_RETRY_LATER)
-        rc = agent__dedup_remember(a->dedup, sender, env->message_id.data, env->message_id.len,
-                                   outcome);
+    if (outcome != RELAIS_RETRY_LATER || cd.target) {
+        rc = agent__state_hold(a->state_file);
+        bool held = rc == 0 && a->state_file;
+        int conv_rc = agent__conv_deliver_end(a, &cd, outcome);
+        if (outcome != RELAIS_RETRY_LATER) {
+            int dedup_rc = agent__dedup_remember(a->dedup, sender, env->message_id.data,
+                                                 env->message_id.len, outcome);
+            if (rc == 0) rc = dedup_rc;
+        }
+        if (rc == 0) rc = conv_rc;
+        if (held) rc = agent__state_release(a->state_file, rc);
+    }
     if (rc != 0)
         RLOG(RELAIS_LOG_WARN, "agent", "agent=%s cannot remember msg=%s as handled: %s", a->address,
              id, relais_strerror(rc));
+    agent__conv_deliver_done(a, &cd);
     send_ack(a, env->message_id, 0, outcome, dl.reason);
 }
 
 static void on_receipt(relais_agent_t *a, const Relais__V1__Receipt *r)
 {
+    agent__conv_on_receipt(a, r);
     if (a->receipt_fn) a->receipt_fn(a, r, a->receipt_ud);
     /* Acknowledged whether or not the application listens, or the broker resends it. */
     if (r->receipt_id) send_ack(a, r->message_id, r->receipt_id, RELAIS_PROCESSED, "");
