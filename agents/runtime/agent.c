@@ -252,6 +252,7 @@ void relais_agent_destroy(relais_agent_t **agent)
     }
     zmq_ctx_term(a->zctx);
     agent__conv_destroy(&a->conv);
+    agent__offers_free(a);
     agent__outbox_destroy(&a->outbox);
     agent__dedup_destroy(&a->dedup);
     agent__state_close(&a->state_file);
@@ -276,6 +277,18 @@ void relais_agent_on_receipt(relais_agent_t *agent, relais_receipt_fn fn, void *
 {
     agent->receipt_fn = fn;
     agent->receipt_ud = ud;
+}
+
+void relais_agent_on_offer(relais_agent_t *agent, relais_offer_fn fn, void *ud)
+{
+    agent->offer_fn = fn;
+    agent->offer_ud = ud;
+}
+
+void relais_agent_on_withdrawn(relais_agent_t *agent, relais_withdrawn_fn fn, void *ud)
+{
+    agent->withdrawn_fn = fn;
+    agent->withdrawn_ud = ud;
 }
 
 void relais_agent_on_state(relais_agent_t *agent, relais_state_fn fn, void *ud)

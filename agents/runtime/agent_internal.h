@@ -290,6 +290,11 @@ struct relais_agent {
     agent_handler_t handlers[AGENT_MAX_BODY_CASE];
     relais_receipt_fn receipt_fn;
     void *receipt_ud;
+    relais_offer_fn offer_fn;
+    void *offer_ud;
+    relais_withdrawn_fn withdrawn_fn;
+    void *withdrawn_ud;
+    struct agent_offer *offers; /* claimed offers awaiting the broker's ClaimResult */
     relais_state_fn state_fn;
     void *state_ud;
     relais_send_cb recovered_fn; /* outcomes of submissions of a previous run */
@@ -359,6 +364,19 @@ void agent__session_disconnected(relais_agent_t *agent, const char *detail);
 
 /* Handles one message body received on the DEALER socket. */
 void agent__session_frame(relais_agent_t *agent, const uint8_t *data, size_t len);
+
+/* A delivery that is not (or no longer) an offer: dedup, conversation, handler, Ack. */
+void agent__deliver(relais_agent_t *agent, const Relais__V1__Deliver *d);
+/* Ack{message_id, outcome, reason} for a delivery. */
+void agent__send_ack(relais_agent_t *agent, ProtobufCBinaryData message_id,
+                     relais_outcome_t outcome, const char *reason);
+/* Whether a handler (or the fallback) takes this body. */
+bool agent__has_handler(const relais_agent_t *agent, int body_case);
+/* offer.c: an offered Deliver; the broker's ClaimResult and Withdrawn; freeing what waits. */
+void agent__offer(relais_agent_t *agent, const Relais__V1__Deliver *d);
+void agent__claim_result(relais_agent_t *agent, const Relais__V1__ClaimResult *r);
+void agent__withdrawn(relais_agent_t *agent, const Relais__V1__Withdrawn *w);
+void agent__offers_free(relais_agent_t *agent);
 
 /* Calls every unconfirmed submission's callback with status and empties the outbox. */
 void agent__session_fail_all(relais_agent_t *agent, int status);

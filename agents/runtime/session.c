@@ -86,6 +86,7 @@ void agent__session_fail_all(relais_agent_t *a, int status)
 
 static void on_welcome(relais_agent_t *a, const Relais__V1__Welcome *w)
 {
+    agent__offers_free(a); /* a new session: claims made in the last one are void */
     if (w->address && *w->address && strlen(w->address) < sizeof(a->address))
         strcpy(a->address, w->address);
     if (w->heartbeat_ms && w->heartbeat_ms != a->heartbeat_ms) {
@@ -168,7 +169,18 @@ static const agent_handler_t *find_handler(const relais_agent_t *a, int body_cas
     return a->handlers[0].fn ? &a->handlers[0] : NULL;
 }
 
-static void on_deliver(relais_agent_t *a, const Relais__V1__Deliver *d)
+bool agent__has_handler(const relais_agent_t *a, int body_case)
+{
+    return find_handler(a, body_case) != NULL;
+}
+
+void agent__send_ack(relais_agent_t *a, ProtobufCBinaryData message_id, relais_outcome_t outcome,
+                     const char *reason)
+{
+    send_ack(a, message_id, 0, outcome, reason);
+}
+
+void agent__deliver(relais_agent_t *a, const Relais__V1__Deliver *d)
 {
     const Relais__V1__Envelope *env = d->envelope;
     if (!env || env->message_id.len == 0) {
@@ -316,7 +328,10 @@ void agent__session_frame(relais_agent_t *a, const uint8_t *data, size_t len)
         on_rejected(a, f->rejected);
         break;
     case RELAIS__V1__FRAME__KIND_DELIVER:
-        on_deliver(a, f->deliver);
+        if (f->deliver->offered)
+            agent__offer(a, f->deliver);
+        else
+            agent__deliver(a, f->deliver);
         break;
     case RELAIS__V1__FRAME__KIND_RECEIPT:
         on_receipt(a, f->receipt);
@@ -330,10 +345,10 @@ void agent__session_frame(relais_agent_t *a, const uint8_t *data, size_t len)
     case RELAIS__V1__FRAME__KIND_PONG:
         break;
     case RELAIS__V1__FRAME__KIND_CLAIM_RESULT:
+        agent__claim_result(a, f->claim_result);
+        break;
     case RELAIS__V1__FRAME__KIND_WITHDRAWN:
-        /* Offers are not claimed through this SDK yet; the handler saw `offered`. */
-        RLOG(RELAIS_LOG_DEBUG, "agent", "agent=%s ignored %s", a->address,
-             relais_frame_kind_name(f->kind_case));
+        agent__withdrawn(a, f->withdrawn);
         break;
     default:
         RLOG(RELAIS_LOG_WARN, "agent", "agent=%s unexpected %s from broker", a->address,

@@ -146,6 +146,28 @@ void relais_agent_destroy(relais_agent_t **agent);
 int relais_agent_on(relais_agent_t *agent, int body_case, relais_handler_fn fn, void *ud);
 
 void relais_agent_on_receipt(relais_agent_t *agent, relais_receipt_fn fn, void *ud);
+
+/*
+ * Offers: a service pool in OFFER mode offers a delivery to every member
+ * (relais_delivery_t.offered); the first member to claim it gets it. The offer callback
+ * decides, before any handler runs: RELAIS_OFFER_CLAIM makes the SDK claim it, and only if
+ * the broker grants the claim does the delivery reach its body handler (offered still
+ * true) and get acknowledged with the handler's outcome; RELAIS_OFFER_DECLINE answers the
+ * offer with a refusal. Without an offer callback the SDK claims every offer for which a
+ * body handler is registered and declines the others. An offer withdrawn (claimed by
+ * another member, or past its deadline) or whose claim is refused never reaches the
+ * handler; the withdrawn callback, if any, is told.
+ */
+typedef enum relais_offer_decision {
+    RELAIS_OFFER_CLAIM = 1,
+    RELAIS_OFFER_DECLINE = 2,
+} relais_offer_decision_t;
+typedef relais_offer_decision_t (*relais_offer_fn)(relais_agent_t *agent,
+                                                   const relais_delivery_t *d, void *ud);
+typedef void (*relais_withdrawn_fn)(relais_agent_t *agent, const uint8_t *message_id,
+                                    const char *reason, void *ud);
+void relais_agent_on_offer(relais_agent_t *agent, relais_offer_fn fn, void *ud);
+void relais_agent_on_withdrawn(relais_agent_t *agent, relais_withdrawn_fn fn, void *ud);
 void relais_agent_on_state(relais_agent_t *agent, relais_state_fn fn, void *ud);
 
 /*

@@ -50,6 +50,7 @@ typedef struct events {
     int receipts_delivered;
     int receipts_processed;
     uint8_t last_receipt_msg[RELAIS_MESSAGE_ID_LEN];
+    int withdrawn;
 } events_t;
 
 /* One SDK agent on its own thread. */
@@ -184,6 +185,15 @@ static void on_receipt(relais_agent_t *agent, const Relais__V1__Receipt *r, void
 
 static void noop(relais_agent_t *agent, void *ud) {}
 
+static void on_withdrawn(relais_agent_t *agent, const uint8_t *id, const char *reason, void *ud)
+{
+    events_t *ev = ev_of(ud);
+    pthread_mutex_lock(&ev->mu);
+    ev->withdrawn++;
+    pthread_cond_broadcast(&ev->cv);
+    pthread_mutex_unlock(&ev->mu);
+}
+
 static void *agent_thread(void *arg)
 {
     tagent_t *t = arg;
@@ -208,6 +218,7 @@ static void tagent_start(tagent_t *t, const char *endpoint, const char *address,
     cr_assert_eq(relais_agent_new(&t->agent, &opts), 0);
     relais_agent_on_state(t->agent, on_state, t);
     relais_agent_on_receipt(t->agent, on_receipt, t);
+    relais_agent_on_withdrawn(t->agent, on_withdrawn, t);
     cr_assert_eq(relais_agent_on(t->agent, RELAIS__V1__ENVELOPE__BODY_NOTE, on_note, t), 0);
     cr_assert_eq(pthread_create(&t->thread, NULL, agent_thread, t), 0);
     t->running = true;
@@ -408,4 +419,34 @@ Test(agent_sdk, stop_fails_unconfirmed_submissions_and_ends_run_cleanly)
     cr_expect_eq(ta.ev.accepted, 0);
     cr_expect_eq(ta.ev.last_status, RELAIS_ECLOSED);
     cr_expect_arr_eq(ta.ev.last_result_id, req.id, RELAIS_MESSAGE_ID_LEN);
+}
+
+Test(agent_sdk, an_offer_reaches_the_handler_of_exactly_one_member_which_claimed_it)
+{
+    /* Two nurses of service:nurse@relais-test run the SDK; the default offer policy claims
+     * what a handler exists for. Only the member whose claim wins sees the note. */
+    static tagent_t tc;
+    tagent_start(&tb, broker.endpoint, ADDR_B, false);
+    tagent_start(&tc, broker.endpoint, "rpps:10109876543", false);
+    AWAIT(&tb.ev, tb.ev.states[RELAIS_AGENT_READY] >= 1);
+    AWAIT(&tc.ev, tc.ev.states[RELAIS_AGENT_READY] >= 1);
+    rt_client_t sender = rt_session(&broker, "staff:claire.martin@cabinet-dupont", 8);
+    rt_env_t e;
+    rt_env_note(&e, "service:nurse@relais-test", "who takes this visit?");
+    e.env.dispatch = RELAIS__V1__ENVELOPE__DISPATCH__OFFER;
+    cr_assert_eq(rt_client_submit(&sender, &e, WAIT_MS), 0);
+    Relais__V1__Frame *r;
+    cr_assert_eq(rt_client_expect(&sender, RELAIS__V1__FRAME__KIND_RECEIPT, WAIT_MS, &r), 0);
+    cr_expect_eq(r->receipt->status, RELAIS__V1__RECEIPT__STATUS__CLAIMED);
+    bool b_won = strcmp(r->receipt->claimed_by, ADDR_B) == 0;
+    relais_frame_free(&r);
+    tagent_t *winner = b_won ? &tb : &tc, *loser = b_won ? &tc : &tb;
+    AWAIT(&winner->ev, winner->ev.delivered == 1);
+    cr_expect_str_eq(winner->ev.last_text, "who takes this visit?");
+    /* The broker withdraws the offer from every other holder when it grants the claim:
+     * once the loser has heard that, its handler can no longer run. */
+    AWAIT(&loser->ev, loser->ev.withdrawn == 1);
+    cr_expect_eq(read_int(&loser->ev, &loser->ev.delivered), 0, "one handler only");
+    rt_client_close(&sender);
+    tagent_stop(&tc);
 }
