@@ -145,6 +145,47 @@ static bool participants_only(const broker_t *b, int body_case)
            rule.recipients.participants && !rule.recipients.any && rule.recipients.roles == 0;
 }
 
+/* Records that address takes part in the conversation: pending in memory until the commit
+ * that stores it completes. */
+static void record_one(broker_t *b, const uint8_t *conv, size_t conv_len, const char *address,
+                       int64_t now)
+{
+    if (strlen(address) >= RELAIS_ADDRESS_MAX) return;
+    uint8_t key[RELAIS_MESSAGE_ID_LEN + 1 + RELAIS_ADDRESS_MAX];
+    size_t klen = participation_key(conv, conv_len, address, key);
+    if (map_get(b->participating, key, klen) == NULL) {
+        keyvec_t *v = &b->participation_keys;
+        if (v->n == v->cap) {
+            size_t ncap = v->cap ? v->cap * 2 : 64;
+            uint8_t **k = realloc(v->keys, ncap * sizeof(*k));
+            size_t *l = k ? realloc(v->lens, ncap * sizeof(*l)) : NULL;
+            if (k) v->keys = k;
+            if (l == NULL) return;
+            v->lens = l;
+            v->cap = ncap;
+        }
+        uint8_t *copy = malloc(klen);
+        if (copy == NULL || map_put(b->participating, key, klen, (void *)1) < 0) {
+            free(copy);
+            return;
+        }
+        memcpy(copy, key, klen);
+        v->keys[v->n] = copy;
+        v->lens[v->n++] = klen;
+    }
+    store_op_t op = {.kind = STORE_PARTICIPANT_PUT, .at_ms = now};
+    op.address = strdup(address);
+    op.data = malloc(conv_len);
+    if (op.data) memcpy(op.data, conv, conv_len);
+    op.data_len = conv_len;
+    if (op.address == NULL || op.data == NULL) {
+        free(op.address);
+        free(op.data);
+        return;
+    }
+    broker__record(b, &op);
+}
+
 void authorize__record(broker_t *b, const Relais__V1__Envelope *env, const char *sender,
                        int64_t now)
 {
@@ -156,45 +197,21 @@ void authorize__record(broker_t *b, const Relais__V1__Envelope *env, const char 
     if (conv_len == 0 || conv_len > RELAIS_MESSAGE_ID_LEN) return;
     /* The recipients, the sender, and whom the sender acts for: a GP takes part in what her
      * assistant started for her. */
-    bool principal = env->on_behalf_of != NULL && env->on_behalf_of[0] != '\0';
-    for (size_t i = 0; i <= env->n_to + (principal ? 1 : 0); i++) {
-        const char *address =
-            i < env->n_to ? env->to[i] : (i == env->n_to ? sender : env->on_behalf_of);
-        if (strlen(address) >= RELAIS_ADDRESS_MAX) continue;
-        uint8_t key[RELAIS_MESSAGE_ID_LEN + 1 + RELAIS_ADDRESS_MAX];
-        size_t klen = participation_key(conv, conv_len, address, key);
-        if (map_get(b->participating, key, klen) == NULL) {
-            keyvec_t *v = &b->participation_keys;
-            if (v->n == v->cap) {
-                size_t ncap = v->cap ? v->cap * 2 : 64;
-                uint8_t **k = realloc(v->keys, ncap * sizeof(*k));
-                size_t *l = k ? realloc(v->lens, ncap * sizeof(*l)) : NULL;
-                if (k) v->keys = k;
-                if (l == NULL) continue;
-                v->lens = l;
-                v->cap = ncap;
-            }
-            uint8_t *copy = malloc(klen);
-            if (copy == NULL || map_put(b->participating, key, klen, (void *)1) < 0) {
-                free(copy);
-                continue;
-            }
-            memcpy(copy, key, klen);
-            v->keys[v->n] = copy;
-            v->lens[v->n++] = klen;
-        }
-        store_op_t op = {.kind = STORE_PARTICIPANT_PUT, .at_ms = now};
-        op.address = strdup(address);
-        op.data = malloc(conv_len);
-        if (op.data) memcpy(op.data, conv, conv_len);
-        op.data_len = conv_len;
-        if (op.address == NULL || op.data == NULL) {
-            free(op.address);
-            free(op.data);
-            continue;
-        }
-        broker__record(b, &op);
-    }
+    for (size_t i = 0; i < env->n_to; i++) record_one(b, conv, conv_len, env->to[i], now);
+    record_one(b, conv, conv_len, sender, now);
+    if (env->on_behalf_of != NULL && env->on_behalf_of[0] != '\0')
+        record_one(b, conv, conv_len, env->on_behalf_of, now);
+}
+
+void authorize__pool_member(broker_t *b, const msg_t *m, const char *member)
+{
+    /* A pool stands for its members: the one who receives (ANYCAST) or claims (OFFER) the
+     * message is the one who will answer in its conversation. */
+    if (b->dir == NULL || participants_only(b, m->body_case)) return;
+    if (m->conversation_id_len > 0)
+        record_one(b, m->conversation_id, m->conversation_id_len, member, relais_now_ms());
+    else
+        record_one(b, m->message_id, RELAIS_MESSAGE_ID_LEN, member, relais_now_ms());
 }
 
 void authorize__settled(broker_t *b, keyvec_t *keys)

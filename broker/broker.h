@@ -335,6 +335,9 @@ int authorize__submit(broker_t *b, session_t *s, const Relais__V1__Envelope *env
  * conversation (stored by the next commit; pending in memory until then). */
 void authorize__record(broker_t *b, const Relais__V1__Envelope *env, const char *sender,
                        int64_t now);
+/* A pool member received (ANYCAST) or claimed (OFFER) m: it takes part in m's conversation
+ * from now on, as the pool's recipient of it. */
+void authorize__pool_member(broker_t *b, const msg_t *m, const char *member);
 /* A commit completed: its participations are in the store now. */
 void authorize__settled(broker_t *b, keyvec_t *keys);
 /* Forgets participations older than the retention window. */

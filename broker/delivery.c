@@ -231,6 +231,7 @@ int delivery__send(broker_t *b, delivery_t *d, session_t *s)
     if (d->attempt == 1 && (m->receipts_mask & (1u << RELAIS__V1__RECEIPT__STATUS__DELIVERED)))
         delivery__receipt(b, m, mb->address, RELAIS__V1__RECEIPT__STATUS__DELIVERED, "",
                           mb->pool ? s->address : NULL);
+    if (mb->pool) authorize__pool_member(b, m, s->address);
     return 0;
 }
 

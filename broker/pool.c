@@ -223,6 +223,7 @@ void pool__claim(broker_t *b, session_t *s, const Relais__V1__Claim *claim)
          relais_id_format(m->message_id, RELAIS_MESSAGE_ID_LEN, idbuf), pool->address);
     broker__audit(b, AUDIT_DELIVER, m->sender, m->message_id, relais_body_name(m->body_case),
                   s->address, d->attempt, "claimed", 0);
+    authorize__pool_member(b, m, s->address);
     /* The sender always learns who took it. */
     delivery__receipt(b, m, pool->address, RELAIS__V1__RECEIPT__STATUS__CLAIMED, "", s->address);
 }

@@ -497,3 +497,47 @@ Test(security, a_flood_of_hostile_input_costs_a_legitimate_pair_nothing)
     rt_client_close(&garbage);
     rt_client_close(&forbidden);
 }
+
+Test(security, the_pool_member_given_a_request_may_answer_it_and_no_other_member_may)
+{
+    rt_client_t assistant = rt_session(&broker, ASSISTANT, 8), n1 = rt_session(&broker, NURSE, 8);
+    char reason[RELAIS_REASON_MAX];
+    for (int dispatch = 0; dispatch < 2; dispatch++) { /* ANYCAST, then OFFER */
+        env_t req, offer;
+        env_init(&req, RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_REQUEST, "service:nurse@relais-test");
+        req.e.dispatch = dispatch ? RELAIS__V1__ENVELOPE__DISPATCH__OFFER
+                                  : RELAIS__V1__ENVELOPE__DISPATCH__ANYCAST;
+        cr_assert_eq(submit(&assistant, &req, reason), 0, "a pool of nurses: %s", reason);
+        Relais__V1__Frame *d;
+        cr_assert_eq(rt_client_expect(&n1, RELAIS__V1__FRAME__KIND_DELIVER, T, &d), 0);
+        if (dispatch) { /* claim the offer first */
+            Relais__V1__Claim cl = RELAIS__V1__CLAIM__INIT;
+            cl.message_id.data = req.id;
+            cl.message_id.len = 16;
+            Relais__V1__Frame f = RELAIS__V1__FRAME__INIT;
+            f.kind_case = RELAIS__V1__FRAME__KIND_CLAIM;
+            f.claim = &cl;
+            cr_assert_eq(rt_client_send(&n1, &f), 0);
+            Relais__V1__Frame *cr;
+            cr_assert_eq(rt_client_expect(&n1, RELAIS__V1__FRAME__KIND_CLAIM_RESULT, T, &cr), 0);
+            cr_assert(cr->claim_result->granted);
+            relais_frame_free(&cr);
+        }
+        relais_frame_free(&d);
+        env_init(&offer, RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_OFFER, ASSISTANT);
+        offer.e.conversation_id.data = req.id;
+        offer.e.conversation_id.len = 16;
+        cr_expect_eq(submit(&n1, &offer, reason), 0, "the member who got it answers: %s", reason);
+        rt_client_ack(&n1, req.id, RELAIS__V1__ACK__OUTCOME__PROCESSED, NULL);
+        /* A nurse of the same pool who was not given it may not answer. */
+        rt_client_t n2 = rt_session(&broker, NURSE2, 8);
+        env_init(&offer, RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_OFFER, ASSISTANT);
+        offer.e.conversation_id.data = req.id;
+        offer.e.conversation_id.len = 16;
+        cr_expect_eq(submit(&n2, &offer, reason), RELAIS__V1__ERROR__ERROR_CODE__FORBIDDEN, "%s",
+                     reason);
+        rt_client_close(&n2);
+    }
+    rt_client_close(&assistant);
+    rt_client_close(&n1);
+}
