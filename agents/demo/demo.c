@@ -3,15 +3,21 @@
  *
  * Starts a real relaisd on an ephemeral port with a fresh data directory, secured as a
  * territory runs it: CurveZMQ with keys generated for this run and a territory directory
- * whose roles let both stories through the default authorisation (demo_territory.c).
- * Connects the five reference agents (a GP's medical assistant, a physiotherapist, a
- * nurse, a cardiologist and a hospital), each on its own thread with its own loop and its
- * own keypair, and plays two care stories through the broker:
+ * whose roles let every story through the default authorisation (demo_territory.c).
+ * Connects seven reference agents (a GP's medical assistant, two physiotherapists, a
+ * nurse, a cardiologist, a hospital and the CPTS coordinator), each on its own thread with
+ * its own loop and its own keypair, and plays four care stories through the broker:
  *   1. the assistant, for the GP, asks the physiotherapist for an appointment, books the
  *      first slot offered and gets the confirmation;
  *   2. the hospital notifies a heart-failure discharge with a follow-up plan; the assistant
- *      turns the nurse item into a care task, which the nurse accepts.
- * A timeline of every message is printed as it happens. The program exits 0 when both
+ *      turns the nurse item into a care task, which the nurse accepts;
+ *   3. the assistant asks the physiotherapists' pool in OFFER dispatch: both members are
+ *      offered the request, the first claim wins (the SDK's default policy), the other sees
+ *      it withdrawn, and the claimer offers slots, which are booked and confirmed;
+ *   4. the assistant tracks its conversations with short deadlines; the cardiologist is
+ *      silent, so the request gets a reminder, then an escalation to the coordinator, who
+ *      answers with a Note naming the next candidate (the cardiologists' pool).
+ * A timeline of every message is printed as it happens. The program exits 0 when all four
  * stories completed and the broker stopped cleanly, and otherwise names the step that did
  * not happen in time. All patient data is fictitious (see samples.c).
  *
@@ -36,6 +42,8 @@
 #define BROKER_READY_MS 10000
 #define AGENTS_READY_MS 10000
 #define STORY_MS 20000
+/* Story 4's answer deadline: short, so that the escalation happens within the demo. */
+#define SILENT_ANSWER_MS 1500
 #define BROKER_STOP_MS 10000
 #define DAY_MS (24LL * 3600 * 1000)
 
@@ -46,9 +54,12 @@
 #define NURSE DEMO_NURSE_ADDR
 #define CARDIOLOGIST DEMO_CARDIOLOGIST_ADDR
 #define HOSPITAL DEMO_HOSPITAL_ADDR
+#define PHYSIO2 DEMO_PHYSIO2_ADDR
 
 #define REQUEST_ID "req-demo-0001"
 #define ENCOUNTER_ID "enc-demo-0001"
+#define POOL_REQUEST_ID "req-demo-0002"
+#define SILENT_REQUEST_ID "req-demo-0003"
 
 /* ---- Agents and their threads -------------------------------------------------------- */
 
@@ -162,18 +173,28 @@ static int create_territory(demo_t *d)
         [DEMO_NURSE] = {"nurse", NURSE},
         [DEMO_CARDIOLOGIST] = {"cardiologist", CARDIOLOGIST},
         [DEMO_HOSPITAL] = {"hospital", HOSPITAL},
+        [DEMO_PHYSIO2] = {"second physiotherapist", PHYSIO2},
+        [DEMO_COORDINATION] = {"CPTS coordinator", DEMO_COORDINATOR},
     };
     for (int i = 0; i < DEMO_N_AGENTS; i++) {
         if (create_agent(d, &d->agents[i], who[i].label, who[i].address) != 0) return -1;
     }
 
     const char *gps[] = {GP};
+    /* Every conversation of the assistant is tracked; only the silent cardiologist's lets
+     * its answer deadline pass. The reminder comes at half of it. */
+    relais_conv_options_t tracking = {
+        .coordinator = DEMO_COORDINATOR,
+        .reminder_fraction = 0.5,
+        .answer_ms = SILENT_ANSWER_MS,
+    };
     relais_ref_assistant_config_t acfg = {
         .gps = gps,
         .n_gps = 1,
         .nurse = NURSE,
         .physiotherapist = PHYSIO,
         .specialist = CARDIOLOGIST,
+        .tracking = &tracking,
         .on_event = demo__on_event,
         .event_ud = d,
     };
@@ -185,6 +206,8 @@ static int create_territory(demo_t *d)
         .on_event = demo__on_event,
         .event_ud = d,
     };
+    relais_ref_provider_config_t physio2 = physio;
+    physio2.location = "Maison de santé de Villejean, Rennes";
     relais_ref_provider_config_t nurse = {
         .role = "nurse",
         .home_visits = true,
@@ -201,10 +224,20 @@ static int create_territory(demo_t *d)
         .slot_count = 8,
         .slot_minutes = 20,
         .first_slot_ms = tomorrow_at(14),
+        .silent = true,
         .on_event = demo__on_event,
         .event_ud = d,
     };
     relais_ref_hospital_config_t hcfg = {.on_event = demo__on_event, .event_ud = d};
+    /* The cardiologist is responsible when story 4 escalates: the pool comes next. */
+    const char *candidates[] = {CARDIOLOGIST, DEMO_CARDIOLOGY_POOL};
+    relais_ref_coordinator_config_t ccfg = {
+        .candidates = candidates,
+        .n_candidates = 2,
+        .on_escalation = demo__on_escalation,
+        .on_event = demo__on_event,
+        .event_ud = d,
+    };
 
     demo_agent_t *ag = d->agents;
     int rc = relais_ref_assistant_new(&d->assistant, ag[DEMO_ASSISTANT].agent, &acfg);
@@ -212,6 +245,10 @@ static int create_territory(demo_t *d)
     if (rc == 0) rc = relais_ref_provider_new(&d->nurse, ag[DEMO_NURSE].agent, &nurse);
     if (rc == 0) rc = relais_ref_provider_new(&d->cardio, ag[DEMO_CARDIOLOGIST].agent, &cardio);
     if (rc == 0) rc = relais_ref_hospital_new(&d->hospital, ag[DEMO_HOSPITAL].agent, &hcfg);
+    if (rc == 0) rc = relais_ref_provider_new(&d->physio2, ag[DEMO_PHYSIO2].agent, &physio2);
+    if (rc == 0) {
+        rc = relais_ref_coordinator_new(&d->coordinator, ag[DEMO_COORDINATION].agent, &ccfg);
+    }
     if (rc != 0) {
         fprintf(stderr, "relais-demo: cannot set up the reference roles: %s\n",
                 relais_strerror(rc));
@@ -291,9 +328,37 @@ static void stop_territory(demo_t *d)
     relais_ref_provider_destroy(&d->nurse);
     relais_ref_provider_destroy(&d->cardio);
     relais_ref_hospital_destroy(&d->hospital);
+    relais_ref_provider_destroy(&d->physio2);
+    relais_ref_coordinator_destroy(&d->coordinator);
 }
 
 /* ---- The stories: actions posted to the agents' loops ---------------------------------- */
+
+/* What the assistant asks in stories 1, 3 and 4: the same fictitious patient. */
+typedef struct demo_request {
+    Relais__V1__PatientRef patient;
+    char *given[1];
+    Relais__V1__TimeWindow window;
+    Relais__V1__AppointmentRequest req;
+} demo_request_t;
+
+static void fill_request(demo_request_t *r, const char *request_id, const char *role,
+                         const char *specialty, const char *reason)
+{
+    relais_ref_sample_patient(&r->patient, r->given, "DEMO-LOCAL-0042");
+    relais__v1__time_window__init(&r->window);
+    r->window.not_before_ms = relais_now_ms();
+    r->window.due_by_ms = r->window.not_before_ms + 14 * DAY_MS;
+    relais__v1__appointment_request__init(&r->req);
+    r->req.request_id = (char *)request_id;
+    r->req.patient = &r->patient;
+    r->req.requested_role = (char *)role;
+    r->req.specialty = (char *)specialty;
+    r->req.urgency = RELAIS__V1__APPOINTMENT_REQUEST__URGENCY__ROUTINE;
+    r->req.window = &r->window;
+    r->req.preferred_mode = RELAIS__V1__SLOT__MODE__OFFICE;
+    r->req.reason = (char *)reason;
+}
 
 /* On the assistant's loop: asks the physiotherapist for an appointment, for the GP. */
 static void story1_begin(relais_agent_t *agent, void *ud)
@@ -327,6 +392,32 @@ static void story2_begin(relais_agent_t *agent, void *ud)
     int rc = relais_ref_hospital_notify(d->hospital, ASSISTANT, &d->discharge.dn);
     if (rc != 0)
         demo__story_fail(d, &d->stories[1], "could not send the DischargeNotification",
+                         relais_strerror(rc));
+}
+
+/* On the assistant's loop: asks the physiotherapists' pool, in OFFER dispatch. */
+static void story3_begin(relais_agent_t *agent, void *ud)
+{
+    demo_t *d = ud;
+    demo_request_t r;
+    fill_request(&r, POOL_REQUEST_ID, "physiotherapist", "",
+                 "shoulder rehabilitation, 8 sessions, any physiotherapist of the CPTS");
+    int rc = relais_ref_assistant_request_pool(d->assistant, DEMO_PHYSIO_POOL, GP, &r.req);
+    if (rc != 0)
+        demo__story_fail(d, &d->stories[2], "could not send the AppointmentRequest to the pool",
+                         relais_strerror(rc));
+}
+
+/* On the assistant's loop: asks the (silent) cardiologist for a consultation. */
+static void story4_begin(relais_agent_t *agent, void *ud)
+{
+    demo_t *d = ud;
+    demo_request_t r;
+    fill_request(&r, SILENT_REQUEST_ID, "specialist", "cardiology",
+                 "cardiology consultation, heart-failure follow-up");
+    int rc = relais_ref_assistant_request(d->assistant, CARDIOLOGIST, GP, &r.req);
+    if (rc != 0)
+        demo__story_fail(d, &d->stories[3], "could not send the AppointmentRequest",
                          relais_strerror(rc));
 }
 
@@ -378,7 +469,9 @@ static void usage(FILE *out)
     fprintf(out, "usage: relais-demo [--relaisd PATH] [--keep-data] [--verbose]\n"
                  "Plays a demo territory end to end against a fresh relaisd secured with\n"
                  "CurveZMQ (keys and directory made for the run): an appointment with a\n"
-                 "physiotherapist, then a hospital discharge followed up by a nurse.\n"
+                 "physiotherapist, a hospital discharge followed up by a nurse, a request\n"
+                 "claimed from the physiotherapists' pool, and a request the cardiologist\n"
+                 "never answers, escalated to the CPTS coordinator.\n"
                  "  --relaisd PATH   the broker to run (default: this build's relaisd)\n"
                  "  --keep-data      keep the broker's data directory (and its log)\n"
                  "  --verbose        show the agents' own logs on stderr\n");
@@ -432,7 +525,7 @@ int main(int argc, char **argv)
         free(d);
         return 3;
     }
-    demo__story_setup(d, ASSISTANT, REQUEST_ID, ENCOUNTER_ID);
+    demo__story_setup(d, ASSISTANT, REQUEST_ID, ENCOUNTER_ID, POOL_REQUEST_ID, SILENT_REQUEST_ID);
 
     int status = 3;
     char err[512] = "";
@@ -468,6 +561,8 @@ int main(int argc, char **argv)
     status = 1;
     if (play(d, &d->stories[0], &d->agents[DEMO_ASSISTANT], story1_begin) != 0) goto out;
     if (play(d, &d->stories[1], &d->agents[DEMO_HOSPITAL], story2_begin) != 0) goto out;
+    if (play(d, &d->stories[2], &d->agents[DEMO_ASSISTANT], story3_begin) != 0) goto out;
+    if (play(d, &d->stories[3], &d->agents[DEMO_ASSISTANT], story4_begin) != 0) goto out;
     status = 0;
 
 out:
@@ -491,7 +586,7 @@ out:
             fprintf(stderr, "relais-demo: could not remove %s\n", d->broker.data_dir);
         }
     }
-    if (status == 0) printf("demo completed: both stories went through the broker\n");
+    if (status == 0) printf("demo completed: all four stories went through the broker\n");
     demo__fini(d);
     free(d);
     return status;

@@ -1,10 +1,11 @@
 /*
  * The demo's timeline and story tracking (see demo_story.h). Each role event is matched
  * to a story by the identifiers it carries (the request id, the encounter id, or a
- * conversation already seen in that story), printed as one line, and checked off against
- * the story's steps. A story completes when all its steps happened; it fails at once on a
- * rejection, a decline, a refusal or an expiry, and otherwise when its time runs out, in
- * which case the first step that did not happen is what the demo reports.
+ * conversation already seen in that story; a withdrawn offer by its message id, which is
+ * its request's conversation, else by the pool story being the one running), printed as one line,
+ * and checked off against the story's steps. A story completes when all its steps happened; it
+ * fails at once on a rejection, a decline, a refusal or an expiry, and otherwise when its time runs
+ * out, in which case the first step that did not happen is what the demo reports.
  */
 #include <stdarg.h>
 #include <string.h>
@@ -38,10 +39,13 @@ void demo__fini(demo_t *d)
 }
 
 void demo__story_setup(demo_t *d, const char *assistant, const char *request_id,
-                       const char *encounter_id)
+                       const char *encounter_id, const char *pool_request_id,
+                       const char *silent_request_id)
 {
     snprintf(d->request_id, sizeof d->request_id, "%s", request_id);
     snprintf(d->encounter_id, sizeof d->encounter_id, "%s", encounter_id);
+    snprintf(d->pool_request_id, sizeof d->pool_request_id, "%s", pool_request_id);
+    snprintf(d->silent_request_id, sizeof d->silent_request_id, "%s", silent_request_id);
     d->addr_width = (int)strlen(assistant);
 
     demo_story_t *s1 = &d->stories[0];
@@ -52,6 +56,7 @@ void demo__story_setup(demo_t *d, const char *assistant, const char *request_id,
     s1->steps[2] = "the assistant to receive an AppointmentOffer";
     s1->steps[3] = "the physiotherapist to receive the AppointmentBook";
     s1->steps[4] = "the assistant to receive the AppointmentConfirm";
+    s1->n_steps = 5;
 
     demo_story_t *s2 = &d->stories[1];
     s2->label = "story 2";
@@ -61,6 +66,30 @@ void demo__story_setup(demo_t *d, const char *assistant, const char *request_id,
     s2->steps[2] = "the broker to accept the CareTaskRequest";
     s2->steps[3] = "the nurse to receive the CareTaskRequest";
     s2->steps[4] = "the assistant to receive the nurse's CareTaskUpdate ACCEPTED";
+    s2->n_steps = 5;
+
+    demo_story_t *s3 = &d->stories[2];
+    s3->label = "story 3";
+    s3->title = "a request to the physiotherapists' pool is claimed by one of its two members";
+    s3->steps[0] = "the broker to accept the AppointmentRequest to the pool";
+    s3->steps[1] = "a physiotherapist to claim the offered AppointmentRequest";
+    s3->steps[2] = "the other physiotherapist to see the offer withdrawn";
+    s3->steps[3] = "the assistant to receive the CLAIMED receipt";
+    s3->steps[4] = "the assistant to receive an AppointmentOffer";
+    s3->steps[5] = "the claiming physiotherapist to receive the AppointmentBook";
+    s3->steps[6] = "the assistant to receive the AppointmentConfirm";
+    s3->n_steps = 7;
+
+    demo_story_t *s4 = &d->stories[3];
+    s4->label = "story 4";
+    s4->title = "the cardiologist never answers: reminder, escalation, the coordinator reassigns";
+    s4->steps[0] = "the broker to accept the AppointmentRequest";
+    s4->steps[1] = "the cardiologist to receive the AppointmentRequest";
+    s4->steps[2] = "the assistant's reminder";
+    s4->steps[3] = "the assistant's escalation at the deadline";
+    s4->steps[4] = "the coordinator to receive the Escalation";
+    s4->steps[5] = "the assistant to receive the coordinator's Note";
+    s4->n_steps = 6;
 }
 
 int64_t demo__elapsed_ms(demo_t *d)
@@ -101,7 +130,10 @@ bool demo__wait(demo_t *d, int timeout_ms, bool (*done)(demo_t *), bool (*abort)
 
 /* ---- Stories ------------------------------------------------------------------------- */
 
-static const unsigned all_steps = (1u << DEMO_STEPS) - 1;
+static unsigned all_steps(const demo_story_t *s)
+{
+    return (1u << s->n_steps) - 1;
+}
 
 static void fail_locked(demo_t *d, demo_story_t *s, const char *what, const char *why)
 {
@@ -125,7 +157,7 @@ void demo__story_fail(demo_t *d, demo_story_t *s, const char *what, const char *
 
 static const char *first_missing(const demo_story_t *s)
 {
-    for (int i = 0; i < DEMO_STEPS; i++) {
+    for (int i = 0; i < s->n_steps; i++) {
         if ((s->seen & (1u << i)) == 0) return s->steps[i];
     }
     return "nothing (all steps seen)";
@@ -133,7 +165,7 @@ static const char *first_missing(const demo_story_t *s)
 
 static bool story_over(demo_t *d)
 {
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < DEMO_STORIES; i++) {
         if (d->stories[i].running && !(d->stories[i].done || d->stories[i].failed)) {
             return false;
         }
@@ -161,6 +193,21 @@ static bool conv_known(const demo_story_t *s, const uint8_t *conv)
     return false;
 }
 
+static void remember_conv(demo_story_t *s, const uint8_t *conv)
+{
+    if (conv != NULL && !conv_known(s, conv) && s->n_convs < DEMO_CONVS) {
+        memcpy(s->convs[s->n_convs++], conv, RELAIS_MESSAGE_ID_LEN);
+    }
+}
+
+static demo_story_t *story_by_conv(demo_t *d, const uint8_t *conv)
+{
+    for (int i = 0; conv != NULL && i < DEMO_STORIES; i++) {
+        if (conv_known(&d->stories[i], conv)) return &d->stories[i];
+    }
+    return NULL;
+}
+
 static demo_story_t *story_of(demo_t *d, const relais_ref_event_t *ev)
 {
     demo_story_t *s = NULL;
@@ -169,15 +216,19 @@ static demo_story_t *story_of(demo_t *d, const relais_ref_event_t *ev)
     } else if (strcmp(ev->encounter_id, d->encounter_id) == 0 ||
                strcmp(ev->ref, d->encounter_id) == 0) {
         s = &d->stories[1];
-    } else if (ev->conversation_id != NULL) {
-        for (int i = 0; i < 2 && s == NULL; i++) {
-            if (conv_known(&d->stories[i], ev->conversation_id)) s = &d->stories[i];
-        }
+    } else if (ev->ref[0] != '\0' && strcmp(ev->ref, d->pool_request_id) == 0) {
+        s = &d->stories[2];
+    } else if (ev->ref[0] != '\0' && strcmp(ev->ref, d->silent_request_id) == 0) {
+        s = &d->stories[3];
+    } else if (ev->milestone == RELAIS_REF_MS_OFFER_WITHDRAWN) {
+        /* The offer's message id opened its request's conversation; the withdrawal may also
+         * be reported before the request's acceptance named it, while story 3 runs. */
+        s = story_by_conv(d, ev->message_id);
+        if (s == NULL && d->stories[2].running) s = &d->stories[2];
+    } else {
+        s = story_by_conv(d, ev->conversation_id);
     }
-    if (s != NULL && ev->conversation_id != NULL && !conv_known(s, ev->conversation_id) &&
-        s->n_convs < DEMO_CONVS) {
-        memcpy(s->convs[s->n_convs++], ev->conversation_id, RELAIS_MESSAGE_ID_LEN);
-    }
+    if (s != NULL) remember_conv(s, ev->conversation_id);
     return s;
 }
 
@@ -185,6 +236,30 @@ static demo_story_t *story_of(demo_t *d, const relais_ref_event_t *ev)
 static int step_of(int si, const relais_ref_event_t *ev)
 {
     bool acc = ev->kind == RELAIS_REF_EV_ACCEPTED, rcv = ev->kind == RELAIS_REF_EV_RECEIVED;
+    if (si == 2) { /* the pool: story 1's appointment, with the claim in between */
+        switch (ev->body_case) {
+        case RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_REQUEST:
+            return acc ? 0 : rcv ? 1 : -1;
+        case RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_OFFER:
+            return rcv ? 4 : -1;
+        case RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_BOOK:
+            return rcv ? 5 : -1;
+        case RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_CONFIRM:
+            return rcv && ev->milestone == RELAIS_REF_MS_APPOINTMENT_CONFIRMED ? 6 : -1;
+        default:
+            if (ev->milestone == RELAIS_REF_MS_OFFER_WITHDRAWN) return 2;
+            if (ev->milestone == RELAIS_REF_MS_CLAIMED) return 3;
+            return -1;
+        }
+    }
+    if (si == 3) { /* the silent cardiologist; step 4 comes from demo__on_escalation() */
+        if (ev->body_case == RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_REQUEST)
+            return acc ? 0 : rcv ? 1 : -1;
+        if (ev->body_case == RELAIS__V1__ENVELOPE__BODY_NOTE) return rcv ? 5 : -1;
+        if (ev->milestone == RELAIS_REF_MS_REMINDER) return 2;
+        if (ev->milestone == RELAIS_REF_MS_ESCALATED) return 3;
+        return -1;
+    }
     switch (ev->body_case) {
     case RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_REQUEST:
         if (si == 0) return acc ? 0 : rcv ? 1 : -1;
@@ -256,6 +331,11 @@ static void print_event(demo_t *d, const relais_ref_event_t *ev, const demo_stor
                     relais_err_name(ev->status), ev->reason, label);
         break;
     case RELAIS_REF_EV_RECEIPT:
+        if (ev->milestone == RELAIS_REF_MS_CLAIMED) {
+            demo__print(d, "%-*s   receipt: message …%s to %s %s [%s]", w, ev->from,
+                        short_id(ev->message_id, idbuf), ev->to, ev->state, label);
+            break;
+        }
         demo__print(d, "%-*s   receipt: message …%s %s by %s%s%s [%s]", w, ev->from,
                     short_id(ev->message_id, idbuf), receipt_status(ev->status), ev->to,
                     ev->reason[0] != '\0' ? ": " : "", ev->reason, label);
@@ -263,6 +343,19 @@ static void print_event(demo_t *d, const relais_ref_event_t *ev, const demo_stor
     case RELAIS_REF_EV_NOTICE:
         demo__print(d, "%-*s · %s [%s]", w, ev->from, ev->state, label);
         break;
+    }
+}
+
+/* Checks step off s (caller holds d->mu); the last step's state is the default outcome. */
+static void see_step(demo_t *d, demo_story_t *s, int step, const char *state)
+{
+    s->seen |= 1u << step;
+    if (step == s->n_steps - 1 && s->outcome[0] == '\0') {
+        snprintf(s->outcome, sizeof s->outcome, "%s", state);
+    }
+    if (s->seen == all_steps(s) && !s->done) {
+        s->done = true;
+        s->finished_ms = demo__elapsed_ms(d);
     }
 }
 
@@ -298,15 +391,45 @@ void demo__on_event(const relais_ref_event_t *ev, void *ud)
             snprintf(s->outcome, sizeof s->outcome, "nurse %s", ev->state);
         }
         int step = step_of((int)(s - d->stories), ev);
-        if (step >= 0 && !s->failed) {
-            s->seen |= 1u << step;
-            if (step == DEMO_STEPS - 1 && s->outcome[0] == '\0') {
-                snprintf(s->outcome, sizeof s->outcome, "%s", ev->state);
-            }
-            if (s->seen == all_steps && !s->done) {
-                s->done = true;
-                s->finished_ms = demo__elapsed_ms(d);
-            }
+        if (s == &d->stories[2] && step == 1) {
+            snprintf(d->claimed_by, sizeof d->claimed_by, "%s", ev->to);
+        } else if (s == &d->stories[2] && step == 2) {
+            snprintf(d->withdrawn_from, sizeof d->withdrawn_from, "%s", ev->from);
+        }
+        if (step >= 0 && step < s->n_steps && !s->failed) see_step(d, s, step, ev->state);
+        if (s == &d->stories[2] && !d->offer_summary_printed && d->claimed_by[0] != '\0' &&
+            d->withdrawn_from[0] != '\0') {
+            d->offer_summary_printed = true;
+            demo__print(d, "%-*s · offered to 2 members: claimed by %s, withdrawn from %s [%s]",
+                        d->addr_width, DEMO_PHYSIO_POOL, d->claimed_by, d->withdrawn_from,
+                        s->label);
+        }
+    }
+    pthread_cond_broadcast(&d->cv);
+    pthread_mutex_unlock(&d->mu);
+}
+
+void demo__on_escalation(const relais_ref_escalation_t *esc, void *ud)
+{
+    demo_t *d = ud;
+    pthread_mutex_lock(&d->mu);
+    demo_story_t *s = story_by_conv(d, esc->conversation_id);
+    char idbuf[37];
+    demo__print(d, "%-*s ← Escalation from %s: conversation …%s, %s responsible: %s [%s]",
+                d->addr_width, DEMO_COORDINATOR, esc->from, short_id(esc->conversation_id, idbuf),
+                esc->responsible[0] != '\0' ? esc->responsible : "nobody named", esc->reason,
+                s != NULL ? s->label : "outside the stories");
+    demo__print(d, "%-*s · %s%s, in a Note to %s", d->addr_width, DEMO_COORDINATOR,
+                esc->reassigned_to[0] != '\0' ? "reassigns to " : "no one to reassign to",
+                esc->reassigned_to, esc->from);
+    if (s != NULL) {
+        /* The coordinator's Note answers in the escalation's own conversation. */
+        remember_conv(s, esc->message_id);
+        if (!s->failed) {
+            snprintf(s->outcome, sizeof s->outcome, "escalated to %s, reassigned to %s",
+                     DEMO_COORDINATOR,
+                     esc->reassigned_to[0] != '\0' ? esc->reassigned_to : "nobody");
+            see_step(d, s, 4, "");
         }
     }
     pthread_cond_broadcast(&d->cv);
@@ -316,7 +439,7 @@ void demo__on_event(const relais_ref_event_t *ev, void *ud)
 void demo__report(demo_t *d, FILE *out)
 {
     pthread_mutex_lock(&d->mu);
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < DEMO_STORIES; i++) {
         const demo_story_t *s = &d->stories[i];
         if (s->done) {
             fprintf(out, "%s completed in %lld ms: %s\n", s->label,

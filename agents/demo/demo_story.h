@@ -1,5 +1,5 @@
 /*
- * The demo's shared state and its story book-keeping: the territory's agents, the two
+ * The demo's shared state and its story book-keeping: the territory's agents, the four
  * stories with the steps each must go through, the timeline printer, and the waits of the
  * orchestrator. Roles report events on their agents' threads; demo__on_event() turns each
  * into one timeline line and a step of a story, under the one mutex, and wakes the
@@ -24,10 +24,13 @@ enum {
     DEMO_NURSE,
     DEMO_CARDIOLOGIST,
     DEMO_HOSPITAL,
+    DEMO_PHYSIO2,
+    DEMO_COORDINATION,
     DEMO_N_AGENTS,
 };
 
-#define DEMO_STEPS 5
+#define DEMO_STEPS 8
+#define DEMO_STORIES 4
 #define DEMO_CONVS 8
 
 typedef struct demo demo_t;
@@ -50,6 +53,7 @@ typedef struct demo_story {
     const char *label; /* "story 1" */
     const char *title;
     const char *steps[DEMO_STEPS]; /* what must happen, in the usual order */
+    int n_steps;
     /* Under demo->mu: */
     unsigned seen; /* bit i set: step i happened */
     bool running, done, failed;
@@ -75,8 +79,16 @@ struct demo {
     relais_ref_provider_t *nurse;
     relais_ref_provider_t *cardio;
     relais_ref_hospital_t *hospital;
-    demo_story_t stories[2];
+    relais_ref_provider_t *physio2;
+    relais_ref_coordinator_t *coordinator;
+    demo_story_t stories[DEMO_STORIES];
+    /* Story 3: the pool members who claimed the request and saw it withdrawn. */
+    char claimed_by[RELAIS_ADDRESS_MAX];
+    char withdrawn_from[RELAIS_ADDRESS_MAX];
+    bool offer_summary_printed;
     char request_id[RELAIS_REF_ID_MAX];
+    char pool_request_id[RELAIS_REF_ID_MAX];
+    char silent_request_id[RELAIS_REF_ID_MAX];
     char encounter_id[RELAIS_REF_ID_MAX];
     relais_ref_sample_discharge_t discharge; /* used on the hospital's loop only */
 };
@@ -85,9 +97,11 @@ struct demo {
 int demo__init(demo_t *d);
 void demo__fini(demo_t *d);
 
-/* Names the stories' identifiers (story 1's request, story 2's encounter). */
+/* Names the stories' identifiers: story 1's request, story 2's encounter, story 3's
+ * request to the pool and story 4's request to the silent cardiologist. */
 void demo__story_setup(demo_t *d, const char *assistant, const char *request_id,
-                       const char *encounter_id);
+                       const char *encounter_id, const char *pool_request_id,
+                       const char *silent_request_id);
 
 /* Milliseconds since demo__init(). */
 int64_t demo__elapsed_ms(demo_t *d);
@@ -109,6 +123,9 @@ void demo__story_fail(demo_t *d, demo_story_t *s, const char *what, const char *
 
 /* The roles' event callback (ud: the demo). */
 void demo__on_event(const relais_ref_event_t *ev, void *ud);
+
+/* The coordinator's escalation callback (ud: the demo). */
+void demo__on_escalation(const relais_ref_escalation_t *esc, void *ud);
 
 /* Prints each story's result: completion time and outcome, or what failed. */
 void demo__report(demo_t *d, FILE *out);

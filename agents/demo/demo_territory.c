@@ -24,7 +24,10 @@
  * rules: the assistant (a medical assistant acting for the GP) sends AppointmentRequest,
  * AppointmentBook and CareTaskRequest; the physiotherapist and the nurse may receive
  * requests and answer inside the conversations they were delivered into; the hospital may
- * send a DischargeNotification to anyone in the directory.
+ * send a DischargeNotification to anyone in the directory. Both physiotherapists belong to
+ * the physiotherapists' pool, whose member claiming a request becomes a participant of its
+ * conversation; anyone may send an Escalation to the coordinator, and the coordinator may
+ * answer inside the escalation's conversation.
  */
 static const struct member {
     const char *address, *name, *role, *specialty, *acts_for;
@@ -46,6 +49,11 @@ static const struct member {
      .role = "physiotherapist",
      .pools = {POOL("physiotherapist")},
      .stem = "physiotherapist"},
+    {.address = DEMO_PHYSIO2_ADDR,
+     .name = "Marc Guillou",
+     .role = "physiotherapist",
+     .pools = {POOL("physiotherapist")},
+     .stem = "physiotherapist2"},
     {.address = DEMO_NURSE_ADDR,
      .name = "Yann Le Goff",
      .role = "nurse",

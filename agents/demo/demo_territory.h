@@ -18,17 +18,20 @@
 #define DEMO_TERRITORY "cpts-demo"
 
 /* The members' addresses. Not every member runs in the demo: the GP is only the one her
- * assistant acts for, and the coordinator only receives escalations, which the stories
- * never need. */
+ * assistant acts for. The two physiotherapists are the pool of story 3; the coordinator
+ * receives story 4's escalation. */
 #define DEMO_GP "rpps:10101234567"
 #define DEMO_ASSISTANT_ADDR "staff:claire.martin@cabinet-dupont"
 #define DEMO_PHYSIO_ADDR "rpps:10102345678"
+#define DEMO_PHYSIO2_ADDR "rpps:10105678901"
+#define DEMO_PHYSIO_POOL "service:physiotherapist@" DEMO_TERRITORY
+#define DEMO_CARDIOLOGY_POOL "service:specialist/cardiology@" DEMO_TERRITORY
 #define DEMO_NURSE_ADDR "rpps:10103456789"
 #define DEMO_CARDIOLOGIST_ADDR "rpps:10104567890"
 #define DEMO_HOSPITAL_ADDR "finess:350000014"
 #define DEMO_COORDINATOR "staff:coordination@cpts-demo"
 
-#define DEMO_MEMBERS 7
+#define DEMO_MEMBERS 8
 #define DEMO_KEY_PATH_MAX (PATH_MAX + 64)
 
 typedef struct demo_member_keys {

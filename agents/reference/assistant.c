@@ -108,7 +108,7 @@ static const char *gp_for(const relais_ref_assistant_t *a,
 
 static int send_appointment_request(relais_ref_assistant_t *a, const char *to, const char *gp,
                                     const Relais__V1__AppointmentRequest *req,
-                                    const char *encounter_id)
+                                    const char *encounter_id, bool offer)
 {
     char rid[RELAIS_REF_ID_MAX];
     if (ref__copy_id(rid, sizeof rid, req->request_id, true) != 0) return RELAIS_EINVALID;
@@ -136,9 +136,13 @@ static int send_appointment_request(relais_ref_assistant_t *a, const char *to, c
     env.on_behalf_of = (char *)gp;
     env.n_to = 1;
     env.to = rcpt;
+    if (offer) env.dispatch = RELAIS__V1__ENVELOPE__DISPATCH__OFFER;
     env.body_case = RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_REQUEST;
     env.appointment_request = (Relais__V1__AppointmentRequest *)req;
-    ref__about_t about = {.ref = rid, .encounter_id = encounter_id, .state = "requested"};
+    ref__about_t about = {.ref = rid,
+                          .encounter_id = encounter_id,
+                          .state =
+                              offer ? "requested, offered to the pool's members" : "requested"};
     rc = ref__submit(&a->em, NULL, &env, &about, NULL);
     if (rc == 0) a->n_appts++;
     return rc;
@@ -147,7 +151,14 @@ static int send_appointment_request(relais_ref_assistant_t *a, const char *to, c
 int relais_ref_assistant_request(relais_ref_assistant_t *a, const char *to, const char *gp,
                                  const Relais__V1__AppointmentRequest *req)
 {
-    return send_appointment_request(a, to, gp != NULL ? gp : a->gps[0], req, "");
+    return send_appointment_request(a, to, gp != NULL ? gp : a->gps[0], req, "", false);
+}
+
+int relais_ref_assistant_request_pool(relais_ref_assistant_t *a, const char *pool, const char *gp,
+                                      const Relais__V1__AppointmentRequest *req)
+{
+    if (pool == NULL || strncmp(pool, "service:", 8) != 0) return RELAIS_EINVALID;
+    return send_appointment_request(a, pool, gp != NULL ? gp : a->gps[0], req, "", true);
 }
 
 static int send_care_task(relais_ref_assistant_t *a, const char *gp, const char *task_id,
@@ -227,7 +238,7 @@ static int route_item(relais_ref_assistant_t *a, const Relais__V1__DischargeNoti
         req.urgency = RELAIS__V1__APPOINTMENT_REQUEST__URGENCY__SOON;
         req.window = item->window;
         req.reason = item->action;
-        return send_appointment_request(a, to, gp, &req, dn->encounter_id);
+        return send_appointment_request(a, to, gp, &req, dn->encounter_id, false);
     }
     if (strcmp(role, "gp") == 0) {
         snprintf(state, sizeof state, "GP follow-up for %s: to schedule in the GP's agenda", gp);
@@ -480,6 +491,34 @@ static void on_receipt(relais_agent_t *agent, const Relais__V1__Receipt *r, void
     }
 }
 
+/* ---- Deadlines: the SDK's conversation tracking reported as events ------------------ */
+
+static void on_reminder(relais_agent_t *agent, const relais_conv_info_t *conv, void *ud)
+{
+    relais_ref_assistant_t *a = ud;
+    char state[RELAIS_ADDRESS_MAX + 96];
+    snprintf(state, sizeof state, "reminder: %s %.64s still %s, waiting on %s",
+             relais_conv_kind_name(conv->kind), conv->request_id,
+             relais_conv_state_name(conv->state), conv->counterpart);
+    ref__emit_notice(&a->em, conv->request_id, "", RELAIS_REF_MS_REMINDER, state);
+}
+
+static void on_escalation(relais_agent_t *agent, const relais_conv_info_t *conv,
+                          const Relais__V1__Escalation *esc, int send_rc, void *ud)
+{
+    relais_ref_assistant_t *a = ud;
+    char state[RELAIS_ADDRESS_MAX + 96];
+    if (send_rc == 0) {
+        snprintf(state, sizeof state, "deadline passed: escalated, %s was responsible",
+                 esc->responsible);
+    } else {
+        snprintf(state, sizeof state, "deadline passed: escalation not sent (%s)",
+                 relais_strerror(send_rc));
+    }
+    ref__emit_notice(&a->em, conv->request_id, "",
+                     send_rc == 0 ? RELAIS_REF_MS_ESCALATED : RELAIS_REF_MS_FAILED, state);
+}
+
 /* ---- Life cycle ---------------------------------------------------------------------- */
 
 /* Copies an optional address; 0, RELAIS_ECONFIG when invalid, -ENOMEM. */
@@ -536,6 +575,12 @@ int relais_ref_assistant_new(relais_ref_assistant_t **out, relais_agent_t *agent
         if (rc != 0) goto err;
     }
     relais_agent_on_receipt(agent, on_receipt, a);
+    if (cfg->tracking != NULL) {
+        relais_conv_hooks_t hooks = {
+            .on_reminder = on_reminder, .on_escalation = on_escalation, .ud = a};
+        rc = relais_conv_enable(agent, cfg->tracking, &hooks);
+        if (rc != 0) goto err;
+    }
     *out = a;
     return 0;
 

@@ -176,8 +176,14 @@ void ref__emit_received(const ref__emitter_t *em, const relais_delivery_t *d, co
 void ref__emit_receipt(const ref__emitter_t *em, const Relais__V1__Receipt *r)
 {
     if (em->fn == NULL) return;
+    /* A pool's CLAIMED receipt names the member who took the message: say who. */
+    char state[RELAIS_ADDRESS_MAX + 16] = "";
+    bool claimed = r->status == RELAIS__V1__RECEIPT__STATUS__CLAIMED && r->claimed_by != NULL &&
+                   r->claimed_by[0] != '\0';
+    if (claimed) snprintf(state, sizeof state, "claimed by %s", r->claimed_by);
     relais_ref_event_t ev = {
         .kind = RELAIS_REF_EV_RECEIPT,
+        .milestone = claimed ? RELAIS_REF_MS_CLAIMED : RELAIS_REF_MS_NONE,
         .from = relais_agent_address(em->agent),
         .to = r->recipient != NULL ? r->recipient : "",
         .on_behalf_of = "",
@@ -186,7 +192,7 @@ void ref__emit_receipt(const ref__emitter_t *em, const Relais__V1__Receipt *r)
             r->conversation_id.len == RELAIS_MESSAGE_ID_LEN ? r->conversation_id.data : NULL,
         .ref = "",
         .encounter_id = "",
-        .state = "",
+        .state = state,
         .status = (int)r->status,
         .reason = r->reason != NULL ? r->reason : "",
     };
@@ -207,6 +213,27 @@ void ref__emit_notice(const ref__emitter_t *em, const char *ref, const char *enc
         .ref = ref != NULL ? ref : "",
         .encounter_id = encounter_id != NULL ? encounter_id : "",
         .state = state != NULL ? state : "",
+        .reason = "",
+    };
+    em->fn(&ev, em->ud);
+}
+
+void ref__emit_withdrawn(const ref__emitter_t *em, const uint8_t *message_id, const char *why)
+{
+    if (em->fn == NULL) return;
+    const char *self = relais_agent_address(em->agent);
+    char state[RELAIS_REASON_MAX + 32];
+    snprintf(state, sizeof state, "offer withdrawn: %s", why != NULL && why[0] ? why : "no reason");
+    relais_ref_event_t ev = {
+        .kind = RELAIS_REF_EV_NOTICE,
+        .milestone = RELAIS_REF_MS_OFFER_WITHDRAWN,
+        .from = self,
+        .to = self,
+        .on_behalf_of = "",
+        .message_id = message_id,
+        .ref = "",
+        .encounter_id = "",
+        .state = state,
         .reason = "",
     };
     em->fn(&ev, em->ud);

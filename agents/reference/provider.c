@@ -6,7 +6,9 @@
  * the chosen slot if it is still free or held for that request; AppointmentCancel frees
  * it. CareTaskRequest books a slot directly (a nurse's home visit) and answers ACCEPTED, or
  * REJECTED when nothing is free in the task's window. Every answer is a reply in the
- * request's conversation.
+ * request's conversation. A request offered by a pool is claimed by the SDK's default
+ * policy and then handled like any other; a silent provider (a demonstration of deadlines)
+ * acknowledges appointment requests and never answers them.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -27,6 +29,7 @@ struct relais_ref_provider {
     char *specialty;
     char *location;
     bool home_visits;
+    bool silent;
     int64_t hold_ms;
     size_t max_offer;
     ref_calendar_t cal;
@@ -104,7 +107,15 @@ static relais_outcome_t on_request(relais_agent_t *agent, relais_delivery_t *d, 
     if (!usable(d, req->request_id, rid, "appointment_request.request_id")) {
         return RELAIS_REFUSED;
     }
-    ref__emit_received(&p->em, d, rid, "", RELAIS_REF_MS_NONE, "requested");
+    char got[RELAIS_ADDRESS_MAX + 48];
+    const char *pool = d->envelope->n_to > 0 ? d->envelope->to[0] : "";
+    if (d->offered) {
+        snprintf(got, sizeof got, "requested, claimed from %s", pool);
+    } else {
+        snprintf(got, sizeof got, "requested%s", p->silent ? " (silent: will not answer)" : "");
+    }
+    ref__emit_received(&p->em, d, rid, "", RELAIS_REF_MS_NONE, got);
+    if (p->silent) return RELAIS_PROCESSED;
 
     char why[160];
     if (req->requested_role[0] != '\0' && strcmp(req->requested_role, p->role) != 0) {
@@ -250,6 +261,13 @@ static void on_receipt(relais_agent_t *agent, const Relais__V1__Receipt *r, void
     ref__emit_receipt(&p->em, r);
 }
 
+static void on_withdrawn(relais_agent_t *agent, const uint8_t *message_id, const char *reason,
+                         void *ud)
+{
+    relais_ref_provider_t *p = ud;
+    ref__emit_withdrawn(&p->em, message_id, reason);
+}
+
 /* ---- Life cycle ---------------------------------------------------------------------- */
 
 static int64_t next_whole_hour(void)
@@ -277,6 +295,7 @@ int relais_ref_provider_new(relais_ref_provider_t **out, relais_agent_t *agent,
     p->specialty = ref__strdup(cfg->specialty);
     p->location = ref__strdup(cfg->location != NULL ? cfg->location : "cabinet");
     p->home_visits = cfg->home_visits;
+    p->silent = cfg->silent;
     p->hold_ms = cfg->hold_ms != 0 ? cfg->hold_ms : 10 * 60 * 1000;
     p->max_offer = cfg->max_offer == 0 ? 3 : cfg->max_offer;
     if (p->max_offer > MAX_OFFER_LIMIT) p->max_offer = MAX_OFFER_LIMIT;
@@ -299,6 +318,7 @@ int relais_ref_provider_new(relais_ref_provider_t **out, relais_agent_t *agent,
         if (rc != 0) goto err;
     }
     relais_agent_on_receipt(agent, on_receipt, p);
+    relais_agent_on_withdrawn(agent, on_withdrawn, p);
     *out = p;
     return 0;
 

@@ -47,6 +47,9 @@ void ref__emit_receipt(const ref__emitter_t *em, const Relais__V1__Receipt *r);
 void ref__emit_notice(const ref__emitter_t *em, const char *ref, const char *encounter_id,
                       relais_ref_milestone_t ms, const char *state);
 
+/* Emits a NOTICE (milestone OFFER_WITHDRAWN) about the offer message_id (16 bytes). */
+void ref__emit_withdrawn(const ref__emitter_t *em, const uint8_t *message_id, const char *why);
+
 /*
  * Copies src into dst of size n. Returns 0, or RELAIS_EINVALID when src is NULL, empty
  * while required, or does not fit (dst then holds "").

@@ -3,14 +3,16 @@
  *
  * A role object attaches to an agent the caller has created with relais_agent_new() and
  * registers that role's handlers and receipt callback on it; the caller keeps the agent,
- * its loop and its state callback. Three roles exist:
+ * its loop and its state callback. Four roles exist:
  *   - the provider (nurse, physiotherapist, specialist): a small slot calendar that answers
  *     AppointmentRequest with an offer of held slots or a decline, books, confirms and
  *     cancels, and accepts care tasks into free slots;
  *   - the medical assistant acting for one or more GPs: requests appointments, books the
  *     first offered slot, and turns a hospital's discharge follow-up plan into care-task and
  *     appointment requests;
- *   - the hospital: sends discharge notifications.
+ *   - the hospital: sends discharge notifications;
+ *   - the CPTS coordinator: receives escalations, acknowledges them and names the next
+ *     candidate from its list in a Note to whoever escalated.
  * Every role reports what happens through an event callback, so that a program (a CLI, the
  * demo territory, a test) can watch the conversations progress without reading messages
  * itself. Events carry identifiers, message types and short states, never patient data,
@@ -30,6 +32,7 @@
 #include <stdint.h>
 
 #include "relais/agent.h"
+#include "relais/conversation.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -60,6 +63,11 @@ typedef enum relais_ref_milestone {
     RELAIS_REF_MS_FOLLOW_UP_FOR_GP = 7,      /* assistant: an item for the GP's own agenda */
     RELAIS_REF_MS_FOLLOW_UP_UNROUTED = 8,    /* assistant: no address configured for a role */
     RELAIS_REF_MS_FAILED = 9,                /* a step could not be taken (state says why) */
+    RELAIS_REF_MS_OFFER_WITHDRAWN = 10,      /* provider: a pool's offer went to another */
+    RELAIS_REF_MS_CLAIMED = 11,              /* assistant: a pool member claimed a request */
+    RELAIS_REF_MS_REMINDER = 12,             /* assistant: a deadline's reminder ran */
+    RELAIS_REF_MS_ESCALATED = 13,            /* assistant: a missed deadline was escalated */
+    RELAIS_REF_MS_ESCALATION_RECEIVED = 14,  /* coordinator: an escalation arrived */
 } relais_ref_milestone_t;
 
 /* One event. Pointers are valid only during the callback; strings are never NULL. */
@@ -99,13 +107,19 @@ typedef struct relais_ref_provider_config {
     bool home_visits;      /* slots are home visits (nurses) rather than office ones */
     unsigned hold_ms;      /* how long offered slots stay held; default 10 minutes */
     unsigned max_offer;    /* slots per offer, 1..8; default 3 */
+    /* Acknowledges appointment requests but never answers them: a professional who does
+     * not reply, to show deadlines, reminders and escalations. */
+    bool silent;
     relais_ref_event_fn on_event;
     void *event_ud;
 } relais_ref_provider_config_t;
 
 /*
  * Creates the provider logic on agent and registers its handlers (AppointmentRequest,
- * AppointmentBook, AppointmentCancel, CareTaskRequest) and receipt callback. Strings of
+ * AppointmentBook, AppointmentCancel, CareTaskRequest), its receipt callback and a
+ * withdrawn callback. Offers from a pool are left to the SDK's default policy (it claims
+ * them, since a handler exists); an offer that another member claimed first is reported as
+ * a NOTICE with milestone OFFER_WITHDRAWN and the offer's message id. Strings of
  * cfg are copied. Returns 0 and the provider in *out, RELAIS_ECONFIG for a missing role or
  * a calendar larger than 10,000 slots of at most a day, -ENOMEM, or the SDK's error from
  * relais_agent_on(); after a failure the agent may still name handlers of the freed
@@ -130,6 +144,12 @@ typedef struct relais_ref_assistant_config {
     const char *nurse;           /* receives nurse follow-up items as CareTaskRequest */
     const char *physiotherapist; /* receives physiotherapy items as AppointmentRequest */
     const char *specialist;      /* receives specialist items as AppointmentRequest */
+    /*
+     * Non-NULL: enables the SDK's conversation tracking with these options (deadlines, the
+     * coordinator escalations go to), and reports each reminder and escalation as a NOTICE
+     * (milestones REMINDER and ESCALATED, ref the request id). NULL: no tracking.
+     */
+    const relais_conv_options_t *tracking;
     relais_ref_event_fn on_event;
     void *event_ud;
 } relais_ref_assistant_config_t;
@@ -137,8 +157,9 @@ typedef struct relais_ref_assistant_config {
 /*
  * Creates the assistant logic on agent and registers its handlers (AppointmentOffer,
  * AppointmentDecline, AppointmentConfirm, AppointmentOutcome, AppointmentCancel,
- * DischargeNotification, CareTaskUpdate, Note) and receipt callback. Returns 0,
- * RELAIS_ECONFIG when no GP is given or an address is invalid, or -ENOMEM.
+ * DischargeNotification, CareTaskUpdate, Note) and receipt callback, and enables tracking
+ * when asked (before the agent starts). Returns 0, RELAIS_ECONFIG when no GP is given or an
+ * address is invalid, -ENOMEM, or relais_conv_enable()'s error.
  */
 int relais_ref_assistant_new(relais_ref_assistant_t **out, relais_agent_t *agent,
                              const relais_ref_assistant_config_t *cfg);
@@ -155,6 +176,15 @@ void relais_ref_assistant_destroy(relais_ref_assistant_t **a);
  */
 int relais_ref_assistant_request(relais_ref_assistant_t *a, const char *to, const char *gp,
                                  const Relais__V1__AppointmentRequest *req);
+
+/*
+ * As relais_ref_assistant_request(), to a service pool in OFFER dispatch: every member is
+ * offered the request, the first to claim it answers, and the CLAIMED receipt naming the
+ * member is reported as a RECEIPT event with milestone CLAIMED (state "claimed by …").
+ * Returns RELAIS_EINVALID when pool is not a service address, otherwise as above.
+ */
+int relais_ref_assistant_request_pool(relais_ref_assistant_t *a, const char *pool, const char *gp,
+                                      const Relais__V1__AppointmentRequest *req);
 
 /* ---- Hospital ---------------------------------------------------------------------- */
 
@@ -180,6 +210,50 @@ void relais_ref_hospital_destroy(relais_ref_hospital_t **h);
  */
 int relais_ref_hospital_notify(relais_ref_hospital_t *h, const char *to,
                                const Relais__V1__DischargeNotification *dn);
+
+/* ---- CPTS coordinator ----------------------------------------------------------------- */
+
+typedef struct relais_ref_coordinator relais_ref_coordinator_t;
+
+/* One escalation as the coordinator received it. Pointers are valid during the call. */
+typedef struct relais_ref_escalation {
+    const char *from;               /* who escalated */
+    const uint8_t *message_id;      /* the Escalation's own id (16 bytes) */
+    const uint8_t *conversation_id; /* the escalated conversation (16 bytes), or NULL */
+    const char *original_body;      /* "AppointmentRequest", or "" */
+    const char *reason;
+    const char *responsible; /* who should have answered, or "" */
+    int64_t deadline_ms;
+    const char *reassigned_to; /* the candidate named in the Note, or "" for none */
+} relais_ref_escalation_t;
+
+typedef void (*relais_ref_escalation_fn)(const relais_ref_escalation_t *esc, void *ud);
+
+typedef struct relais_ref_coordinator_config {
+    /*
+     * Candidates to reassign to, in order (professionals or pools). For each escalation the
+     * coordinator names the first candidate, after the last one it named (round robin),
+     * that is not the escalation's responsible; none when no such candidate exists.
+     */
+    const char *const *candidates;
+    size_t n_candidates;
+    relais_ref_escalation_fn on_escalation; /* each escalation received */
+    relais_ref_event_fn on_event;           /* its Note's acceptance or failure, receipts */
+    void *event_ud;                         /* for both callbacks */
+} relais_ref_coordinator_config_t;
+
+/*
+ * Creates the coordinator logic on agent: its Escalation handler reports the escalation,
+ * then reassigns — a Note to the escalation's sender, as a reply in the escalation's own
+ * conversation, naming the escalated conversation and the next candidate (or saying there
+ * is none) — and acknowledges the escalation PROCESSED. The Note is a suggestion: whoever
+ * escalated decides whether to send its request there. Returns 0, RELAIS_ECONFIG for an
+ * invalid candidate address, -ENOMEM, or the SDK's error from relais_agent_on().
+ */
+int relais_ref_coordinator_new(relais_ref_coordinator_t **out, relais_agent_t *agent,
+                               const relais_ref_coordinator_config_t *cfg);
+
+void relais_ref_coordinator_destroy(relais_ref_coordinator_t **c);
 
 /* ---- Sample data -------------------------------------------------------------------- */
 

@@ -1,0 +1,162 @@
+/*
+ * The CPTS coordinator role: where missed deadlines end up. The SDK of an agent that waited
+ * too long sends an Escalation (a new thread to the coordinator's address); this role
+ * reports it to its observer, reassigns, and acknowledges it PROCESSED.
+ *
+ * Reassigning is deliberately small: the coordinator keeps a configured list of candidates
+ * and names the next one — round robin, skipping whoever was responsible — in a Note to the
+ * agent that escalated, or says that it has no one else. The Note is a reply in the
+ * Escalation's own conversation, the one the broker knows both parties take part in (the
+ * coordinator was never a participant of the escalated conversation itself); its text
+ * names the escalated conversation. Whoever escalated decides what to do with the advice;
+ * nothing here sends a request on its behalf.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ref_internal.h"
+
+struct relais_ref_coordinator {
+    relais_agent_t *agent;
+    ref__emitter_t em;
+    relais_ref_escalation_fn on_escalation;
+    char **candidates;
+    size_t n_candidates;
+    size_t next; /* where the round robin resumes */
+};
+
+/* The next candidate that is not responsible, advancing the round robin; NULL when none. */
+static const char *pick(relais_ref_coordinator_t *c, const char *responsible)
+{
+    for (size_t k = 0; k < c->n_candidates; k++) {
+        size_t i = (c->next + k) % c->n_candidates;
+        if (strcmp(c->candidates[i], responsible) != 0) {
+            c->next = (i + 1) % c->n_candidates;
+            return c->candidates[i];
+        }
+    }
+    return NULL;
+}
+
+static relais_outcome_t on_escalation_msg(relais_agent_t *agent, relais_delivery_t *d, void *ud)
+{
+    relais_ref_coordinator_t *c = ud;
+    const Relais__V1__Escalation *esc = d->envelope->escalation;
+    const char *from = ref__sender(d);
+    if (from[0] == '\0') {
+        snprintf(d->reason, sizeof d->reason, "delivery without a usable sender");
+        return RELAIS_REFUSED;
+    }
+    const uint8_t *conv =
+        esc->conversation_id.len == RELAIS_MESSAGE_ID_LEN ? esc->conversation_id.data : NULL;
+    const char *responsible = esc->responsible != NULL ? esc->responsible : "";
+    const char *next = pick(c, responsible);
+
+    if (c->on_escalation != NULL) {
+        relais_ref_escalation_t ev = {
+            .from = from,
+            .message_id = d->envelope->message_id.len == RELAIS_MESSAGE_ID_LEN
+                              ? d->envelope->message_id.data
+                              : NULL,
+            .conversation_id = conv,
+            .original_body = esc->original_body != NULL ? esc->original_body : "",
+            .reason = esc->reason != NULL ? esc->reason : "",
+            .responsible = responsible,
+            .deadline_ms = esc->deadline_ms,
+            .reassigned_to = next != NULL ? next : "",
+        };
+        c->on_escalation(&ev, c->em.ud);
+    }
+
+    char convbuf[37] = "(none)";
+    if (conv != NULL) relais_id_format(conv, RELAIS_MESSAGE_ID_LEN, convbuf);
+    char text[RELAIS_ADDRESS_MAX * 2 + 160];
+    if (next != NULL) {
+        snprintf(text, sizeof text,
+                 "Coordination: escalation of conversation %s received. %s did not answer in "
+                 "time; please send the request to %s.",
+                 convbuf, responsible[0] != '\0' ? responsible : "The professional", next);
+    } else {
+        snprintf(text, sizeof text,
+                 "Coordination: escalation of conversation %s received. No other candidate "
+                 "is available; the coordination will call you.",
+                 convbuf);
+    }
+    Relais__V1__Note note = RELAIS__V1__NOTE__INIT;
+    note.text = text;
+    Relais__V1__Envelope reply = RELAIS__V1__ENVELOPE__INIT;
+    reply.body_case = RELAIS__V1__ENVELOPE__BODY_NOTE;
+    reply.note = &note;
+    char state[RELAIS_ADDRESS_MAX + 32];
+    snprintf(state, sizeof state, "%s%s", next != NULL ? "reassigned to " : "no reassignment",
+             next != NULL ? next : "");
+    ref__about_t about = {.ref = "", .encounter_id = "", .state = state};
+    int rc = ref__submit(&c->em, d->envelope, &reply, &about, NULL);
+    if (rc != 0) {
+        /* The escalation itself is recorded; only the advice is lost, so it is not retried
+         * (a retry would report the escalation twice). */
+        char why[96];
+        snprintf(why, sizeof why, "could not send the reassignment note: %s", relais_strerror(rc));
+        ref__emit_notice(&c->em, "", "", RELAIS_REF_MS_FAILED, why);
+    }
+    return RELAIS_PROCESSED;
+}
+
+static void on_receipt(relais_agent_t *agent, const Relais__V1__Receipt *r, void *ud)
+{
+    relais_ref_coordinator_t *c = ud;
+    ref__emit_receipt(&c->em, r);
+}
+
+int relais_ref_coordinator_new(relais_ref_coordinator_t **out, relais_agent_t *agent,
+                               const relais_ref_coordinator_config_t *cfg)
+{
+    *out = NULL;
+    if (agent == NULL || cfg == NULL || (cfg->n_candidates > 0 && cfg->candidates == NULL)) {
+        return RELAIS_ECONFIG;
+    }
+    relais_ref_coordinator_t *c = calloc(1, sizeof *c);
+    if (c == NULL) return -ENOMEM;
+    c->agent = agent;
+    c->em = (ref__emitter_t){.fn = cfg->on_event, .ud = cfg->event_ud, .agent = agent};
+    c->on_escalation = cfg->on_escalation;
+
+    int rc = -ENOMEM;
+    if (cfg->n_candidates > 0) {
+        c->candidates = calloc(cfg->n_candidates, sizeof *c->candidates);
+        if (c->candidates == NULL) goto err;
+    }
+    for (; c->n_candidates < cfg->n_candidates; c->n_candidates++) {
+        const char *cand = cfg->candidates[c->n_candidates];
+        if (cand == NULL || !relais_address_valid(cand)) {
+            rc = RELAIS_ECONFIG;
+            goto err;
+        }
+        c->candidates[c->n_candidates] = strdup(cand);
+        if (c->candidates[c->n_candidates] == NULL) {
+            rc = -ENOMEM;
+            goto err;
+        }
+    }
+    rc = relais_agent_on(agent, RELAIS__V1__ENVELOPE__BODY_ESCALATION, on_escalation_msg, c);
+    if (rc != 0) goto err;
+    relais_agent_on_receipt(agent, on_receipt, c);
+    *out = c;
+    return 0;
+
+err:
+    relais_ref_coordinator_destroy(&c);
+    return rc;
+}
+
+void relais_ref_coordinator_destroy(relais_ref_coordinator_t **cp)
+{
+    if (cp == NULL || *cp == NULL) return;
+    relais_ref_coordinator_t *c = *cp;
+    for (size_t i = 0; i < c->n_candidates; i++) free(c->candidates[i]);
+    free(c->candidates);
+    free(c);
+    *cp = NULL;
+}
