@@ -201,6 +201,17 @@ void authorize__record(broker_t *b, const Relais__V1__Envelope *env, const char 
     record_one(b, conv, conv_len, sender, now);
     if (env->on_behalf_of != NULL && env->on_behalf_of[0] != '\0')
         record_one(b, conv, conv_len, env->on_behalf_of, now);
+    /* An escalation brings its recipients (the coordinator) into the conversation it is
+     * about, so they can act in it — when the one escalating takes part in it. */
+    const Relais__V1__Escalation *esc = env->escalation;
+    if (env->body_case == RELAIS__V1__ENVELOPE__BODY_ESCALATION && esc != NULL &&
+        esc->conversation_id.len > 0 && esc->conversation_id.len <= RELAIS_MESSAGE_ID_LEN) {
+        participation_ctx_t pc = {
+            .b = b, .conv = esc->conversation_id.data, .conv_len = esc->conversation_id.len};
+        if (is_participant(&pc, sender))
+            for (size_t i = 0; i < env->n_to; i++)
+                record_one(b, pc.conv, pc.conv_len, env->to[i], now);
+    }
 }
 
 void authorize__pool_member(broker_t *b, const msg_t *m, const char *member)

@@ -541,3 +541,53 @@ Test(security, the_pool_member_given_a_request_may_answer_it_and_no_other_member
     rt_client_close(&assistant);
     rt_client_close(&n1);
 }
+
+/* Sends an Escalation about `conversation` from c to the test territory's coordinator. */
+static int escalate(rt_client_t *c, const uint8_t *conversation, char *reason)
+{
+    env_t x;
+    env_init(&x, RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_REQUEST, "staff:coordination@relais-test");
+    Relais__V1__Escalation esc = RELAIS__V1__ESCALATION__INIT;
+    esc.conversation_id.data = (uint8_t *)conversation;
+    esc.conversation_id.len = 16;
+    esc.reason = "no answer before the deadline";
+    x.e.body_case = RELAIS__V1__ENVELOPE__BODY_ESCALATION;
+    x.e.escalation = &esc;
+    return submit(c, &x, reason);
+}
+
+static int note_in(rt_client_t *c, const uint8_t *conversation, const char *to, char *reason)
+{
+    env_t x;
+    env_init(&x, RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_REQUEST, to);
+    Relais__V1__Note note = RELAIS__V1__NOTE__INIT;
+    note.text = "reassigned";
+    x.e.body_case = RELAIS__V1__ENVELOPE__BODY_NOTE;
+    x.e.note = &note;
+    x.e.conversation_id.data = (uint8_t *)conversation;
+    x.e.conversation_id.len = 16;
+    return submit(c, &x, reason);
+}
+
+Test(security, an_escalation_brings_the_coordinator_into_the_conversation_it_is_about)
+{
+    rt_client_t assistant = rt_session(&broker, ASSISTANT, 8),
+                other = rt_session(&broker, NURSE2, 8),
+                coordinator = rt_session(&broker, "staff:coordination@relais-test", 8);
+    char reason[RELAIS_REASON_MAX];
+    env_t req1, req2;
+    env_init(&req1, RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_REQUEST, NURSE);
+    cr_assert_eq(submit(&assistant, &req1, reason), 0, "%s", reason);
+    env_init(&req2, RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_REQUEST, NURSE);
+    cr_assert_eq(submit(&assistant, &req2, reason), 0, "%s", reason);
+    /* The assistant, who takes part in the first, escalates it: the coordinator may act in it. */
+    cr_assert_eq(escalate(&assistant, req1.id, reason), 0, "%s", reason);
+    cr_expect_eq(note_in(&coordinator, req1.id, ASSISTANT, reason), 0, "%s", reason);
+    /* A nurse who takes no part in the second cannot pull the coordinator into it. */
+    cr_assert_eq(escalate(&other, req2.id, reason), 0, "anyone may escalate: %s", reason);
+    cr_expect_eq(note_in(&coordinator, req2.id, ASSISTANT, reason),
+                 RELAIS__V1__ERROR__ERROR_CODE__FORBIDDEN, "%s", reason);
+    rt_client_close(&assistant);
+    rt_client_close(&other);
+    rt_client_close(&coordinator);
+}

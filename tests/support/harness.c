@@ -53,6 +53,7 @@ static const struct {
     {"rpps:10102345678", "physiotherapist", NULL, NULL, NULL},
     {"rpps:10103456789", "nurse", NULL, NULL, NULL},
     {"rpps:10104567890", "specialist", NULL, "cardiology", NULL},
+    {"staff:coordination@relais-test", "coordinator", NULL, NULL, NULL},
 };
 
 static int write_keyfile(const char *path, const char *pub, const char *sec)
