@@ -37,6 +37,39 @@ void demo__fini(demo_t *d)
     pthread_cond_destroy(&d->cv);
     pthread_mutex_destroy(&d->mu);
 }
+/* The four stories and the steps each must go through, in their usual order. */
+static const struct {
+    const char *label, *title, *steps[DEMO_STEPS];
+} scripts[DEMO_STORIES] = {
+    {"story 1",
+     "the assistant books a physiotherapy appointment for the GP's patient",
+     {"the broker to accept the AppointmentRequest",
+      "the physiotherapist to receive the AppointmentRequest",
+      "the assistant to receive an AppointmentOffer",
+      "the physiotherapist to receive the AppointmentBook",
+      "the assistant to receive the AppointmentConfirm"}},
+    {"story 2",
+     "a heart-failure discharge is followed up by the nurse",
+     {"the broker to accept the DischargeNotification",
+      "the assistant to receive the DischargeNotification",
+      "the broker to accept the CareTaskRequest", "the nurse to receive the CareTaskRequest",
+      "the assistant to receive the nurse's CareTaskUpdate ACCEPTED"}},
+    {"story 3",
+     "a request to the physiotherapists' pool is claimed by one of its two members",
+     {"the broker to accept the AppointmentRequest to the pool",
+      "a physiotherapist to claim the offered AppointmentRequest",
+      "the other physiotherapist to see the offer withdrawn",
+      "the assistant to receive the CLAIMED receipt",
+      "the assistant to receive an AppointmentOffer",
+      "the claiming physiotherapist to receive the AppointmentBook",
+      "the assistant to receive the AppointmentConfirm"}},
+    {"story 4",
+     "the cardiologist never answers: reminder, escalation, the coordinator reassigns",
+     {"the broker to accept the AppointmentRequest",
+      "the cardiologist to receive the AppointmentRequest", "the assistant's reminder",
+      "the assistant's escalation at the deadline", "the coordinator to receive the Escalation",
+      "the assistant to receive the coordinator's Note"}},
+};
 
 void demo__story_setup(demo_t *d, const char *assistant, const char *request_id,
                        const char *encounter_id, const char *pool_request_id,
@@ -48,48 +81,14 @@ void demo__story_setup(demo_t *d, const char *assistant, const char *request_id,
     snprintf(d->silent_request_id, sizeof d->silent_request_id, "%s", silent_request_id);
     d->addr_width = (int)strlen(assistant);
 
-    demo_story_t *s1 = &d->stories[0];
-    s1->label = "story 1";
-    s1->title = "the assistant books a physiotherapy appointment for the GP's patient";
-    s1->steps[0] = "the broker to accept the AppointmentRequest";
-    s1->steps[1] = "the physiotherapist to receive the AppointmentRequest";
-    s1->steps[2] = "the assistant to receive an AppointmentOffer";
-    s1->steps[3] = "the physiotherapist to receive the AppointmentBook";
-    s1->steps[4] = "the assistant to receive the AppointmentConfirm";
-    s1->n_steps = 5;
-
-    demo_story_t *s2 = &d->stories[1];
-    s2->label = "story 2";
-    s2->title = "a heart-failure discharge is followed up by the nurse";
-    s2->steps[0] = "the broker to accept the DischargeNotification";
-    s2->steps[1] = "the assistant to receive the DischargeNotification";
-    s2->steps[2] = "the broker to accept the CareTaskRequest";
-    s2->steps[3] = "the nurse to receive the CareTaskRequest";
-    s2->steps[4] = "the assistant to receive the nurse's CareTaskUpdate ACCEPTED";
-    s2->n_steps = 5;
-
-    demo_story_t *s3 = &d->stories[2];
-    s3->label = "story 3";
-    s3->title = "a request to the physiotherapists' pool is claimed by one of its two members";
-    s3->steps[0] = "the broker to accept the AppointmentRequest to the pool";
-    s3->steps[1] = "a physiotherapist to claim the offered AppointmentRequest";
-    s3->steps[2] = "the other physiotherapist to see the offer withdrawn";
-    s3->steps[3] = "the assistant to receive the CLAIMED receipt";
-    s3->steps[4] = "the assistant to receive an AppointmentOffer";
-    s3->steps[5] = "the claiming physiotherapist to receive the AppointmentBook";
-    s3->steps[6] = "the assistant to receive the AppointmentConfirm";
-    s3->n_steps = 7;
-
-    demo_story_t *s4 = &d->stories[3];
-    s4->label = "story 4";
-    s4->title = "the cardiologist never answers: reminder, escalation, the coordinator reassigns";
-    s4->steps[0] = "the broker to accept the AppointmentRequest";
-    s4->steps[1] = "the cardiologist to receive the AppointmentRequest";
-    s4->steps[2] = "the assistant's reminder";
-    s4->steps[3] = "the assistant's escalation at the deadline";
-    s4->steps[4] = "the coordinator to receive the Escalation";
-    s4->steps[5] = "the assistant to receive the coordinator's Note";
-    s4->n_steps = 6;
+    for (int i = 0; i < DEMO_STORIES; i++) {
+        demo_story_t *st = &d->stories[i];
+        st->label = scripts[i].label;
+        st->title = scripts[i].title;
+        for (st->n_steps = 0; st->n_steps < DEMO_STEPS && scripts[i].steps[st->n_steps];
+             st->n_steps++)
+            st->steps[st->n_steps] = scripts[i].steps[st->n_steps];
+    }
 }
 
 int64_t demo__elapsed_ms(demo_t *d)
