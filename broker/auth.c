@@ -29,6 +29,12 @@ int auth__open(broker_t *b)
             RLOG(RELAIS_LOG_ERROR, "auth", "directory: %s", reason);
             return rc;
         }
+        if (relais_clock_factor() != 1.0 && directory_production(b->dir)) {
+            RLOG(RELAIS_LOG_ERROR, "auth",
+                 "refusing a simulated clock (RELAIS_SIM_CLOCK): %s is a production directory",
+                 b->cfg.directory_path);
+            return RELAIS_ECONFIG;
+        }
         if (b->cfg.insecure && directory_production(b->dir)) {
             RLOG(RELAIS_LOG_ERROR, "auth",
                  "refusing --insecure: %s is a production directory "

@@ -76,8 +76,9 @@ static bool is_participant(void *ud, const char *address)
 }
 
 /* Token bucket: `rate` submissions a second, bursts up to `rate`. */
-static bool take_token(session_t *s, uint32_t rate, int64_t now, int64_t *retry_after_ms)
+static bool take_token(session_t *s, uint32_t rate, int64_t *retry_after_ms)
 {
+    int64_t now = relais_mono_ms(); /* a rate is per real second, whatever the business clock */
     if (s->tokens_at_ms == 0) {
         s->tokens = rate;
         s->tokens_at_ms = now;
@@ -98,7 +99,7 @@ int authorize__submit(broker_t *b, session_t *s, const Relais__V1__Envelope *env
 {
     dir_limits_t lim = limits(b);
     *retry_after_ms = 0;
-    if (b->dir != NULL && !take_token(s, lim.submissions_per_second, now, retry_after_ms)) {
+    if (b->dir != NULL && !take_token(s, lim.submissions_per_second, retry_after_ms)) {
         snprintf(reason, reason_len, "more than %u submissions a second from %.100s",
                  lim.submissions_per_second, s->address);
         return RELAIS_EOVERLOADED;

@@ -71,9 +71,15 @@ void broker__audit(broker_t *b, int kind, const char *actor, const uint8_t *mess
                    int code)
 {
     if (b->audit == NULL) return;
-    audit_event_t ev = {.kind = (audit_kind_t)kind, .actor = actor, .message_id = message_id,
-                        .message_id_len = message_id ? RELAIS_MESSAGE_ID_LEN : 0, .body = body,
-                        .to = to, .attempt = attempt, .outcome = outcome, .code = code};
+    audit_event_t ev = {.kind = (audit_kind_t)kind,
+                        .actor = actor,
+                        .message_id = message_id,
+                        .message_id_len = message_id ? RELAIS_MESSAGE_ID_LEN : 0,
+                        .body = body,
+                        .to = to,
+                        .attempt = attempt,
+                        .outcome = outcome,
+                        .code = code};
     b->audit_failing = audit_record(b->audit, &ev) < 0;
 }
 
@@ -184,7 +190,7 @@ static void handle_frame(broker_t *b, const uint8_t *rid, size_t rid_len, zmq_ms
         relais_frame_free(&f);
         return;
     }
-    s->last_seen_ms = relais_now_ms();
+    s->last_seen_ms = relais_mono_ms();
     switch (f->kind_case) {
     case RELAIS__V1__FRAME__KIND_SUBMIT:
         submit__handle(b, s, data, len, f->submit);
@@ -318,12 +324,13 @@ void broker__kick(broker_t *b)
 static void on_tick(uv_timer_t *t)
 {
     broker_t *b = t->data;
-    int64_t now = relais_now_ms();
+    int64_t now = relais_now_ms();   /* business time: expiry, pruning */
+    int64_t mono = relais_mono_ms(); /* transport time: liveness, ack timeouts, retries */
     /* A safety net under the edge-triggered ZMQ_FD: should a notification ever be missed,
      * input waits at most one tick. A drain with nothing to read is one EAGAIN. */
     if (!b->throttled) broker__kick(b);
-    session__reap(b, now);
-    delivery__tick(b, now);
+    session__reap(b, mono);
+    delivery__tick(b, now, mono);
     if (now >= b->next_prune_ms) {
         submit__prune_dedup(b, now);
         authorize__prune(b, now);
@@ -417,9 +424,9 @@ int broker_open(broker_t *b, const broker_config_t *cfg, uv_loop_t *loop)
     b->gen_open = 1;
     int rc;
     if ((rc = map_new(&b->sessions)) < 0 || (rc = map_new(&b->mailboxes)) < 0 ||
-        (rc = map_new(&b->msgs)) < 0 ||
-        (rc = map_new(&b->receipts)) < 0 || (rc = map_new(&b->settling)) < 0 ||
-        (rc = map_new(&b->batch_index)) < 0 || (rc = map_new(&b->participating)) < 0)
+        (rc = map_new(&b->msgs)) < 0 || (rc = map_new(&b->receipts)) < 0 ||
+        (rc = map_new(&b->settling)) < 0 || (rc = map_new(&b->batch_index)) < 0 ||
+        (rc = map_new(&b->participating)) < 0)
         goto err;
     char path[1024], reason[RELAIS_REASON_MAX];
     snprintf(path, sizeof(path), "%s/relais.db", cfg->data_dir);

@@ -102,8 +102,8 @@ typedef struct delivery {
     mailbox_t *mbox;
     delivery_state_t state;
     uint32_t attempt;
-    int64_t retry_at_ms; /* REDELIVERING after RETRY_LATER: not before */
-    int64_t sent_at_ms;  /* DELIVERING: when the Deliver went out */
+    int64_t retry_at_ms; /* REDELIVERING after RETRY_LATER: not before (relais_mono_ms) */
+    int64_t sent_at_ms;  /* DELIVERING: when the Deliver went out (relais_mono_ms) */
     uint64_t gen;        /* batch generation that records its latest state */
     mailbox_t **tried;   /* pool delivery: members that refused it */
     unsigned ntried;
@@ -167,7 +167,7 @@ struct session {
     map_t *inflight_by_id; /* message_id → delivery */
     list_node_t offers;    /* OFFER deliveries offered to it, not yet claimed (offer_t) */
     map_t *offers_by_id;   /* message_id → offer_t */
-    int64_t last_seen_ms;
+    int64_t last_seen_ms; /* relais_mono_ms() of its last frame */
 };
 
 /* A reply that waits for the batch commit (Accepted, or Rejected if the commit fails). */
@@ -423,8 +423,9 @@ void delivery__ack(broker_t *b, session_t *s, const Relais__V1__Ack *ack);
  * in-memory queue goes back to the store (paged in again by the next session). */
 void delivery__session_closed(broker_t *b, session_t *s);
 /* Sends again what a session left unacknowledged longer than the ack timeout. */
-void delivery__check_ack_timeouts(broker_t *b, session_t *s, int64_t now);
-void delivery__tick(broker_t *b, int64_t now);
+void delivery__check_ack_timeouts(broker_t *b, session_t *s, int64_t mono);
+/* now: business time (expiry); mono: transport time (retries). */
+void delivery__tick(broker_t *b, int64_t now, int64_t mono);
 void delivery__free_all(broker_t *b);
 /* Expires a delivery held in memory / one only in the store (receipt to the sender). */
 void delivery__expire(broker_t *b, delivery_t *d);

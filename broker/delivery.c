@@ -220,7 +220,7 @@ int delivery__send(broker_t *b, delivery_t *d, session_t *s)
     mb->mem[m->priority]--;
     d->attempt++;
     d->session = s;
-    d->sent_at_ms = relais_now_ms();
+    d->sent_at_ms = relais_mono_ms();
     list_push_back(&s->inflight, &d->fnode);
     map_put(s->inflight_by_id, m->message_id, RELAIS_MESSAGE_ID_LEN, d);
     s->inflight_count++;
@@ -338,7 +338,7 @@ void delivery__ack(broker_t *b, session_t *s, const Relais__V1__Ack *ack)
     default: { /* RETRY_LATER: back off, doubling per attempt */
         int64_t delay = b->cfg.retry_later_ms;
         for (uint32_t i = 1; i < d->attempt && delay < RETRY_MAX_MS; i++) delay *= 2;
-        d->retry_at_ms = relais_now_ms() + (delay < RETRY_MAX_MS ? delay : RETRY_MAX_MS);
+        d->retry_at_ms = relais_mono_ms() + (delay < RETRY_MAX_MS ? delay : RETRY_MAX_MS);
         list_push_back(&b->retry, &d->qnode);
         set_state(b, d, DELIVERY_REDELIVERING);
         broker__audit(b, AUDIT_ACK, s->address, m->message_id, relais_body_name(m->body_case),
@@ -428,7 +428,7 @@ void delivery__expire_stored(broker_t *b, msg_t *m, mailbox_t *mb, uint32_t atte
     delivery__settle(b, m->seq, mb->address);
 }
 
-void delivery__tick(broker_t *b, int64_t now)
+void delivery__tick(broker_t *b, int64_t now, int64_t mono)
 {
     delivery__evict_idle(b);
     pool__tick(b);
@@ -440,7 +440,7 @@ void delivery__tick(broker_t *b, int64_t now)
     LIST_FOREACH_SAFE(pos, tmp, &b->retry)
     {
         delivery_t *d = LIST_ENTRY(pos, delivery_t, qnode);
-        if (d->retry_at_ms > now) continue;
+        if (d->retry_at_ms > mono) continue;
         list_remove(&d->qnode);
         d->retry_at_ms = 0;
         delivery__queue_in_order(d);

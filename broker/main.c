@@ -17,32 +17,33 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: relaisd --bind ENDPOINT --data DIR --directory FILE --curve-key FILE [options]\n"
-            "       relaisd --bind ENDPOINT --data DIR --insecure [--directory FILE] [options]\n"
-            "\n"
-            "  --bind ENDPOINT        ZeroMQ endpoint to listen on (tcp://0.0.0.0:7400;\n"
-            "                         port 0 picks a free port, printed in the ready line)\n"
-            "  --data DIR             data directory (created if missing)\n"
-            "  --directory FILE       the territory directory (YAML): agents, keys, roles\n"
-            "  --curve-key FILE       the broker's keypair (relaisctl keygen); agents need its\n"
-            "                         public key. CURVE encrypts and authenticates every session\n"
-            "  --insecure             development mode: no encryption, agents declare their\n"
-            "                         address in Hello; refused with a production directory.\n"
-            "                         Never use it with real patient data\n"
-            "  --broker-id ID         name of this broker in Welcome (default relaisd)\n"
-            "  --heartbeat-ms N       heartbeat interval; silent sessions die after 3 (5000)\n"
-            "  --max-frame-bytes N    largest frame accepted (1048576)\n"
-            "  --max-recipients N     recipients per message, at most 64 (64)\n"
-            "  --default-ttl-ms N     expiry of messages that set none (7 days)\n"
-            "  --max-ttl-ms N         later deadlines are brought forward to this (90 days)\n"
-            "  --durability MODE      full (default): Accepted survives a power loss;\n"
-            "                         os: survives a crash of relaisd, not of the machine\n"
-            "  --dedup-retention-ms N how long a (sender, message id) is remembered (7 days)\n"
-            "  --ack-timeout-ms N     resend a delivery left unacknowledged this long (60000)\n"
-            "  --log-level LEVEL      error, warn, info, debug (info)\n"
-            "  --log-json             log as JSON lines\n"
-            "  --help                 this text\n");
+    fprintf(
+        out,
+        "usage: relaisd --bind ENDPOINT --data DIR --directory FILE --curve-key FILE [options]\n"
+        "       relaisd --bind ENDPOINT --data DIR --insecure [--directory FILE] [options]\n"
+        "\n"
+        "  --bind ENDPOINT        ZeroMQ endpoint to listen on (tcp://0.0.0.0:7400;\n"
+        "                         port 0 picks a free port, printed in the ready line)\n"
+        "  --data DIR             data directory (created if missing)\n"
+        "  --directory FILE       the territory directory (YAML): agents, keys, roles\n"
+        "  --curve-key FILE       the broker's keypair (relaisctl keygen); agents need its\n"
+        "                         public key. CURVE encrypts and authenticates every session\n"
+        "  --insecure             development mode: no encryption, agents declare their\n"
+        "                         address in Hello; refused with a production directory.\n"
+        "                         Never use it with real patient data\n"
+        "  --broker-id ID         name of this broker in Welcome (default relaisd)\n"
+        "  --heartbeat-ms N       heartbeat interval; silent sessions die after 3 (5000)\n"
+        "  --max-frame-bytes N    largest frame accepted (1048576)\n"
+        "  --max-recipients N     recipients per message, at most 64 (64)\n"
+        "  --default-ttl-ms N     expiry of messages that set none (7 days)\n"
+        "  --max-ttl-ms N         later deadlines are brought forward to this (90 days)\n"
+        "  --durability MODE      full (default): Accepted survives a power loss;\n"
+        "                         os: survives a crash of relaisd, not of the machine\n"
+        "  --dedup-retention-ms N how long a (sender, message id) is remembered (7 days)\n"
+        "  --ack-timeout-ms N     resend a delivery left unacknowledged this long (60000)\n"
+        "  --log-level LEVEL      error, warn, info, debug (info)\n"
+        "  --log-json             log as JSON lines\n"
+        "  --help                 this text\n");
 }
 
 static int parse_num(const char *opt, const char *s, long long min, long long max, long long *out)
@@ -206,6 +207,16 @@ int main(int argc, char **argv)
                 strerror(errno));
         return 1;
     }
+    if (relais_clock_init() != 0) {
+        fprintf(stderr, "relaisd: RELAIS_SIM_CLOCK is malformed: expected "
+                        "FACTOR,REAL_ORIGIN_MS,SIM_ORIGIN_MS with FACTOR in [1, 1000000]\n");
+        return 2;
+    }
+    if (relais_clock_factor() != 1.0)
+        RLOG(RELAIS_LOG_WARN, "broker",
+             "SIMULATED CLOCK: business time runs %.0f times faster than real time "
+             "(RELAIS_SIM_CLOCK); for territory simulations only",
+             relais_clock_factor());
     if (cfg.insecure)
         RLOG(RELAIS_LOG_WARN, "broker",
              "INSECURE MODE: no encryption, no authentication; agents are who they say. "
@@ -223,7 +234,8 @@ int main(int argc, char **argv)
     /* The ready line: tests and scripts read the endpoint (and the key agents need) here. */
     printf("relaisd ready endpoint=%s broker_id=%s store=%s durability=%s mode=%s%s%s\n",
            b.endpoint, cfg.broker_id, b.store->vt->name,
-           cfg.durability == STORE_DURABLE_FULL ? "full" : "os", cfg.insecure ? "insecure" : "curve",
+           cfg.durability == STORE_DURABLE_FULL ? "full" : "os",
+           cfg.insecure ? "insecure" : "curve",
            cfg.insecure ? "" : " server_key=", cfg.insecure ? "" : b.curve_public);
     fflush(stdout);
     RLOG(RELAIS_LOG_INFO, "broker", "listening endpoint=%s store=%s heartbeat_ms=%u", b.endpoint,

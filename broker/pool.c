@@ -202,7 +202,7 @@ void pool__claim(broker_t *b, session_t *s, const Relais__V1__Claim *claim)
     d->offering = false;
     d->attempt++;
     d->session = s;
-    d->sent_at_ms = relais_now_ms();
+    d->sent_at_ms = relais_mono_ms();
     list_push_back(&s->inflight, &d->fnode);
     map_put(s->inflight_by_id, m->message_id, RELAIS_MESSAGE_ID_LEN, d);
     s->inflight_count++;

@@ -114,7 +114,7 @@ void session__hello(broker_t *b, const uint8_t *rid, size_t rid_len, zmq_msg_t *
     s->window = credit > b->cfg.max_credit ? b->cfg.max_credit : credit;
     list_init(&s->inflight);
     list_init(&s->offers);
-    s->last_seen_ms = relais_now_ms();
+    s->last_seen_ms = relais_mono_ms();
     mb->session = s;
     b->stats.sessions_opened++;
     broker__audit(b, AUDIT_SESSION_OPEN, s->address, NULL, NULL, NULL, 0,

@@ -50,6 +50,7 @@ struct relais_ref_assistant {
     char *nurse;
     char *physiotherapist;
     char *specialist;
+    char *coordinator; /* whose reassignment Notes are acted on (tracking only) */
     appt_t *appts;
     size_t n_appts, cap_appts;
     task_t *tasks;
@@ -452,10 +453,35 @@ static relais_outcome_t on_task_update(relais_agent_t *agent, relais_delivery_t 
     return RELAIS_PROCESSED;
 }
 
+/*
+ * A Note is read by the people at the desk. One from the coordinator that reassigns an
+ * escalated request (reassign_to, about_conversation_id) is also acted on: the request
+ * goes to the named professional in its own conversation, the one who did not answer gets
+ * a cancel. Anything else that cannot be acted on is reported, never refused: the
+ * coordinator's advice stays readable.
+ */
 static relais_outcome_t on_note(relais_agent_t *agent, relais_delivery_t *d, void *ud)
 {
     relais_ref_assistant_t *a = ud;
-    ref__emit_received(&a->em, d, "", "", RELAIS_REF_MS_NONE, "note received");
+    const Relais__V1__Note *note = d->envelope->note;
+    bool reassign = a->coordinator != NULL && strcmp(ref__sender(d), a->coordinator) == 0 &&
+                    note->reassign_to != NULL && note->reassign_to[0] != '\0' &&
+                    note->about_conversation_id.len == RELAIS_MESSAGE_ID_LEN;
+    if (!reassign) {
+        ref__emit_received(&a->em, d, "", "", RELAIS_REF_MS_NONE, "note received");
+        return RELAIS_PROCESSED;
+    }
+    int rc = relais_conv_redispatch(agent, note->about_conversation_id.data, note->reassign_to);
+    char state[RELAIS_ADDRESS_MAX + 96];
+    if (rc == 0) {
+        snprintf(state, sizeof state, "reassigned by the coordinator to %s", note->reassign_to);
+    } else {
+        snprintf(state, sizeof state, "coordinator's reassignment to %s not applied: %s",
+                 note->reassign_to,
+                 rc == RELAIS_EINVALID ? "the request is no longer open" : relais_strerror(rc));
+    }
+    ref__emit_received(&a->em, d, "", "", rc == 0 ? RELAIS_REF_MS_REASSIGNED : RELAIS_REF_MS_FAILED,
+                       state);
     return RELAIS_PROCESSED;
 }
 
@@ -576,6 +602,7 @@ int relais_ref_assistant_new(relais_ref_assistant_t **out, relais_agent_t *agent
     }
     relais_agent_on_receipt(agent, on_receipt, a);
     if (cfg->tracking != NULL) {
+        if ((rc = copy_addr(&a->coordinator, cfg->tracking->coordinator)) != 0) goto err;
         relais_conv_hooks_t hooks = {
             .on_reminder = on_reminder, .on_escalation = on_escalation, .ud = a};
         rc = relais_conv_enable(agent, cfg->tracking, &hooks);
@@ -598,6 +625,7 @@ void relais_ref_assistant_destroy(relais_ref_assistant_t **ap)
     free(a->nurse);
     free(a->physiotherapist);
     free(a->specialist);
+    free(a->coordinator);
     free(a->appts);
     free(a->tasks);
     free(a);

@@ -86,6 +86,9 @@ static relais_outcome_t on_escalation_msg(relais_agent_t *agent, relais_delivery
     }
     Relais__V1__Note note = RELAIS__V1__NOTE__INIT;
     note.text = text;
+    if (conv != NULL)
+        note.about_conversation_id = (ProtobufCBinaryData){RELAIS_MESSAGE_ID_LEN, (uint8_t *)conv};
+    note.reassign_to = next != NULL ? (char *)next : "";
     Relais__V1__Envelope reply = RELAIS__V1__ENVELOPE__INIT;
     reply.body_case = RELAIS__V1__ENVELOPE__BODY_NOTE;
     reply.note = &note;

@@ -68,6 +68,7 @@ typedef enum relais_ref_milestone {
     RELAIS_REF_MS_REMINDER = 12,             /* assistant: a deadline's reminder ran */
     RELAIS_REF_MS_ESCALATED = 13,            /* assistant: a missed deadline was escalated */
     RELAIS_REF_MS_ESCALATION_RECEIVED = 14,  /* coordinator: an escalation arrived */
+    RELAIS_REF_MS_REASSIGNED = 15,           /* assistant: the coordinator's reassignment sent */
 } relais_ref_milestone_t;
 
 /* One event. Pointers are valid only during the callback; strings are never NULL. */

@@ -56,6 +56,11 @@ int relais_agent_new(relais_agent_t **out, const relais_agent_options_t *opts)
         RLOG(RELAIS_LOG_ERROR, "agent", "agent options need an endpoint");
         return RELAIS_ECONFIG;
     }
+    if (relais_clock_init() != 0) {
+        RLOG(RELAIS_LOG_ERROR, "agent", "RELAIS_SIM_CLOCK is malformed: expected "
+                                        "FACTOR,REAL_ORIGIN_MS,SIM_ORIGIN_MS");
+        return RELAIS_ECONFIG;
+    }
     char reason[RELAIS_REASON_MAX] = "";
     if (!opts->address || strlen(opts->address) >= RELAIS_ADDRESS_MAX ||
         relais_address_parse(opts->address, NULL, reason, sizeof(reason)) != 0) {

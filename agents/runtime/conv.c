@@ -442,7 +442,12 @@ static void after_broker_change(relais_agent_t *a, conv_t *c, relais_conv_state_
     conv__persist(a, c);
     conv__arm(a, c);
     conv__notify(a, c, old);
-    if (c->state == RELAIS_CONV_UNDELIVERABLE && old != c->state) conv__try_redispatch(a, c, false);
+    if (c->state == RELAIS_CONV_UNDELIVERABLE && old != c->state &&
+        !conv__try_redispatch(a, c, false) && !(c->flags & CONV_F_ESCALATED)) {
+        /* Nobody took it and no one else is lined up: waiting for the deadline would only
+         * lose time a human needs. */
+        conv__escalate(a, c);
+    }
 }
 
 void agent__conv_on_result(relais_agent_t *a, const uint8_t *message_id, int status,

@@ -12,6 +12,7 @@
  * provider gets when its request is taken from it, the request again to the next
  * candidate, and the cancels a preadmission choice owes the other facilities.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,8 +36,9 @@ void conv__arm(relais_agent_t *a, conv_t *c)
     int64_t at = c->deadline_ms;
     int64_t reminder = conv__reminder_at(c, a->conv->opts.reminder_fraction);
     if (reminder && !(c->flags & CONV_F_REMINDED) && reminder < at) at = reminder;
-    int64_t delay = at - relais_now_ms();
-    int rc = relais_agent_timer(a, delay > 0 ? (uint64_t)delay : 0, on_timer, c, &c->timer_id);
+    /* Business time may run faster than the loop's clock (a simulated territory). */
+    int64_t delay = relais_clock_real_delay_ms(at - relais_now_ms());
+    int rc = relais_agent_timer(a, (uint64_t)delay, on_timer, c, &c->timer_id);
     if (rc != 0) {
         c->timer_id = 0;
         if (rc != RELAIS_ECLOSED)
@@ -95,29 +97,19 @@ static void ask_policy(relais_agent_t *a, const relais_conv_info_t *info, void *
     ctx->next[RELAIS_ADDRESS_MAX - 1] = '\0';
 }
 
-bool conv__try_redispatch(relais_agent_t *a, conv_t *c, bool cancel_current)
+/* Sends c's request again, to next, in the same conversation; 0 or the send's error. */
+static int redispatch_to(relais_agent_t *a, conv_t *c, const char *next, bool cancel_current)
 {
     agent_conv_t *cv = a->conv;
-    if (!cv->hooks.redispatch || !conv__may_redispatch(c)) return false;
-    ask_ctx_t ctx = {0};
-    conv__with_info(a, c, ask_policy, &ctx);
-    if (!ctx.go || !ctx.next[0]) return false;
     char id[37];
     relais_id_format(c->id, RELAIS_MESSAGE_ID_LEN, id);
-    if (!relais_address_valid(ctx.next)) {
-        RLOG(RELAIS_LOG_WARN, "agent",
-             "agent=%s conv=%s redispatch policy gave an invalid "
-             "address: not re-dispatched",
-             a->address, id);
-        return false;
-    }
     Relais__V1__Envelope *req = relais__v1__envelope__unpack(NULL, c->opening_len, c->opening);
     if (!req) {
         RLOG(RELAIS_LOG_ERROR, "agent",
              "agent=%s conv=%s stored request unreadable: not "
              "re-dispatched",
              a->address, id);
-        return false;
+        return RELAIS_ESTORE;
     }
     if (cancel_current && (c->state == RELAIS_CONV_REQUESTED || c->state == RELAIS_CONV_RECEIVED))
         send_cancel(a, c, "reassigned to another provider: no answer before the deadline");
@@ -125,7 +117,9 @@ bool conv__try_redispatch(relais_agent_t *a, conv_t *c, bool cancel_current)
     snprintf(previous, sizeof(previous), "%s", c->counterpart);
     /* The same request, as a new message of the same conversation. */
     Relais__V1__Envelope env = *req;
-    char *to[1] = {ctx.next};
+    char target[RELAIS_ADDRESS_MAX];
+    snprintf(target, sizeof(target), "%s", next);
+    char *to[1] = {target};
     env.message_id = (ProtobufCBinaryData){0, NULL};
     env.in_reply_to = (ProtobufCBinaryData){0, NULL};
     env.conversation_id = (ProtobufCBinaryData){RELAIS_MESSAGE_ID_LEN, c->id};
@@ -140,12 +134,43 @@ bool conv__try_redispatch(relais_agent_t *a, conv_t *c, bool cancel_current)
     relais__v1__envelope__free_unpacked(req, NULL);
     if (rc != 0) {
         RLOG(RELAIS_LOG_WARN, "agent", "agent=%s conv=%s cannot re-dispatch to %s: %s", a->address,
-             id, ctx.next, relais_strerror(rc));
-        return false;
+             id, target, relais_strerror(rc));
+        return rc;
     }
     RLOG(RELAIS_LOG_INFO, "agent", "agent=%s conv=%s re-dispatched from=%s to=%s", a->address, id,
-         previous, ctx.next);
-    return true;
+         previous, target);
+    return 0;
+}
+
+bool conv__try_redispatch(relais_agent_t *a, conv_t *c, bool cancel_current)
+{
+    agent_conv_t *cv = a->conv;
+    if (!cv->hooks.redispatch || !conv__may_redispatch(c)) return false;
+    ask_ctx_t ctx = {0};
+    conv__with_info(a, c, ask_policy, &ctx);
+    if (!ctx.go || !ctx.next[0]) return false;
+    if (!relais_address_valid(ctx.next)) {
+        char id[37];
+        RLOG(RELAIS_LOG_WARN, "agent",
+             "agent=%s conv=%s redispatch policy gave an invalid "
+             "address: not re-dispatched",
+             a->address, relais_id_format(c->id, RELAIS_MESSAGE_ID_LEN, id));
+        return false;
+    }
+    return redispatch_to(a, c, ctx.next, cancel_current) == 0;
+}
+
+int relais_conv_redispatch(relais_agent_t *a, const uint8_t id[RELAIS_MESSAGE_ID_LEN],
+                           const char *next)
+{
+    if (!a->conv) return RELAIS_ECONFIG;
+    conv_t *c = conv__lookup(a->conv, id);
+    if (!c) return -ENOENT;
+    if (!next || !relais_address_valid(next) || !conv__may_redispatch(c)) return RELAIS_EINVALID;
+    if (strcmp(next, c->counterpart) == 0 && c->state != RELAIS_CONV_DECLINED &&
+        c->state != RELAIS_CONV_REJECTED && c->state != RELAIS_CONV_UNDELIVERABLE)
+        return RELAIS_EINVALID; /* already waiting on that one */
+    return redispatch_to(a, c, next, true);
 }
 
 void conv__send_owed_cancels(relais_agent_t *a, conv_t *c)
@@ -190,7 +215,7 @@ static void tell_escalation(relais_agent_t *a, const relais_conv_info_t *info, v
     a->conv->hooks.on_escalation(a, info, ctx->esc, ctx->rc, a->conv->hooks.ud);
 }
 
-static void escalate(relais_agent_t *a, conv_t *c)
+void conv__escalate(relais_agent_t *a, conv_t *c)
 {
     agent_conv_t *cv = a->conv;
     char responsible[RELAIS_ADDRESS_MAX], reason[RELAIS_REASON_MAX];
@@ -254,7 +279,7 @@ static void deadline_passed(relais_agent_t *a, conv_t *c)
     bool unanswered = c->state == RELAIS_CONV_REQUESTED || c->state == RELAIS_CONV_RECEIVED;
     if (unanswered && conv__try_redispatch(a, c, true)) return; /* a fresh step, re-armed */
     if (conv__escalates(c)) {
-        escalate(a, c);
+        conv__escalate(a, c);
     } else {
         /* The late one is this side: its application had the reminder; the other side
          * escalates if it tracks the conversation. */

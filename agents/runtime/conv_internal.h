@@ -227,6 +227,8 @@ void conv__disarm(relais_agent_t *agent, conv_t *c);
  * cancel_current). True when it was re-dispatched.
  */
 bool conv__try_redispatch(relais_agent_t *agent, conv_t *c, bool cancel_current);
+/* Sends the Escalation for c's current step now (and marks the step escalated). */
+void conv__escalate(relais_agent_t *agent, conv_t *c);
 
 /* Sends the PreadmissionCancel owed to each candidate left behind by a choice. */
 void conv__send_owed_cancels(relais_agent_t *agent, conv_t *c);

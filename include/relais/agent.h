@@ -211,7 +211,8 @@ int relais_agent_reply(relais_agent_t *agent, const Relais__V1__Envelope *origin
                        uint8_t message_id_out[RELAIS_MESSAGE_ID_LEN], relais_send_cb cb,
                        void *ud);
 
-/* Runs fn once after delay_ms on the loop thread. Returns 0 and an id for cancelling. */
+/* Runs fn once after delay_ms of real time (never scaled by a simulated clock; see
+ * relais_clock_real_delay_ms()) on the loop thread. Returns 0 and an id for cancelling. */
 int relais_agent_timer(relais_agent_t *agent, uint64_t delay_ms, relais_agent_fn fn, void *ud,
                        uint64_t *timer_id_out);
 

@@ -139,8 +139,35 @@ int relais_uuid7(uint8_t id[RELAIS_MESSAGE_ID_LEN]);
  */
 char *relais_id_format(const uint8_t *id, size_t len, char out[37]);
 
-/* Wall-clock milliseconds since the Unix epoch, UTC. */
+/*
+ * Business time: milliseconds since the Unix epoch, UTC — what messages carry and what
+ * deadlines, expiry and slots are measured in. The wall clock, unless a territory
+ * simulation compresses it (RELAIS_SIM_CLOCK, see relais_clock_init()).
+ */
 int64_t relais_now_ms(void);
+
+/* The real wall clock, never scaled (for identifiers and human-facing logs). */
+int64_t relais_wall_ms(void);
+
+/* Transport time: a monotonic millisecond clock, never scaled (heartbeats, ack timeouts,
+ * back-offs). Only differences between two readings mean anything. */
+int64_t relais_mono_ms(void);
+
+/*
+ * Reads RELAIS_SIM_CLOCK once: "FACTOR,REAL_ORIGIN_MS,SIM_ORIGIN_MS" makes business time
+ * SIM_ORIGIN_MS + (wall - REAL_ORIGIN_MS) * FACTOR in every process that has it (FACTOR in
+ * [1, 1e6]); unset, business time is the wall clock. Returns 0, or RELAIS_ECONFIG when the
+ * variable is malformed (business time then stays the wall clock). Safe from any thread;
+ * the other clock functions call it implicitly.
+ */
+int relais_clock_init(void);
+
+/* How many business milliseconds pass per real one: 1.0 unless simulated. */
+double relais_clock_factor(void);
+
+/* The real delay, in milliseconds, until business_ms of business time have passed (0 for
+ * a delay <= 0). For timers armed for business deadlines. */
+int64_t relais_clock_real_delay_ms(int64_t business_ms);
 
 #ifdef __cplusplus
 }

@@ -211,6 +211,17 @@ int relais_conv_set_deadline(relais_agent_t *agent, const uint8_t id[RELAIS_MESS
                              int64_t deadline_ms);
 
 /*
+ * Sends an open request (an appointment or care task still unanswered, declined, rejected
+ * or undeliverable) to `next` instead, in the same conversation: the current provider, if
+ * it still holds it, gets a cancel; the step starts again with its own deadline. What a
+ * coordinator's reassignment leads to (see the Note's reassign_to). 0, -ENOENT,
+ * RELAIS_EINVALID (not such a request, an invalid address, or the provider it already
+ * waits on), RELAIS_ECONFIG when tracking is off, or relais_agent_send()'s error.
+ */
+int relais_conv_redispatch(relais_agent_t *agent, const uint8_t id[RELAIS_MESSAGE_ID_LEN],
+                           const char *next);
+
+/*
  * Ties a follow-up item of a discharge conversation to the conversation the application
  * opened for it (an appointment or care-task request it sent), so that the item follows
  * it to completed or failed. A CareTaskRequest whose encounter_id and follow_up_item_id

@@ -1,5 +1,5 @@
 /*
- * Message identifiers and wall-clock time.
+ * Message identifiers.
  *
  * Message ids are UUIDv7 (RFC 9562 section 5.7): a 48-bit Unix millisecond timestamp, so
  * ids sort roughly by creation time and a store can index them cheaply, followed by 74
@@ -16,13 +16,6 @@
 #include <time.h>
 
 #include "relais/codec.h"
-
-int64_t relais_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Fills buf from the kernel's CSPRNG; small requests never return short except on EINTR. */
 static int fill_random(uint8_t *buf, size_t len)
@@ -44,7 +37,7 @@ int relais_uuid7(uint8_t id[RELAIS_MESSAGE_ID_LEN])
     int rc = fill_random(id + 6, RELAIS_MESSAGE_ID_LEN - 6);
     if (rc != 0) return rc;
 
-    uint64_t ms = (uint64_t)relais_now_ms();
+    uint64_t ms = (uint64_t)relais_wall_ms();
     for (int i = 0; i < 6; i++) id[i] = (uint8_t)(ms >> (40 - 8 * i));
     id[6] = (uint8_t)(0x70 | (id[6] & 0x0f)); /* version 7 in the high nibble */
     id[8] = (uint8_t)(0x80 | (id[8] & 0x3f)); /* variant 10 in the two high bits */
