@@ -80,6 +80,9 @@ int ref__cli_option(ref_cli_t *cli, int c, const char *arg)
     case REF_OPT_SERVER_KEY:
         cli->server_key = arg;
         return 1;
+    case REF_OPT_CONFIG:
+        cli->config_path = arg;
+        return 1;
     case REF_OPT_LOG_LEVEL:
         if (relais_log_set_level_name(arg) != 0) {
             fprintf(stderr, "%s: unknown log level '%s'\n", cli->prog, arg);

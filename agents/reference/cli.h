@@ -22,6 +22,7 @@ enum {
     REF_OPT_STATE,
     REF_OPT_KEY,
     REF_OPT_SERVER_KEY,
+    REF_OPT_CONFIG,
     REF_OPT_HELP,
 };
 
@@ -33,26 +34,30 @@ enum {
     {"state", required_argument, NULL, REF_OPT_STATE},         \
     {"key", required_argument, NULL, REF_OPT_KEY},             \
     {"server-key", required_argument, NULL, REF_OPT_SERVER_KEY}, \
+    {"config", required_argument, NULL, REF_OPT_CONFIG},       \
     {"help", no_argument, NULL, REF_OPT_HELP}
 // clang-format on
 
 #define REF_CLI_COMMON_USAGE                                                                       \
     "  --endpoint E       broker endpoint, e.g. tcp://127.0.0.1:7400 (required)\n"                 \
     "  --address A        this agent's address (required)\n"                                       \
-    "  --log-level L      error, warn, info (default) or debug\n"                          \
-    "  --state FILE       keep unsent messages and handled ids in FILE, so that nothing is\n" \
-    "                     lost or handled twice across a crash (recommended)\n"               \
-    "  --key FILE         this agent's CURVE keypair (relaisctl keygen NAME → NAME.key)\n"   \
-    "  --server-key K     the broker's public key: its .pub file or the 40 Z85 characters\n" \
-    "                     (both or neither: without them, only an --insecure broker answers)\n"
+    "  --log-level L      error, warn, info (default) or debug\n"                                  \
+    "  --state FILE       keep unsent messages and handled ids in FILE, so that nothing is\n"      \
+    "                     lost or handled twice across a crash (recommended)\n"                    \
+    "  --key FILE         this agent's CURVE keypair (relaisctl keygen NAME → NAME.key)\n"       \
+    "  --server-key K     the broker's public key: its .pub file or the 40 Z85 characters\n"       \
+    "                     (both or neither: without them, only an --insecure broker answers)\n"    \
+    "  --config FILE      the role's configuration (YAML, see docs/AGENTS.md); options given\n"    \
+    "                     on the command line override it\n"
 
 typedef struct ref_cli {
     const char *prog;
     const char *endpoint;
     const char *address;
-    const char *state_path; /* --state: the agent's persistent outbox and dedup window */
-    const char *key_path;   /* --key: this agent's CURVE keypair file */
-    const char *server_key; /* --server-key: the broker's public key (file or Z85) */
+    const char *state_path;  /* --state: the agent's persistent outbox and dedup window */
+    const char *key_path;    /* --key: this agent's CURVE keypair file */
+    const char *server_key;  /* --server-key: the broker's public key (file or Z85) */
+    const char *config_path; /* --config: the role's YAML configuration, or NULL */
     uv_loop_t loop;
     bool loop_open;
     uv_signal_t sigint;
