@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "refconfig.h"
 #include "relais/keys.h"
 #include "relais/log.h"
 
@@ -264,12 +265,16 @@ static void provider_usage(const char *prog, const char *role, bool needs_specia
     printf("usage: %s --endpoint E --address rpps:NNNNNNNNNNN [options]\n"
            "A reference %s: answers appointment requests and care tasks from a slot "
            "calendar.\n" REF_CLI_COMMON_USAGE "  --specialty S      the specialty served%s\n"
-           "  --slots N          slots in the calendar (default 16)\n"
+           "  --slots N          N consecutive slots (default 16), rather than working hours\n"
            "  --slot-minutes M   length of a slot (default 30)\n"
            "  --first-slot T     start of the first slot, YYYY-MM-DDTHH:MM local time\n"
-           "                     (default: the next whole hour)\n"
+           "                     (default: the next whole hour; with working hours: now)\n"
+           "  --horizon-days D   working hours of D days instead of consecutive slots\n"
+           "  --hours H          working hours, UTC (default 08:00-12:00,14:00-18:00)\n"
+           "  --capacity N       patients per slot (default 1)\n"
            "  --hold-seconds S   how long offered slots stay held (default 600)\n"
            "  --max-offer N      slots per offer, up to 8 (default 3)\n"
+           "  --report-outcomes  report each booked slot's outcome when it ends\n"
            "  --location L       where office slots take place (default cabinet)\n"
            "  --home-visits      slots are home visits%s\n"
            "  --office           slots are office appointments%s\n",
@@ -282,12 +287,89 @@ enum {
     OPT_SLOTS,
     OPT_SLOT_MINUTES,
     OPT_FIRST_SLOT,
+    OPT_HORIZON_DAYS,
+    OPT_HOURS,
+    OPT_CAPACITY,
     OPT_HOLD_SECONDS,
     OPT_MAX_OFFER,
+    OPT_REPORT_OUTCOMES,
     OPT_LOCATION,
     OPT_HOME_VISITS,
     OPT_OFFICE,
 };
+
+/* The provider options given on the command line: 0 or NULL when absent. */
+typedef struct provider_opts {
+    const char *specialty, *location, *hours;
+    unsigned slots, slot_minutes, horizon_days, capacity, hold_s, max_offer;
+    int64_t first_slot_ms;
+    bool report_outcomes;
+    int home_visits; /* -1 absent */
+} provider_opts_t;
+
+/* Parses one provider option into o. 0, or -1 after printing why. */
+static int provider_option(const ref_cli_t *cli, int c, const char *arg, provider_opts_t *o)
+{
+    switch (c) {
+    case OPT_SPECIALTY:
+        o->specialty = arg;
+        return 0;
+    case OPT_SLOTS:
+        return ref__cli_unsigned(cli, "slots", arg, 10000, &o->slots);
+    case OPT_SLOT_MINUTES:
+        return ref__cli_unsigned(cli, "slot-minutes", arg, 24 * 60, &o->slot_minutes);
+    case OPT_FIRST_SLOT:
+        if (parse_local_time(arg, &o->first_slot_ms) == 0) return 0;
+        fprintf(stderr, "%s: --first-slot wants YYYY-MM-DDTHH:MM, got '%s'\n", cli->prog, arg);
+        return -1;
+    case OPT_HORIZON_DAYS:
+        return ref__cli_unsigned(cli, "horizon-days", arg, 366, &o->horizon_days);
+    case OPT_HOURS:
+        o->hours = arg;
+        return 0;
+    case OPT_CAPACITY:
+        return ref__cli_unsigned(cli, "capacity", arg, 100, &o->capacity);
+    case OPT_HOLD_SECONDS:
+        return ref__cli_unsigned(cli, "hold-seconds", arg, 7 * 24 * 3600, &o->hold_s);
+    case OPT_MAX_OFFER:
+        return ref__cli_unsigned(cli, "max-offer", arg, 8, &o->max_offer);
+    case OPT_REPORT_OUTCOMES:
+        o->report_outcomes = true;
+        return 0;
+    case OPT_LOCATION:
+        o->location = arg;
+        return 0;
+    case OPT_HOME_VISITS:
+        o->home_visits = 1;
+        return 0;
+    case OPT_OFFICE:
+        o->home_visits = 0;
+        return 0;
+    default:
+        fprintf(stderr, "see %s --help\n", cli->prog);
+        return -1;
+    }
+}
+
+/* Lays the command line's options over cfg (the program's defaults and the file's). */
+static void provider_apply(const provider_opts_t *o, relais_ref_provider_config_t *cfg)
+{
+    if (o->specialty != NULL) cfg->specialty = o->specialty;
+    if (o->location != NULL) cfg->location = o->location;
+    if (o->hours != NULL) cfg->hours = o->hours;
+    if (o->slots != 0) {
+        cfg->slot_count = o->slots;
+        cfg->horizon_days = 0; /* consecutive slots asked for */
+    }
+    if (o->horizon_days != 0) cfg->horizon_days = o->horizon_days;
+    if (o->slot_minutes != 0) cfg->slot_minutes = o->slot_minutes;
+    if (o->first_slot_ms != 0) cfg->first_slot_ms = o->first_slot_ms;
+    if (o->capacity != 0) cfg->capacity = o->capacity;
+    if (o->hold_s != 0) cfg->hold_ms = o->hold_s * 1000;
+    if (o->max_offer != 0) cfg->max_offer = o->max_offer;
+    if (o->report_outcomes) cfg->report_outcomes = true;
+    if (o->home_visits >= 0) cfg->home_visits = o->home_visits == 1;
+}
 
 int ref__cli_provider_main(int argc, char **argv, const char *role, bool home_visits,
                            bool needs_specialty)
@@ -298,21 +380,19 @@ int ref__cli_provider_main(int argc, char **argv, const char *role, bool home_vi
         {"slots", required_argument, NULL, OPT_SLOTS},
         {"slot-minutes", required_argument, NULL, OPT_SLOT_MINUTES},
         {"first-slot", required_argument, NULL, OPT_FIRST_SLOT},
+        {"horizon-days", required_argument, NULL, OPT_HORIZON_DAYS},
+        {"hours", required_argument, NULL, OPT_HOURS},
+        {"capacity", required_argument, NULL, OPT_CAPACITY},
         {"hold-seconds", required_argument, NULL, OPT_HOLD_SECONDS},
         {"max-offer", required_argument, NULL, OPT_MAX_OFFER},
+        {"report-outcomes", no_argument, NULL, OPT_REPORT_OUTCOMES},
         {"location", required_argument, NULL, OPT_LOCATION},
         {"home-visits", no_argument, NULL, OPT_HOME_VISITS},
         {"office", no_argument, NULL, OPT_OFFICE},
         {NULL, 0, NULL, 0},
     };
     ref_cli_t cli = {.prog = ref__cli_prog(argv[0])};
-    relais_ref_provider_config_t cfg = {
-        .role = role,
-        .home_visits = home_visits,
-        .on_event = ref__cli_log_event,
-        .event_ud = &cli,
-    };
-    unsigned hold_s = 0;
+    provider_opts_t o = {.home_visits = -1};
     int c;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         int r = ref__cli_option(&cli, c, optarg);
@@ -321,54 +401,45 @@ int ref__cli_provider_main(int argc, char **argv, const char *role, bool home_vi
             return 0;
         }
         if (r < 0) return 2;
-        if (r == 1) continue;
-        switch (c) {
-        case OPT_SPECIALTY:
-            cfg.specialty = optarg;
-            break;
-        case OPT_SLOTS:
-            r = ref__cli_unsigned(&cli, "slots", optarg, 10000, &cfg.slot_count);
-            break;
-        case OPT_SLOT_MINUTES:
-            r = ref__cli_unsigned(&cli, "slot-minutes", optarg, 24 * 60, &cfg.slot_minutes);
-            break;
-        case OPT_FIRST_SLOT:
-            if (parse_local_time(optarg, &cfg.first_slot_ms) != 0) {
-                fprintf(stderr, "%s: --first-slot wants YYYY-MM-DDTHH:MM, got '%s'\n", cli.prog,
-                        optarg);
-                r = -1;
-            }
-            break;
-        case OPT_HOLD_SECONDS:
-            r = ref__cli_unsigned(&cli, "hold-seconds", optarg, 7 * 24 * 3600, &hold_s);
-            break;
-        case OPT_MAX_OFFER:
-            r = ref__cli_unsigned(&cli, "max-offer", optarg, 8, &cfg.max_offer);
-            break;
-        case OPT_LOCATION:
-            cfg.location = optarg;
-            break;
-        case OPT_HOME_VISITS:
-            cfg.home_visits = true;
-            break;
-        case OPT_OFFICE:
-            cfg.home_visits = false;
-            break;
-        default:
-            fprintf(stderr, "see %s --help\n", cli.prog);
-            return 2;
-        }
-        if (r < 0) return 2;
+        if (r == 0 && provider_option(&cli, c, optarg, &o) != 0) return 2;
     }
     if (optind < argc) {
         fprintf(stderr, "%s: unexpected argument '%s'\n", cli.prog, argv[optind]);
         return 2;
     }
-    if (needs_specialty && (cfg.specialty == NULL || cfg.specialty[0] == '\0')) {
-        fprintf(stderr, "%s: --specialty is required\n", cli.prog);
+    if (o.slots != 0 && o.horizon_days != 0) {
+        fprintf(stderr, "%s: --slots and --horizon-days exclude each other\n", cli.prog);
         return 2;
     }
-    cfg.hold_ms = hold_s * 1000;
+
+    /* The program's defaults, then the file, then the command line. */
+    relais_ref_provider_config_t cfg = {
+        .role = role,
+        .home_visits = home_visits,
+        .on_event = ref__cli_log_event,
+        .event_ud = &cli,
+    };
+    ref_cfg_t *doc = NULL;
+    if (cli.config_path != NULL) {
+        char err[1024];
+        int rc = relais_ref_provider_config_load(cli.config_path, &cfg, &doc, err, sizeof err);
+        if (rc != 0) {
+            fprintf(stderr, "%s: %s\n", cli.prog, rc == -ENOMEM ? "out of memory" : err);
+            return 2;
+        }
+        if (strcmp(cfg.role, role) != 0) {
+            fprintf(stderr, "%s: %s configures a %s, not a %s\n", cli.prog, cli.config_path,
+                    cfg.role, role);
+            ref__cfg_free(&doc);
+            return 2;
+        }
+    }
+    provider_apply(&o, &cfg);
+    if (needs_specialty && (cfg.specialty == NULL || cfg.specialty[0] == '\0')) {
+        fprintf(stderr, "%s: --specialty (or specialty: in --config) is required\n", cli.prog);
+        ref__cfg_free(&doc);
+        return 2;
+    }
 
     relais_ref_provider_t *provider = NULL;
     int status = ref__cli_open(&cli);
@@ -379,6 +450,7 @@ int ref__cli_provider_main(int argc, char **argv, const char *role, bool home_vi
             status = 1;
         }
     }
+    ref__cfg_free(&doc); /* the provider copied what it keeps */
     if (status == 0) status = ref__cli_run(&cli);
     ref__cli_close(&cli);
     relais_ref_provider_destroy(&provider);

@@ -18,26 +18,74 @@
 
 #include "ref_internal.h"
 
+/* A list of addresses and where its round robin resumes. */
+typedef struct clist {
+    char **a;
+    size_t n;
+    size_t next;
+} clist_t;
+
 struct relais_ref_coordinator {
     relais_agent_t *agent;
     ref__emitter_t em;
     relais_ref_escalation_fn on_escalation;
-    char **candidates;
-    size_t n_candidates;
-    size_t next; /* where the round robin resumes */
+    clist_t candidates;
+    clist_t *groups;
+    size_t n_groups;
 };
 
-/* The next candidate that is not responsible, advancing the round robin; NULL when none. */
-static const char *pick(relais_ref_coordinator_t *c, const char *responsible)
+/* The next address of l that is not responsible, advancing the round robin; or NULL. */
+static const char *pick_in(clist_t *l, const char *responsible)
 {
-    for (size_t k = 0; k < c->n_candidates; k++) {
-        size_t i = (c->next + k) % c->n_candidates;
-        if (strcmp(c->candidates[i], responsible) != 0) {
-            c->next = (i + 1) % c->n_candidates;
-            return c->candidates[i];
+    for (size_t k = 0; k < l->n; k++) {
+        size_t i = (l->next + k) % l->n;
+        if (strcmp(l->a[i], responsible) != 0) {
+            l->next = (i + 1) % l->n;
+            return l->a[i];
         }
     }
     return NULL;
+}
+
+static bool in_list(const clist_t *l, const char *addr)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        if (strcmp(l->a[i], addr) == 0) return true;
+    }
+    return false;
+}
+
+/* Someone of the responsible's group, else of the general candidates; NULL when none. */
+static const char *pick(relais_ref_coordinator_t *c, const char *responsible)
+{
+    for (size_t g = 0; g < c->n_groups; g++) {
+        if (!in_list(&c->groups[g], responsible)) continue;
+        const char *next = pick_in(&c->groups[g], responsible);
+        if (next != NULL) return next;
+    }
+    return pick_in(&c->candidates, responsible);
+}
+
+/* Copies n addresses into l; 0, RELAIS_ECONFIG for an invalid one, -ENOMEM. */
+static int copy_list(clist_t *l, const char *const *addrs, size_t n)
+{
+    if (n == 0) return 0;
+    if (addrs == NULL) return RELAIS_ECONFIG;
+    l->a = calloc(n, sizeof *l->a);
+    if (l->a == NULL) return -ENOMEM;
+    for (; l->n < n; l->n++) {
+        if (addrs[l->n] == NULL || !relais_address_valid(addrs[l->n])) return RELAIS_ECONFIG;
+        l->a[l->n] = strdup(addrs[l->n]);
+        if (l->a[l->n] == NULL) return -ENOMEM;
+    }
+    return 0;
+}
+
+static void free_list(clist_t *l)
+{
+    for (size_t i = 0; i < l->n; i++) free(l->a[i]);
+    free(l->a);
+    memset(l, 0, sizeof *l);
 }
 
 static relais_outcome_t on_escalation_msg(relais_agent_t *agent, relais_delivery_t *d, void *ud)
@@ -126,21 +174,23 @@ int relais_ref_coordinator_new(relais_ref_coordinator_t **out, relais_agent_t *a
     c->em = (ref__emitter_t){.fn = cfg->on_event, .ud = cfg->event_ud, .agent = agent};
     c->on_escalation = cfg->on_escalation;
 
-    int rc = -ENOMEM;
-    if (cfg->n_candidates > 0) {
-        c->candidates = calloc(cfg->n_candidates, sizeof *c->candidates);
-        if (c->candidates == NULL) goto err;
-    }
-    for (; c->n_candidates < cfg->n_candidates; c->n_candidates++) {
-        const char *cand = cfg->candidates[c->n_candidates];
-        if (cand == NULL || !relais_address_valid(cand)) {
+    int rc = copy_list(&c->candidates, cfg->candidates, cfg->n_candidates);
+    if (rc != 0) goto err;
+    if (cfg->n_groups > 0) {
+        rc = -ENOMEM;
+        if (cfg->groups == NULL) {
             rc = RELAIS_ECONFIG;
             goto err;
         }
-        c->candidates[c->n_candidates] = strdup(cand);
-        if (c->candidates[c->n_candidates] == NULL) {
-            rc = -ENOMEM;
-            goto err;
+        c->groups = calloc(cfg->n_groups, sizeof *c->groups);
+        if (c->groups == NULL) goto err;
+        for (; c->n_groups < cfg->n_groups; c->n_groups++) {
+            const relais_ref_coordinator_group_t *g = &cfg->groups[c->n_groups];
+            rc = copy_list(&c->groups[c->n_groups], g->members, g->n_members);
+            if (rc != 0) {
+                c->n_groups++;
+                goto err;
+            }
         }
     }
     rc = relais_agent_on(agent, RELAIS__V1__ENVELOPE__BODY_ESCALATION, on_escalation_msg, c);
@@ -158,8 +208,9 @@ void relais_ref_coordinator_destroy(relais_ref_coordinator_t **cp)
 {
     if (cp == NULL || *cp == NULL) return;
     relais_ref_coordinator_t *c = *cp;
-    for (size_t i = 0; i < c->n_candidates; i++) free(c->candidates[i]);
-    free(c->candidates);
+    free_list(&c->candidates);
+    for (size_t g = 0; g < c->n_groups; g++) free_list(&c->groups[g]);
+    free(c->groups);
     free(c);
     *cp = NULL;
 }

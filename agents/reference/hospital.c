@@ -1,9 +1,11 @@
 /*
  * The hospital role: a facility's discharge desk. It notifies a patient's discharge, with
  * the follow-up plan, to the practice that follows the patient (the GP's assistant), each
- * notification opening its own conversation. It takes what comes back in those
- * conversations (notes, care task updates copied to it) and reports receipts, so a
- * refused or expired notification does not go unnoticed.
+ * notification opening its own conversation. The plan comes from the patient's programme
+ * (heart failure, COPD, …: see programme.c), whose windows count from the discharge. It
+ * takes what comes back in those conversations (notes, care task updates copied to it) and
+ * reports receipts, so a refused or expired notification does not go unnoticed. A hospital
+ * that also admits patients attaches the facility role to the same agent (see refagents.h).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -15,8 +17,15 @@
 struct relais_ref_hospital {
     relais_agent_t *agent;
     ref__emitter_t em;
-    char *facility; /* NULL: the agent's own address */
+    char *facility;                            /* NULL: the agent's own address */
+    const relais_ref_programmes_t *programmes; /* the caller's, or the built-in table */
 };
+
+const relais_ref_programme_t *relais_ref_hospital_programme(const relais_ref_hospital_t *h,
+                                                            const char *name)
+{
+    return relais_ref_programme_find(h->programmes, name);
+}
 
 int relais_ref_hospital_notify(relais_ref_hospital_t *h, const char *to,
                                const Relais__V1__DischargeNotification *dn)
@@ -48,6 +57,30 @@ int relais_ref_hospital_notify(relais_ref_hospital_t *h, const char *to,
              dn->n_follow_up == 1 ? "" : "s");
     ref__about_t about = {.ref = enc, .encounter_id = enc, .state = state};
     return ref__submit(&h->em, NULL, &env, &about, NULL);
+}
+
+int relais_ref_hospital_discharge(relais_ref_hospital_t *h, const char *to,
+                                  const relais_ref_programme_t *prog,
+                                  const Relais__V1__PatientRef *patient, const char *encounter_id,
+                                  const char *const *care_team, size_t n_care_team,
+                                  int64_t discharged_at_ms)
+{
+    if (prog == NULL || prog->n_items > RELAIS_REF_PROGRAMME_ITEMS_MAX) return RELAIS_EINVALID;
+    if (n_care_team > 0 && care_team == NULL) return RELAIS_EINVALID;
+    for (size_t i = 0; i < n_care_team; i++) {
+        if (care_team[i] == NULL || !relais_address_valid(care_team[i])) return RELAIS_EINVALID;
+    }
+    /* Large (one window and item per possible item): on the heap, not the loop's stack. */
+    relais_ref_discharge_t *d = malloc(sizeof *d);
+    if (d == NULL) return -ENOMEM;
+    relais_ref_programme_build(prog, discharged_at_ms, d);
+    d->dn.encounter_id = (char *)encounter_id;
+    d->dn.patient = (Relais__V1__PatientRef *)patient;
+    d->dn.n_care_team = n_care_team;
+    d->dn.care_team = (char **)care_team;
+    int rc = relais_ref_hospital_notify(h, to, &d->dn);
+    free(d);
+    return rc;
 }
 
 static relais_outcome_t on_note(relais_agent_t *agent, relais_delivery_t *d, void *ud)
@@ -83,6 +116,7 @@ int relais_ref_hospital_new(relais_ref_hospital_t **out, relais_agent_t *agent,
     if (h == NULL) return -ENOMEM;
     h->agent = agent;
     h->em = (ref__emitter_t){.fn = cfg->on_event, .ud = cfg->event_ud, .agent = agent};
+    h->programmes = cfg->programmes != NULL ? cfg->programmes : relais_ref_programmes_default();
     int rc = -ENOMEM;
     if (cfg->facility != NULL && cfg->facility[0] != '\0') {
         h->facility = strdup(cfg->facility);

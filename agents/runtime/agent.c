@@ -57,8 +57,9 @@ int relais_agent_new(relais_agent_t **out, const relais_agent_options_t *opts)
         return RELAIS_ECONFIG;
     }
     if (relais_clock_init() != 0) {
-        RLOG(RELAIS_LOG_ERROR, "agent", "RELAIS_SIM_CLOCK is malformed: expected "
-                                        "FACTOR,REAL_ORIGIN_MS,SIM_ORIGIN_MS");
+        RLOG(RELAIS_LOG_ERROR, "agent",
+             "RELAIS_SIM_CLOCK is malformed: expected "
+             "FACTOR,REAL_ORIGIN_MS,SIM_ORIGIN_MS");
         return RELAIS_ECONFIG;
     }
     char reason[RELAIS_REASON_MAX] = "";
@@ -76,8 +77,7 @@ int relais_agent_new(relais_agent_t **out, const relais_agent_options_t *opts)
     a->software = strdup(opts->software && *opts->software ? opts->software : DEFAULT_SOFTWARE);
     if (!a->endpoint || !a->software) goto err_free;
     strcpy(a->address, opts->address);
-    const char *keys[3] = {opts->curve_server_key, opts->curve_public_key,
-                           opts->curve_secret_key};
+    const char *keys[3] = {opts->curve_server_key, opts->curve_public_key, opts->curve_secret_key};
     char *dest[3] = {a->curve_server, a->curve_public, a->curve_secret};
     int given = 0;
     for (int i = 0; i < 3; i++) {
@@ -93,8 +93,10 @@ int relais_agent_new(relais_agent_t **out, const relais_agent_options_t *opts)
         given++;
     }
     if (given != 0 && given != 3) {
-        RLOG(RELAIS_LOG_ERROR, "agent", "agent=%s CURVE needs the broker's key and both of "
-             "the agent's, or none", opts->address);
+        RLOG(RELAIS_LOG_ERROR, "agent",
+             "agent=%s CURVE needs the broker's key and both of "
+             "the agent's, or none",
+             opts->address);
         rc = RELAIS_ECONFIG;
         goto err_free;
     }
@@ -294,6 +296,12 @@ void relais_agent_on_withdrawn(relais_agent_t *agent, relais_withdrawn_fn fn, vo
 {
     agent->withdrawn_fn = fn;
     agent->withdrawn_ud = ud;
+}
+
+void relais_agent_on_acked(relais_agent_t *agent, relais_acked_fn fn, void *ud)
+{
+    agent->acked_fn = fn;
+    agent->acked_ud = ud;
 }
 
 void relais_agent_on_state(relais_agent_t *agent, relais_state_fn fn, void *ud)

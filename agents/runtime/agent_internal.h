@@ -294,6 +294,8 @@ struct relais_agent {
     void *offer_ud;
     relais_withdrawn_fn withdrawn_fn;
     void *withdrawn_ud;
+    relais_acked_fn acked_fn;
+    void *acked_ud;
     struct agent_offer *offers; /* claimed offers awaiting the broker's ClaimResult */
     relais_state_fn state_fn;
     void *state_ud;

@@ -435,7 +435,9 @@ void agent__conv_deliver_done(relais_agent_t *a, conv_delivery_t *cd)
 
 /* ---- What the broker says about our messages --------------------------------------- */
 
-static void after_broker_change(relais_agent_t *a, conv_t *c, relais_conv_state_t old)
+/* prev_deadline: the deadline of the step before the change (an escalation names it). */
+static void after_broker_change(relais_agent_t *a, conv_t *c, relais_conv_state_t old,
+                                int64_t prev_deadline)
 {
     conv__schedule(c, &a->conv->opts);
     c->version++;
@@ -443,9 +445,11 @@ static void after_broker_change(relais_agent_t *a, conv_t *c, relais_conv_state_
     conv__arm(a, c);
     conv__notify(a, c, old);
     if (c->state == RELAIS_CONV_UNDELIVERABLE && old != c->state &&
-        !conv__try_redispatch(a, c, false) && !(c->flags & CONV_F_ESCALATED)) {
+        a->phase == AGENT_PHASE_RUNNING && !conv__try_redispatch(a, c, false) &&
+        !(c->flags & CONV_F_ESCALATED)) {
         /* Nobody took it and no one else is lined up: waiting for the deadline would only
-         * lose time a human needs. */
+         * lose time a human needs. The escalation names the deadline that was awaited. */
+        if (c->deadline_ms == 0) c->deadline_ms = prev_deadline;
         conv__escalate(a, c);
     }
 }
@@ -462,8 +466,9 @@ void agent__conv_on_result(relais_agent_t *a, const uint8_t *message_id, int sta
     int64_t now = relais_now_ms();
     for (conv_t *c = cv->head; c; c = c->next) {
         relais_conv_state_t old = c->state;
+        int64_t prev_deadline = c->deadline_ms;
         if (conv__on_rejected(c, message_id, why, now)) {
-            after_broker_change(a, c, old);
+            after_broker_change(a, c, old, prev_deadline);
             return;
         }
     }
@@ -478,6 +483,7 @@ void agent__conv_on_receipt(relais_agent_t *a, const Relais__V1__Receipt *r)
                     : conv__lookup(cv, r->message_id.data);
     if (!c) return;
     relais_conv_state_t old = c->state;
+    int64_t prev_deadline = c->deadline_ms;
     int64_t now = relais_now_ms();
     bool changed = false;
     switch (r->status) {
@@ -501,7 +507,7 @@ void agent__conv_on_receipt(relais_agent_t *a, const Relais__V1__Receipt *r)
     default:
         break;
     }
-    if (changed) after_broker_change(a, c, old);
+    if (changed) after_broker_change(a, c, old, prev_deadline);
 }
 
 /* ---- Queries and application requests ---------------------------------------------- */

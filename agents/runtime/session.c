@@ -250,6 +250,7 @@ void agent__deliver(relais_agent_t *a, const Relais__V1__Deliver *d)
         RLOG(RELAIS_LOG_WARN, "agent", "agent=%s cannot remember msg=%s as handled: %s", a->address,
              id, relais_strerror(rc));
     agent__conv_deliver_done(a, &cd);
+    if (a->acked_fn) a->acked_fn(a, env, outcome, dl.reason, a->acked_ud);
     send_ack(a, env->message_id, 0, outcome, dl.reason);
 }
 

@@ -103,16 +103,15 @@ typedef relais_outcome_t (*relais_handler_fn)(relais_agent_t *agent, relais_deli
 
 /* The broker's answer to a submission. Pointers are valid only during the callback. */
 typedef struct relais_send_result {
-    int status;                 /* 0: accepted (durably stored); else RELAIS_E… */
-    const char *reason;         /* why it was rejected; "" when accepted */
-    const uint8_t *message_id;  /* 16 bytes */
-    bool duplicate;             /* the broker had already accepted this message id */
+    int status;                /* 0: accepted (durably stored); else RELAIS_E… */
+    const char *reason;        /* why it was rejected; "" when accepted */
+    const uint8_t *message_id; /* 16 bytes */
+    bool duplicate;            /* the broker had already accepted this message id */
     int64_t accepted_at_ms;
-    int64_t retry_after_ms;     /* set with RELAIS_EOVERLOADED / RELAIS_ESTORE */
+    int64_t retry_after_ms; /* set with RELAIS_EOVERLOADED / RELAIS_ESTORE */
 } relais_send_result_t;
 
-typedef void (*relais_send_cb)(relais_agent_t *agent, const relais_send_result_t *result,
-                               void *ud);
+typedef void (*relais_send_cb)(relais_agent_t *agent, const relais_send_result_t *result, void *ud);
 typedef void (*relais_receipt_fn)(relais_agent_t *agent, const Relais__V1__Receipt *receipt,
                                   void *ud);
 typedef void (*relais_state_fn)(relais_agent_t *agent, relais_agent_state_t state,
@@ -168,6 +167,17 @@ typedef void (*relais_withdrawn_fn)(relais_agent_t *agent, const uint8_t *messag
                                     const char *reason, void *ud);
 void relais_agent_on_offer(relais_agent_t *agent, relais_offer_fn fn, void *ud);
 void relais_agent_on_withdrawn(relais_agent_t *agent, relais_withdrawn_fn fn, void *ud);
+
+/*
+ * Observes every delivery the agent acknowledges, whoever decided the outcome: a handler,
+ * the conversation tracking (a message that repeats what is known, or does not fit), or
+ * the absence of a handler. Called on the loop thread just before the Ack leaves, once per
+ * delivery (not again for a redelivery the dedup window recognises). For monitoring and
+ * accounting (relais-sim counts with it that nothing is lost); it must not send.
+ */
+typedef void (*relais_acked_fn)(relais_agent_t *agent, const Relais__V1__Envelope *env,
+                                relais_outcome_t outcome, const char *reason, void *ud);
+void relais_agent_on_acked(relais_agent_t *agent, relais_acked_fn fn, void *ud);
 void relais_agent_on_state(relais_agent_t *agent, relais_state_fn fn, void *ud);
 
 /*
@@ -197,8 +207,7 @@ void relais_agent_on_recovered(relais_agent_t *agent, relais_send_cb cb, void *u
  * be written (nothing was queued).
  */
 int relais_agent_send(relais_agent_t *agent, const Relais__V1__Envelope *env,
-                      uint8_t message_id_out[RELAIS_MESSAGE_ID_LEN], relais_send_cb cb,
-                      void *ud);
+                      uint8_t message_id_out[RELAIS_MESSAGE_ID_LEN], relais_send_cb cb, void *ud);
 
 /*
  * Sends reply as an answer to original: `to` becomes the original sender (unless reply
@@ -208,8 +217,7 @@ int relais_agent_send(relais_agent_t *agent, const Relais__V1__Envelope *env,
  */
 int relais_agent_reply(relais_agent_t *agent, const Relais__V1__Envelope *original,
                        const Relais__V1__Envelope *reply,
-                       uint8_t message_id_out[RELAIS_MESSAGE_ID_LEN], relais_send_cb cb,
-                       void *ud);
+                       uint8_t message_id_out[RELAIS_MESSAGE_ID_LEN], relais_send_cb cb, void *ud);
 
 /* Runs fn once after delay_ms of real time (never scaled by a simulated clock; see
  * relais_clock_real_delay_ms()) on the loop thread. Returns 0 and an id for cancelling. */

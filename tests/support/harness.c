@@ -53,6 +53,7 @@ static const struct {
     {"rpps:10102345678", "physiotherapist", NULL, NULL, NULL},
     {"rpps:10103456789", "nurse", NULL, NULL, NULL},
     {"rpps:10104567890", "specialist", NULL, "cardiology", NULL},
+    {"rpps:10104567891", "specialist", NULL, "cardiology", NULL},
     {"staff:coordination@relais-test", "coordinator", NULL, NULL, NULL},
 };
 
@@ -76,8 +77,11 @@ static int write_directory(const rt_broker_t *b, const char *path, const char *s
     FILE *f = fopen(tmp, "w");
     if (f == NULL) return -1;
     /* Throughput tests submit thousands a second: the test territory allows it, unless a
-     * test sets its own limits. */
-    fprintf(f, "territory: relais-test\nproduction: true\nlimits: {submissions_per_second: %u",
+     * test sets its own limits. A production directory, except under a simulated clock,
+     * which relaisd refuses with one. */
+    const char *sim = getenv("RELAIS_SIM_CLOCK");
+    fprintf(f, "territory: relais-test\nproduction: %s\nlimits: {submissions_per_second: %u",
+            sim != NULL && sim[0] != '\0' ? "false" : "true",
             b->rate_limit ? b->rate_limit : 1000000);
     if (b->mailbox_limit) fprintf(f, ", pending_per_mailbox: %u", b->mailbox_limit);
     fprintf(f, "}\n");
