@@ -1,7 +1,9 @@
 /*
  * The provider's slot calendar (see calendar.h). Linear scans over the places: a reference
  * practice has at most a few weeks of slots with a few places each, a few thousand
- * records, so anything cleverer would only hide the rules.
+ * records of about 140 bytes, so anything cleverer would only hide the rules. Requesters'
+ * addresses (up to 256 bytes) are kept once each, in a table that grows only when a new
+ * requester appears, and places refer to them by number.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -148,9 +150,47 @@ int ref__calendar_init(ref_calendar_t *cal, const ref_calendar_spec_t *spec)
 
 void ref__calendar_free(ref_calendar_t *cal)
 {
+    for (size_t i = 0; i < cal->n_holders; i++) free(cal->holders[i]);
+    free(cal->holders);
     free(cal->slots);
     free(cal->places);
     memset(cal, 0, sizeof *cal);
+}
+
+/* ---- Holders ----------------------------------------------------------------------- */
+
+/* holder's number (1 + its index), or 0 when the calendar has never seen it. */
+static uint32_t find_holder(const ref_calendar_t *cal, const char *holder)
+{
+    for (size_t i = 0; i < cal->n_holders; i++) {
+        if (strcmp(cal->holders[i], holder) == 0) return (uint32_t)(i + 1);
+    }
+    return 0;
+}
+
+/* holder's number, adding it when new. 0 or -ENOMEM. */
+static int intern_holder(ref_calendar_t *cal, const char *holder, uint32_t *out)
+{
+    *out = find_holder(cal, holder);
+    if (*out != 0) return 0;
+    if (cal->n_holders == UINT32_MAX - 1) return -ENOMEM;
+    if (cal->n_holders == cal->cap_holders) {
+        size_t cap = cal->cap_holders != 0 ? cal->cap_holders * 2 : 16;
+        char **grown = realloc(cal->holders, cap * sizeof *grown);
+        if (grown == NULL) return -ENOMEM;
+        cal->holders = grown;
+        cal->cap_holders = cap;
+    }
+    char *copy = strdup(holder);
+    if (copy == NULL) return -ENOMEM;
+    cal->holders[cal->n_holders++] = copy;
+    *out = (uint32_t)cal->n_holders;
+    return 0;
+}
+
+const char *ref__calendar_holder(const ref_calendar_t *cal, const ref_place_t *p)
+{
+    return p->holder != 0 && p->holder <= cal->n_holders ? cal->holders[p->holder - 1] : "";
 }
 
 /* ---- Places ------------------------------------------------------------------------- */
@@ -160,9 +200,10 @@ static bool is_free(const ref_place_t *p, int64_t now)
     return p->state == REF_SLOT_FREE || (p->state == REF_SLOT_HELD && p->held_until_ms <= now);
 }
 
-static bool owned_by(const ref_place_t *p, const char *holder, const char *request_id)
+/* Whether p is held or booked for the pair whose holder number is h (0 owns nothing). */
+static bool owned_by(const ref_place_t *p, uint32_t h, const char *request_id)
 {
-    return p->state != REF_SLOT_FREE && strcmp(p->holder, holder) == 0 &&
+    return h != 0 && p->state != REF_SLOT_FREE && p->holder == h &&
            strcmp(p->request_id, request_id) == 0;
 }
 
@@ -177,58 +218,65 @@ static void release(ref_place_t *p)
     memset(p, 0, sizeof *p);
 }
 
-static void claim(ref_place_t *p, const char *holder, const char *request_id)
+static void claim(ref_place_t *p, uint32_t h, const char *request_id)
 {
     release(p); /* an expired hold leaves its owner's names behind */
-    snprintf(p->holder, sizeof p->holder, "%s", holder);
+    p->holder = h;
     snprintf(p->request_id, sizeof p->request_id, "%s", request_id);
 }
 
-static void book(ref_calendar_t *cal, ref_place_t *p, const char *holder, const char *request_id)
+static void book(ref_calendar_t *cal, ref_place_t *p, uint32_t h, const char *request_id)
 {
-    claim(p, holder, request_id);
+    claim(p, h, request_id);
     p->state = REF_SLOT_BOOKED;
     snprintf(p->appointment_id, sizeof p->appointment_id, "apt-%04u", ++cal->next_appointment);
 }
 
-void ref__calendar_release_holds(ref_calendar_t *cal, const char *holder, const char *request_id)
+static void release_holds(ref_calendar_t *cal, uint32_t h, const char *request_id)
 {
     for (size_t i = 0; i < cal->n * cal->capacity; i++) {
         ref_place_t *p = &cal->places[i];
-        if (p->state == REF_SLOT_HELD && owned_by(p, holder, request_id)) release(p);
+        if (p->state == REF_SLOT_HELD && owned_by(p, h, request_id)) release(p);
     }
 }
 
+void ref__calendar_release_holds(ref_calendar_t *cal, const char *holder, const char *request_id)
+{
+    release_holds(cal, find_holder(cal, holder), request_id);
+}
+
 /* The first free place of slot si, or SIZE_MAX; SIZE_MAX too when the pair has one there. */
-static size_t free_place(const ref_calendar_t *cal, size_t si, int64_t now, const char *holder,
+static size_t free_place(const ref_calendar_t *cal, size_t si, int64_t now, uint32_t h,
                          const char *request_id)
 {
     size_t found = SIZE_MAX;
     for (size_t i = si * cal->capacity; i < (si + 1) * cal->capacity; i++) {
         const ref_place_t *p = &cal->places[i];
-        if (owned_by(p, holder, request_id)) return SIZE_MAX;
+        if (owned_by(p, h, request_id)) return SIZE_MAX;
         if (found == SIZE_MAX && is_free(p, now)) found = i;
     }
     return found;
 }
 
-size_t ref__calendar_hold(ref_calendar_t *cal, int64_t now, const char *holder,
-                          const char *request_id, int64_t not_before, int64_t due_by,
-                          int64_t held_until, size_t max, size_t *out_idx)
+int ref__calendar_hold(ref_calendar_t *cal, int64_t now, const char *holder, const char *request_id,
+                       int64_t not_before, int64_t due_by, int64_t held_until, size_t max,
+                       size_t *out_idx)
 {
-    ref__calendar_release_holds(cal, holder, request_id);
+    uint32_t h;
+    if (intern_holder(cal, holder, &h) != 0) return -ENOMEM;
+    release_holds(cal, h, request_id);
     size_t held = 0;
     for (size_t si = 0; si < cal->n && held < max; si++) {
         if (!bookable(&cal->slots[si], now, not_before, due_by)) continue;
-        size_t i = free_place(cal, si, now, holder, request_id);
+        size_t i = free_place(cal, si, now, h, request_id);
         if (i == SIZE_MAX) continue;
         ref_place_t *p = &cal->places[i];
-        claim(p, holder, request_id);
+        claim(p, h, request_id);
         p->state = REF_SLOT_HELD;
         p->held_until_ms = held_until;
         out_idx[held++] = i;
     }
-    return held;
+    return (int)held;
 }
 
 int ref__calendar_book(ref_calendar_t *cal, int64_t now, const char *holder, const char *request_id,
@@ -237,19 +285,21 @@ int ref__calendar_book(ref_calendar_t *cal, int64_t now, const char *holder, con
     size_t si = 0;
     while (si < cal->n && strcmp(cal->slots[si].id, slot_id) != 0) si++;
     if (si == cal->n) return -ENOENT;
+    uint32_t h;
+    if (intern_holder(cal, holder, &h) != 0) return -ENOMEM;
 
     size_t mine = SIZE_MAX, spare = SIZE_MAX;
     for (size_t i = si * cal->capacity; i < (si + 1) * cal->capacity; i++) {
         ref_place_t *p = &cal->places[i];
-        if (owned_by(p, holder, request_id) && (mine == SIZE_MAX || p->state == REF_SLOT_BOOKED))
+        if (owned_by(p, h, request_id) && (mine == SIZE_MAX || p->state == REF_SLOT_BOOKED))
             mine = i;
         else if (spare == SIZE_MAX && is_free(p, now))
             spare = i;
     }
     size_t i = mine != SIZE_MAX ? mine : spare;
     if (i == SIZE_MAX) return -EBUSY;
-    if (cal->places[i].state != REF_SLOT_BOOKED) book(cal, &cal->places[i], holder, request_id);
-    ref__calendar_release_holds(cal, holder, request_id);
+    if (cal->places[i].state != REF_SLOT_BOOKED) book(cal, &cal->places[i], h, request_id);
+    release_holds(cal, h, request_id);
     *idx = i;
     return 0;
 }
@@ -257,18 +307,20 @@ int ref__calendar_book(ref_calendar_t *cal, int64_t now, const char *holder, con
 int ref__calendar_take(ref_calendar_t *cal, int64_t now, const char *holder, const char *request_id,
                        int64_t not_before, int64_t due_by, size_t *idx)
 {
+    uint32_t h;
+    if (intern_holder(cal, holder, &h) != 0) return -ENOMEM;
     for (size_t i = 0; i < cal->n * cal->capacity; i++) {
         ref_place_t *p = &cal->places[i];
-        if (p->state == REF_SLOT_BOOKED && owned_by(p, holder, request_id)) {
+        if (p->state == REF_SLOT_BOOKED && owned_by(p, h, request_id)) {
             *idx = i;
             return 0;
         }
     }
     for (size_t si = 0; si < cal->n; si++) {
         if (!bookable(&cal->slots[si], now, not_before, due_by)) continue;
-        size_t i = free_place(cal, si, now, holder, request_id);
+        size_t i = free_place(cal, si, now, h, request_id);
         if (i == SIZE_MAX) continue;
-        book(cal, &cal->places[i], holder, request_id);
+        book(cal, &cal->places[i], h, request_id);
         *idx = i;
         return 0;
     }
@@ -280,10 +332,11 @@ size_t ref__calendar_cancel(ref_calendar_t *cal, const char *holder, const char 
 {
     size_t freed = 0;
     bool by_appointment = appointment_id != NULL && appointment_id[0] != '\0';
-    if (!by_appointment && request_id == NULL) return 0;
+    uint32_t h = find_holder(cal, holder);
+    if (h == 0 || (!by_appointment && request_id == NULL)) return 0;
     for (size_t i = 0; i < cal->n * cal->capacity; i++) {
         ref_place_t *p = &cal->places[i];
-        if (p->state == REF_SLOT_FREE || strcmp(p->holder, holder) != 0) continue;
+        if (p->state == REF_SLOT_FREE || p->holder != h) continue;
         bool match = by_appointment ? strcmp(p->appointment_id, appointment_id) == 0
                                     : strcmp(p->request_id, request_id) == 0;
         if (match) {

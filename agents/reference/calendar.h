@@ -45,9 +45,9 @@ typedef struct ref_slot {
 typedef struct ref_place {
     ref_slot_state_t state;
     ref_outcome_state_t outcome;
-    bool task;                                      /* BOOKED by a care task rather than a Book */
-    int64_t held_until_ms;                          /* HELD only */
-    char holder[RELAIS_ADDRESS_MAX];                /* who the place is held or booked for */
+    bool task;             /* BOOKED by a care task rather than a Book */
+    int64_t held_until_ms; /* HELD only */
+    uint32_t holder;       /* who it is held or booked for: see ref__calendar_holder() */
     char request_id[RELAIS_REF_ID_MAX];             /* their request (or care task) id */
     char appointment_id[16];                        /* BOOKED only: "apt-0001" */
     uint8_t conversation_id[RELAIS_MESSAGE_ID_LEN]; /* BOOKED: where the outcome goes */
@@ -78,6 +78,10 @@ typedef struct ref_calendar {
     unsigned capacity;         /* places per slot */
     ref_place_t *places;       /* n × capacity; place i belongs to slot i / capacity */
     unsigned next_appointment; /* numbers appointment ids */
+    /* The requesters' addresses, each kept once (a place names one by its number, 1 + its
+     * index here): a territory has far fewer requesters than places. */
+    char **holders;
+    size_t n_holders, cap_holders;
 } ref_calendar_t;
 
 /*
@@ -102,22 +106,26 @@ static inline const ref_slot_t *ref__calendar_slot_of(const ref_calendar_t *cal,
     return &cal->slots[place / cal->capacity];
 }
 
+/* The address a place is held or booked for ("" for a free place). */
+const char *ref__calendar_holder(const ref_calendar_t *cal, const ref_place_t *p);
+
 /*
  * Holds one place in each of up to max slots that have not started at now, lie inside
  * [not_before, due_by] (0 = open bound) and have a free place, for (holder, request_id)
  * until held_until; first drops the holds that pair already had, so a repeated request
  * gets a fresh offer rather than two. Writes the places' indexes into out_idx and returns
- * how many were held (0: nothing free in the window).
+ * how many were held (0: nothing free in the window), or -ENOMEM when a new holder's
+ * address could not be kept.
  */
-size_t ref__calendar_hold(ref_calendar_t *cal, int64_t now, const char *holder,
-                          const char *request_id, int64_t not_before, int64_t due_by,
-                          int64_t held_until, size_t max, size_t *out_idx);
+int ref__calendar_hold(ref_calendar_t *cal, int64_t now, const char *holder, const char *request_id,
+                       int64_t not_before, int64_t due_by, int64_t held_until, size_t max,
+                       size_t *out_idx);
 
 /*
  * Books a place of slot_id for (holder, request_id): the one that pair holds or already
  * booked there (a repeated Book gets the same appointment), else a free one. Releases the
  * pair's other holds. Returns 0 and the place's index in *idx, -ENOENT for an unknown slot,
- * -EBUSY when every place of the slot is someone else's.
+ * -EBUSY when every place of the slot is someone else's, -ENOMEM.
  */
 int ref__calendar_book(ref_calendar_t *cal, int64_t now, const char *holder, const char *request_id,
                        const char *slot_id, size_t *idx);
@@ -125,7 +133,7 @@ int ref__calendar_book(ref_calendar_t *cal, int64_t now, const char *holder, con
 /*
  * Books a free place of the first slot inside the window that has not started at now
  * (care tasks need no offer), or returns the place the pair already booked. Returns 0 and
- * its index, or -EBUSY when none is free.
+ * its index, -EBUSY when none is free, or -ENOMEM.
  */
 int ref__calendar_take(ref_calendar_t *cal, int64_t now, const char *holder, const char *request_id,
                        int64_t not_before, int64_t due_by, size_t *idx);

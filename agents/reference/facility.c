@@ -266,6 +266,16 @@ static void admit_later(relais_agent_t *agent, void *ud)
 {
     entry_t *e = ud;
     e->timer_armed = false;
+    /* A loop's cached time can fire a timer a millisecond early, which a compressed clock
+     * turns into seconds of business time: never admit before the date. */
+    int64_t left = e->admission_ms - relais_now_ms();
+    if (left > 0) {
+        uint64_t delay = (uint64_t)relais_clock_real_delay_ms(left);
+        if (relais_agent_timer(agent, delay > 0 ? delay : 1, admit_later, e, &e->timer_id) == 0) {
+            e->timer_armed = true;
+            return;
+        }
+    }
     int rc = send_admission(e->f, e, NULL);
     if (rc != 0) report_failure(e->f, e, "AdmissionNotice", rc);
 }

@@ -133,6 +133,16 @@ static relais_outcome_t decline(relais_ref_provider_t *p, relais_delivery_t *d,
     return out;
 }
 
+/* The calendar could not keep a new requester's address: try again later. */
+static relais_outcome_t out_of_memory(relais_ref_provider_t *p, relais_delivery_t *d,
+                                      const char *ref, const char *encounter_id)
+{
+    snprintf(d->reason, sizeof d->reason, "out of memory");
+    ref__emit_notice(&p->em, ref, encounter_id, RELAIS_REF_MS_FAILED,
+                     "could not answer: out of memory");
+    return RELAIS_RETRY_LATER;
+}
+
 /* Checks the parts every handler needs: a sender and an id that fit what we keep. */
 static bool usable(relais_delivery_t *d, const char *id, char out[RELAIS_REF_ID_MAX],
                    const char *field)
@@ -159,8 +169,9 @@ static void arm_outcomes(relais_ref_provider_t *p, bool retry);
 static int send_outcome(relais_ref_provider_t *p, ref_place_t *pl)
 {
     const ref_slot_t *s = ref__calendar_slot_of(&p->cal, (size_t)(pl - p->cal.places));
-    bool absent = draw(p, "no-show", pl->holder, pl->request_id, s->start_ms, p->no_show_rate);
-    char *to[1] = {pl->holder};
+    const char *holder = ref__calendar_holder(&p->cal, pl);
+    bool absent = draw(p, "no-show", holder, pl->request_id, s->start_ms, p->no_show_rate);
+    char *to[1] = {(char *)holder};
     Relais__V1__Envelope env = RELAIS__V1__ENVELOPE__INIT;
     env.to = to;
     env.n_to = 1;
@@ -319,8 +330,10 @@ static relais_outcome_t on_request(relais_agent_t *agent, relais_delivery_t *d, 
     int64_t due_by = req->window != NULL ? req->window->due_by_ms : 0;
     const char *from = ref__sender(d);
     size_t idx[MAX_OFFER_LIMIT];
-    size_t n = ref__calendar_hold(&p->cal, now, from, rid, not_before, due_by, now + p->hold_ms,
+    int held = ref__calendar_hold(&p->cal, now, from, rid, not_before, due_by, now + p->hold_ms,
                                   p->max_offer, idx);
+    if (held < 0) return out_of_memory(p, d, rid, "");
+    size_t n = (size_t)held;
     if (n == 0) {
         if (ref__calendar_free_count(&p->cal, now) > 0) {
             return decline(p, d, rid, RELAIS__V1__APPOINTMENT_DECLINE__REASON_CODE__NOT_IN_WINDOW,
@@ -379,6 +392,7 @@ static relais_outcome_t on_book(relais_agent_t *agent, relais_delivery_t *d, voi
 
     size_t i;
     int rc = ref__calendar_book(&p->cal, relais_now_ms(), ref__sender(d), rid, slot_id, &i);
+    if (rc == -ENOMEM) return out_of_memory(p, d, rid, "");
     if (rc == -ENOENT) {
         snprintf(state, sizeof state, "no slot '%.32s' in this calendar", slot_id);
         return decline(p, d, rid, RELAIS__V1__APPOINTMENT_DECLINE__REASON_CODE__OTHER, state);
@@ -439,6 +453,7 @@ static relais_outcome_t on_task(relais_agent_t *agent, relais_delivery_t *d, voi
     const char *from = ref__sender(d);
     size_t i;
     int rc = ref__calendar_take(&p->cal, now, from, tid, not_before, due_by, &i);
+    if (rc == -ENOMEM) return out_of_memory(p, d, tid, encounter);
     bool busy = rc == 0 && draw(p, "decline", from, tid, 0, p->decline_rate);
     if (busy) ref__calendar_release(&p->cal, i);
 

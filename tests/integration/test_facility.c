@@ -37,7 +37,7 @@ typedef struct ragent {
     char address[RELAIS_ADDRESS_MAX];
     events_t ev; /* ready, stopped, accepted, got[] (RECEIVED events) under ev.mu */
     int notices, failures;
-    char last_notice[128];
+    char last_notice[128], last_failure[160];
     relais_ref_facility_t *facility;
     relais_ref_hospital_t *hospital;
     relais_ref_facility_stats_t stats; /* read once the loop ended */
@@ -53,8 +53,11 @@ static void on_role_event(const relais_ref_event_t *e, void *ud)
             r->notices++;
             snprintf(r->last_notice, sizeof r->last_notice, "%s", e->state);
         }
-        if (e->kind == RELAIS_REF_EV_SEND_FAILED || e->milestone == RELAIS_REF_MS_FAILED)
+        if (e->kind == RELAIS_REF_EV_SEND_FAILED || e->milestone == RELAIS_REF_MS_FAILED) {
             r->failures++;
+            snprintf(r->last_failure, sizeof r->last_failure, "%s %s: %s %s",
+                     relais_ref_body_title(e->body_case), e->ref, e->state, e->reason);
+        }
     });
 }
 
@@ -130,7 +133,7 @@ static void stop_role(ragent_t *r)
     if (r->facility != NULL) relais_ref_facility_stats(r->facility, &r->stats);
     relais_ref_facility_destroy(&r->facility);
     relais_ref_hospital_destroy(&r->hospital);
-    cr_expect_eq(r->failures, 0, "%s: a send failed", r->address);
+    cr_expect_eq(r->failures, 0, "%s: a send failed (%s)", r->address, r->last_failure);
     pthread_cond_destroy(&r->ev.cv);
     pthread_mutex_destroy(&r->ev.mu);
 }
@@ -410,6 +413,7 @@ Test(facility, an_accepted_request_chosen_is_admitted_at_its_date)
     cr_expect_eq(part_of(s, ADDR_FACILITY), RELAIS_CONV_ADMITTED);
     cr_expect_str_eq(s->counterpart, ADDR_FACILITY);
 
+    AWAIT(f, ev->accepted == 2); /* the broker took the decision and the notice */
     stop_role(f);
     cr_expect_eq(f->stats.requests, 1);
     cr_expect_eq(f->stats.accepted, 1);
@@ -454,6 +458,7 @@ Test(facility, without_a_bed_a_request_waits_and_gets_the_bed_another_frees)
     cr_expect_eq(s->state, RELAIS_CONV_ACCEPTED);
     cr_expect_eq(part_of(s, ADDR_FACILITY), RELAIS_CONV_ACCEPTED);
 
+    AWAIT(f, ev->accepted == 3); /* delivery may overtake the broker's Accepted */
     stop_role(f);
     cr_expect_eq(f->stats.requests, 2);
     cr_expect_eq(f->stats.accepted, 2);
@@ -503,6 +508,8 @@ Test(facility, no_bed_or_no_acceptance_without_a_waiting_list_is_a_refusal)
     cr_expect(strstr(seen.decisions[2].reason, "takes SMR admissions, not EHPAD") != NULL, "%s",
               seen.decisions[2].reason);
 
+    AWAIT(f1, ev->accepted == 2);
+    AWAIT(f2, ev->accepted == 1);
     stop_role(f1);
     stop_role(f2);
     cr_expect_eq(f1->stats.requests, 2);

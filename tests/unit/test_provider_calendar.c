@@ -214,6 +214,26 @@ Test(places, hold_book_and_cancel_with_one_place)
     ref__calendar_free(&cal);
 }
 
+Test(places, requesters_are_kept_once_however_many_requests)
+{
+    ref_calendar_t cal;
+    ref_calendar_spec_t spec = consecutive(40, 2, T0);
+    cr_assert_eq(ref__calendar_init(&cal, &spec), 0);
+    int64_t now = T0 - HOUR_MS;
+    for (int r = 0; r < 30; r++) {
+        char rid[16];
+        size_t i;
+        snprintf(rid, sizeof rid, "t%d", r);
+        cr_assert_eq(ref__calendar_take(&cal, now, r % 2 ? "rpps:1" : "rpps:2", rid, 0, 0, &i), 0);
+        cr_expect_str_eq(ref__calendar_holder(&cal, &cal.places[i]), r % 2 ? "rpps:1" : "rpps:2");
+    }
+    cr_expect_eq(cal.n_holders, 2);
+    cr_expect_leq(sizeof(ref_place_t), 160, "a place stays small: %zu bytes", sizeof(ref_place_t));
+    cr_expect_eq(ref__calendar_cancel(&cal, "rpps:9", "t1", ""), 0, "an unknown requester");
+    cr_expect_str_eq(ref__calendar_holder(&cal, &cal.places[cal.n * cal.capacity - 1]), "");
+    ref__calendar_free(&cal);
+}
+
 Test(places, started_slots_and_windows_are_respected)
 {
     ref_calendar_t cal;
