@@ -382,12 +382,9 @@ static int make_assistant(member_t *m)
     /* Each practice works with two nurses, two physiotherapists and two specialists of
      * each specialty near it (the next ones on the list for the next practice), then the
      * role's pool. */
-    static char pools[3][RELAIS_ADDRESS_MAX];
-    snprintf(pools[0], sizeof pools[0], "service:nurse@%s", TERRITORY);
-    snprintf(pools[1], sizeof pools[1], "service:physiotherapist@%s", TERRITORY);
     const char *nurses[3] = {of_kind(s, M_NURSE, (2 * p) % s->count[M_NURSE])->address,
                              of_kind(s, M_NURSE, (2 * p + 1) % s->count[M_NURSE])->address,
-                             pools[0]};
+                             "service:nurse@" TERRITORY};
     const char *physios[2] = {of_kind(s, M_PHYSIO, p % s->count[M_PHYSIO])->address,
                               of_kind(s, M_PHYSIO, (p + 7) % s->count[M_PHYSIO])->address};
     unsigned nc = s->opt.cardiologists, np = s->opt.pneumologists;
@@ -1054,11 +1051,7 @@ int main(int argc, char **argv)
     wait_until(s.origin_ms + (int64_t)s.opt.weeks * WEEK_MS);
 
     /* The drain: every message accepted is handled or reported back, within 30 s. */
-    int64_t drain_until = relais_mono_ms() + 30000;
-    while (sim_stats_outstanding(s.stats) > 0 && relais_mono_ms() < drain_until) {
-        struct timespec ts = {0, 50 * 1000000};
-        nanosleep(&ts, NULL);
-    }
+    sim_stats_wait_drained(s.stats, 30000);
     double real_seconds = (double)(relais_mono_ms() - real_start) / 1000.0;
     for (size_t i = 0; i < s.n; i++) join_thread(&s.m[i]);
     if (demo_broker_stop(&s.broker, 10000, err, sizeof err) != 0)

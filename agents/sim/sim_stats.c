@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "sim_stats.h"
 
@@ -59,6 +60,8 @@ struct sim_stats {
     unsigned discharges, reminders, escalations, reassignments, redispatches, rebookings;
     unsigned send_failed, claims, withdrawn;
     unsigned receipts_negative;
+    size_t open;                       /* accepted, neither acknowledged nor reported back */
+    pthread_cond_t drained;            /* signalled when open reaches zero */
     char (*addrs)[RELAIS_ADDRESS_MAX]; /* [0] is "?" */
     size_t n_addrs;
 };
@@ -85,6 +88,7 @@ int sim_stats_new(sim_stats_t **out)
     snprintf(s->addrs[0], RELAIS_ADDRESS_MAX, "?");
     s->n_addrs = 1;
     pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->drained, NULL);
     *out = s;
     return 0;
 }
@@ -93,6 +97,7 @@ void sim_stats_free(sim_stats_t **sp)
 {
     if (sp == NULL || *sp == NULL) return;
     pthread_mutex_destroy(&(*sp)->mu);
+    pthread_cond_destroy(&(*sp)->drained);
     free((*sp)->ids);
     free((*sp)->reqs);
     free((*sp)->addrs);
@@ -106,6 +111,19 @@ static uint64_t hash_bytes(const void *p, size_t n)
     uint64_t h = 1469598103934665603ull; /* FNV-1a */
     for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 1099511628211ull;
     return h;
+}
+
+static bool is_open(uint8_t flags)
+{
+    return (flags & ID_SENT) && !(flags & (ID_HANDLED | ID_TOLD));
+}
+
+/* Keeps the count of messages accepted and not yet accounted for as a slot's flags go
+ * from before to after, and wakes the drain when it reaches zero. Under s->mu. */
+static void track_open(sim_stats_t *s, uint8_t before, uint8_t after)
+{
+    if (is_open(after) && !is_open(before)) s->open++;
+    if (is_open(before) && !is_open(after) && --s->open == 0) pthread_cond_broadcast(&s->drained);
 }
 
 static id_slot_t *mark_id(sim_stats_t *s, const uint8_t *id, uint8_t flag)
@@ -122,10 +140,13 @@ static id_slot_t *mark_id(sim_stats_t *s, const uint8_t *id, uint8_t flag)
             memcpy(slot->id, id, RELAIS_MESSAGE_ID_LEN);
             slot->flags = flag;
             s->n_ids++;
+            track_open(s, 0, flag);
             return slot;
         }
         if (memcmp(slot->id, id, RELAIS_MESSAGE_ID_LEN) == 0) {
+            uint8_t before = slot->flags;
             slot->flags |= flag;
+            track_open(s, before, slot->flags);
             return slot;
         }
     }
@@ -309,16 +330,22 @@ void sim_stats_acked(sim_stats_t *s, const uint8_t *message_id, bool final)
     pthread_mutex_unlock(&s->mu);
 }
 
-size_t sim_stats_outstanding(sim_stats_t *s)
+size_t sim_stats_wait_drained(sim_stats_t *s, int timeout_ms)
 {
-    size_t n = 0;
-    pthread_mutex_lock(&s->mu);
-    for (size_t i = 0; i < ID_SLOTS; i++) {
-        uint8_t f = s->ids[i].flags;
-        if ((f & ID_SENT) && !(f & (ID_HANDLED | ID_TOLD))) n++;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += timeout_ms / 1000;
+    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+    if (until.tv_nsec >= 1000000000) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000;
     }
+    pthread_mutex_lock(&s->mu);
+    int rc = 0;
+    while (s->open > 0 && rc != ETIMEDOUT) rc = pthread_cond_timedwait(&s->drained, &s->mu, &until);
+    size_t open = s->open;
     pthread_mutex_unlock(&s->mu);
-    return n;
+    return open;
 }
 
 static int cmp_i64(const void *a, const void *b)

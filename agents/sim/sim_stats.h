@@ -33,8 +33,9 @@ void sim_stats_event(sim_stats_t *s, const char *self, const relais_ref_event_t 
  * unless the outcome asks for another attempt. Thread-safe. */
 void sim_stats_acked(sim_stats_t *s, const uint8_t *message_id, bool final);
 
-/* Messages accepted and not yet accounted for (handled or reported back). Thread-safe. */
-size_t sim_stats_outstanding(sim_stats_t *s);
+/* Waits up to timeout_ms (real time) until every message accepted so far is accounted for
+ * (acknowledged or reported back). Returns how many are still open. Thread-safe. */
+size_t sim_stats_wait_drained(sim_stats_t *s, int timeout_ms);
 
 /* What the report needs besides the ledgers. */
 typedef struct sim_run_info {
