@@ -54,6 +54,10 @@ static const char *const kind_names[AUDIT_KIND_COUNT] = {
     [AUDIT_RECEIPT] = "receipt",
     [AUDIT_LOST] = "audit.lost",
     [AUDIT_REPAIR] = "audit.repair",
+    [AUDIT_SESSION_MISMATCH] = "session.mismatch",
+    [AUDIT_AUTH_REFUSALS] = "auth.refusals",
+    [AUDIT_REDELIVER] = "redeliver",
+    [AUDIT_CLAIM] = "claim",
 };
 
 const char *audit_kind_name(audit_kind_t kind)
@@ -80,11 +84,18 @@ struct audit {
     size_t queued_bytes; /* queue_len plus what the writer took and has not written */
     bool quit;
     bool writer_waiting; /* the writer sleeps on wake: a record must signal it */
-    int err;             /* nonzero while records cannot be written: new ones are refused */
+    int err;             /* nonzero while records cannot be written (they wait queued) */
     bool broken;         /* a failure retrying cannot fix; lasts until the journal reopens */
     uint64_t lost;       /* events refused since the last one recorded */
+    uint64_t lost_by_kind[AUDIT_KIND_COUNT];
     uint64_t sync_req, sync_done;
     int sync_result;
+    uint64_t queued_records;  /* records ever queued: the position audit_position() gives */
+    uint64_t durable_records; /* of those, written and fdatasync()ed */
+    uint64_t durable_want;    /* a position someone waits to see durable: sync promptly */
+    uv_mutex_t notify_mu;     /* held while notify runs, and to change it */
+    audit_notify_fn notify;   /* called by the writer when durable_records moved */
+    void *notify_ud;
 
     /* The writer thread's own (and audit_open's, before the thread starts). */
     char *pending; /* taken from the queue, not written yet */
@@ -92,6 +103,7 @@ struct audit {
     char *out; /* the lines being written */
     uint64_t seq;
     uint8_t hash[HASH_LEN];
+    uint64_t written_records; /* records written to the file (not necessarily synced) */
     off_t size; /* file size after the last good write */
     bool dirty; /* written since the last fdatasync */
     uint64_t last_sync_ns;
@@ -164,6 +176,7 @@ static int write_pending(audit_t *a, bool *broken)
         }
         return RELAIS_ESTORE;
     }
+    a->written_records += seq - a->seq;
     a->seq = seq;
     memcpy(a->hash, hash, HASH_LEN);
     a->size += written;
@@ -242,14 +255,24 @@ static void writer_main(void *arg)
                 a->retry_at_ns = uv_hrtime() + AUDIT_SYNC_MS * NS_PER_MS;
             }
         }
+        bool waited_for = a->durable_want > a->durable_records;
         if (a->dirty && !a->broken &&
-            (sync_asked || a->quit || now - a->last_sync_ns >= AUDIT_SYNC_MS * NS_PER_MS)) {
+            (sync_asked || waited_for || a->quit ||
+             now - a->last_sync_ns >= AUDIT_SYNC_MS * NS_PER_MS)) {
+            uint64_t written = a->written_records;
             uv_mutex_unlock(&a->mu);
             int rc = sync_file(a);
             uv_mutex_lock(&a->mu);
             if (rc < 0) {
                 a->err = rc;
                 a->broken = true;
+            } else if (written > a->durable_records) {
+                a->durable_records = written;
+                uv_mutex_unlock(&a->mu);
+                uv_mutex_lock(&a->notify_mu);
+                if (a->notify != NULL) a->notify(a->notify_ud);
+                uv_mutex_unlock(&a->notify_mu);
+                uv_mutex_lock(&a->mu);
             }
         }
         if (sync_asked) {
@@ -266,6 +289,7 @@ static void writer_main(void *arg)
             uv_cond_broadcast(&a->room);
         }
         if (a->queue_len > 0 || a->sync_req > a->sync_done) continue;
+        if (a->durable_want > a->durable_records && a->dirty && !a->broken) continue;
         if (a->quit && a->pending_len == 0 && (!a->dirty || a->broken)) break;
 
         uint64_t wait_ns = 0;
@@ -305,14 +329,27 @@ static int queue_put(audit_t *a, const char *text, size_t len)
     return 0;
 }
 
-/* Under the lock: queues the count of refused events before the next one recorded. */
+/* Under the lock: queues, before the next record, one naming the events that could not be
+ * journaled since the last one: how many of each kind ("deliver=151 ack=101"). */
 static void queue_lost(audit_t *a)
 {
-    char count[24], text[AUDIT_LINE_MAX];
-    snprintf(count, sizeof(count), "%" PRIu64, a->lost);
-    audit_event_t ev = {.kind = AUDIT_LOST, .outcome = count, .code = RELAIS_ESTORE};
+    char kinds[AUDIT_FIELD_MAX], text[AUDIT_LINE_MAX];
+    size_t at = 0;
+    kinds[0] = '\0';
+    for (int k = 1; k < AUDIT_KIND_COUNT; k++) {
+        if (a->lost_by_kind[k] == 0 || at >= sizeof(kinds) - 1) continue;
+        int n = snprintf(kinds + at, sizeof(kinds) - at, "%s%s=%" PRIu64, at ? " " : "",
+                         kind_names[k], a->lost_by_kind[k]);
+        if (n > 0) at += (size_t)n;
+    }
+    audit_event_t ev = {
+        .kind = AUDIT_LOST, .outcome = kinds, .code = RELAIS_ESTORE, .count = a->lost};
     size_t len = audit__format_event(text, sizeof(text), &ev, kind_names[AUDIT_LOST], wall_ms());
-    if (queue_put(a, text, len) == 0) a->lost = 0; /* else tried again at the next record */
+    if (queue_put(a, text, len) == 0) { /* else tried again at the next record */
+        a->queued_records++;
+        a->lost = 0;
+        memset(a->lost_by_kind, 0, sizeof(a->lost_by_kind));
+    }
 }
 
 static void log_refused(const char *name, const audit_event_t *ev, const char *why)
@@ -338,9 +375,12 @@ int audit_record(audit_t *a, const audit_event_t *ev)
         if (now >= deadline) break;
         uv_cond_timedwait(&a->room, &a->mu, deadline - now);
     }
+    /* While the file cannot be written (a full disk), records wait in the queue and the
+     * writer retries: they reach the file when it can be written again. Only a full queue
+     * or a journal that cannot recover loses a record, and the loss is itself recorded. */
     int rc = RELAIS_ESTORE;
     const char *why = NULL;
-    if (a->err != 0) {
+    if (a->broken) {
         why = "the journal cannot be written";
     } else if (a->quit) {
         why = "the journal is closing";
@@ -349,6 +389,7 @@ int audit_record(audit_t *a, const audit_event_t *ev)
     } else {
         if (a->lost > 0) queue_lost(a);
         rc = queue_put(a, text, len);
+        if (rc == 0) a->queued_records++;
         why = "out of memory";
     }
     if (rc == 0) {
@@ -360,10 +401,58 @@ int audit_record(audit_t *a, const audit_event_t *ev)
         }
     } else {
         a->lost++;
+        a->lost_by_kind[ev->kind]++;
     }
     uv_mutex_unlock(&a->mu);
     if (rc != 0) log_refused(name, ev, why);
     return rc;
+}
+
+uint64_t audit_position(audit_t *a)
+{
+    uv_mutex_lock(&a->mu);
+    uint64_t pos = a->queued_records;
+    uv_mutex_unlock(&a->mu);
+    return pos;
+}
+
+uint64_t audit_durable(audit_t *a)
+{
+    uv_mutex_lock(&a->mu);
+    uint64_t pos = a->durable_records;
+    uv_mutex_unlock(&a->mu);
+    return pos;
+}
+
+void audit_want_durable(audit_t *a, uint64_t position)
+{
+    uv_mutex_lock(&a->mu);
+    if (position > a->durable_want) {
+        a->durable_want = position;
+        if (a->writer_waiting) {
+            a->writer_waiting = false;
+            uv_cond_signal(&a->wake);
+        }
+    }
+    uv_mutex_unlock(&a->mu);
+}
+
+void audit_on_durable(audit_t *a, audit_notify_fn fn, void *ud)
+{
+    /* Under notify_mu: once this returns, no call of the previous notifier is running. */
+    uv_mutex_lock(&a->notify_mu);
+    a->notify = fn;
+    a->notify_ud = ud;
+    uv_mutex_unlock(&a->notify_mu);
+}
+
+bool audit_healthy(audit_t *a)
+{
+    uv_mutex_lock(&a->mu);
+    bool ok = a->err == 0 && !a->broken && a->lost == 0 &&
+              a->queued_bytes < AUDIT_QUEUE_MAX_BYTES / 2;
+    uv_mutex_unlock(&a->mu);
+    return ok;
 }
 
 int audit_sync(audit_t *a)
@@ -492,7 +581,9 @@ int audit_open(audit_t **out, const char *path, char *reason, size_t reason_len)
     }
     int rc;
     off_t torn = 0;
-    a->fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    /* 0600: the journal says who exchanged what with whom, when: for the broker's user only,
+     * like the database and the keys. */
+    a->fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
     if (a->fd < 0) {
         rc = -errno;
         snprintf(reason, reason_len, "cannot open %s: %s", path, strerror(errno));
@@ -509,10 +600,15 @@ int audit_open(audit_t **out, const char *path, char *reason, size_t reason_len)
         snprintf(reason, reason_len, "%s is not a regular file", path);
         goto err;
     }
+    if (st.st_mode & 077)
+        RLOG(RELAIS_LOG_WARN, "audit",
+             "%s is readable or writable by others (mode %03o): chmod 600 it", path,
+             (unsigned)(st.st_mode & 0777));
     if (st.st_size == 0) sync_dir(path);
     if ((rc = resume_chain(a, st.st_size, &torn, reason, reason_len)) < 0) goto err;
 
     uv_mutex_init(&a->mu);
+    uv_mutex_init(&a->notify_mu);
     uv_cond_init(&a->wake);
     uv_cond_init(&a->room);
     uv_cond_init(&a->synced);
@@ -540,6 +636,7 @@ err_sync:
     uv_cond_destroy(&a->room);
     uv_cond_destroy(&a->wake);
     uv_mutex_destroy(&a->mu);
+    uv_mutex_destroy(&a->notify_mu);
 err:
     if (a->fd >= 0) close(a->fd);
     free(a->queue);
@@ -568,6 +665,7 @@ void audit_close(audit_t **ap)
     uv_cond_destroy(&a->room);
     uv_cond_destroy(&a->wake);
     uv_mutex_destroy(&a->mu);
+    uv_mutex_destroy(&a->notify_mu);
     free(a->queue);
     free(a->pending);
     free(a->out);

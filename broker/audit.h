@@ -32,10 +32,14 @@
  * writer falls AUDIT_QUEUE_MAX_BYTES behind, audit_record blocks its caller (back-pressure,
  * as the store applies it), for AUDIT_BLOCK_MS at most.
  *
- * Nothing is dropped silently. When the journal cannot be written (disk full, I/O error)
- * or the queue stays full longer than AUDIT_BLOCK_MS, audit_record logs an error and returns
- * RELAIS_ESTORE: that event is not in the journal. Once writing works again, the next
- * record is preceded by an "audit.lost" record counting the events refused meanwhile.
+ * Nothing is dropped silently. While the file cannot be written (disk full, I/O error) the
+ * records wait in the queue, and the writer retries until they are written. Only when the
+ * queue stays full longer than AUDIT_BLOCK_MS, or the file cannot be repaired, does
+ * audit_record log an error and return RELAIS_ESTORE: that event is not in the journal, and
+ * the next record written is preceded by an "audit.lost" record naming how many events of
+ * each kind were refused meanwhile. The broker refuses new submissions while the journal is
+ * not healthy (audit_healthy), and sends Accepted only once the submission's record is
+ * durable (audit_position / audit_want_durable / audit_on_durable).
  */
 #ifndef RELAIS_BROKER_AUDIT_H
 #define RELAIS_BROKER_AUDIT_H
@@ -62,6 +66,13 @@ typedef enum audit_kind {
     AUDIT_RECEIPT,          /* actor: the sender the receipt goes to; msg; outcome: status */
     AUDIT_LOST,             /* written by this module: events refused (outcome: count) */
     AUDIT_REPAIR,           /* written by this module: a torn tail line was cut off */
+    AUDIT_SESSION_MISMATCH, /* actor: the session's address; key: the frame's key; a frame
+                             * on its routing id from another connection or key closed it */
+    AUDIT_AUTH_REFUSALS,    /* refused handshakes aggregated: key, peer, count in a window */
+    AUDIT_REDELIVER,        /* actor: sender; msg; to; attempt; outcome: why it goes back
+                             * to the queue ("session-lost", "ack-timeout", "retry-later",
+                             * "passed-on") */
+    AUDIT_CLAIM,            /* actor: sender; msg; to: the member whose claim won */
     AUDIT_KIND_COUNT
 } audit_kind_t;
 
@@ -85,7 +96,17 @@ typedef struct audit_event {
     uint32_t attempt;          /* deliver: attempt number; 0 elsewhere */
     const char *outcome;       /* a short constant word */
     int code;                  /* a RELAIS_E… code, written by name; 0: none */
+    /* Optional, written only when set (NULL / 0): */
+    const char *key;     /* the CURVE key that acted (Z85), written as its fingerprint */
+    const char *claimed; /* an address the actor claimed, apart from who it proved to be */
+    const char *peer;    /* the network peer (IP address) */
+    uint64_t count;      /* how many events one record stands for (aggregated refusals) */
 } audit_event_t;
+
+/* The fingerprint the journal writes for a Z85 key: 16 hex digits of BLAKE2b-256 of the raw
+ * key (out: 17 bytes). "invalid" for text that is not a Z85 key. */
+#define AUDIT_FINGERPRINT_LEN 17
+void audit_key_fingerprint(const char *z85, char out[AUDIT_FINGERPRINT_LEN]);
 
 #define AUDIT_HASH_LEN 32    /* BLAKE2b-256 */
 #define AUDIT_FIELD_MAX 256  /* bytes of one string field, NUL included, after unescaping */
@@ -97,7 +118,7 @@ typedef struct audit_event {
 typedef struct audit audit_t;
 
 /*
- * Opens (creating it, mode 0640) the journal at path for appending, and starts its writer
+ * Opens (creating it, mode 0600: it names who talked to whom) the journal at path for appending, and starts its writer
  * thread. The file is locked (flock) against a second writer. The chain continues from the
  * last line: its seq and hash. A torn last line (no final newline: relaisd or the machine
  * died mid-write) is cut off, with a warning logged and an "audit.repair" record appended;
@@ -115,6 +136,25 @@ int audit_open(audit_t **out, const char *path, char *reason, size_t reason_len)
  * the enum. Blocks only while the queue is full.
  */
 int audit_record(audit_t *a, const audit_event_t *ev);
+
+/* How many records have been queued so far: the position of the last one recorded. */
+uint64_t audit_position(audit_t *a);
+
+/* How many of them are written and fdatasync()ed. */
+uint64_t audit_durable(audit_t *a);
+
+/* Asks the writer to make everything up to position durable now rather than at its next
+ * periodic sync; the notifier (audit_on_durable) is called once it is. Never blocks. */
+void audit_want_durable(audit_t *a, uint64_t position);
+
+/* fn(ud) is called from the writer thread each time audit_durable() moves: it must only
+ * wake its own thread (uv_async_send). */
+typedef void (*audit_notify_fn)(void *ud);
+void audit_on_durable(audit_t *a, audit_notify_fn fn, void *ud);
+
+/* Whether new work may be taken on: the file is writable, nothing was lost since the last
+ * record, and the queue is less than half full. The broker refuses submissions otherwise. */
+bool audit_healthy(audit_t *a);
 
 /*
  * Waits until every event recorded before the call is written and fdatasync()ed. Returns 0,
@@ -159,6 +199,10 @@ typedef struct audit_entry {
     uint32_t attempt;
     char outcome[AUDIT_FIELD_MAX];
     char reason_code[AUDIT_FIELD_MAX];
+    char key[AUDIT_FIELD_MAX];     /* "" when the record has none */
+    char claimed[AUDIT_FIELD_MAX]; /* "" when the record has none */
+    char peer[AUDIT_FIELD_MAX];    /* "" when the record has none */
+    uint64_t count;                /* 0 when the record has none */
     uint8_t prev[AUDIT_HASH_LEN];
     uint8_t hash[AUDIT_HASH_LEN];
 } audit_entry_t;

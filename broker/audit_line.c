@@ -8,9 +8,11 @@
  * the parser need not be lenient: anything but this exact shape is "unparseable", and a
  * line that parses but was altered fails its hash.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include <sodium.h>
+#include <zmq.h>
 
 #include "audit.h"
 #include "relais/errors.h"
@@ -131,6 +133,24 @@ size_t audit__format_event(char *buf, size_t cap, const audit_event_t *ev, const
     put_lit(&o, name);
     put_lit(&o, "\",\"actor\":");
     put_str(&o, ev->actor);
+    if (ev->key != NULL) {
+        char fp[AUDIT_FINGERPRINT_LEN];
+        audit_key_fingerprint(ev->key, fp);
+        put_lit(&o, ",\"key\":");
+        put_str(&o, fp);
+    }
+    if (ev->claimed != NULL) {
+        put_lit(&o, ",\"claimed\":");
+        put_str(&o, ev->claimed);
+    }
+    if (ev->peer != NULL) {
+        put_lit(&o, ",\"peer\":");
+        put_str(&o, ev->peer);
+    }
+    if (ev->count != 0) {
+        put_lit(&o, ",\"count\":");
+        put_u64(&o, ev->count);
+    }
     put_lit(&o, ",\"msg\":");
     put_msg_id(&o, ev->message_id, ev->message_id_len);
     put_lit(&o, ",\"body\":");
@@ -145,6 +165,21 @@ size_t audit__format_event(char *buf, size_t cap, const audit_event_t *ev, const
     put_str(&o, ev->code != 0 ? relais_err_name(ev->code) : NULL);
     put_mem(&o, "\n", 1);
     return o.ok ? o.pos : 0;
+}
+
+void audit_key_fingerprint(const char *z85, char out[AUDIT_FINGERPRINT_LEN])
+{
+    uint8_t raw[32], h[AUDIT_HASH_LEN];
+    if (z85 == NULL || strlen(z85) != 40 || zmq_z85_decode(raw, z85) == NULL) {
+        snprintf(out, AUDIT_FINGERPRINT_LEN, "invalid");
+        return;
+    }
+    crypto_generichash(h, sizeof(h), raw, sizeof(raw), NULL, 0);
+    for (size_t i = 0; i < 8; i++) {
+        out[2 * i] = hexdigits[h[i] >> 4];
+        out[2 * i + 1] = hexdigits[h[i] & 15];
+    }
+    out[16] = '\0';
 }
 
 /* ---- chaining ---------------------------------------------------------------------- */
@@ -310,7 +345,12 @@ audit_line_status_t audit__check_line(const char *line, size_t len, audit_entry_
     uint64_t attempt = 0;
     bool ok = lit(&c, "{\"seq\":") && parse_u64(&c, &e->seq) && lit(&c, ",\"at\":") &&
               parse_i64(&c, &e->at_ms) && lit(&c, ",\"event\":") && parse_str(&c, e->event) &&
-              lit(&c, ",\"actor\":") && parse_str(&c, e->actor) && lit(&c, ",\"msg\":") &&
+              lit(&c, ",\"actor\":") && parse_str(&c, e->actor) &&
+              (!lit(&c, ",\"key\":") || parse_str(&c, e->key)) &&
+              (!lit(&c, ",\"claimed\":") || parse_str(&c, e->claimed)) &&
+              (!lit(&c, ",\"peer\":") || parse_str(&c, e->peer)) &&
+              (!lit(&c, ",\"count\":") || (parse_u64(&c, &e->count) && e->count > 0)) &&
+              lit(&c, ",\"msg\":") &&
               parse_str(&c, e->msg) && lit(&c, ",\"body\":") && parse_str(&c, e->body) &&
               lit(&c, ",\"to\":") && parse_str(&c, e->to) && lit(&c, ",\"attempt\":") &&
               parse_u64(&c, &attempt) && attempt <= UINT32_MAX && lit(&c, ",\"outcome\":") &&

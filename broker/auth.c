@@ -75,11 +75,119 @@ int auth__key_lookup(broker_t *b, const uint8_t key[32], char address[RELAIS_ADD
     return 0;
 }
 
+/* ---- Refusals, aggregated ---------------------------------------------------------- */
+
+/*
+ * A peer that is refused can try again at once, hundreds of times a second: a journal record
+ * and a log line each would let it fill the disk and stop the broker for everyone (a journal
+ * that cannot be written stops all submissions). So refusals are counted per (peer, key,
+ * claimed address, reason) over a short window, and each window ends in ONE journal record
+ * saying "N refusals from this peer/key", which keeps every refusal traceable while the
+ * journal grows by at most REFUSAL_TABLE_MAX + 1 records per window. The log says the first
+ * refusal of each peer in a window, at most REFUSAL_LOGS_PER_WINDOW lines, then once that
+ * more were suppressed.
+ */
+#define REFUSAL_WINDOW_MS 10000
+#define REFUSAL_TABLE_MAX 256
+#define REFUSAL_LOGS_PER_WINDOW 10
+
+typedef struct refusal {
+    char peer[64];
+    char key[41];
+    char claimed[RELAIS_ADDRESS_MAX];
+    char actor[RELAIS_ADDRESS_MAX];
+    const char *outcome; /* a constant word */
+    int code;
+    uint64_t count;
+    int64_t first_ms;
+} refusal_t;
+
+static void refusal_note(broker_t *b, const char *peer, const char *key, const char *claimed,
+                         const char *actor, const char *outcome, int code, const char *reason)
+{
+    char k[64 + 41 + RELAIS_ADDRESS_MAX + 32];
+    int n = snprintf(k, sizeof(k), "%s|%s|%s|%s", peer ? peer : "", key ? key : "",
+                     claimed ? claimed : "", outcome);
+    size_t klen = n < 0 ? 0 : (size_t)n >= sizeof(k) ? sizeof(k) - 1 : (size_t)n;
+    refusal_t *r = map_get(b->refusals, k, klen);
+    if (r == NULL) {
+        if (map_count(b->refusals) >= REFUSAL_TABLE_MAX) {
+            b->refusals_overflow++;
+            return;
+        }
+        r = xcalloc(1, sizeof(*r));
+        snprintf(r->peer, sizeof(r->peer), "%s", peer ? peer : "");
+        snprintf(r->key, sizeof(r->key), "%s", key ? key : "");
+        snprintf(r->claimed, sizeof(r->claimed), "%s", claimed ? claimed : "");
+        snprintf(r->actor, sizeof(r->actor), "%s", actor ? actor : "");
+        r->outcome = outcome;
+        r->code = code;
+        r->first_ms = relais_now_ms();
+        if (map_put(b->refusals, k, klen, r) < 0) xalloc__oom(sizeof(*r));
+        if (b->refusal_logs < REFUSAL_LOGS_PER_WINDOW) {
+            char fp[AUDIT_FINGERPRINT_LEN] = "-";
+            if (key != NULL) audit_key_fingerprint(key, fp);
+            RLOG(RELAIS_LOG_WARN, "auth", "refused peer=%s key=%s claimed=%s: %s (further "
+                 "refusals of this peer are counted, journaled once per %d s)",
+                 peer ? peer : "-", fp, claimed ? claimed : "-", reason, REFUSAL_WINDOW_MS / 1000);
+        } else if (b->refusal_logs == REFUSAL_LOGS_PER_WINDOW) {
+            RLOG(RELAIS_LOG_WARN, "auth", "more peers refused: their log lines are suppressed "
+                 "for this window; the journal counts them all");
+        }
+        b->refusal_logs++;
+    }
+    r->count++;
+    b->stats.auth_refusals++;
+}
+
+static void flush_one(const void *key, size_t key_len, void *value, void *ud)
+{
+    broker_t *b = ud;
+    refusal_t *r = value;
+    audit_event_t ev = {.kind = AUDIT_AUTH_REFUSALS,
+                        .at_ms = r->first_ms,
+                        .actor = r->actor[0] ? r->actor : NULL,
+                        .key = r->key[0] ? r->key : NULL,
+                        .claimed = r->claimed[0] ? r->claimed : NULL,
+                        .peer = r->peer[0] ? r->peer : NULL,
+                        .count = r->count,
+                        .outcome = r->outcome,
+                        .code = r->code};
+    broker__audit_event(b, &ev);
+    free(r);
+}
+
+void auth__flush_refusals(broker_t *b, bool force)
+{
+    int64_t now = relais_mono_ms();
+    if (!force && now < b->refusals_window_end) return;
+    b->refusals_window_end = now + REFUSAL_WINDOW_MS;
+    b->refusal_logs = 0;
+    if (b->refusals == NULL) return;
+    map_foreach(b->refusals, flush_one, b);
+    map_destroy(&b->refusals);
+    if (map_new(&b->refusals) < 0) xalloc__oom(0);
+    if (b->refusals_overflow > 0) {
+        audit_event_t ev = {.kind = AUDIT_AUTH_REFUSALS,
+                            .peer = "*",
+                            .count = b->refusals_overflow,
+                            .outcome = "table-full",
+                            .code = RELAIS_EFORBIDDEN};
+        broker__audit_event(b, &ev);
+        b->refusals_overflow = 0;
+    }
+}
+
 void auth__refused(broker_t *b, const char *key_z85, const char *peer, const char *reason)
 {
-    RLOG(RELAIS_LOG_WARN, "auth", "handshake refused peer=%s key=%s: %s", peer, key_z85, reason);
-    broker__audit(b, AUDIT_SESSION_REFUSED, key_z85, NULL, NULL, NULL, 0, "unknown-key",
-                  RELAIS_EFORBIDDEN);
+    refusal_note(b, peer, key_z85, NULL, NULL, key_z85 ? "unknown-key" : "not-curve",
+                 RELAIS_EFORBIDDEN, reason);
+}
+
+void auth__refused_hello(broker_t *b, const char *uid, const char *key, const char *claimed,
+                         int code, const char *reason)
+{
+    refusal_note(b, NULL, key, claimed, uid, "hello", code, reason);
 }
 
 const char *auth__role(broker_t *b, const char *address)

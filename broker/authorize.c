@@ -14,6 +14,12 @@
  * table) and, until that commit completes, kept in a small in-memory set, so a reply
  * arriving before the commit is judged right.
  *
+ * A conversation is closed to outsiders: a message may name an existing conversation (by
+ * its conversation id, or by a message id that is one) only if its sender, or whom it acts
+ * for, already takes part in it. Knowing a conversation's id is not a right to join it. A
+ * new conversation starts with its first message; the coordinator joins one only through an
+ * escalation sent by a participant (authorize__record).
+ *
  * Without a directory (insecure development without --directory) there is no rule to
  * apply and no rate limit: only the mailbox limit holds.
  */
@@ -94,6 +100,50 @@ static bool take_token(session_t *s, uint32_t rate, int64_t *retry_after_ms)
     return false;
 }
 
+/* Whether the conversation is known, and whether address or alt takes part: the pending
+ * participations first, then the store. */
+static int conversation_state(broker_t *b, const uint8_t *conv, size_t conv_len,
+                              const char *address, const char *alt, bool *known, bool *member)
+{
+    participation_ctx_t pc = {.b = b, .conv = conv, .conv_len = conv_len};
+    *known = map_get(b->pending_conversations, conv, conv_len) != NULL;
+    *member = false;
+    if (*known && (is_participant(&pc, address) || (alt != NULL && is_participant(&pc, alt)))) {
+        *member = true;
+        return 0;
+    }
+    bool stored_known = false;
+    int rc = b->store->vt->conversation(b->store, conv, conv_len, address, alt, &stored_known,
+                                        member);
+    *known = *known || stored_known;
+    return rc;
+}
+
+/* A message naming an existing conversation must come from one of its participants. */
+static int check_membership(broker_t *b, session_t *s, const Relais__V1__Envelope *env,
+                            char *reason, size_t reason_len)
+{
+    const uint8_t *conv;
+    size_t conv_len;
+    conversation_of(env, &conv, &conv_len);
+    if (conv_len == 0 || conv_len > RELAIS_MESSAGE_ID_LEN) return 0;
+    const char *alt =
+        env->on_behalf_of != NULL && env->on_behalf_of[0] != '\0' ? env->on_behalf_of : NULL;
+    bool known = false, member = false;
+    if (conversation_state(b, conv, conv_len, s->address, alt, &known, &member) < 0) {
+        snprintf(reason, reason_len, "store unavailable: cannot check the conversation now");
+        return RELAIS_ESTORE;
+    }
+    if (!known || member) return 0;
+    char idbuf[37];
+    snprintf(reason, reason_len,
+             "%s into conversation %s: %.100s%s%.100s takes no part in it (only its "
+             "participants may write in it)",
+             relais_body_name(env->body_case), relais_id_format(conv, conv_len, idbuf),
+             s->address, alt ? " acting for " : "", alt ? alt : "");
+    return RELAIS_EFORBIDDEN;
+}
+
 int authorize__submit(broker_t *b, session_t *s, const Relais__V1__Envelope *env, int64_t now,
                       char *reason, size_t reason_len, int64_t *retry_after_ms)
 {
@@ -119,6 +169,11 @@ int authorize__submit(broker_t *b, session_t *s, const Relais__V1__Envelope *env
     }
     if (b->dir == NULL) return 0;
 
+    int rc = check_membership(b, s, env, reason, reason_len);
+    if (rc < 0) {
+        if (rc == RELAIS_ESTORE) *retry_after_ms = 1000;
+        return rc;
+    }
     const dir_agent_t *sender = directory_lookup(b->dir, s->address);
     participation_ctx_t pc = {.b = b};
     bool has_conversation = env->conversation_id.len > 0;
@@ -173,6 +228,10 @@ static void record_one(broker_t *b, const uint8_t *conv, size_t conv_len, const 
         memcpy(copy, key, klen);
         v->keys[v->n] = copy;
         v->lens[v->n++] = klen;
+        /* The conversation is known from now on, before its commit. */
+        uintptr_t n = (uintptr_t)map_get(b->pending_conversations, conv, conv_len);
+        if (map_put(b->pending_conversations, conv, conv_len, (void *)(n + 1)) < 0)
+            xalloc__oom(conv_len);
     }
     store_op_t op = {.kind = STORE_PARTICIPANT_PUT, .at_ms = now};
     op.address = strdup(address);
@@ -230,6 +289,16 @@ void authorize__settled(broker_t *b, keyvec_t *keys)
 {
     for (size_t i = 0; i < keys->n; i++) {
         map_del(b->participating, keys->keys[i], keys->lens[i]);
+        /* The key is conversation NUL address; conversations are at most 16 bytes. */
+        const uint8_t *nul = memchr(keys->keys[i], 0, keys->lens[i]);
+        if (nul != NULL && b->pending_conversations != NULL) {
+            size_t clen = (size_t)(nul - keys->keys[i]);
+            uintptr_t n = (uintptr_t)map_get(b->pending_conversations, keys->keys[i], clen);
+            if (n <= 1)
+                map_del(b->pending_conversations, keys->keys[i], clen);
+            else
+                map_put(b->pending_conversations, keys->keys[i], clen, (void *)(n - 1));
+        }
         free(keys->keys[i]);
     }
     free(keys->keys);

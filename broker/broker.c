@@ -66,11 +66,37 @@ int broker__send(broker_t *b, const uint8_t *rid, size_t rid_len, const uint8_t 
     return 0;
 }
 
+int broker__send_session(broker_t *b, session_t *s, const uint8_t *data, size_t len)
+{
+    if (s->closing) return -EHOSTUNREACH;
+    int rc = broker__send(b, s->rid, s->rid_len, data, len);
+    if (rc < 0) session__close(b, s, rc == -EAGAIN ? "send queue full" : "peer unreachable");
+    return rc;
+}
+
+int broker__send_session_frame(broker_t *b, session_t *s, const Relais__V1__Frame *f)
+{
+    uint8_t *buf;
+    size_t len;
+    int rc = relais_frame_encode(f, &buf, &len);
+    if (rc < 0) return rc;
+    rc = broker__send_session(b, s, buf, len);
+    free(buf);
+    return rc;
+}
+
+void broker__audit_event(broker_t *b, const audit_event_t *ev)
+{
+    if (b->audit == NULL) return;
+    /* A refusal is counted by the journal itself and named in its next record; the broker
+     * refuses new work while the journal is unhealthy (submit.c). */
+    (void)audit_record(b->audit, ev);
+}
+
 void broker__audit(broker_t *b, int kind, const char *actor, const uint8_t *message_id,
                    const char *body, const char *to, uint32_t attempt, const char *outcome,
                    int code)
 {
-    if (b->audit == NULL) return;
     audit_event_t ev = {.kind = (audit_kind_t)kind,
                         .actor = actor,
                         .message_id = message_id,
@@ -80,7 +106,7 @@ void broker__audit(broker_t *b, int kind, const char *actor, const uint8_t *mess
                         .attempt = attempt,
                         .outcome = outcome,
                         .code = code};
-    b->audit_failing = audit_record(b->audit, &ev) < 0;
+    broker__audit_event(b, &ev);
 }
 
 int broker__send_frame(broker_t *b, const uint8_t *rid, size_t rid_len, const Relais__V1__Frame *f)
@@ -154,14 +180,73 @@ int broker__record(broker_t *b, const store_op_t *op)
     return rc;
 }
 
-static void send_pong(broker_t *b, const uint8_t *rid, size_t rid_len)
+static void send_pong(broker_t *b, session_t *s)
 {
     Relais__V1__Pong p = RELAIS__V1__PONG__INIT;
     p.at_ms = relais_now_ms();
     Relais__V1__Frame f = RELAIS__V1__FRAME__INIT;
     f.kind_case = RELAIS__V1__FRAME__KIND_PONG;
     f.pong = &p;
-    broker__send_frame(b, rid, rid_len, &f);
+    broker__send_session_frame(b, s, &f);
+}
+
+/* ---- The ROUTER's monitor: a session ends when its connection does ------------------ */
+
+#define MONITOR_ENDPOINT "inproc://relais-router-monitor"
+
+/* Reads every event the monitor has queued: (uint16 event, uint32 value) then the
+ * endpoint. DISCONNECTED carries the descriptor of the connection that ended. */
+static void monitor_drain(broker_t *b)
+{
+    while (b->mon != NULL) {
+        int events = 0;
+        size_t elen = sizeof(events);
+        if (zmq_getsockopt(b->mon, ZMQ_EVENTS, &events, &elen) != 0 || !(events & ZMQ_POLLIN))
+            return;
+        zmq_msg_t part;
+        zmq_msg_init(&part);
+        if (zmq_msg_recv(&part, b->mon, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&part);
+            return;
+        }
+        uint16_t event = 0;
+        uint32_t value = 0;
+        if (zmq_msg_size(&part) >= 6) {
+            memcpy(&event, zmq_msg_data(&part), sizeof(event));
+            memcpy(&value, (uint8_t *)zmq_msg_data(&part) + 2, sizeof(value));
+        }
+        while (zmq_msg_more(&part) && zmq_msg_recv(&part, b->mon, ZMQ_DONTWAIT) >= 0) {
+        }
+        zmq_msg_close(&part);
+        if (event == ZMQ_EVENT_DISCONNECTED) session__connection_closed(b, (int)value);
+    }
+}
+
+static void on_monitor(uv_poll_t *h, int status, int events)
+{
+    broker_t *b = h->data;
+    monitor_drain(b);
+    session__free_closed(b);
+    submit__commit(b);
+}
+
+static int monitor_open(broker_t *b)
+{
+    if (zmq_socket_monitor(b->router, MONITOR_ENDPOINT, ZMQ_EVENT_DISCONNECTED) != 0)
+        return -errno;
+    b->mon = zmq_socket(b->zctx, ZMQ_PAIR);
+    if (b->mon == NULL) return -errno;
+    int zero = 0;
+    zmq_setsockopt(b->mon, ZMQ_LINGER, &zero, sizeof(zero));
+    if (zmq_connect(b->mon, MONITOR_ENDPOINT) != 0) return -errno;
+    uv_os_sock_t fd;
+    size_t len = sizeof(fd);
+    if (zmq_getsockopt(b->mon, ZMQ_FD, &fd, &len) != 0) return -errno;
+    uv_poll_init_socket(b->loop, &b->mon_poll, fd);
+    b->mon_poll.data = b;
+    uv_poll_start(&b->mon_poll, UV_READABLE, on_monitor);
+    b->mon_polling = true;
+    return 0;
 }
 
 /* One decoded body frame from one routing id: the dispatch switch. */
@@ -178,11 +263,14 @@ static void handle_frame(broker_t *b, const uint8_t *rid, size_t rid_len, zmq_ms
         return;
     }
     if (f->kind_case == RELAIS__V1__FRAME__KIND_HELLO) {
+        /* Connections that ended before this Hello are accounted for first: a descriptor
+         * reused by this connection must not end the session it is about to open. */
+        monitor_drain(b);
         session__hello(b, rid, rid_len, body, f->hello);
         relais_frame_free(&f);
         return;
     }
-    session_t *s = session__find(b, rid, rid_len);
+    session_t *s = session__for_frame(b, rid, rid_len, body);
     if (s == NULL) {
         snprintf(reason, sizeof(reason), "no session: send Hello before %s",
                  relais_frame_kind_name(f->kind_case));
@@ -205,7 +293,7 @@ static void handle_frame(broker_t *b, const uint8_t *rid, size_t rid_len, zmq_ms
         break;
     }
     case RELAIS__V1__FRAME__KIND_PING:
-        send_pong(b, rid, rid_len);
+        send_pong(b, s);
         break;
     case RELAIS__V1__FRAME__KIND_PONG:
         break;
@@ -288,6 +376,7 @@ static void drain(broker_t *b)
     int n = 0;
     while (n < DRAIN_BUDGET && !store_behind(b) && drain_one(b) == 1) n++;
     b->in_drain = false;
+    session__free_closed(b);
     submit__commit(b);
     if (store_behind(b)) {
         b->throttled = true; /* the commit's completion kicks us again */
@@ -329,6 +418,8 @@ static void on_tick(uv_timer_t *t)
     /* A safety net under the edge-triggered ZMQ_FD: should a notification ever be missed,
      * input waits at most one tick. A drain with nothing to read is one EAGAIN. */
     if (!b->throttled) broker__kick(b);
+    monitor_drain(b);
+    auth__flush_refusals(b, false);
     session__reap(b, mono);
     delivery__tick(b, now, mono);
     if (now >= b->next_prune_ms) {
@@ -336,7 +427,32 @@ static void on_tick(uv_timer_t *t)
         authorize__prune(b, now);
         b->next_prune_ms = now + 60 * 1000;
     }
+    session__free_closed(b);
     submit__commit(b);
+}
+
+/* The journal's writer thread made more records durable: Accepted replies waiting on them
+ * can go. */
+static void notify_audit_durable(void *ud)
+{
+    broker_t *b = ud;
+    uv_async_send(&b->audit_async);
+}
+
+static void on_audit_durable(uv_async_t *h)
+{
+    broker_t *b = h->data;
+    submit__release_replies(b);
+    if (b->nheld > 0 && b->audit != NULL) audit_want_durable(b->audit, b->held[b->nheld - 1].ticket);
+}
+
+static void stop_audit_notifications(broker_t *b)
+{
+    if (!b->audit_async_open) return;
+    /* After this returns the writer never touches the handle again. */
+    audit_on_durable(b->audit, NULL, NULL);
+    uv_close((uv_handle_t *)&b->audit_async, NULL);
+    b->audit_async_open = false;
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -406,6 +522,12 @@ static int open_socket(broker_t *b)
     }
     size_t len = sizeof(b->endpoint);
     if (zmq_getsockopt(b->router, ZMQ_LAST_ENDPOINT, b->endpoint, &len) < 0) return -errno;
+    int rc = monitor_open(b);
+    if (rc < 0) {
+        RLOG(RELAIS_LOG_ERROR, "broker", "cannot monitor the socket's connections: %s",
+             relais_strerror(rc));
+        return rc;
+    }
     size_t fdlen = sizeof(b->zfd);
     if (zmq_getsockopt(b->router, ZMQ_FD, &b->zfd, &fdlen) < 0) return -errno;
     return 0;
@@ -421,12 +543,15 @@ int broker_open(broker_t *b, const broker_config_t *cfg, uv_loop_t *loop)
     list_init(&b->retry);
     list_init(&b->idle);
     list_init(&b->pools);
+    list_init(&b->closing);
     b->gen_open = 1;
     int rc;
     if ((rc = map_new(&b->sessions)) < 0 || (rc = map_new(&b->mailboxes)) < 0 ||
         (rc = map_new(&b->msgs)) < 0 || (rc = map_new(&b->receipts)) < 0 ||
         (rc = map_new(&b->settling)) < 0 || (rc = map_new(&b->batch_index)) < 0 ||
-        (rc = map_new(&b->participating)) < 0)
+        (rc = map_new(&b->participating)) < 0 || (rc = map_new(&b->sessions_by_fd)) < 0 ||
+        (rc = map_new(&b->pending_conversations)) < 0 ||
+        (rc = map_new(&b->refusals)) < 0)
         goto err;
     char path[1024], reason[RELAIS_REASON_MAX];
     snprintf(path, sizeof(path), "%s/relais.db", cfg->data_dir);
@@ -442,6 +567,10 @@ int broker_open(broker_t *b, const broker_config_t *cfg, uv_loop_t *loop)
         RLOG(RELAIS_LOG_ERROR, "broker", "audit journal: %s", reason);
         goto err;
     }
+    uv_async_init(loop, &b->audit_async, on_audit_durable);
+    b->audit_async.data = b;
+    b->audit_async_open = true;
+    audit_on_durable(b->audit, notify_audit_durable, b);
     if ((rc = recover__load(b)) < 0) {
         RLOG(RELAIS_LOG_ERROR, "broker", "recovery from the store failed: %s", relais_strerror(rc));
         goto err;
@@ -471,6 +600,12 @@ int broker_open(broker_t *b, const broker_config_t *cfg, uv_loop_t *loop)
     return 0;
 err:
     zap__stop(b);
+    stop_audit_notifications(b);
+    if (b->mon_polling) {
+        uv_poll_stop(&b->mon_poll);
+        uv_close((uv_handle_t *)&b->mon_poll, NULL);
+        b->mon_polling = false;
+    }
     if (b->store) {
         /* Let the store's loop handle close before its memory goes. */
         b->store->vt->detach(b->store);
@@ -492,10 +627,17 @@ void broker_shutdown(broker_t *b)
     uv_close((uv_handle_t *)&b->sigint, NULL);
     uv_close((uv_handle_t *)&b->sighup, NULL);
     zap__stop(b);
+    if (b->mon_polling) {
+        uv_poll_stop(&b->mon_poll);
+        uv_close((uv_handle_t *)&b->mon_poll, NULL);
+        b->mon_polling = false;
+    }
     /* What was accepted this turn still gets committed and its Accepted sent; sessions
      * close after, their in-flight deliveries recorded as redelivering. */
     submit__commit(b);
     session__close_all(b);
+    session__free_closed(b);
+    auth__flush_refusals(b, true);
     submit__commit(b);
     broker__finish_shutdown(b);
 }
@@ -507,12 +649,22 @@ void broker__finish_shutdown(broker_t *b)
         submit__commit(b);
         if (b->commit_in_flight) return;
     }
+    /* Replies still waiting for their journal records: the records are written and synced
+     * now (the loop may wait on the disk at shutdown), and the replies sent. */
+    if (b->nheld > 0 && b->audit != NULL) {
+        audit_sync(b->audit);
+        submit__release_replies(b);
+    }
+    stop_audit_notifications(b);
     b->detached = true;
     b->store->vt->detach(b->store);
 }
 
 void broker_close(broker_t *b)
 {
+    if (b->router) zmq_socket_monitor(b->router, NULL, 0);
+    if (b->mon) zmq_close(b->mon);
+    b->mon = NULL;
     if (b->router) zmq_close(b->router);
     b->router = NULL;
     zap__close(b); /* after the ROUTER: it must outlive every socket it guards */
@@ -520,6 +672,9 @@ void broker_close(broker_t *b)
     b->zctx = NULL;
     delivery__free_all(b);
     map_destroy(&b->sessions);
+    map_destroy(&b->sessions_by_fd);
+    if (b->refusals != NULL) auth__flush_refusals(b, true); /* frees the entries */
+    map_destroy(&b->refusals);
     map_destroy(&b->mailboxes);
     map_destroy(&b->msgs);
     map_destroy(&b->receipts);
@@ -527,10 +682,14 @@ void broker_close(broker_t *b)
     map_destroy(&b->batch_index);
     authorize__settled(b, &b->participation_keys);
     map_destroy(&b->participating);
+    map_destroy(&b->pending_conversations);
     store_batch_free(&b->batch);
     for (size_t i = 0; i < b->nreplies; i++) msg__free(b->replies[i].msg);
     free(b->replies);
     b->replies = NULL;
+    for (size_t i = 0; i < b->nheld; i++) msg__free(b->held[i].msg);
+    free(b->held);
+    b->held = NULL;
     store_close(&b->store);
     auth__close(b);
     if (b->audit != NULL) {

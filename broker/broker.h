@@ -25,6 +25,7 @@
 #include "map.h"
 #include "relais/codec.h"
 #include "store.h"
+#include "xalloc.h"
 
 typedef struct broker_config {
     const char *bind; /* ROUTER endpoint */
@@ -65,6 +66,20 @@ typedef enum delivery_state {
 
 const char *delivery_state_name(delivery_state_t s);
 
+/* What moves a delivery (transition.c holds the table of which state each may leave). */
+typedef enum delivery_event {
+    DELIVERY_EV_SEND,         /* stored/redelivering → delivering: Deliver sent */
+    DELIVERY_EV_CLAIM,        /* stored/redelivering → delivering: an OFFER claimed */
+    DELIVERY_EV_ACK,          /* delivering → acked */
+    DELIVERY_EV_REFUSE,       /* delivering → refused (final) */
+    DELIVERY_EV_PASS_ON,      /* delivering → redelivering: a pool member refused, next one */
+    DELIVERY_EV_RETRY_LATER,  /* delivering → redelivering: Ack RETRY_LATER */
+    DELIVERY_EV_SESSION_LOST, /* delivering → redelivering: its session ended */
+    DELIVERY_EV_ACK_TIMEOUT,  /* delivering → redelivering: no Ack in time */
+    DELIVERY_EV_EXPIRE,       /* stored/delivering/redelivering → expired (final) */
+    DELIVERY_EVENT_COUNT
+} delivery_event_t;
+
 typedef struct session session_t;
 typedef struct mailbox mailbox_t;
 
@@ -102,6 +117,8 @@ typedef struct delivery {
     mailbox_t *mbox;
     delivery_state_t state;
     uint32_t attempt;
+    bool never_sent;     /* the store has never recorded it delivering: the DELIVERED receipt
+                          * is still owed when it is first sent */
     int64_t retry_at_ms; /* REDELIVERING after RETRY_LATER: not before (relais_mono_ms) */
     int64_t sent_at_ms;  /* DELIVERING: when the Deliver went out (relais_mono_ms) */
     uint64_t gen;        /* batch generation that records its latest state */
@@ -158,6 +175,12 @@ struct session {
     size_t rid_len;
     char address[RELAIS_ADDRESS_MAX];
     char key[41];            /* the CURVE key it authenticated with (Z85); "" if insecure */
+    int fd;                  /* the connection's descriptor (ZMQ_SRCFD at Hello), or -1 */
+    bool welcomed;           /* its address's session row committed and Welcome sent: only
+                              * then is anything delivered to it */
+    uint64_t open_gen;       /* the batch generation recording its session row */
+    bool closing;            /* closed: out of every map, freed at the end of the turn */
+    list_node_t closing_node; /* in broker.closing while closing */
     double tokens;           /* submissions it may still make now (rate limit) */
     int64_t tokens_at_ms;
     mailbox_t *mbox;
@@ -177,7 +200,8 @@ typedef struct pending_reply {
     uint8_t message_id[RELAIS_MESSAGE_ID_LEN];
     bool duplicate;
     int64_t accepted_at_ms;
-    msg_t *msg; /* new message to route after commit, or NULL */
+    msg_t *msg;      /* new message to route after commit, or NULL */
+    uint64_t ticket; /* after commit: the journal position its record must reach on disk */
 } pending_reply_t;
 
 typedef struct broker {
@@ -191,12 +215,17 @@ typedef struct broker {
     uv_idle_t kick;  /* re-drains after sends: ZMQ_FD is edge-triggered */
     uv_timer_t tick; /* liveness, expiry, retries */
     uv_signal_t sigterm, sigint, sighup;
+    void *mon;               /* the ROUTER's monitor (PAIR): connections that end */
+    uv_poll_t mon_poll;
+    bool mon_polling;
+    list_node_t closing;     /* sessions closed this turn, freed by session__free_closed */
     void *zap;               /* the ZAP handler's REP socket (CURVE mode) */
     uv_poll_t zap_poll;
     bool zap_polling;
     struct directory *dir;   /* the territory directory, NULL without one */
     struct audit *audit;     /* the audit journal, DATA/audit.log */
-    bool audit_failing;      /* the journal refused the last record: refuse submissions */
+    uv_async_t audit_async;  /* the journal made more records durable: release replies */
+    bool audit_async_open;
     char curve_public[41], curve_secret[41]; /* the broker's keys, Z85 */
     bool stopping;
     bool detached; /* shutdown finished: the store let go of the loop */
@@ -209,15 +238,24 @@ typedef struct broker {
     map_t *batch_index;  /* seq + recipient → index of its DELIVERY_SET in batch */
     pending_reply_t *replies;
     size_t nreplies, replies_cap;
+    pending_reply_t *held; /* committed, waiting for their journal record to be durable */
+    size_t nheld, held_cap;
     bool commit_in_flight;
 
     map_t *sessions;      /* routing id → session */
+    map_t *sessions_by_fd; /* connection descriptor → session */
+    size_t opening;        /* sessions waiting for their row's commit before Welcome */
+    map_t *refusals;       /* refused handshakes of this window (auth.c) */
+    uint64_t refusals_overflow;
+    int64_t refusals_window_end;
+    unsigned refusal_logs;
     map_t *mailboxes;     /* address → mailbox */
     map_t *msgs;          /* seq → message in memory */
     map_t *receipts;      /* receipt id → receipt */
     map_t *settling;      /* seq + recipient of deliveries final but not yet committed */
     keyvec_t settle_keys; /* those recorded in the batch being gathered */
     map_t *participating; /* conversation NUL address recorded but not yet committed */
+    map_t *pending_conversations; /* conversation → participations not yet committed */
     keyvec_t participation_keys; /* those recorded in the batch being gathered */
     list_node_t retry;    /* deliveries waiting for their retry_at_ms */
     uint64_t next_seq;
@@ -231,7 +269,8 @@ typedef struct broker {
 
     struct {
         uint64_t accepted, duplicates, rejected, delivered, acked, refused, expired, errors,
-            sessions_opened, sessions_closed;
+            sessions_opened, sessions_closed, claimed, redelivered, session_mismatches,
+            auth_refusals;
     } stats;
 } broker_t;
 
@@ -258,9 +297,17 @@ int broker__send(broker_t *b, const uint8_t *rid, size_t rid_len, const uint8_t 
 /* Encodes and sends a Frame. */
 int broker__send_frame(broker_t *b, const uint8_t *rid, size_t rid_len, const Relais__V1__Frame *f);
 
+/* The one path for what the broker sends to a session: on failure (the peer is gone, or its
+ * queue is full) the session is closed — marked closing, still readable by the caller, freed
+ * at the end of the turn — and the error is returned. A closing session is sent nothing. */
+int broker__send_session(broker_t *b, session_t *s, const uint8_t *data, size_t len);
+int broker__send_session_frame(broker_t *b, session_t *s, const Relais__V1__Frame *f);
+
+struct audit_event;
 /* Records an event in the audit journal (identifiers, types and outcomes only, never
- * content). A refusal by the journal is remembered: submissions are refused until it
- * writes again. */
+ * content). What the journal cannot take it counts and names later (audit.h); submissions
+ * are refused while it is unhealthy. */
+void broker__audit_event(broker_t *b, const struct audit_event *ev);
 void broker__audit(broker_t *b, int kind, const char *actor, const uint8_t *message_id,
                    const char *body, const char *to, uint32_t attempt, const char *outcome,
                    int code);
@@ -287,9 +334,22 @@ int broker__record(broker_t *b, const store_op_t *op);
 /* ---- session.c --------------------------------------------------------------------- */
 
 session_t *session__find(broker_t *b, const uint8_t *rid, size_t rid_len);
+/* The session a frame belongs to: the routing id's, if the frame came over the connection and
+ * with the key that opened it. A frame on the routing id of a session that it does not belong
+ * to (another connection reusing the id, another key) closes that session, journaled, and
+ * finds none. */
+session_t *session__for_frame(broker_t *b, const uint8_t *rid, size_t rid_len, zmq_msg_t *msg);
+/* A batch committed (ok) or failed: sessions whose row it carried are welcomed, or closed. */
+void session__committed(broker_t *b, uint64_t gen, bool ok);
+/* A connection ended (the ROUTER's monitor): its session, if any, ends with it. */
+void session__connection_closed(broker_t *b, int fd);
+/* Frees the sessions closed since the last call: nothing of this turn holds them any more. */
+void session__free_closed(broker_t *b);
 void session__hello(broker_t *b, const uint8_t *rid, size_t rid_len, zmq_msg_t *msg,
                     const Relais__V1__Hello *hello);
-/* Ends a session: its in-flight deliveries go back to their queue. */
+/* Ends a session: its in-flight deliveries go back to their queue, it leaves every map and
+ * list, and it is marked closing; its memory stays valid until session__free_closed(), so a
+ * caller holding it may still read it (check s->closing). Closing twice does nothing. */
 void session__close(broker_t *b, session_t *s, const char *why);
 void session__reap(broker_t *b, int64_t now);
 void session__close_all(broker_t *b);
@@ -309,8 +369,16 @@ void auth__close(broker_t *b);
 int auth__key_lookup(broker_t *b, const uint8_t key[32], char address[RELAIS_ADDRESS_MAX],
                      char *reason, size_t reason_len);
 
-/* Records a refused handshake (log and audit journal). */
+/* Counts a refused handshake (unknown key) from peer: logged at its first in a window,
+ * journaled once per window with the count (auth__flush_refusals). */
 void auth__refused(broker_t *b, const char *key_z85, const char *peer, const char *reason);
+/* Counts a refused Hello: uid, the identity the key proved (NULL in insecure mode or
+ * without one); key, the key (Z85) that sent it; claimed, the address the Hello claimed. */
+void auth__refused_hello(broker_t *b, const char *uid, const char *key, const char *claimed,
+                         int code, const char *reason);
+/* Journals the window's refusals, one record per (peer, key, claim), when the window has
+ * ended (or now, with force: at shutdown). */
+void auth__flush_refusals(broker_t *b, bool force);
 
 /* Re-reads the directory (SIGHUP): on success sessions whose key is gone are closed; on
  * failure the previous directory stays. */
@@ -367,6 +435,26 @@ void submit__handle(broker_t *b, session_t *s, const uint8_t *body, size_t body_
                     const Relais__V1__Submit *sub);
 /* Commits the batch gathered this turn; replies and routing happen on completion. */
 void submit__commit(broker_t *b);
+/* Sends the Accepted replies whose journal records are durable now. */
+void submit__release_replies(broker_t *b);
+
+/* ---- transition.c ------------------------------------------------------------------ */
+
+/* Whether ev may move a delivery out of state from (and to which state, if to != NULL). */
+bool delivery__legal(delivery_state_t from, delivery_event_t ev, delivery_state_t *to);
+/*
+ * The one door for a delivery's state: checks ev against the table of legal transitions and,
+ * together, sets the state, records it in the store batch, journals it, counts it and logs
+ * it. party: the session address involved (who acked, or the pool member it went to), NULL
+ * for the mailbox's own address; outcome: the journal's word when not the event's default.
+ * 0, or RELAIS_EINTERNAL (logged, nothing changed) for an illegal transition.
+ */
+int delivery__transition(broker_t *b, delivery_t *d, delivery_event_t ev, const char *party,
+                         const char *outcome);
+/* Records a delivery state in the store batch (for transition.c, and a delivery only in the
+ * store). */
+void delivery__record_state(broker_t *b, uint64_t seq, const char *recipient, int priority,
+                            delivery_state_t st, uint32_t attempt);
 
 /* ---- delivery.c -------------------------------------------------------------------- */
 
@@ -385,7 +473,8 @@ void delivery__pump(broker_t *b, mailbox_t *mb);
 int delivery__restore_receipt(broker_t *b, uint64_t id, const char *address, const uint8_t *frame,
                               size_t len);
 /* Sends d to session s (bookkeeping, state, audit, DELIVERED receipt). 0, or -1 when the
- * send failed, in which case s is closed and d is back in its queue. */
+ * send failed, in which case s is closed (still readable, s->closing) and d is in its
+ * queue. */
 int delivery__send(broker_t *b, delivery_t *d, session_t *s);
 /* Owes the sender of m a receipt about recipient (claimed_by: the pool member who handled
  * or claimed it, or NULL). Kept until the sender acknowledges it. */
@@ -429,8 +518,7 @@ void delivery__tick(broker_t *b, int64_t now, int64_t mono);
 void delivery__free_all(broker_t *b);
 /* Expires a delivery held in memory / one only in the store (receipt to the sender). */
 void delivery__expire(broker_t *b, delivery_t *d);
-void delivery__expire_stored(broker_t *b, msg_t *m, mailbox_t *mb, uint32_t attempt,
-                             bool claimed);
+void delivery__expire_stored(broker_t *b, msg_t *m, mailbox_t *mb, const store_row_t *row);
 
 /* ---- mailbox.c --------------------------------------------------------------------- */
 

@@ -24,21 +24,13 @@
 
 #define RETRY_MAX_MS (5 * 60 * 1000)
 
-const char *delivery_state_name(delivery_state_t s)
-{
-    static const char *names[] = {"stored",       "delivering", "acked",
-                                  "redelivering", "expired",    "refused"};
-    return (unsigned)s < sizeof(names) / sizeof(names[0]) ? names[s] : "unknown";
-}
-
 /* ---- Receipts ---------------------------------------------------------------------- */
 
 static void receipt_send(broker_t *b, receipt_t *r)
 {
     session_t *s = r->mbox->session;
-    if (s == NULL) return;
-    int rc = broker__send(b, s->rid, s->rid_len, r->frame, r->frame_len);
-    if (rc < 0) session__close(b, s, rc == -EAGAIN ? "send queue full" : "peer unreachable");
+    if (s == NULL || !s->welcomed) return; /* sent when its session opens */
+    broker__send_session(b, s, r->frame, r->frame_len);
 }
 
 /* Owes the sender of m a receipt about recipient. Kept until the sender acks it. */
@@ -117,31 +109,10 @@ static void receipt_free(broker_t *b, receipt_t *r)
 
 /* ---- State transitions ------------------------------------------------------------- */
 
-static void record_state(broker_t *b, uint64_t seq, const char *recipient, int priority,
-                         delivery_state_t st, uint32_t attempt)
+/* A delivery reached a final state (recorded by its transition): mark it settling until
+ * that record commits, and let it go from memory. */
+static void finish(broker_t *b, delivery_t *d)
 {
-    store_op_t op = {.kind = STORE_DELIVERY_SET,
-                     .seq = seq,
-                     .state = st,
-                     .attempt = attempt,
-                     .priority = priority,
-                     .at_ms = relais_now_ms()};
-    op.address = strdup(recipient);
-    broker__record(b, &op);
-}
-
-static void set_state(broker_t *b, delivery_t *d, delivery_state_t st)
-{
-    d->state = st;
-    d->gen = b->gen_open;
-    record_state(b, d->msg->seq, d->mbox->address, d->msg->priority, st, d->attempt);
-}
-
-/* A delivery reached a final state: record it, mark it settling until that commits, and
- * let it go from memory. */
-static void finish(broker_t *b, delivery_t *d, delivery_state_t st)
-{
-    set_state(b, d, st);
     delivery__settle(b, d->msg->seq, d->mbox->address);
     delivery__free(b, d);
 }
@@ -210,12 +181,9 @@ int delivery__send(broker_t *b, delivery_t *d, session_t *s)
     size_t len;
     if (relais_deliver_wrap(m->envelope, m->envelope_len, d->attempt + 1, false, &frame, &len) < 0)
         return -1;
-    int rc = broker__send(b, s->rid, s->rid_len, frame, len);
+    int rc = broker__send_session(b, s, frame, len);
     free(frame);
-    if (rc < 0) {
-        session__close(b, s, rc == -EAGAIN ? "send queue full" : "peer unreachable");
-        return -1;
-    }
+    if (rc < 0) return -1; /* s is closing; d never left its queue */
     list_remove(&d->qnode);
     mb->mem[m->priority]--;
     d->attempt++;
@@ -224,13 +192,13 @@ int delivery__send(broker_t *b, delivery_t *d, session_t *s)
     list_push_back(&s->inflight, &d->fnode);
     map_put(s->inflight_by_id, m->message_id, RELAIS_MESSAGE_ID_LEN, d);
     s->inflight_count++;
-    b->stats.delivered++;
-    set_state(b, d, DELIVERY_DELIVERING);
-    broker__audit(b, AUDIT_DELIVER, m->sender, m->message_id, relais_body_name(m->body_case),
-                  mb->pool ? s->address : mb->address, d->attempt, "delivered", 0);
-    if (d->attempt == 1 && (m->receipts_mask & (1u << RELAIS__V1__RECEIPT__STATUS__DELIVERED)))
+    delivery__transition(b, d, DELIVERY_EV_SEND, mb->pool ? s->address : NULL, NULL);
+    /* Owed once: on the first send the store will have recorded (a send whose record a crash
+     * lost comes back with a higher attempt, but the receipt is still owed). */
+    if (d->never_sent && (m->receipts_mask & (1u << RELAIS__V1__RECEIPT__STATUS__DELIVERED)))
         delivery__receipt(b, m, mb->address, RELAIS__V1__RECEIPT__STATUS__DELIVERED, "",
                           mb->pool ? s->address : NULL);
+    d->never_sent = false;
     if (mb->pool) authorize__pool_member(b, m, s->address);
     return 0;
 }
@@ -242,7 +210,7 @@ void delivery__pump(broker_t *b, mailbox_t *mb)
         return;
     }
     session_t *s = mb->session;
-    while (s != NULL && s->inflight_count < s->window) {
+    while (s != NULL && s->welcomed && !s->closing && s->inflight_count < s->window) {
         for (int p = 1; p >= 0; p--)
             if (mb->disk[p] > 0 && mb->mem[p] < MAILBOX_PAGE / 2) delivery__page_in(b, mb, p);
         delivery_t *d = delivery__next_queued(mb);
@@ -260,12 +228,12 @@ void delivery__session_opened(broker_t *b, session_t *s)
     LIST_FOREACH_SAFE(pos, tmp, &s->mbox->receipts)
     {
         receipt_send(b, LIST_ENTRY(pos, receipt_t, node));
-        if (s->mbox->session != s) return; /* the send failed and closed the session */
+        if (s->closing) return; /* the send failed and closed the session */
     }
     /* Always ask the store once: it is the truth about what is pending. */
     for (int p = 1; p >= 0; p--) delivery__page_in(b, s->mbox, p);
     delivery__pump(b, s->mbox);
-    if (s->mbox->session == s) pool__member_online(b, s);
+    if (!s->closing) pool__member_online(b, s);
 }
 
 static void ack_receipt(broker_t *b, session_t *s, uint64_t id)
@@ -311,38 +279,29 @@ void delivery__ack(broker_t *b, session_t *s, const Relais__V1__Ack *ack)
     /* A pool delivery answers for the pool, naming the member who handled it. */
     mailbox_t *pool = d->mbox->pool ? d->mbox : NULL;
     const char *recipient = d->mbox->address, *handled_by = pool ? s->address : NULL;
-    char idbuf[37];
-    RLOG(RELAIS_LOG_DEBUG, "delivery", "ack agent=%s msg=%s outcome=%d attempt=%u", s->address,
-         relais_id_format(m->message_id, RELAIS_MESSAGE_ID_LEN, idbuf), ack->outcome, d->attempt);
     switch (ack->outcome) {
     case RELAIS__V1__ACK__OUTCOME__PROCESSED:
-        b->stats.acked++;
-        broker__audit(b, AUDIT_ACK, s->address, m->message_id, relais_body_name(m->body_case),
-                      m->sender, d->attempt, "processed", 0);
+        delivery__transition(b, d, DELIVERY_EV_ACK, s->address, NULL);
         if (m->receipts_mask & (1u << RELAIS__V1__RECEIPT__STATUS__PROCESSED))
             delivery__receipt(b, m, recipient, RELAIS__V1__RECEIPT__STATUS__PROCESSED, "",
                               handled_by);
-        finish(b, d, DELIVERY_ACKED);
+        finish(b, d);
         break;
     case RELAIS__V1__ACK__OUTCOME__REFUSED:
-        broker__audit(b, AUDIT_REFUSE, s->address, m->message_id, relais_body_name(m->body_case),
-                      m->sender, d->attempt, "refused", 0);
         /* A pool member's refusal passes the delivery to the next member. */
         if (pool != NULL && pool__pass_on(b, d, s)) break;
+        delivery__transition(b, d, DELIVERY_EV_REFUSE, s->address, NULL);
         /* The sender is always told of a refusal, asked or not. */
-        b->stats.refused++;
         delivery__receipt(b, m, recipient, RELAIS__V1__RECEIPT__STATUS__REFUSED,
                           ack->reason ? ack->reason : "", handled_by);
-        finish(b, d, DELIVERY_REFUSED);
+        finish(b, d);
         break;
     default: { /* RETRY_LATER: back off, doubling per attempt */
         int64_t delay = b->cfg.retry_later_ms;
         for (uint32_t i = 1; i < d->attempt && delay < RETRY_MAX_MS; i++) delay *= 2;
         d->retry_at_ms = relais_mono_ms() + (delay < RETRY_MAX_MS ? delay : RETRY_MAX_MS);
         list_push_back(&b->retry, &d->qnode);
-        set_state(b, d, DELIVERY_REDELIVERING);
-        broker__audit(b, AUDIT_ACK, s->address, m->message_id, relais_body_name(m->body_case),
-                      m->sender, d->attempt, "retry-later", 0);
+        delivery__transition(b, d, DELIVERY_EV_RETRY_LATER, s->address, NULL);
         break;
     }
     }
@@ -357,7 +316,8 @@ void delivery__session_closed(broker_t *b, session_t *s)
         delivery_t *d = LIST_ENTRY(s->inflight.prev, delivery_t, fnode);
         leave_session(d);
         delivery__queue_in_order(d);
-        set_state(b, d, DELIVERY_REDELIVERING);
+        delivery__transition(b, d, DELIVERY_EV_SESSION_LOST, d->mbox->pool ? s->address : NULL,
+                             NULL);
     }
     /* Nobody to deliver to: the queue's memory goes back to the store once the store has
      * caught up with it (delivery__evict_idle, on the tick). */
@@ -376,7 +336,8 @@ void delivery__check_ack_timeouts(broker_t *b, session_t *s, int64_t now)
              relais_id_format(d->msg->message_id, RELAIS_MESSAGE_ID_LEN, idbuf), d->attempt);
         leave_session(d);
         delivery__queue_in_order(d);
-        set_state(b, d, DELIVERY_REDELIVERING);
+        delivery__transition(b, d, DELIVERY_EV_ACK_TIMEOUT, d->mbox->pool ? s->address : NULL,
+                             NULL);
         moved = true;
     }
     if (moved) delivery__pump(b, s->mbox);
@@ -387,10 +348,6 @@ static const char *const expired_reason = "deadline passed before the recipient 
 void delivery__expire(broker_t *b, delivery_t *d)
 {
     msg_t *m = d->msg;
-    char idbuf[37];
-    RLOG(RELAIS_LOG_INFO, "delivery", "expired msg=%s from=%s to=%s",
-         relais_id_format(m->message_id, RELAIS_MESSAGE_ID_LEN, idbuf), m->sender,
-         d->mbox->address);
     leave_session(d);
     bool unclaimed = pool__expire_offers(b, d);
     if (list_linked(&d->qnode)) {
@@ -398,33 +355,30 @@ void delivery__expire(broker_t *b, delivery_t *d)
         list_remove(&d->qnode);
         if (!in_retry) d->mbox->mem[m->priority]--;
     }
-    b->stats.expired++;
-    broker__audit(b, AUDIT_EXPIRE, m->sender, m->message_id, relais_body_name(m->body_case),
-                  d->mbox->address, d->attempt, "expired", 0);
+    delivery__transition(b, d, DELIVERY_EV_EXPIRE, NULL, unclaimed ? "unclaimed" : NULL);
     if (unclaimed)
         delivery__receipt(b, m, d->mbox->address, RELAIS__V1__RECEIPT__STATUS__UNCLAIMED,
                           "no member of the pool claimed it before its deadline", NULL);
     else
         delivery__receipt(b, m, d->mbox->address, RELAIS__V1__RECEIPT__STATUS__EXPIRED,
                           expired_reason, NULL);
-    finish(b, d, DELIVERY_EXPIRED);
+    finish(b, d);
 }
 
-void delivery__expire_stored(broker_t *b, msg_t *m, mailbox_t *mb, uint32_t attempt, bool claimed)
+void delivery__expire_stored(broker_t *b, msg_t *m, mailbox_t *mb, const store_row_t *row)
 {
-    char idbuf[37];
-    RLOG(RELAIS_LOG_INFO, "delivery", "expired msg=%s from=%s to=%s",
-         relais_id_format(m->message_id, RELAIS_MESSAGE_ID_LEN, idbuf), m->sender, mb->address);
-    b->stats.expired++;
-    broker__audit(b, AUDIT_EXPIRE, m->sender, m->message_id, relais_body_name(m->body_case),
-                  mb->address, attempt, "expired", 0);
-    if (mb->pool && m->dispatch == RELAIS__V1__ENVELOPE__DISPATCH__OFFER && !claimed)
+    /* Only in the store: the same transition, on a delivery standing in for its row. */
+    delivery_t d = {.msg = m, .mbox = mb, .attempt = row->attempt};
+    d.state = row->state == DELIVERY_STORED ? DELIVERY_STORED : DELIVERY_REDELIVERING;
+    bool unclaimed = mb->pool && m->dispatch == RELAIS__V1__ENVELOPE__DISPATCH__OFFER &&
+                     row->claimed_by == NULL;
+    delivery__transition(b, &d, DELIVERY_EV_EXPIRE, NULL, unclaimed ? "unclaimed" : NULL);
+    if (unclaimed)
         delivery__receipt(b, m, mb->address, RELAIS__V1__RECEIPT__STATUS__UNCLAIMED,
                           "no member of the pool claimed it before its deadline", NULL);
     else
         delivery__receipt(b, m, mb->address, RELAIS__V1__RECEIPT__STATUS__EXPIRED,
                           expired_reason, NULL);
-    record_state(b, m->seq, mb->address, m->priority, DELIVERY_EXPIRED, attempt);
     delivery__settle(b, m->seq, mb->address);
 }
 

@@ -244,6 +244,7 @@ static int on_page_row(void *ud, const store_row_t *row)
         return -ENOMEM;
     }
     d->state = row->state == DELIVERY_STORED ? DELIVERY_STORED : DELIVERY_REDELIVERING;
+    d->never_sent = row->state == DELIVERY_STORED;
     d->attempt = row->attempt;
     if (row->claimed_by != NULL) d->claimed_by = delivery__mailbox(b, row->claimed_by, true);
     list_push_back(&mb->queue[c->p], &d->qnode);
@@ -352,7 +353,7 @@ static int on_expired_row(void *ud, const store_row_t *row)
     if (mb->disk[p] > 0) mb->disk[p]--;
     msg_t *tmp = msg__from_envelope(row->seq, row->envelope, row->envelope_len);
     if (tmp == NULL) return 0;
-    delivery__expire_stored(b, tmp, mb, row->attempt, row->claimed_by != NULL);
+    delivery__expire_stored(b, tmp, mb, row);
     msg__free(tmp);
     return 0;
 }

@@ -1,6 +1,11 @@
 /*
- * Hash map implementation: open addressing, linear probing, FNV-1a hashing, tombstones on
- * delete, growth at 70 % load (tombstones included) so probes stay short.
+ * Hash map implementation: open addressing, linear probing, tombstones on delete, growth at
+ * 70 % load (tombstones included) so probes stay short.
+ *
+ * Keys are often chosen by agents (message ids, addresses, routing ids), so the hash is keyed:
+ * SipHash-2-4 (libsodium's crypto_shorthash) under a random key drawn for each map. An agent
+ * that cannot know the key cannot choose keys that all land in one probe chain (hash
+ * flooding), which an unkeyed FNV-1a allowed.
  */
 #include "map.h"
 
@@ -8,6 +13,8 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <sodium.h>
 
 typedef struct slot {
     uint64_t hash;
@@ -17,6 +24,7 @@ typedef struct slot {
 } slot_t;
 
 struct map {
+    uint8_t seed[crypto_shorthash_KEYBYTES];
     slot_t *slots;
     size_t cap; /* power of two */
     size_t count;
@@ -26,21 +34,21 @@ struct map {
 static char tombstone_mark;
 #define TOMBSTONE ((void *)&tombstone_mark)
 
-static uint64_t hash_bytes(const void *key, size_t len)
+static uint64_t hash_bytes(const map_t *m, const void *key, size_t len)
 {
-    const unsigned char *p = key;
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < len; i++) {
-        h ^= p[i];
-        h *= 1099511628211ULL;
-    }
+    uint8_t out[crypto_shorthash_BYTES];
+    crypto_shorthash(out, key, len, m->seed);
+    uint64_t h;
+    memcpy(&h, out, sizeof(h));
     return h;
 }
 
 int map_new(map_t **out)
 {
+    if (sodium_init() < 0) return -ENOMEM; /* idempotent; fails only without entropy */
     map_t *m = calloc(1, sizeof(*m));
     if (m == NULL) return -ENOMEM;
+    randombytes_buf(m->seed, sizeof(m->seed));
     m->cap = 64;
     m->slots = calloc(m->cap, sizeof(slot_t));
     if (m->slots == NULL) {
@@ -95,13 +103,13 @@ static int grow(map_t *m)
 
 void *map_get(const map_t *m, const void *key, size_t key_len)
 {
-    slot_t *s = find(m, key, key_len, hash_bytes(key, key_len));
+    slot_t *s = find(m, key, key_len, hash_bytes(m, key, key_len));
     return s ? s->value : NULL;
 }
 
 int map_put(map_t *m, const void *key, size_t key_len, void *value)
 {
-    uint64_t h = hash_bytes(key, key_len);
+    uint64_t h = hash_bytes(m, key, key_len);
     slot_t *s = find(m, key, key_len, h);
     if (s != NULL) {
         s->value = value;
@@ -125,7 +133,7 @@ int map_put(map_t *m, const void *key, size_t key_len, void *value)
 
 void *map_del(map_t *m, const void *key, size_t key_len)
 {
-    slot_t *s = find(m, key, key_len, hash_bytes(key, key_len));
+    slot_t *s = find(m, key, key_len, hash_bytes(m, key, key_len));
     if (s == NULL) return NULL;
     void *v = s->value;
     free(s->key);

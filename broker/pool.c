@@ -49,7 +49,9 @@ static void consider(const dir_agent_t *member, void *ud)
     pick_t *p = ud;
     mailbox_t *mb = delivery__mailbox(p->b, member->address, false);
     session_t *s = mb ? mb->session : NULL;
-    if (s == NULL || s->inflight_count >= s->window || tried(p->d, mb)) return;
+    if (s == NULL || !s->welcomed || s->closing || s->inflight_count >= s->window ||
+        tried(p->d, mb))
+        return;
     /* Acks name a message id only: never two messages with one id in flight to a member. */
     if (map_get(s->inflight_by_id, p->d->msg->message_id, RELAIS_MESSAGE_ID_LEN) != NULL) return;
     if (p->best == NULL || s->inflight_count < p->best->inflight_count) p->best = s;
@@ -62,8 +64,7 @@ static bool is_offer(const delivery_t *d)
 
 static void send_small(broker_t *b, session_t *s, Relais__V1__Frame *f)
 {
-    if (broker__send_frame(b, s->rid, s->rid_len, f) < 0)
-        RLOG(RELAIS_LOG_DEBUG, "pool", "frame to agent=%s not sent", s->address);
+    broker__send_session_frame(b, s, f); /* a failure closes s: its offers go with it */
 }
 
 static void send_withdrawn(broker_t *b, session_t *s, const msg_t *m, const char *why)
@@ -106,9 +107,9 @@ static void offer_to(broker_t *b, delivery_t *d, session_t *s)
     size_t len;
     if (relais_deliver_wrap(m->envelope, m->envelope_len, d->attempt + 1, true, &frame, &len) < 0)
         return;
-    int rc = broker__send(b, s->rid, s->rid_len, frame, len);
+    int rc = broker__send_session(b, s, frame, len);
     free(frame);
-    if (rc == 0)
+    if (rc == 0) /* an offer is not a transition: the delivery stays unclaimed in its pool */
         broker__audit(b, AUDIT_DELIVER, m->sender, m->message_id, relais_body_name(m->body_case),
                       s->address, d->attempt + 1, "offered", 0);
 }
@@ -122,7 +123,8 @@ static void offer_member(const dir_agent_t *member, void *ud)
 {
     offer_all_t *c = ud;
     mailbox_t *mb = delivery__mailbox(c->b, member->address, false);
-    if (mb != NULL && mb->session != NULL) offer_to(c->b, c->d, mb->session);
+    session_t *s = mb != NULL ? mb->session : NULL;
+    if (s != NULL && s->welcomed && !s->closing) offer_to(c->b, c->d, s);
 }
 
 /* An unclaimed OFFER delivery leaves the queue for the offering list, offered to all. */
@@ -153,7 +155,7 @@ void pool__pump(broker_t *b, mailbox_t *pool)
             }
             if (is_offer(d)) { /* claimed: only the claimer may have it */
                 session_t *s = d->claimed_by->session;
-                if (s == NULL || s->inflight_count >= s->window ||
+                if (s == NULL || !s->welcomed || s->closing || s->inflight_count >= s->window ||
                     map_get(s->inflight_by_id, d->msg->message_id, RELAIS_MESSAGE_ID_LEN))
                     continue;
                 if (delivery__send(b, d, s) < 0) return;
@@ -186,9 +188,9 @@ void pool__claim(broker_t *b, session_t *s, const Relais__V1__Claim *claim)
     mailbox_t *pool = d->mbox;
     /* The claim is the store's first: it decides the delivery's fate across a restart. */
     store_op_t op = {.kind = STORE_DELIVERY_CLAIM, .seq = m->seq};
-    op.address = strdup(pool->address);
-    op.data = (uint8_t *)strdup(s->address);
-    op.data_len = op.data ? strlen(s->address) : 0;
+    op.address = xstrdup(pool->address);
+    op.data = (uint8_t *)xstrdup(s->address);
+    op.data_len = strlen(s->address);
     broker__record(b, &op);
     d->claimed_by = s->mbox;
     while (!list_empty(&d->offers)) {
@@ -206,24 +208,14 @@ void pool__claim(broker_t *b, session_t *s, const Relais__V1__Claim *claim)
     list_push_back(&s->inflight, &d->fnode);
     map_put(s->inflight_by_id, m->message_id, RELAIS_MESSAGE_ID_LEN, d);
     s->inflight_count++;
-    d->state = DELIVERY_DELIVERING;
-    store_op_t st = {.kind = STORE_DELIVERY_SET,
-                     .seq = m->seq,
-                     .state = DELIVERY_DELIVERING,
-                     .attempt = d->attempt,
-                     .priority = m->priority,
-                     .at_ms = relais_now_ms()};
-    st.address = strdup(pool->address);
-    broker__record(b, &st);
-    d->gen = b->gen_open;
+    delivery__transition(b, d, DELIVERY_EV_CLAIM, s->address, NULL);
+    d->never_sent = false;
     r.granted = true;
-    send_small(b, s, &f);
     char idbuf[37];
     RLOG(RELAIS_LOG_INFO, "pool", "claimed agent=%s msg=%s pool=%s", s->address,
          relais_id_format(m->message_id, RELAIS_MESSAGE_ID_LEN, idbuf), pool->address);
-    broker__audit(b, AUDIT_DELIVER, m->sender, m->message_id, relais_body_name(m->body_case),
-                  s->address, d->attempt, "claimed", 0);
     authorize__pool_member(b, m, s->address);
+    send_small(b, s, &f);
     /* The sender always learns who took it. */
     delivery__receipt(b, m, pool->address, RELAIS__V1__RECEIPT__STATUS__CLAIMED, "", s->address);
 }
@@ -272,9 +264,7 @@ bool pool__pass_on(broker_t *b, delivery_t *d, session_t *member)
     d->tried = t;
     d->tried[d->ntried++] = member->mbox;
     delivery__queue_in_order(d);
-    /* No store record: delivering and redelivering read the same from the store (pending),
-     * and the attempt was recorded when it was sent. */
-    d->state = DELIVERY_REDELIVERING;
+    delivery__transition(b, d, DELIVERY_EV_PASS_ON, member->address, NULL);
     char idbuf[37];
     RLOG(RELAIS_LOG_INFO, "pool", "refused by agent=%s msg=%s pool=%s: next member",
          member->address, relais_id_format(d->msg->message_id, RELAIS_MESSAGE_ID_LEN, idbuf),
@@ -292,7 +282,7 @@ void pool__member_online(broker_t *b, session_t *s)
         for (pos = pool->offering.next; pos != &pool->offering; pos = pos->next)
             offer_to(b, LIST_ENTRY(pos, delivery_t, qnode), s);
         pool__pump(b, pool);
-        if (s->mbox->session != s) return; /* a failed send closed it */
+        if (s->closing) return; /* a failed send closed it */
     }
 }
 

@@ -7,7 +7,11 @@
  * not a million decodes.
  *
  * A delivery that was in flight when the broker died is still pending in the store; when
- * paged in it is treated as redelivering, and its next Deliver says attempt + 1.
+ * paged in it is treated as redelivering, and its next Deliver says attempt + 1. A Deliver
+ * may also have left before the batch recording its attempt committed: so every pending
+ * delivery of an address that had a session (the sessions table, committed before anything
+ * is sent to a session) gets attempt + 1 first, and no Deliver is ever repeated with an
+ * attempt number already used.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,8 +47,9 @@ static int on_receipt(void *ud, uint64_t id, const char *address, const uint8_t 
 int recover__load(broker_t *b)
 {
     recover_ctx_t c = {.b = b};
-    uint64_t max_seq = 0, max_receipt = 0;
-    int rc = b->store->vt->max_ids(b->store, &max_seq, &max_receipt);
+    uint64_t max_seq = 0, max_receipt = 0, bumped = 0;
+    int rc = b->store->vt->recover_attempts(b->store, &bumped);
+    if (rc == 0) rc = b->store->vt->max_ids(b->store, &max_seq, &max_receipt);
     if (rc == 0) rc = b->store->vt->counts(b->store, on_count, &c);
     if (rc == 0) rc = b->store->vt->receipts(b->store, on_receipt, &c);
     if (rc < 0) return rc;
@@ -52,8 +57,9 @@ int recover__load(broker_t *b)
     b->next_seq = max_seq + 1;
     if (max_receipt >= b->next_receipt_id) b->next_receipt_id = max_receipt + 1;
     RLOG(RELAIS_LOG_INFO, "recover",
-         "recovered pending=%llu mailboxes=%zu receipts=%zu "
-         "next_seq=%llu",
-         (unsigned long long)c.pending, c.mailboxes, c.receipts, (unsigned long long)b->next_seq);
+         "recovered pending=%llu mailboxes=%zu receipts=%zu next_seq=%llu "
+         "maybe_sent=%llu",
+         (unsigned long long)c.pending, c.mailboxes, c.receipts, (unsigned long long)b->next_seq,
+         (unsigned long long)bumped);
     return 0;
 }

@@ -38,6 +38,8 @@ typedef enum store_op_kind {
     STORE_PARTICIPANT_PUT, /* address (op.address) takes part in conversation op.data */
     STORE_PARTICIPANT_PRUNE, /* forget participations recorded before at_ms */
     STORE_DELIVERY_CLAIM,  /* pool delivery op.seq/op.address claimed by op.data (address) */
+    STORE_SESSION_PUT,     /* op.address has a session: deliveries may be sent to it */
+    STORE_SESSION_DEL,     /* op.address's session ended */
 } store_op_kind_t;
 
 typedef struct store_op {
@@ -109,6 +111,11 @@ typedef struct store_vtable {
      * calls done exactly once, possibly before returning. Returns 0, or an error and done
      * is not called (the operations are dropped). */
     int (*commit)(store_t *s, store_batch_t *batch, store_done_fn done, void *ud);
+    /* Start-up, first: every pending delivery that may have been sent before the broker
+     * stopped — those of addresses that had a session, and every pool's — gets attempt + 1,
+     * so that its next Deliver says a higher attempt than any that may have left; then the
+     * sessions are forgotten. *bumped: how many deliveries. */
+    int (*recover_attempts)(store_t *s, uint64_t *bumped);
     /* Start-up: the highest message sequence and receipt id ever used. */
     int (*max_ids)(store_t *s, uint64_t *seq, uint64_t *receipt_id);
     /* Start-up: every receipt owed, in id order. */
@@ -126,6 +133,10 @@ typedef struct store_vtable {
     /* Whether address takes part in the conversation (committed participations only). */
     int (*participant)(store_t *s, const uint8_t *conversation, size_t len, const char *address,
                        bool *found);
+    /* Whether the conversation is known (anyone takes part in it), and whether either
+     * address (alt may be NULL) does (committed participations only). */
+    int (*conversation)(store_t *s, const uint8_t *conversation, size_t len, const char *address,
+                        const char *alt, bool *known, bool *member);
     /* Releases the store's loop handles so the loop can end. Called once, when no commit
      * is in flight, during shutdown; close() follows after the loop has ended. */
     void (*detach)(store_t *s);

@@ -59,6 +59,8 @@ enum {
     ST_PARTICIPANT_PRUNE,
     ST_DELIVERY_CLAIM,
     ST_DEDUP_PRUNE,
+    ST_SESSION_PUT,
+    ST_SESSION_DEL,
     ST_BEGIN,
     ST_COMMIT,
     ST_ROLLBACK,
@@ -89,6 +91,8 @@ static const char *const statements[ST_COUNT] = {
                            "VALUES (?1, ?2, ?3)",
     [ST_PARTICIPANT_PRUNE] = "DELETE FROM participants WHERE at < ?1",
     [ST_DELIVERY_CLAIM] = "UPDATE deliveries SET claimed_by = ?3 WHERE seq = ?1 AND recipient = ?2",
+    [ST_SESSION_PUT] = "INSERT OR REPLACE INTO sessions(address, at) VALUES (?1, ?2)",
+    [ST_SESSION_DEL] = "DELETE FROM sessions WHERE address = ?1",
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
@@ -103,6 +107,7 @@ enum {
     RD_MAX_SEQ,
     RD_MAX_RECEIPT,
     RD_PARTICIPANT,
+    RD_CONVERSATION,
     RD_COUNT
 };
 
@@ -123,6 +128,8 @@ static const char *const reads[RD_COUNT] = {
                    "coalesce((SELECT max(seq) FROM dead_letters), 0))",
     [RD_MAX_RECEIPT] = "SELECT coalesce(max(id), 0) FROM receipts",
     [RD_PARTICIPANT] = "SELECT 1 FROM participants WHERE conversation = ?1 AND address = ?2",
+    [RD_CONVERSATION] = "SELECT count(*), coalesce(max(address = ?2 OR address = ?3), 0) "
+                        "FROM participants WHERE conversation = ?1",
 };
 
 /* Schema migrations, applied in order from the database's user_version. Never edit a
@@ -151,6 +158,9 @@ static const char *const migrations[] = {
     "CREATE INDEX participants_by_time ON participants(at);",
     /* 3: the member who claimed an offered pool delivery (OFFER dispatch). */
     "ALTER TABLE deliveries ADD COLUMN claimed_by TEXT;",
+    /* 4: addresses with a session, committed before anything is sent to them: after a crash
+     * their pending deliveries may have left, and come back with a higher attempt. */
+    "CREATE TABLE sessions(address TEXT PRIMARY KEY, at INTEGER NOT NULL) WITHOUT ROWID;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -284,6 +294,14 @@ static int apply_op(sqlite_store_t *s, job_t *j, const store_op_t *op)
         sqlite3_bind_text(st, 2, op->address, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 3, (const char *)op->data, (int)op->data_len, SQLITE_STATIC);
         return exec_step(s, ST_DELIVERY_CLAIM);
+    case STORE_SESSION_PUT:
+        st = s->st[ST_SESSION_PUT];
+        sqlite3_bind_text(st, 1, op->address, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, op->at_ms);
+        return exec_step(s, ST_SESSION_PUT);
+    case STORE_SESSION_DEL:
+        sqlite3_bind_text(s->st[ST_SESSION_DEL], 1, op->address, -1, SQLITE_STATIC);
+        return exec_step(s, ST_SESSION_DEL);
     case STORE_PARTICIPANT_PRUNE:
         sqlite3_bind_int64(s->st[ST_PARTICIPANT_PRUNE], 1, op->at_ms);
         return exec_step(s, ST_PARTICIPANT_PRUNE);
@@ -486,6 +504,22 @@ static int sq_participant(store_t *base, const uint8_t *conversation, size_t len
     return step == SQLITE_ROW || step == SQLITE_DONE ? 0 : RELAIS_ESTORE;
 }
 
+static int sq_conversation(store_t *base, const uint8_t *conversation, size_t len,
+                           const char *address, const char *alt, bool *known, bool *member)
+{
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    sqlite3_stmt *st = s->rd[RD_CONVERSATION];
+    sqlite3_bind_blob(st, 1, conversation, (int)len, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, address, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, alt ? alt : address, -1, SQLITE_STATIC);
+    int step = sqlite3_step(st);
+    *known = step == SQLITE_ROW && sqlite3_column_int64(st, 0) > 0;
+    *member = step == SQLITE_ROW && sqlite3_column_int(st, 1) != 0;
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return step == SQLITE_ROW ? 0 : RELAIS_ESTORE;
+}
+
 static int sq_counts(store_t *base, store_count_fn fn, void *ud)
 {
     sqlite_store_t *s = (sqlite_store_t *)base;
@@ -523,6 +557,28 @@ static int sq_max_ids(store_t *base, uint64_t *seq, uint64_t *receipt_id)
         }
         *out[i] = (uint64_t)sqlite3_column_int64(st, 0);
         sqlite3_reset(st);
+    }
+    return 0;
+}
+
+static int sq_recover_attempts(store_t *base, uint64_t *bumped)
+{
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    /* At start-up, before the commit thread has work: the writer connection is free. */
+    char *err = NULL;
+    int rc = sqlite3_exec(s->db,
+                          "BEGIN IMMEDIATE;"
+                          "UPDATE deliveries SET attempt = attempt + 1 WHERE recipient IN "
+                          "(SELECT address FROM sessions) OR recipient LIKE 'service:%';",
+                          NULL, NULL, &err);
+    *bumped = rc == SQLITE_OK ? (uint64_t)sqlite3_changes(s->db) : 0;
+    if (rc == SQLITE_OK) rc = sqlite3_exec(s->db, "DELETE FROM sessions; COMMIT;", NULL, NULL, &err);
+    if (rc != SQLITE_OK) {
+        RLOG(RELAIS_LOG_ERROR, "store", "cannot mark deliveries that may have been sent: %s",
+             err ? err : sqlite3_errmsg(s->db));
+        sqlite3_free(err);
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        return RELAIS_ESTORE;
     }
     return 0;
 }
@@ -575,12 +631,14 @@ static void sq_close(store_t *base)
 static const store_vtable_t sqlite_vtable = {
     .name = "sqlite",
     .commit = sq_commit,
+    .recover_attempts = sq_recover_attempts,
     .max_ids = sq_max_ids,
     .receipts = sq_receipts,
     .counts = sq_counts,
     .page = sq_page,
     .expired = sq_expired,
     .participant = sq_participant,
+    .conversation = sq_conversation,
     .detach = sq_detach,
     .close = sq_close,
 };

@@ -104,6 +104,7 @@ static msg_t *make_msg(broker_t *b, session_t *s, Relais__V1__Envelope *env, int
         delivery_t *d = mb ? delivery__new(m, mb) : NULL;
         if (d == NULL) goto err;
         d->state = DELIVERY_STORED;
+        d->never_sent = true;
     }
     return m;
 err:
@@ -182,8 +183,9 @@ void submit__handle(broker_t *b, session_t *s, const uint8_t *body, size_t body_
         reject(b, s, id, id_len, RELAIS_EOVERLOADED, "broker is shutting down", 1000);
         return;
     }
-    if (b->audit_failing) {
-        /* Every access must be traceable: without a journal, nothing new is accepted. */
+    if (b->audit != NULL && !audit_healthy(b->audit)) {
+        /* Every access must be traceable: while the journal cannot keep up, nothing new is
+         * accepted (what was accepted still moves, its records waiting in the queue). */
         reject(b, s, id, id_len, RELAIS_ESTORE, "audit journal unavailable: retry later", 1000);
         return;
     }
@@ -246,6 +248,62 @@ static bool is_dup(const store_result_t *res, size_t *cursor, uint64_t seq)
     return *cursor < res->ndups && res->dup_seqs[*cursor] == seq;
 }
 
+/* Keeps r until the journal has its record on disk (ticket: the record's position). */
+static void hold_reply(broker_t *b, const pending_reply_t *r, uint64_t ticket)
+{
+    if (b->nheld == b->held_cap) {
+        size_t ncap = b->held_cap ? b->held_cap * 2 : 64;
+        b->held = xrealloc(b->held, ncap * sizeof(*b->held));
+        b->held_cap = ncap;
+    }
+    b->held[b->nheld] = *r; /* takes r->msg */
+    b->held[b->nheld].ticket = ticket;
+    b->nheld++;
+}
+
+void submit__release_replies(broker_t *b)
+{
+    if (b->nheld == 0) return;
+    uint64_t durable = b->audit ? audit_durable(b->audit) : UINT64_MAX;
+    size_t i = 0;
+    /* Tickets ascend: the first not yet durable ends the walk. Accepted goes first, then
+     * the message is routed: nothing about a message reaches anyone before its sender knows
+     * it was accepted. Routing may send, but adds nothing to the held list. */
+    while (i < b->nheld && b->held[i].ticket <= durable) {
+        pending_reply_t *r = &b->held[i++];
+        send_accepted(b, r);
+        if (r->msg != NULL) delivery__route(b, r->msg);
+        r->msg = NULL;
+    }
+    if (i == 0) return;
+    memmove(b->held, b->held + i, (b->nheld - i) * sizeof(*b->held));
+    b->nheld -= i;
+}
+
+static void reject_uncommitted(broker_t *b, pending_reply_t *r, const char *reason)
+{
+    Relais__V1__Rejected rj = RELAIS__V1__REJECTED__INIT;
+    rj.message_id.data = r->message_id;
+    rj.message_id.len = RELAIS_MESSAGE_ID_LEN;
+    rj.code = relais_err_to_wire(RELAIS_ESTORE);
+    rj.reason = (char *)reason;
+    rj.retry_after_ms = 1000;
+    Relais__V1__Frame f = RELAIS__V1__FRAME__INIT;
+    f.kind_case = RELAIS__V1__FRAME__KIND_REJECTED;
+    f.rejected = &rj;
+    b->stats.rejected++;
+    if (r->msg != NULL)
+        broker__audit(b, AUDIT_SUBMIT_REJECTED, r->msg->sender, r->msg->message_id,
+                      relais_body_name(r->msg->body_case), NULL, 0, "not-stored", RELAIS_ESTORE);
+    broker__send_frame(b, r->rid, r->rid_len, &f);
+}
+
+/*
+ * A batch committed (or failed, and nothing of it is stored). Each message's Accepted, and
+ * then its routing, wait until the journal holds its record on disk: "Accepted" means stored
+ * and journaled. The journal syncs in parallel with the next batch's commit, so this costs
+ * latency (one fdatasync), not throughput.
+ */
 static void on_committed(const store_result_t *res, void *ud)
 {
     commit_ctx_t *c = ud;
@@ -255,44 +313,38 @@ static void on_committed(const store_result_t *res, void *ud)
     /* Committed (or rolled back): the store now tells the truth about these. */
     delivery__settled(b, &c->settled);
     authorize__settled(b, &c->participations);
+    session__committed(b, c->gen, res->status == 0);
     size_t dup_cursor = 0;
+    uint64_t ticket = 0;
     for (size_t i = 0; i < c->n; i++) {
         pending_reply_t *r = &c->replies[i];
-        if (res->status == 0) {
-            if (r->msg && is_dup(res, &dup_cursor, r->msg->seq)) {
-                /* Accepted before (earlier in this batch, or in an earlier one): the store
-                 * kept nothing of this copy, so it is neither routed nor delivered. */
-                r->duplicate = true;
-                broker__audit(b, AUDIT_SUBMIT_DUPLICATE, r->msg->sender, r->msg->message_id,
-                              relais_body_name(r->msg->body_case), NULL, 0, "duplicate", 0);
-                msg__free(r->msg);
-                r->msg = NULL;
-                b->stats.duplicates++;
-            } else {
-                b->stats.accepted++;
-                if (r->msg)
-                    broker__audit(b, AUDIT_SUBMIT_ACCEPTED, r->msg->sender, r->msg->message_id,
-                                  relais_body_name(r->msg->body_case), NULL, r->msg->ndeliveries,
-                                  "accepted", 0);
-            }
-            send_accepted(b, r);
-            if (r->msg) delivery__route(b, r->msg);
+        if (res->status != 0) {
+            /* Nothing of the batch is stored: tell the sender to retry. */
+            reject_uncommitted(b, r, res->reason);
+            msg__free(r->msg);
             continue;
         }
-        /* Nothing of the batch is stored: tell the sender to retry. */
-        msg__free(r->msg);
-        Relais__V1__Rejected rj = RELAIS__V1__REJECTED__INIT;
-        rj.message_id.data = r->message_id;
-        rj.message_id.len = RELAIS_MESSAGE_ID_LEN;
-        rj.code = relais_err_to_wire(RELAIS_ESTORE);
-        rj.reason = (char *)res->reason;
-        rj.retry_after_ms = 1000;
-        Relais__V1__Frame f = RELAIS__V1__FRAME__INIT;
-        f.kind_case = RELAIS__V1__FRAME__KIND_REJECTED;
-        f.rejected = &rj;
-        b->stats.rejected++;
-        broker__send_frame(b, r->rid, r->rid_len, &f);
+        if (r->msg && is_dup(res, &dup_cursor, r->msg->seq)) {
+            /* Accepted before (earlier in this batch, or in an earlier one): the store
+             * kept nothing of this copy, so it is neither routed nor delivered. */
+            r->duplicate = true;
+            broker__audit(b, AUDIT_SUBMIT_DUPLICATE, r->msg->sender, r->msg->message_id,
+                          relais_body_name(r->msg->body_case), NULL, 0, "duplicate", 0);
+            msg__free(r->msg);
+            r->msg = NULL;
+            b->stats.duplicates++;
+        } else {
+            b->stats.accepted++;
+            if (r->msg)
+                broker__audit(b, AUDIT_SUBMIT_ACCEPTED, r->msg->sender, r->msg->message_id,
+                              relais_body_name(r->msg->body_case), NULL, r->msg->ndeliveries,
+                              "accepted", 0);
+        }
+        ticket = b->audit ? audit_position(b->audit) : 0;
+        hold_reply(b, r, ticket);
     }
+    if (b->audit != NULL && ticket > 0) audit_want_durable(b->audit, ticket);
+    submit__release_replies(b);
     free(c->replies);
     free(c);
     /* Work gathered while this commit ran goes next. */

@@ -92,7 +92,7 @@ static bool handle_one(broker_t *b)
     bool curve = used == ZAP_PARTS && zmq_msg_size(&parts[5]) == 5 &&
                  memcmp(zmq_msg_data(&parts[5]), "CURVE", 5) == 0 && zmq_msg_size(&parts[6]) == 32;
     if (used >= 2 && !curve) {
-        RLOG(RELAIS_LOG_WARN, "zap", "refused peer=%s: not a CURVE handshake", peer);
+        auth__refused(b, NULL, peer, "not a CURVE handshake");
         reply(b, &parts[1], "400", "CURVE required", "", NULL, 0);
     } else if (used >= 2) {
         const uint8_t *key = zmq_msg_data(&parts[6]);

@@ -77,7 +77,9 @@ Test(restart, an_unacknowledged_delivery_is_redelivered_after_a_crash)
     kill_and_restart();
     rt_client_t b2 = rt_session(&broker, B, 8);
     d = rt_expect_note(&b2, "in flight", T);
-    cr_expect_eq(d->deliver->attempt, 2, "the crash does not reset the attempt count");
+    /* Attempt 1 was sent; after a crash the broker cannot know whether a second attempt left
+     * before its record committed, so it says a higher number than any that may have. */
+    cr_expect_gt(d->deliver->attempt, 1, "the crash does not reset the attempt count");
     relais_frame_free(&d);
     rt_client_close(&b2);
 }
@@ -106,7 +108,7 @@ Test(restart, an_acknowledged_message_is_not_delivered_again_after_a_crash)
     kill_and_restart();
     rt_client_t b2 = rt_session(&broker, B, 8);
     d = rt_expect_note(&b2, "marker", T);
-    cr_expect_eq(d->deliver->attempt, 2);
+    cr_expect_gt(d->deliver->attempt, 1);
     relais_frame_free(&d);
     rt_client_close(&b2);
 }

@@ -318,7 +318,7 @@ Test(pools, a_claim_survives_a_crash_and_binds_the_delivery_to_its_claimer)
     rt_client_t n1b = rt_session(&broker, N1, 4);
     Relais__V1__Frame *d = rt_expect_note(&n1b, "mine", T);
     cr_expect_not(d->deliver->offered, "the claimer gets it as its own");
-    cr_expect_eq(d->deliver->attempt, 2);
+    cr_expect_gt(d->deliver->attempt, 1, "a higher attempt than the one sent before the crash");
     relais_frame_free(&d);
     rt_client_close(&n1b);
     rt_client_close(&n2b);

@@ -430,24 +430,33 @@ Test(audit, a_second_writer_is_locked_out)
 
 /* ---- failures ----------------------------------------------------------------------- */
 
-Test(audit, a_write_failure_refuses_records_then_counts_them_once_writable)
+/* Makes write(2) fail (EFBIG) partway, like a full disk, once the journal holds what it
+ * holds now. Criterion runs each test in its own process, so the limit stays here. */
+static void fill_disk(struct rlimit *saved)
 {
-    /* The file size limit makes write(2) fail (EFBIG) partway, like a full disk. Criterion
-     * runs each test in its own process, so the limit stays here. */
     signal(SIGXFSZ, SIG_IGN);
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0);
+    struct rlimit lim;
+    cr_assert_eq(getrlimit(RLIMIT_FSIZE, saved), 0);
+    lim = *saved;
+    lim.rlim_cur = (rlim_t)st.st_size + 100; /* room for part of one more line */
+    cr_assert_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+}
+
+Test(audit, records_wait_while_the_disk_is_full_and_are_written_once_it_is_not)
+{
     audit_t *a = open_journal();
     for (int i = 0; i < 3; i++) {
         audit_event_t ev = sample_event(i);
         cr_assert_eq(audit_record(a, &ev), 0);
     }
     cr_assert_eq(audit_sync(a), 0);
+    cr_expect(audit_healthy(a));
     struct stat st;
     cr_assert_eq(stat(path, &st), 0);
-    struct rlimit saved, lim;
-    cr_assert_eq(getrlimit(RLIMIT_FSIZE, &saved), 0);
-    lim = saved;
-    lim.rlim_cur = (rlim_t)st.st_size + 100; /* room for part of one more line */
-    cr_assert_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    struct rlimit saved;
+    fill_disk(&saved);
 
     audit_event_t ev = sample_event(3);
     cr_assert_eq(audit_record(a, &ev), 0, "queued before the failure is known");
@@ -455,23 +464,69 @@ Test(audit, a_write_failure_refuses_records_then_counts_them_once_writable)
     struct stat st2;
     cr_assert_eq(stat(path, &st2), 0);
     cr_expect_eq(st2.st_size, st.st_size, "the failed write is cut back off");
+    cr_expect_not(audit_healthy(a), "no new work while the journal cannot be written");
+    uint64_t durable = audit_durable(a);
     ev = sample_event(4);
-    cr_expect_eq(audit_record(a, &ev), RELAIS_ESTORE, "refused while the journal fails");
-    cr_expect_eq(audit_record(a, &ev), RELAIS_ESTORE);
+    cr_expect_eq(audit_record(a, &ev), 0, "kept in the queue, not refused");
+    cr_expect_eq(audit_record(a, &ev), 0);
+    cr_expect_eq(audit_durable(a), durable, "nothing more is durable while writes fail");
 
     cr_assert_eq(setrlimit(RLIMIT_FSIZE, &saved), 0);
-    cr_expect_eq(audit_sync(a), 0, "the queued record is written on the retry");
+    cr_expect_eq(audit_sync(a), 0, "the queued records are written on the retry");
+    cr_expect_eq(audit_durable(a), audit_position(a), "all of them durable");
+    cr_expect(audit_healthy(a));
     ev = sample_event(5);
     cr_expect_eq(audit_record(a, &ev), 0);
     audit_close(&a);
 
     char **lines;
     size_t n = read_lines(&lines);
-    cr_assert_eq(n, 6);
+    cr_assert_eq(n, 7, "nothing lost, nothing doubled");
     cr_expect(strstr(lines[3], "\"at\":1795871220003,") != NULL, "%s", lines[3]);
-    cr_expect(strstr(lines[4], "\"event\":\"audit.lost\"") != NULL, "%s", lines[4]);
-    cr_expect(strstr(lines[4], "\"outcome\":\"2\"") != NULL, "%s", lines[4]);
-    cr_expect(strstr(lines[5], "\"at\":1795871220005,") != NULL, "%s", lines[5]);
+    cr_expect(strstr(lines[4], "\"at\":1795871220004,") != NULL, "%s", lines[4]);
+    cr_expect(strstr(lines[5], "\"at\":1795871220004,") != NULL, "%s", lines[5]);
+    cr_expect(strstr(lines[6], "\"at\":1795871220005,") != NULL, "%s", lines[6]);
+    char *out;
+    cr_expect_eq(verify(&out), 0, "%s", out);
+    free(out);
+    free_lines(lines, n);
+}
+
+Test(audit, records_refused_by_a_full_queue_are_named_by_kind_once_writable)
+{
+    audit_t *a = open_journal();
+    audit_event_t ev = sample_event(0);
+    cr_assert_eq(audit_record(a, &ev), 0);
+    cr_assert_eq(audit_sync(a), 0);
+    struct rlimit saved;
+    fill_disk(&saved);
+    ev = sample_event(1);
+    cr_assert_eq(audit_record(a, &ev), 0);
+    cr_expect_eq(audit_sync(a), RELAIS_ESTORE);
+    /* Fill the queue: its bound is what keeps memory finite while the disk is full. */
+    ev = sample_event(2); /* a deliver */
+    unsigned queued = 0, refused = 0;
+    while (refused < 3 && queued < 1000000) {
+        if (audit_record(a, &ev) == 0)
+            queued++;
+        else
+            refused++;
+    }
+    cr_assert_eq(refused, 3, "a full queue refuses");
+    ev = sample_event(3); /* an ack */
+    cr_expect_eq(audit_record(a, &ev), RELAIS_ESTORE);
+    cr_assert_eq(setrlimit(RLIMIT_FSIZE, &saved), 0);
+    cr_expect_eq(audit_sync(a), 0);
+    ev = sample_event(5);
+    cr_expect_eq(audit_record(a, &ev), 0, "writable again");
+    audit_close(&a);
+
+    char **lines;
+    size_t n = read_lines(&lines);
+    cr_assert_eq(n, 2 + queued + 2, "every queued record, then the loss, then the next");
+    cr_expect(strstr(lines[n - 2], "\"event\":\"audit.lost\"") != NULL, "%s", lines[n - 2]);
+    cr_expect(strstr(lines[n - 2], "\"count\":4") != NULL, "%s", lines[n - 2]);
+    cr_expect(strstr(lines[n - 2], "deliver=3 ack=1") != NULL, "%s", lines[n - 2]);
     char *out;
     cr_expect_eq(verify(&out), 0, "%s", out);
     free(out);
