@@ -61,6 +61,7 @@ enum {
     ST_DEDUP_PRUNE,
     ST_SESSION_PUT,
     ST_SESSION_DEL,
+    ST_PROBE,
     ST_BEGIN,
     ST_COMMIT,
     ST_ROLLBACK,
@@ -93,6 +94,7 @@ static const char *const statements[ST_COUNT] = {
     [ST_DELIVERY_CLAIM] = "UPDATE deliveries SET claimed_by = ?3 WHERE seq = ?1 AND recipient = ?2",
     [ST_SESSION_PUT] = "INSERT OR REPLACE INTO sessions(address, at) VALUES (?1, ?2)",
     [ST_SESSION_DEL] = "DELETE FROM sessions WHERE address = ?1",
+    [ST_PROBE] = "SELECT seq FROM dedup WHERE sender = ?1 AND message_id = ?2",
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
@@ -312,23 +314,78 @@ static int apply_op(sqlite_store_t *s, job_t *j, const store_op_t *op)
     return SQLITE_MISUSE;
 }
 
+/* Copies the WAL back into the database and truncates it to nothing: on a small volume the
+ * WAL can hold most of the space (the database itself shrinks as messages are acknowledged,
+ * the WAL only grows until a checkpoint). Runs on the commit thread, between transactions;
+ * waits (busy_timeout) for the loop's short reads. 0 or an SQLite code. */
+static int checkpoint_truncate(sqlite_store_t *s)
+{
+    int log = 0, done = 0;
+    int rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, &log, &done);
+    RLOG(rc == SQLITE_OK ? RELAIS_LOG_INFO : RELAIS_LOG_WARN, "store",
+         "disk full: checkpoint and truncate of the WAL %s (%d of %d pages copied)",
+         rc == SQLITE_OK ? "done" : sqlite3_errstr(rc), done, log);
+    return rc;
+}
+
+/* After a failed COMMIT: did the transaction take effect after all? SQLite may report a
+ * failure (SQLITE_FULL growing the WAL index, say) once the commit frame is in the WAL, and a
+ * reader then sees the transaction. The first new message of the batch tells: its dedup row
+ * holds its seq exactly when the batch committed. 1 committed, 0 not, -1 cannot tell. */
+static int probe_committed(sqlite_store_t *s, job_t *j)
+{
+    size_t d = 0;
+    for (size_t i = 0; i < j->batch.count; i++) {
+        const store_op_t *op = &j->batch.ops[i];
+        if (op->kind != STORE_MSG_PUT) continue;
+        while (d < j->ndups && j->dups[d] < op->seq) d++;
+        if (d < j->ndups && j->dups[d] == op->seq) continue; /* a duplicate proves nothing */
+        sqlite3_stmt *st = s->st[ST_PROBE];
+        sqlite3_bind_text(st, 1, op->address, -1, SQLITE_STATIC);
+        sqlite3_bind_blob(st, 2, op->message_id, 16, SQLITE_STATIC);
+        int step = sqlite3_step(st);
+        int found = step == SQLITE_ROW && (uint64_t)sqlite3_column_int64(st, 0) == op->seq;
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+        if (step != SQLITE_ROW && step != SQLITE_DONE) return -1;
+        return found;
+    }
+    return 0; /* no new message: nothing was promised, and nothing else needs the answer */
+}
+
 static void run_job(sqlite_store_t *s, job_t *j)
 {
-    int rc = exec_step(s, ST_BEGIN);
-    j->skip_seq = 0;
-    for (size_t i = 0; rc == SQLITE_OK && i < j->batch.count; i++)
-        rc = apply_op(s, j, &j->batch.ops[i]);
-    if (rc == SQLITE_OK) rc = exec_step(s, ST_COMMIT);
-    if (rc == SQLITE_OK) {
-        j->status = 0;
-        j->reason[0] = 0;
+    for (int tries = 0;; tries++) {
+        int rc = exec_step(s, ST_BEGIN);
+        j->skip_seq = 0;
+        j->ndups = 0;
+        for (size_t i = 0; rc == SQLITE_OK && i < j->batch.count; i++)
+            rc = apply_op(s, j, &j->batch.ops[i]);
+        if (rc == SQLITE_OK) rc = exec_step(s, ST_COMMIT);
+        if (rc == SQLITE_OK) {
+            j->status = 0;
+            j->reason[0] = 0;
+            return;
+        }
+        int full = rc == SQLITE_FULL;
+        snprintf(j->reason, sizeof(j->reason), "store unavailable: %s (%s)",
+                 full ? "disk full" : "write failed", sqlite3_errmsg(s->db));
+        if (!sqlite3_get_autocommit(s->db)) exec_step(s, ST_ROLLBACK);
+        int committed = probe_committed(s, j);
+        if (committed == 1) {
+            RLOG(RELAIS_LOG_WARN, "store", "a commit reported %s yet took effect: kept",
+                 j->reason);
+            j->status = 0;
+            j->reason[0] = 0;
+            return;
+        }
+        /* On a full disk the WAL may be what fills it: copy it back into the database and
+         * truncate it, then try once more. */
+        if (full && tries == 0 && committed == 0 && checkpoint_truncate(s) == 0) continue;
+        j->status = committed < 0 ? RELAIS_EUNKNOWN : RELAIS_ESTORE;
+        j->ndups = 0;
         return;
     }
-    j->status = RELAIS_ESTORE;
-    j->ndups = 0;
-    snprintf(j->reason, sizeof(j->reason), "store unavailable: %s (%s)",
-             rc == SQLITE_FULL ? "disk full" : "write failed", sqlite3_errmsg(s->db));
-    exec_step(s, ST_ROLLBACK);
 }
 
 static int on_wal(void *ud, sqlite3 *db, const char *name, int pages)

@@ -318,6 +318,13 @@ static void on_committed(const store_result_t *res, void *ud)
     uint64_t ticket = 0;
     for (size_t i = 0; i < c->n; i++) {
         pending_reply_t *r = &c->replies[i];
+        if (res->status == RELAIS_EUNKNOWN) {
+            /* The store cannot say whether the batch committed: neither Accepted nor
+             * Rejected would be the truth. The sender resubmits after its timeout, and the
+             * deduplication answers for what was stored (a restart routes it). */
+            msg__free(r->msg);
+            continue;
+        }
         if (res->status != 0) {
             /* Nothing of the batch is stored: tell the sender to retry. */
             reject_uncommitted(b, r, res->reason);

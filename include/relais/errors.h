@@ -14,24 +14,40 @@
 extern "C" {
 #endif
 
-enum {
-    /* Mirrors of PROTOCOL.md's ErrorCode. */
-    RELAIS_EBADFRAME = -1001,         /* the frame could not be decoded */
-    RELAIS_EVERSION = -1002,          /* unsupported protocol version */
-    RELAIS_ENOSESSION = -1003,        /* no Hello yet on this connection */
-    RELAIS_EINVALID = -1004,          /* the envelope breaks a validation rule */
-    RELAIS_EFORBIDDEN = -1005,        /* the sender may not do this */
-    RELAIS_EUNKNOWNRCPT = -1006,      /* a recipient is not in the directory */
-    RELAIS_ETOOLARGE = -1007,         /* frame larger than the announced limit */
-    RELAIS_EEXPIRED = -1008,          /* deadline already past */
-    RELAIS_EOVERLOADED = -1009,       /* retry later */
-    RELAIS_ESTORE = -1010,            /* store unavailable, retry later */
-    RELAIS_EINTERNAL = -1011,         /* a bug on the other side */
+/*
+ * The one table of Relais's codes (libuv's UV_ERRNO_MAP is the model): the enum below, the
+ * names and sentences of relais_err_name() / relais_strerror(), and the wire mapping are all
+ * generated from it, so they cannot drift. Wire codes: XX(name, wire ErrorCode, sentence),
+ * with RELAIS_<name> = -(1000 + wire code), one to one with PROTOCOL.md's ErrorCode.
+ */
+#define RELAIS_WIRE_ERROR_MAP(XX)                                                             \
+    XX(EBADFRAME, 1, "the frame could not be decoded")                                      \
+    XX(EVERSION, 2, "unsupported protocol version")                                         \
+    XX(ENOSESSION, 3, "no session: Hello must come first")                                  \
+    XX(EINVALID, 4, "the envelope breaks a validation rule")                                \
+    XX(EFORBIDDEN, 5, "the sender is not allowed to do this")                               \
+    XX(EUNKNOWNRCPT, 6, "a recipient is not in the directory")                              \
+    XX(ETOOLARGE, 7, "the frame is larger than the announced limit")                        \
+    XX(EEXPIRED, 8, "the deadline has already passed")                                      \
+    XX(EOVERLOADED, 9, "the broker is overloaded, retry later")                             \
+    XX(ESTORE, 10, "the store is unavailable, retry later")                                 \
+    XX(EINTERNAL, 11, "internal error on the other side")
 
-    /* Local codes, never on the wire. */
-    RELAIS_ECLOSED = -1100,           /* the agent or broker is stopping */
-    RELAIS_EPROTO = -1101,            /* the peer broke the protocol (unexpected frame) */
-    RELAIS_ECONFIG = -1102,           /* invalid configuration or option */
+/* Local codes, never on the wire: XX(name, value, sentence). An invalid argument to a
+ * function of the API is -EINVAL, as libuv's UV_EINVAL; RELAIS_ECONFIG is for options and
+ * configuration files. */
+#define RELAIS_LOCAL_ERROR_MAP(XX)                                                            \
+    XX(ECLOSED, -1100, "the agent or broker is stopping")                                   \
+    XX(EPROTO, -1101, "the peer broke the protocol")                                        \
+    XX(ECONFIG, -1102, "invalid configuration or option")                                   \
+    XX(EUNKNOWN, -1103, "the outcome is unknown (a commit whose result was lost)")
+
+enum {
+#define RELAIS__WIRE_ENUM(name, wire, msg) RELAIS_##name = -(1000 + (wire)),
+#define RELAIS__LOCAL_ENUM(name, value, msg) RELAIS_##name = (value),
+    RELAIS_WIRE_ERROR_MAP(RELAIS__WIRE_ENUM) RELAIS_LOCAL_ERROR_MAP(RELAIS__LOCAL_ENUM)
+#undef RELAIS__WIRE_ENUM
+#undef RELAIS__LOCAL_ENUM
 };
 
 /* The wire ErrorCode for err (INTERNAL for any code without a wire mirror; 0 for 0). */

@@ -2,11 +2,12 @@
  * Relais error codes: the one table behind relais_strerror() and relais_err_name(), and the
  * mapping between RELAIS_E… codes and the wire's Error.ErrorCode.
  *
- * Relais's own codes live in the table below; negative errno values are described by the C
- * library's own thread-safe tables (strerrordesc_np / strerrorname_np, glibc 2.32+), so a
- * log line reads "ENOMEM: Cannot allocate memory" whichever layer produced the code. The
+ * Relais's own codes come from the X-macro tables of relais/errors.h; negative errno values
+ * are described by strerror() and named from a table of the ones we meet, so a log line
+ * reads "ENOMEM: Cannot allocate memory" whichever layer produced the code. The
  * reason-writing helper every validator uses lives here too, next to the codes it returns.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -17,28 +18,14 @@
 #include "internal.h"
 
 /* The wire mirror is arithmetic (-(1000 + wire code)); these prove the schema agrees. */
+#define CHECK_WIRE(name, wire, msg)                                                           \
+    _Static_assert(RELAIS_##name == -(1000 + (wire)), #name " mirrors the wire");
+RELAIS_WIRE_ERROR_MAP(CHECK_WIRE)
+#undef CHECK_WIRE
 _Static_assert(RELAIS_EBADFRAME == -(1000 + RELAIS__V1__ERROR__ERROR_CODE__BAD_FRAME),
-               "BAD_FRAME mirror");
-_Static_assert(RELAIS_EVERSION == -(1000 + RELAIS__V1__ERROR__ERROR_CODE__UNSUPPORTED_VERSION),
-               "UNSUPPORTED_VERSION mirror");
-_Static_assert(RELAIS_ENOSESSION == -(1000 + RELAIS__V1__ERROR__ERROR_CODE__NO_SESSION),
-               "NO_SESSION mirror");
-_Static_assert(RELAIS_EINVALID == -(1000 + RELAIS__V1__ERROR__ERROR_CODE__INVALID_ENVELOPE),
-               "INVALID_ENVELOPE mirror");
-_Static_assert(RELAIS_EFORBIDDEN == -(1000 + RELAIS__V1__ERROR__ERROR_CODE__FORBIDDEN),
-               "FORBIDDEN mirror");
-_Static_assert(RELAIS_EUNKNOWNRCPT == -(1000 + RELAIS__V1__ERROR__ERROR_CODE__UNKNOWN_RECIPIENT),
-               "UNKNOWN_RECIPIENT mirror");
-_Static_assert(RELAIS_ETOOLARGE == -(1000 + RELAIS__V1__ERROR__ERROR_CODE__TOO_LARGE),
-               "TOO_LARGE mirror");
-_Static_assert(RELAIS_EEXPIRED == -(1000 + RELAIS__V1__ERROR__ERROR_CODE__EXPIRED),
-               "EXPIRED mirror");
-_Static_assert(RELAIS_EOVERLOADED == -(1000 + RELAIS__V1__ERROR__ERROR_CODE__OVERLOADED),
-               "OVERLOADED mirror");
-_Static_assert(RELAIS_ESTORE == -(1000 + RELAIS__V1__ERROR__ERROR_CODE__STORE_UNAVAILABLE),
-               "STORE_UNAVAILABLE mirror");
+               "the first wire code is the schema's");
 _Static_assert(RELAIS_EINTERNAL == -(1000 + RELAIS__V1__ERROR__ERROR_CODE__INTERNAL),
-               "INTERNAL mirror");
+               "the last wire code is the schema's");
 
 #define WIRE_FIRST RELAIS__V1__ERROR__ERROR_CODE__BAD_FRAME
 #define WIRE_LAST RELAIS__V1__ERROR__ERROR_CODE__INTERNAL
@@ -48,21 +35,34 @@ static const struct err_entry {
     const char *name;
     const char *message;
 } err_table[] = {
-    {RELAIS_EBADFRAME, "RELAIS_EBADFRAME", "the frame could not be decoded"},
-    {RELAIS_EVERSION, "RELAIS_EVERSION", "unsupported protocol version"},
-    {RELAIS_ENOSESSION, "RELAIS_ENOSESSION", "no session: Hello must come first"},
-    {RELAIS_EINVALID, "RELAIS_EINVALID", "the envelope breaks a validation rule"},
-    {RELAIS_EFORBIDDEN, "RELAIS_EFORBIDDEN", "the sender is not allowed to do this"},
-    {RELAIS_EUNKNOWNRCPT, "RELAIS_EUNKNOWNRCPT", "a recipient is not in the directory"},
-    {RELAIS_ETOOLARGE, "RELAIS_ETOOLARGE", "the frame is larger than the announced limit"},
-    {RELAIS_EEXPIRED, "RELAIS_EEXPIRED", "the deadline has already passed"},
-    {RELAIS_EOVERLOADED, "RELAIS_EOVERLOADED", "the broker is overloaded, retry later"},
-    {RELAIS_ESTORE, "RELAIS_ESTORE", "the store is unavailable, retry later"},
-    {RELAIS_EINTERNAL, "RELAIS_EINTERNAL", "internal error on the other side"},
-    {RELAIS_ECLOSED, "RELAIS_ECLOSED", "the agent or broker is stopping"},
-    {RELAIS_EPROTO, "RELAIS_EPROTO", "the peer broke the protocol"},
-    {RELAIS_ECONFIG, "RELAIS_ECONFIG", "invalid configuration or option"},
+#define WIRE_ENTRY(name, wire, msg) {RELAIS_##name, "RELAIS_" #name, msg},
+#define LOCAL_ENTRY(name, value, msg) {RELAIS_##name, "RELAIS_" #name, msg},
+    RELAIS_WIRE_ERROR_MAP(WIRE_ENTRY) RELAIS_LOCAL_ERROR_MAP(LOCAL_ENTRY)
+#undef WIRE_ENTRY
+#undef LOCAL_ENTRY
 };
+
+/* The errno values a Relais program meets, by name: portable C has strerror() for the
+ * sentence but nothing for the name, and glibc's strerrorname_np is glibc's only. */
+#define ERRNO_NAMES(XX)                                                                       \
+    XX(EPERM) XX(ENOENT) XX(EINTR) XX(EIO) XX(EBADF) XX(EAGAIN) XX(ENOMEM) XX(EACCES)         \
+    XX(EBUSY) XX(EEXIST) XX(ENOTDIR) XX(EISDIR) XX(EINVAL) XX(EMFILE) XX(EFBIG) XX(ENOSPC)    \
+    XX(EPIPE) XX(ERANGE) XX(EPROTO) XX(EMSGSIZE) XX(ENOTSUP) XX(EADDRINUSE)                   \
+    XX(EADDRNOTAVAIL) XX(ENETUNREACH) XX(ECONNRESET) XX(ETIMEDOUT) XX(ECONNREFUSED)          \
+    XX(EHOSTUNREACH) XX(EALREADY) XX(ECANCELED) XX(ENOTCONN) XX(EPROTONOSUPPORT)
+
+static const char *errno_name(int e)
+{
+    switch (e) {
+#define ERRNO_CASE(name)                                                                      \
+    case name:                                                                                \
+        return #name;
+        ERRNO_NAMES(ERRNO_CASE)
+#undef ERRNO_CASE
+    default:
+        return NULL;
+    }
+}
 
 static const struct err_entry *find_entry(int err)
 {
@@ -91,10 +91,8 @@ const char *relais_strerror(int err)
     if (err == 0) return "success";
     const struct err_entry *e = find_entry(err);
     if (e != NULL) return e->message;
-    if (err < 0 && err > -1000) {
-        const char *desc = strerrordesc_np(-err);
-        if (desc != NULL) return desc;
-    }
+    /* strerror's strings for valid errno values are static in every libc we run on. */
+    if (err < 0 && err > -1000 && errno_name(-err) != NULL) return strerror(-err);
     return "unknown error";
 }
 
@@ -104,7 +102,7 @@ const char *relais_err_name(int err)
     const struct err_entry *e = find_entry(err);
     if (e != NULL) return e->name;
     if (err < 0 && err > -1000) {
-        const char *name = strerrorname_np(-err);
+        const char *name = errno_name(-err);
         if (name != NULL) return name;
     }
     return "UNKNOWN";

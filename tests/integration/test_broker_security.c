@@ -104,99 +104,31 @@ Test(security, the_identity_is_the_key_s_whatever_hello_declares)
     rt_client_close(&c);
 }
 
-/* A minimal envelope with the given body, to `to`. */
-typedef struct env {
-    Relais__V1__Envelope e;
-    Relais__V1__AppointmentRequest req;
-    Relais__V1__AppointmentOffer offer;
-    Relais__V1__DischargeNotification discharge;
-    uint8_t id[16];
-    char *to[2];
-} env_t;
-
-static void env_init(env_t *x, int body, const char *to)
-{
-    memset(x, 0, sizeof(*x));
-    relais__v1__envelope__init(&x->e);
-    relais_uuid7(x->id);
-    x->e.message_id.data = x->id;
-    x->e.message_id.len = 16;
-    x->to[0] = (char *)to;
-    x->e.to = x->to;
-    x->e.n_to = 1;
-    x->e.body_case = body;
-    switch (body) {
-    case RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_REQUEST:
-        relais__v1__appointment_request__init(&x->req);
-        x->req.request_id = "req-1";
-        x->e.appointment_request = &x->req;
-        break;
-    case RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_OFFER:
-        relais__v1__appointment_offer__init(&x->offer);
-        x->offer.request_id = "req-1";
-        x->e.appointment_offer = &x->offer;
-        break;
-    default:
-        relais__v1__discharge_notification__init(&x->discharge);
-        x->discharge.encounter_id = "enc-1";
-        x->e.discharge_notification = &x->discharge;
-        break;
-    }
-}
-
-static int submit(rt_client_t *c, env_t *x, char *reason)
-{
-    Relais__V1__Submit s = RELAIS__V1__SUBMIT__INIT;
-    s.envelope = &x->e;
-    Relais__V1__Frame f = RELAIS__V1__FRAME__INIT;
-    f.kind_case = RELAIS__V1__FRAME__KIND_SUBMIT;
-    f.submit = &s;
-    cr_assert_eq(rt_client_send(c, &f), 0);
-    Relais__V1__Frame *r;
-    for (;;) { /* deliveries and receipts may come first: they are not the answer */
-        cr_assert_eq(rt_client_recv(c, T, &r), 0, "an answer");
-        if (r->kind_case == RELAIS__V1__FRAME__KIND_ACCEPTED ||
-            r->kind_case == RELAIS__V1__FRAME__KIND_REJECTED)
-            break;
-        relais_frame_free(&r);
-    }
-    int code = 0;
-    if (r->kind_case == RELAIS__V1__FRAME__KIND_REJECTED) {
-        code = r->rejected->code;
-        snprintf(reason, RELAIS_REASON_MAX, "%s", r->rejected->reason);
-    } else {
-        cr_assert_eq(r->kind_case, RELAIS__V1__FRAME__KIND_ACCEPTED, "Accepted or Rejected");
-        reason[0] = 0;
-    }
-    relais_frame_free(&r);
-    return code;
-}
-
 Test(security, each_role_sends_only_what_the_default_rules_allow)
 {
     rt_client_t nurse = rt_session(&broker, NURSE, 8),
                 assistant = rt_session(&broker, ASSISTANT, 8);
     char reason[RELAIS_REASON_MAX];
-    env_t x;
+    rt_benv_t x;
     /* A nurse may not request appointments. */
-    env_init(&x, RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_REQUEST, NURSE2);
-    cr_expect_eq(submit(&nurse, &x, reason), RELAIS__V1__ERROR__ERROR_CODE__FORBIDDEN);
+    rt_benv_init(&x, RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_REQUEST, NURSE2);
+    cr_expect_eq(rt_submit_code(&nurse, &x, reason), RELAIS__V1__ERROR__ERROR_CODE__FORBIDDEN);
     cr_expect(strstr(reason, "appointment_request") != NULL, "the rule is named: %s", reason);
     /* Only a hospital or a facility notifies discharges. */
-    env_init(&x, RELAIS__V1__ENVELOPE__BODY_DISCHARGE_NOTIFICATION, GP);
-    cr_expect_eq(submit(&assistant, &x, reason), RELAIS__V1__ERROR__ERROR_CODE__FORBIDDEN);
+    rt_benv_init(&x, RELAIS__V1__ENVELOPE__BODY_DISCHARGE_NOTIFICATION, GP);
+    cr_expect_eq(rt_submit_code(&assistant, &x, reason), RELAIS__V1__ERROR__ERROR_CODE__FORBIDDEN);
     cr_expect(strstr(reason, "discharge_notification") != NULL, "reason: %s", reason);
     /* A medical assistant may ask a nurse for an appointment, on behalf of her GP… */
-    env_init(&x, RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_REQUEST, NURSE);
+    rt_benv_init(&x, RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_REQUEST, NURSE);
     x.e.on_behalf_of = GP;
-    cr_expect_eq(submit(&assistant, &x, reason), 0, "allowed: %s", reason);
+    cr_expect_eq(rt_submit_code(&assistant, &x, reason), 0, "allowed: %s", reason);
     /* …but not on behalf of a GP she does not work for. */
-    env_init(&x, RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_REQUEST, NURSE);
+    rt_benv_init(&x, RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_REQUEST, NURSE);
     x.e.on_behalf_of = "rpps:10000000001";
-    cr_expect_eq(submit(&assistant, &x, reason), RELAIS__V1__ERROR__ERROR_CODE__FORBIDDEN);
+    cr_expect_eq(rt_submit_code(&assistant, &x, reason), RELAIS__V1__ERROR__ERROR_CODE__FORBIDDEN);
     /* An address outside the directory is an unknown recipient. */
-    env_init(&x, RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_REQUEST, "rpps:19999999999");
-    cr_expect_eq(submit(&assistant, &x, reason), RELAIS__V1__ERROR__ERROR_CODE__UNKNOWN_RECIPIENT);
+    rt_benv_init(&x, RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_REQUEST, "rpps:19999999999");
+    cr_expect_eq(rt_submit_code(&assistant, &x, reason), RELAIS__V1__ERROR__ERROR_CODE__UNKNOWN_RECIPIENT);
     cr_expect(strstr(reason, "rpps:19999999999") != NULL, "reason: %s", reason);
     rt_client_close(&nurse);
     rt_client_close(&assistant);
@@ -208,24 +140,24 @@ Test(security, a_reply_is_accepted_only_inside_a_conversation_its_sender_was_del
                 assistant = rt_session(&broker, ASSISTANT, 8),
                 other = rt_session(&broker, NURSE2, 8);
     char reason[RELAIS_REASON_MAX];
-    env_t req, offer;
-    env_init(&req, RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_REQUEST, NURSE);
-    cr_assert_eq(submit(&assistant, &req, reason), 0, "%s", reason);
+    rt_benv_t req, offer;
+    rt_benv_init(&req, RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_REQUEST, NURSE);
+    cr_assert_eq(rt_submit_code(&assistant, &req, reason), 0, "%s", reason);
     /* The nurse who received the request may offer, in its conversation. */
-    env_init(&offer, RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_OFFER, ASSISTANT);
+    rt_benv_init(&offer, RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_OFFER, ASSISTANT);
     offer.e.conversation_id.data = req.id;
     offer.e.conversation_id.len = 16;
     offer.e.in_reply_to = offer.e.conversation_id;
-    cr_expect_eq(submit(&nurse, &offer, reason), 0, "the addressee replies: %s", reason);
+    cr_expect_eq(rt_submit_code(&nurse, &offer, reason), 0, "the addressee replies: %s", reason);
     /* Another nurse, outside the conversation, may not. */
-    env_init(&offer, RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_OFFER, ASSISTANT);
+    rt_benv_init(&offer, RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_OFFER, ASSISTANT);
     offer.e.conversation_id.data = req.id;
     offer.e.conversation_id.len = 16;
-    cr_expect_eq(submit(&other, &offer, reason), RELAIS__V1__ERROR__ERROR_CODE__FORBIDDEN);
+    cr_expect_eq(rt_submit_code(&other, &offer, reason), RELAIS__V1__ERROR__ERROR_CODE__FORBIDDEN);
     cr_expect(strstr(reason, "appointment_offer") != NULL, "reason: %s", reason);
     /* Nor may an offer start a conversation. */
-    env_init(&offer, RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_OFFER, ASSISTANT);
-    cr_expect_eq(submit(&nurse, &offer, reason), RELAIS__V1__ERROR__ERROR_CODE__FORBIDDEN);
+    rt_benv_init(&offer, RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_OFFER, ASSISTANT);
+    cr_expect_eq(rt_submit_code(&nurse, &offer, reason), RELAIS__V1__ERROR__ERROR_CODE__FORBIDDEN);
     rt_client_close(&nurse);
     rt_client_close(&assistant);
     rt_client_close(&other);
@@ -297,15 +229,15 @@ Test(security, every_access_is_in_a_hash_chained_journal_that_detects_tampering)
     rt_client_t nurse = rt_session(&broker, NURSE, 8),
                 assistant = rt_session(&broker, ASSISTANT, 8);
     char reason[RELAIS_REASON_MAX];
-    env_t x;
-    env_init(&x, RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_REQUEST, NURSE);
-    cr_assert_eq(submit(&assistant, &x, reason), 0);
+    rt_benv_t x;
+    rt_benv_init(&x, RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_REQUEST, NURSE);
+    cr_assert_eq(rt_submit_code(&assistant, &x, reason), 0);
     Relais__V1__Frame *d;
     cr_assert_eq(rt_client_expect(&nurse, RELAIS__V1__FRAME__KIND_DELIVER, T, &d), 0);
     rt_client_ack(&nurse, x.id, RELAIS__V1__ACK__OUTCOME__PROCESSED, NULL);
     relais_frame_free(&d);
-    env_init(&x, RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_REQUEST, NURSE2);
-    cr_assert_eq(submit(&nurse, &x, reason), RELAIS__V1__ERROR__ERROR_CODE__FORBIDDEN);
+    rt_benv_init(&x, RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_REQUEST, NURSE2);
+    cr_assert_eq(rt_submit_code(&nurse, &x, reason), RELAIS__V1__ERROR__ERROR_CODE__FORBIDDEN);
     rt_client_t stranger;
     open_stranger(&stranger);
     send_hello(&stranger, GP);
@@ -383,9 +315,9 @@ Test(limits, an_agent_over_its_rate_is_told_to_retry_later)
     char reason[RELAIS_REASON_MAX];
     int accepted = 0, overloaded = 0;
     for (int i = 0; i < 7; i++) { /* a burst: the bucket holds 5 */
-        env_t x;
-        env_init(&x, RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_REQUEST, NURSE);
-        int code = submit(&a, &x, reason);
+        rt_benv_t x;
+        rt_benv_init(&x, RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_REQUEST, NURSE);
+        int code = rt_submit_code(&a, &x, reason);
         if (code == 0)
             accepted++;
         else if (code == RELAIS__V1__ERROR__ERROR_CODE__OVERLOADED)
@@ -404,10 +336,10 @@ Test(limits, a_full_mailbox_refuses_more_until_it_drains)
     int code = 0, sent = 0;
     /* The nurse is offline: her mailbox fills to its limit of 8. Pace under the rate. */
     for (; sent < 12 && code == 0; sent++) {
-        env_t x;
-        env_init(&x, RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_REQUEST, NURSE);
+        rt_benv_t x;
+        rt_benv_init(&x, RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_REQUEST, NURSE);
         do {
-            code = submit(&a, &x, reason);
+            code = rt_submit_code(&a, &x, reason);
         } while (code == RELAIS__V1__ERROR__ERROR_CODE__OVERLOADED &&
                  strstr(reason, "a second") != NULL); /* the rate, not the mailbox */
     }
@@ -442,8 +374,8 @@ static void attack(rt_client_t *garbage, rt_client_t *forbidden, int i, int *str
         break;
     }
     default: {
-        env_t x; /* a nurse may not request appointments */
-        env_init(&x, RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_REQUEST, NURSE);
+        rt_benv_t x; /* a nurse may not request appointments */
+        rt_benv_init(&x, RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_REQUEST, NURSE);
         Relais__V1__Submit sub = RELAIS__V1__SUBMIT__INIT;
         sub.envelope = &x.e;
         Relais__V1__Frame f = RELAIS__V1__FRAME__INIT;
@@ -466,9 +398,9 @@ Test(security, a_flood_of_hostile_input_costs_a_legitimate_pair_nothing)
     char reason[RELAIS_REASON_MAX];
     for (int i = 0; i < N; i++) {
         attack(&garbage, &forbidden, i, &strangers);
-        env_t x;
-        env_init(&x, RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_REQUEST, NURSE);
-        cr_assert_eq(submit(&assistant, &x, reason), 0, "legitimate submission %d: %s", i, reason);
+        rt_benv_t x;
+        rt_benv_init(&x, RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_REQUEST, NURSE);
+        cr_assert_eq(rt_submit_code(&assistant, &x, reason), 0, "legitimate submission %d: %s", i, reason);
         Relais__V1__Frame *d;
         cr_assert_eq(rt_client_expect(&nurse, RELAIS__V1__FRAME__KIND_DELIVER, T, &d), 0,
                      "legitimate delivery %d", i);
@@ -503,11 +435,11 @@ Test(security, the_pool_member_given_a_request_may_answer_it_and_no_other_member
     rt_client_t assistant = rt_session(&broker, ASSISTANT, 8), n1 = rt_session(&broker, NURSE, 8);
     char reason[RELAIS_REASON_MAX];
     for (int dispatch = 0; dispatch < 2; dispatch++) { /* ANYCAST, then OFFER */
-        env_t req, offer;
-        env_init(&req, RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_REQUEST, "service:nurse@relais-test");
+        rt_benv_t req, offer;
+        rt_benv_init(&req, RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_REQUEST, "service:nurse@relais-test");
         req.e.dispatch = dispatch ? RELAIS__V1__ENVELOPE__DISPATCH__OFFER
                                   : RELAIS__V1__ENVELOPE__DISPATCH__ANYCAST;
-        cr_assert_eq(submit(&assistant, &req, reason), 0, "a pool of nurses: %s", reason);
+        cr_assert_eq(rt_submit_code(&assistant, &req, reason), 0, "a pool of nurses: %s", reason);
         Relais__V1__Frame *d;
         cr_assert_eq(rt_client_expect(&n1, RELAIS__V1__FRAME__KIND_DELIVER, T, &d), 0);
         if (dispatch) { /* claim the offer first */
@@ -524,17 +456,17 @@ Test(security, the_pool_member_given_a_request_may_answer_it_and_no_other_member
             relais_frame_free(&cr);
         }
         relais_frame_free(&d);
-        env_init(&offer, RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_OFFER, ASSISTANT);
+        rt_benv_init(&offer, RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_OFFER, ASSISTANT);
         offer.e.conversation_id.data = req.id;
         offer.e.conversation_id.len = 16;
-        cr_expect_eq(submit(&n1, &offer, reason), 0, "the member who got it answers: %s", reason);
+        cr_expect_eq(rt_submit_code(&n1, &offer, reason), 0, "the member who got it answers: %s", reason);
         rt_client_ack(&n1, req.id, RELAIS__V1__ACK__OUTCOME__PROCESSED, NULL);
         /* A nurse of the same pool who was not given it may not answer. */
         rt_client_t n2 = rt_session(&broker, NURSE2, 8);
-        env_init(&offer, RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_OFFER, ASSISTANT);
+        rt_benv_init(&offer, RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_OFFER, ASSISTANT);
         offer.e.conversation_id.data = req.id;
         offer.e.conversation_id.len = 16;
-        cr_expect_eq(submit(&n2, &offer, reason), RELAIS__V1__ERROR__ERROR_CODE__FORBIDDEN, "%s",
+        cr_expect_eq(rt_submit_code(&n2, &offer, reason), RELAIS__V1__ERROR__ERROR_CODE__FORBIDDEN, "%s",
                      reason);
         rt_client_close(&n2);
     }
@@ -545,28 +477,28 @@ Test(security, the_pool_member_given_a_request_may_answer_it_and_no_other_member
 /* Sends an Escalation about `conversation` from c to the test territory's coordinator. */
 static int escalate(rt_client_t *c, const uint8_t *conversation, char *reason)
 {
-    env_t x;
-    env_init(&x, RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_REQUEST, "staff:coordination@relais-test");
+    rt_benv_t x;
+    rt_benv_init(&x, RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_REQUEST, "staff:coordination@relais-test");
     Relais__V1__Escalation esc = RELAIS__V1__ESCALATION__INIT;
     esc.conversation_id.data = (uint8_t *)conversation;
     esc.conversation_id.len = 16;
     esc.reason = "no answer before the deadline";
     x.e.body_case = RELAIS__V1__ENVELOPE__BODY_ESCALATION;
     x.e.escalation = &esc;
-    return submit(c, &x, reason);
+    return rt_submit_code(c, &x, reason);
 }
 
 static int note_in(rt_client_t *c, const uint8_t *conversation, const char *to, char *reason)
 {
-    env_t x;
-    env_init(&x, RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_REQUEST, to);
+    rt_benv_t x;
+    rt_benv_init(&x, RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_REQUEST, to);
     Relais__V1__Note note = RELAIS__V1__NOTE__INIT;
     note.text = "reassigned";
     x.e.body_case = RELAIS__V1__ENVELOPE__BODY_NOTE;
     x.e.note = &note;
     x.e.conversation_id.data = (uint8_t *)conversation;
     x.e.conversation_id.len = 16;
-    return submit(c, &x, reason);
+    return rt_submit_code(c, &x, reason);
 }
 
 Test(security, an_escalation_brings_the_coordinator_into_the_conversation_it_is_about)
@@ -575,11 +507,11 @@ Test(security, an_escalation_brings_the_coordinator_into_the_conversation_it_is_
                 other = rt_session(&broker, NURSE2, 8),
                 coordinator = rt_session(&broker, "staff:coordination@relais-test", 8);
     char reason[RELAIS_REASON_MAX];
-    env_t req1, req2;
-    env_init(&req1, RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_REQUEST, NURSE);
-    cr_assert_eq(submit(&assistant, &req1, reason), 0, "%s", reason);
-    env_init(&req2, RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_REQUEST, NURSE);
-    cr_assert_eq(submit(&assistant, &req2, reason), 0, "%s", reason);
+    rt_benv_t req1, req2;
+    rt_benv_init(&req1, RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_REQUEST, NURSE);
+    cr_assert_eq(rt_submit_code(&assistant, &req1, reason), 0, "%s", reason);
+    rt_benv_init(&req2, RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_REQUEST, NURSE);
+    cr_assert_eq(rt_submit_code(&assistant, &req2, reason), 0, "%s", reason);
     /* The assistant, who takes part in the first, escalates it: the coordinator may act in it. */
     cr_assert_eq(escalate(&assistant, req1.id, reason), 0, "%s", reason);
     cr_expect_eq(note_in(&coordinator, req1.id, ASSISTANT, reason), 0, "%s", reason);

@@ -337,6 +337,24 @@ int rt_client_open_as(rt_client_t *c, const rt_broker_t *b, const char *address)
     return zmq_connect(c->sock, b->endpoint) == 0 ? 0 : -1;
 }
 
+int rt_client_open_as_rid(rt_client_t *c, const rt_broker_t *b, const char *address,
+                          const char *routing_id)
+{
+    c->ctx = zmq_ctx_new();
+    c->sock = zmq_socket(c->ctx, ZMQ_DEALER);
+    int zero = 0;
+    zmq_setsockopt(c->sock, ZMQ_LINGER, &zero, sizeof(zero));
+    zmq_setsockopt(c->sock, ZMQ_ROUTING_ID, routing_id, strlen(routing_id));
+    const rt_key_t *k = b->insecure ? NULL : rt_key_for(b, address);
+    if (!b->insecure && k == NULL) return -1;
+    if (k != NULL) {
+        zmq_setsockopt(c->sock, ZMQ_CURVE_SERVERKEY, b->server_pub, 41);
+        zmq_setsockopt(c->sock, ZMQ_CURVE_PUBLICKEY, k->pub, 41);
+        zmq_setsockopt(c->sock, ZMQ_CURVE_SECRETKEY, k->sec, 41);
+    }
+    return zmq_connect(c->sock, b->endpoint) == 0 ? 0 : -1;
+}
+
 int rt_client_open(rt_client_t *c, const char *endpoint)
 {
     c->ctx = zmq_ctx_new();
@@ -580,4 +598,62 @@ Relais__V1__Frame *rt_expect_note(rt_client_t *c, const char *text, int timeout_
     cr_assert_not_null(d->deliver->envelope->note, "a Note");
     cr_assert_str_eq(d->deliver->envelope->note->text, text);
     return d;
+}
+
+void rt_benv_init(rt_benv_t *x, int body, const char *to)
+{
+    memset(x, 0, sizeof(*x));
+    relais__v1__envelope__init(&x->e);
+    relais_uuid7(x->id);
+    x->e.message_id.data = x->id;
+    x->e.message_id.len = 16;
+    x->to[0] = (char *)to;
+    x->e.to = x->to;
+    x->e.n_to = 1;
+    x->e.body_case = body;
+    switch (body) {
+    case RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_REQUEST:
+        relais__v1__appointment_request__init(&x->req);
+        x->req.request_id = "req-1";
+        x->e.appointment_request = &x->req;
+        break;
+    case RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_OFFER:
+        relais__v1__appointment_offer__init(&x->offer);
+        x->offer.request_id = "req-1";
+        x->e.appointment_offer = &x->offer;
+        break;
+    default:
+        relais__v1__discharge_notification__init(&x->discharge);
+        x->discharge.encounter_id = "enc-1";
+        x->e.discharge_notification = &x->discharge;
+        break;
+    }
+}
+
+int rt_submit_code(rt_client_t *c, rt_benv_t *x, char *reason)
+{
+    Relais__V1__Submit s = RELAIS__V1__SUBMIT__INIT;
+    s.envelope = &x->e;
+    Relais__V1__Frame f = RELAIS__V1__FRAME__INIT;
+    f.kind_case = RELAIS__V1__FRAME__KIND_SUBMIT;
+    f.submit = &s;
+    cr_assert_eq(rt_client_send(c, &f), 0);
+    Relais__V1__Frame *r;
+    for (;;) { /* deliveries and receipts may come first: they are not the answer */
+        cr_assert_eq(rt_client_recv(c, 5000, &r), 0, "an answer");
+        if (r->kind_case == RELAIS__V1__FRAME__KIND_ACCEPTED ||
+            r->kind_case == RELAIS__V1__FRAME__KIND_REJECTED)
+            break;
+        relais_frame_free(&r);
+    }
+    int code = 0;
+    if (r->kind_case == RELAIS__V1__FRAME__KIND_REJECTED) {
+        code = r->rejected->code;
+        snprintf(reason, RELAIS_REASON_MAX, "%s", r->rejected->reason);
+    } else {
+        cr_assert_eq(r->kind_case, RELAIS__V1__FRAME__KIND_ACCEPTED, "Accepted or Rejected");
+        reason[0] = 0;
+    }
+    relais_frame_free(&r);
+    return code;
 }

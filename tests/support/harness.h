@@ -98,6 +98,11 @@ int rt_client_open(rt_client_t *c, const char *endpoint);
  * insecure. 0, or -1 when the address is not one of the test territory's. */
 int rt_client_open_as(rt_client_t *c, const rt_broker_t *b, const char *address);
 
+/* Like rt_client_open_as, with a routing id chosen by the client (ZMQ_ROUTING_ID): what an
+ * attacker may choose too. */
+int rt_client_open_as_rid(rt_client_t *c, const rt_broker_t *b, const char *address,
+                          const char *routing_id);
+
 /* The test agent's keys (NULL when the address is not in the test territory). */
 const rt_key_t *rt_key_for(const rt_broker_t *b, const char *address);
 void rt_client_close(rt_client_t *c);
@@ -164,5 +169,22 @@ int rt_client_expect_code(rt_client_t *c, bool rejected, int wire_code, int time
 
 /* Submits a frame with e's envelope without waiting for the answer. */
 int rt_client_submit_nowait(rt_client_t *c, rt_env_t *e);
+
+/* A minimal envelope with the given body (appointment request or offer; a discharge
+ * notification for any other body, which the caller may replace), to `to`, with a fresh id. */
+typedef struct rt_benv {
+    Relais__V1__Envelope e;
+    Relais__V1__AppointmentRequest req;
+    Relais__V1__AppointmentOffer offer;
+    Relais__V1__DischargeNotification discharge;
+    uint8_t id[16];
+    char *to[2];
+} rt_benv_t;
+void rt_benv_init(rt_benv_t *x, int body, const char *to);
+
+/* Submits x and waits (skipping deliveries and receipts) for its answer: 0 for Accepted, or
+ * the Rejected's wire code with its reason copied to reason (RELAIS_REASON_MAX bytes). Fails
+ * the current test on a timeout. */
+int rt_submit_code(rt_client_t *c, rt_benv_t *x, char *reason);
 
 #endif /* RELAIS_TEST_HARNESS_H */

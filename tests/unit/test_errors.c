@@ -28,6 +28,7 @@ static const struct {
     {RELAIS_ECLOSED, "RELAIS_ECLOSED", -1},
     {RELAIS_EPROTO, "RELAIS_EPROTO", -1},
     {RELAIS_ECONFIG, "RELAIS_ECONFIG", -1},
+    {RELAIS_EUNKNOWN, "RELAIS_EUNKNOWN", -1},
 };
 #define N_CODES (sizeof codes / sizeof codes[0])
 
