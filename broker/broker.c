@@ -33,6 +33,7 @@
  * however fast agents submit and acknowledge. */
 #define BATCH_HIGH_WATER 20000
 #define TICK_MS 100
+#define TRANSPORT_LIMIT_FACTOR 8
 #define SNDHWM 100000
 
 void broker_config_defaults(broker_config_t *cfg)
@@ -364,6 +365,14 @@ static int drain_one(broker_t *b)
     return 1;
 }
 
+int64_t broker__transport_limit(const broker_t *b)
+{
+    /* Frames above max_frame_bytes are read and answered Error{TOO_LARGE} up to this hard
+     * limit; beyond it libzmq closes the connection without handing us the frame. Its cost:
+     * a hostile peer may make the broker buffer this much per connection. */
+    return (int64_t)b->cfg.max_frame_bytes * TRANSPORT_LIMIT_FACTOR + 4096;
+}
+
 static bool store_behind(const broker_t *b)
 {
     return b->commit_in_flight && b->batch.count >= BATCH_HIGH_WATER;
@@ -495,7 +504,7 @@ static int open_socket(broker_t *b)
     b->router = zmq_socket(b->zctx, ZMQ_ROUTER);
     if (b->router == NULL) return -errno;
     int hb = (int)b->cfg.heartbeat_ms;
-    int64_t maxmsg = (int64_t)b->cfg.max_frame_bytes * 4 + 4096;
+    int64_t maxmsg = broker__transport_limit(b);
     if (set_int(b->router, ZMQ_ROUTER_MANDATORY, 1) < 0 ||
         set_int(b->router, ZMQ_LINGER, 500) < 0 || set_int(b->router, ZMQ_SNDHWM, SNDHWM) < 0 ||
         set_int(b->router, ZMQ_HEARTBEAT_IVL, hb) < 0 ||

@@ -320,6 +320,10 @@ void broker__send_error(broker_t *b, const uint8_t *rid, size_t rid_len, int cod
 /* Asks for a re-drain of the socket on the next loop iteration. */
 void broker__kick(broker_t *b);
 
+/* The largest frame the transport reads (ZMQ_MAXMSGSIZE): bigger ones close the connection
+ * before the broker sees them; between max_frame_bytes and this, Error{TOO_LARGE}. */
+int64_t broker__transport_limit(const broker_t *b);
+
 /* Empties the coalescing index of a batch about to be handed to the store. */
 void broker__forget_batch_index(broker_t *b, const store_batch_t *batch);
 

@@ -148,6 +148,18 @@ size_t map_count(const map_t *m)
     return m->count;
 }
 
+size_t map_longest_probe(const map_t *m)
+{
+    size_t longest = 0, mask = m->cap - 1;
+    for (size_t i = 0; i < m->cap; i++) {
+        const slot_t *s = &m->slots[i];
+        if (s->key == NULL || s->key == TOMBSTONE) continue;
+        size_t d = (i - (size_t)(s->hash & mask)) & mask;
+        if (d > longest) longest = d;
+    }
+    return longest;
+}
+
 void map_foreach(const map_t *m, void (*fn)(const void *, size_t, void *, void *), void *ud)
 {
     for (size_t i = 0; i < m->cap; i++) {

@@ -30,6 +30,10 @@ void *map_del(map_t *m, const void *key, size_t key_len);
 
 size_t map_count(const map_t *m);
 
+/* The longest distance of an entry from the slot its hash points to: how long the longest
+ * look-up walks. For tests and diagnostics. */
+size_t map_longest_probe(const map_t *m);
+
 /* Calls fn for each entry; fn must not modify the map. */
 void map_foreach(const map_t *m, void (*fn)(const void *key, size_t key_len, void *value, void *ud),
                  void *ud);

@@ -66,7 +66,15 @@ session_t *session__for_frame(broker_t *b, const uint8_t *rid, size_t rid_len, z
 void session__connection_closed(broker_t *b, int fd)
 {
     session_t *s = map_get(b->sessions_by_fd, &fd, sizeof(fd));
-    if (s != NULL) session__close(b, s, "connection closed");
+    if (s == NULL) return;
+    /* libzmq does not say why; a frame over the transport limit is one of the reasons, and
+     * the one an operator cannot guess from the agent's side. */
+    char why[160];
+    snprintf(why, sizeof(why),
+             "connection closed (by the peer, the network, or a frame over the %lld-byte "
+             "transport limit)",
+             (long long)broker__transport_limit(b));
+    session__close(b, s, why);
 }
 
 void session__free_closed(broker_t *b)

@@ -283,3 +283,44 @@ Test(insecure_mode, a_hello_without_a_valid_address_is_refused)
     rt_client_close(&c);
 }
 
+
+/* The default frame limit (1 MiB): what happens to frames far above it. */
+static void start_default_limit(void)
+{
+    static const char *args[] = {"--heartbeat-ms", "60000", NULL};
+    rt_suite_start(&broker, args);
+}
+
+TestSuite(large_frames, .init = start_default_limit, .fini = stop, .timeout = 60);
+
+Test(large_frames, a_frame_up_to_eight_times_the_limit_gets_too_large_and_beyond_a_logged_close)
+{
+    rt_client_t c = rt_session(&broker, A, 8);
+    size_t sizes[] = {2u << 20, 6u << 20}; /* 2 and 6 MiB: both above the 1 MiB limit */
+    for (size_t i = 0; i < 2; i++) {
+        char *big = calloc(1, sizes[i]);
+        cr_assert_eq(rt_client_send_raw(&c, big, sizes[i], false), 0);
+        free(big);
+        char reason[RELAIS_REASON_MAX];
+        cr_expect_eq(
+            rt_client_expect_code(&c, false, RELAIS__V1__ERROR__ERROR_CODE__TOO_LARGE, T, reason),
+            0, "a %zu-byte frame gets Error{TOO_LARGE}, not silence", sizes[i]);
+    }
+    /* The session survives both: a Ping is answered. */
+    Relais__V1__Ping p = RELAIS__V1__PING__INIT;
+    Relais__V1__Frame pf = RELAIS__V1__FRAME__INIT;
+    pf.kind_case = RELAIS__V1__FRAME__KIND_PING;
+    pf.ping = &p;
+    cr_assert_eq(rt_client_send(&c, &pf), 0);
+    Relais__V1__Frame *pong;
+    cr_assert_eq(rt_client_expect(&c, RELAIS__V1__FRAME__KIND_PONG, T, &pong), 0);
+    relais_frame_free(&pong);
+    /* Past the transport's hard limit the connection goes, and the broker says so. */
+    size_t huge = 9u << 20;
+    char *big = calloc(1, huge);
+    cr_assert_eq(rt_client_send_raw(&c, big, huge, false), 0);
+    free(big);
+    cr_expect_eq(rt_broker_wait_log(&broker, "transport limit", T), 0,
+                 "the disconnection is logged with its likely cause");
+    rt_client_close(&c);
+}
