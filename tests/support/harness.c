@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <ftw.h>
 #include <poll.h>
 #include <signal.h>
@@ -132,12 +133,25 @@ static int make_territory(rt_broker_t *b, char *dir_path, size_t dir_len, char *
     return write_directory(b, dir_path, NULL);
 }
 
-int rt_territory_revoke(rt_broker_t *b, const char *address, int timeout_ms)
+/* Rewrites the test territory without `skip` (NULL: every agent), sends SIGHUP and waits
+ * for one more reload line than the log held before. */
+static int rewrite_territory(rt_broker_t *b, const char *skip, int timeout_ms)
 {
     char path[300];
     snprintf(path, sizeof(path), "%s/territory.yaml", b->data_dir);
-    if (write_directory(b, path, address) < 0 || kill(b->pid, SIGHUP) < 0) return -1;
-    return rt_broker_wait_log(b, "directory reloaded", timeout_ms);
+    unsigned before = rt_broker_log_count(b, "directory reloaded");
+    if (write_directory(b, path, skip) < 0 || kill(b->pid, SIGHUP) < 0) return -1;
+    return rt_broker_wait_log_count(b, "directory reloaded", before + 1, timeout_ms);
+}
+
+int rt_territory_revoke(rt_broker_t *b, const char *address, int timeout_ms)
+{
+    return rewrite_territory(b, address, timeout_ms);
+}
+
+int rt_territory_enrol_all(rt_broker_t *b, int timeout_ms)
+{
+    return rewrite_territory(b, NULL, timeout_ms);
 }
 
 const rt_key_t *rt_key_for(const rt_broker_t *b, const char *address)
@@ -267,18 +281,29 @@ void rt_broker_kill9(rt_broker_t *b)
     b->stdout_fd = 0;
 }
 
-static bool log_contains(const char *path, const char *needle)
+/* Lines of the file at path containing needle, counting up to `enough` of them. */
+static unsigned log_count(const char *path, const char *needle, unsigned enough)
 {
     FILE *f = fopen(path, "r");
-    if (f == NULL) return false;
+    if (f == NULL) return 0;
     char line[4096];
-    bool found = false;
-    while (!found && fgets(line, sizeof(line), f)) found = strstr(line, needle) != NULL;
+    unsigned n = 0;
+    while (n < enough && fgets(line, sizeof(line), f)) n += strstr(line, needle) != NULL;
     fclose(f);
-    return found;
+    return n;
+}
+
+unsigned rt_broker_log_count(const rt_broker_t *b, const char *needle)
+{
+    return log_count(b->log_path, needle, UINT_MAX);
 }
 
 int rt_broker_wait_log(rt_broker_t *b, const char *needle, int timeout_ms)
+{
+    return rt_broker_wait_log_count(b, needle, 1, timeout_ms);
+}
+
+int rt_broker_wait_log_count(rt_broker_t *b, const char *needle, unsigned count, int timeout_ms)
 {
     int in = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
     if (in < 0) return -1;
@@ -286,7 +311,7 @@ int rt_broker_wait_log(rt_broker_t *b, const char *needle, int timeout_ms)
     int64_t deadline = mono_ms() + timeout_ms;
     int rc = -1;
     for (;;) {
-        if (log_contains(b->log_path, needle)) {
+        if (log_count(b->log_path, needle, count) >= count) {
             rc = 0;
             break;
         }
