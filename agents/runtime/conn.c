@@ -235,38 +235,47 @@ static void retry_after_refusal(relais_agent_t *a, agent_problem_t problem, cons
     uv_timer_start(&a->reconnect, on_reconnect, delay, 0);
 }
 
-/* The sentence for a handshake that failed without a ZAP status (see the file comment). */
+static const char SAYS_NO_CURVE[] = "the broker does not use CURVE encryption but this agent "
+                                    "does: the endpoint is not a production relaisd, or it runs "
+                                    "with --insecure";
+static const char SAYS_NEEDS_CURVE[] = "the broker requires CURVE encryption and this agent has "
+                                       "no keys: give it the broker's public key and its own "
+                                       "keypair";
+static const char SAYS_SERVER_KEY[] =
+    "the broker closed the connection during the secure handshake: the broker's public key "
+    "this agent was given is most likely not the broker's (compare it with the broker's key "
+    "file)";
+
+/*
+ * The sentence for a handshake that failed without a ZAP status (see the file comment). A
+ * broker that drops the connection mid-handshake gives libzmq no reason to report: with our
+ * CURVE keys, it could not open our HELLO (the wrong broker key); without keys, it expected
+ * CURVE (libzmq reports the mismatch itself only when it reads the greeting first). A broker
+ * stopping in the middle of a handshake looks the same, so the first drop in a row is only
+ * retried, and the second is named.
+ */
 static void handshake_failed(relais_agent_t *a, uint16_t event, uint32_t value)
 {
     char sentence[320];
     agent_problem_t problem = AGENT_PROBLEM_HANDSHAKE;
+    bool curve = a->curve_server[0] != '\0';
+    bool dropped = event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL &&
+                   (value == EPIPE || value == ECONNRESET || value == 0);
     if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL &&
         value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH) {
         problem = AGENT_PROBLEM_MECHANISM;
-        snprintf(sentence, sizeof(sentence),
-                 a->curve_server[0]
-                     ? "the broker does not use CURVE encryption but this agent does: the "
-                       "endpoint is not a production relaisd, or it runs with --insecure"
-                     : "the broker requires CURVE encryption and this agent has no keys: give it "
-                       "the broker's public key and its own keypair");
-    } else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL && a->curve_server[0] &&
-               (value == EPIPE || value == ECONNRESET || value == 0) && ++a->handshake_drops < 2) {
-        /* A broker stopping in the middle of our handshake looks the same, once. */
+        snprintf(sentence, sizeof(sentence), "%s", curve ? SAYS_NO_CURVE : SAYS_NEEDS_CURVE);
+    } else if (dropped && ++a->handshake_drops < 2) {
         RLOG(RELAIS_LOG_INFO, "agent",
-             "agent=%s the broker closed the connection during the "
-             "handshake; trying again",
+             "agent=%s the broker closed the connection during the handshake; trying again",
              a->address);
-        problem = a->problem;
+        problem = a->problem; /* nothing new to say yet */
         snprintf(sentence, sizeof(sentence),
                  "the broker closed the connection during the "
                  "handshake");
-    } else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL && a->curve_server[0] &&
-               (value == EPIPE || value == ECONNRESET || value == 0)) {
-        problem = AGENT_PROBLEM_SERVER_KEY;
-        snprintf(sentence, sizeof(sentence),
-                 "the broker closed the connection during the secure handshake: the broker's "
-                 "public key this agent was given is most likely not the broker's (compare it "
-                 "with the broker's key file)");
+    } else if (dropped) {
+        problem = curve ? AGENT_PROBLEM_SERVER_KEY : AGENT_PROBLEM_MECHANISM;
+        snprintf(sentence, sizeof(sentence), "%s", curve ? SAYS_SERVER_KEY : SAYS_NEEDS_CURVE);
     } else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) {
         snprintf(sentence, sizeof(sentence),
                  "the secure handshake with the broker failed (protocol error 0x%x): is the "

@@ -22,6 +22,7 @@
 #define SAYS_NOT_ENROLLED "key is not enrolled"
 #define SAYS_WRONG_SERVER_KEY "broker's public key"
 #define SAYS_NOTHING_LISTENING "nothing is listening"
+#define SAYS_NEEDS_CURVE "requires CURVE encryption"
 
 static rt_broker_t broker;
 static rt_agent_t ta;
@@ -76,6 +77,8 @@ Test(agent_connect, a_wrong_broker_key_is_named_in_a_sentence)
              rt_agent_reports_locked(t_, RELAIS_AGENT_DISCONNECTED, SAYS_WRONG_SERVER_KEY) == 1);
     pthread_mutex_lock(&ta.mu);
     cr_expect_eq(ta.states[RELAIS_AGENT_READY], 0);
+    cr_expect_eq(rt_agent_reports_locked(&ta, RELAIS_AGENT_DISCONNECTED, ""), 1,
+                 "no vaguer sentence before the right one");
     cr_expect_eq(rt_agent_reports_locked(&ta, RELAIS_AGENT_DISCONNECTED, SAYS_NOT_ENROLLED), 0,
                  "a wrong broker key is not mistaken for a refused agent key");
     pthread_mutex_unlock(&ta.mu);
@@ -96,5 +99,19 @@ Test(agent_connect, nothing_listening_is_said_and_the_agent_connects_when_the_br
     pthread_mutex_lock(&ta.mu);
     cr_expect_eq(rt_agent_reports_locked(&ta, RELAIS_AGENT_DISCONNECTED, SAYS_NOTHING_LISTENING), 1,
                  "said once, however many attempts were refused");
+    pthread_mutex_unlock(&ta.mu);
+}
+
+Test(agent_connect, an_agent_without_keys_is_told_the_broker_requires_curve)
+{
+    relais_agent_options_t opts;
+    rt_agent_options(&opts, &broker, ADDR);
+    opts.curve_server_key = opts.curve_public_key = opts.curve_secret_key = NULL;
+    rt_agent_start(&ta, &opts, NULL, NULL);
+    RT_AWAIT(&ta, rt_agent_reports_locked(t_, RELAIS_AGENT_DISCONNECTED, SAYS_NEEDS_CURVE) == 1);
+    pthread_mutex_lock(&ta.mu);
+    cr_expect_eq(ta.states[RELAIS_AGENT_READY], 0);
+    cr_expect_eq(rt_agent_reports_locked(&ta, RELAIS_AGENT_DISCONNECTED, ""), 1,
+                 "no vaguer sentence before the right one");
     pthread_mutex_unlock(&ta.mu);
 }
