@@ -43,8 +43,8 @@ void rt_agent_options(relais_agent_options_t *opts, const rt_broker_t *b, const 
     opts->curve_secret_key = k->sec;
 }
 
-void rt_agent_start(rt_agent_t *t, const relais_agent_options_t *opts, void (*setup)(rt_agent_t *t),
-                    void *ud)
+void rt_agent_create(rt_agent_t *t, const relais_agent_options_t *opts,
+                     void (*setup)(rt_agent_t *t), void *ud)
 {
     memset(t, 0, sizeof(*t));
     pthread_condattr_t attr;
@@ -59,13 +59,27 @@ void rt_agent_start(rt_agent_t *t, const relais_agent_options_t *opts, void (*se
     cr_assert_eq(rc, 0, "relais_agent_new(%s): %s", opts->address, relais_strerror(rc));
     relais_agent_on_state(t->agent, on_state, t);
     if (setup) setup(t);
+}
+
+void rt_agent_run_thread(rt_agent_t *t)
+{
     cr_assert_eq(pthread_create(&t->thread, NULL, run_agent, t), 0);
     t->running = true;
 }
 
+void rt_agent_start(rt_agent_t *t, const relais_agent_options_t *opts, void (*setup)(rt_agent_t *t),
+                    void *ud)
+{
+    rt_agent_create(t, opts, setup, ud);
+    rt_agent_run_thread(t);
+}
+
 void rt_agent_stop(rt_agent_t *t)
 {
-    if (!t->running) return;
+    if (!t->running) {
+        relais_agent_destroy(&t->agent);
+        return;
+    }
     relais_agent_stop(t->agent);
     pthread_join(t->thread, NULL);
     t->running = false;
@@ -78,7 +92,6 @@ void rt_agent_free(rt_agent_t *t)
 {
     if (!t->inited) return;
     rt_agent_stop(t);
-    relais_agent_destroy(&t->agent); /* when setup failed before the thread started */
     pthread_cond_destroy(&t->cv);
     pthread_mutex_destroy(&t->mu);
     t->inited = false;

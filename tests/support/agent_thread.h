@@ -79,15 +79,24 @@ typedef struct rt_agent {
 void rt_agent_options(relais_agent_options_t *opts, const rt_broker_t *b, const char *address);
 
 /*
- * Creates the agent with opts, registers the state callback, calls setup (may be NULL) to
- * register the test's own, and runs it on a new thread. Does not wait for READY
- * (RT_AWAIT(t, t->states[RELAIS_AGENT_READY] > 0) does). Fails the test on error.
+ * Creates the agent with opts, registers the state callback and calls setup (may be NULL)
+ * to register the test's own, without running it: the test may act on t->agent from its own
+ * thread (or run it on its own loop) until rt_agent_run_thread(). Fails the test on error.
  */
+void rt_agent_create(rt_agent_t *t, const relais_agent_options_t *opts,
+                     void (*setup)(rt_agent_t *t), void *ud);
+
+/* Runs a created agent on a new thread (t->thread). */
+void rt_agent_run_thread(rt_agent_t *t);
+
+/* rt_agent_create() then rt_agent_run_thread(). Does not wait for READY
+ * (RT_AWAIT(t, t->states[RELAIS_AGENT_READY] > 0) does). */
 void rt_agent_start(rt_agent_t *t, const relais_agent_options_t *opts, void (*setup)(rt_agent_t *t),
                     void *ud);
 
-/* Stops a running agent, checks that run() returned 0 after STOPPED, and frees it. The
- * record stays readable until rt_agent_free(). No-op when not running. */
+/* Stops a running agent, checks that run() returned 0 after STOPPED, and frees it; frees an
+ * agent created and never run. The record stays readable until rt_agent_free(). No-op when
+ * there is no agent. */
 void rt_agent_stop(rt_agent_t *t);
 
 /* Stops t if it runs and releases its record. */
