@@ -1,6 +1,6 @@
 /*
- * The demo's broker process: a fresh data directory, relaisd spawned on an ephemeral
- * port with CurveZMQ and the demo's territory directory, its stderr kept in the data
+ * The demo's broker process (also the simulator's): a fresh data directory, relaisd spawned
+ * (by common/relaisd_child.c) on an ephemeral port with CurveZMQ and a territory directory, its stderr kept in the data
  * directory, the endpoint, mode and server key read back from its ready line, and an
  * orderly stop whose exit status is checked. Every wait has a deadline; nothing sleeps.
  */
@@ -8,17 +8,14 @@
 #define RELAIS_DEMO_BROKER_H
 
 #include <limits.h>
-#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
 typedef struct demo_broker {
-    pid_t pid;       /* 0 when not running */
-    int pidfd;       /* readable once the process has exited */
-    int out_fd;      /* read end of the broker's stdout */
-    pthread_t drain; /* empties stdout after the ready line, so it never blocks */
-    bool drain_started;
+    pid_t pid;  /* 0 when not running */
+    int pidfd;  /* -1: the stop watches the exit itself (common/relaisd_child.c) */
+    int out_fd; /* read end of the broker's stdout, which holds only the ready line */
     char endpoint[128];  /* from the ready line: tcp://127.0.0.1:PORT */
     char mode[16];       /* from the ready line: "curve" expected; "" if not announced */
     char server_key[41]; /* from the ready line (Z85); "" if not announced */

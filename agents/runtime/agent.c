@@ -105,6 +105,9 @@ int relais_agent_new(relais_agent_t **out, const relais_agent_options_t *opts)
     a->max_frame_bytes = RELAIS_DEFAULT_MAX_FRAME_BYTES;
     a->max_recipients = RELAIS_MAX_RECIPIENTS;
     a->backoff_ms = AGENT_BACKOFF_MIN_MS;
+    a->refused_backoff_ms = AGENT_REFUSED_BACKOFF_MIN_MS;
+    /* Agents started together must not retry in step: seeded per agent and per run. */
+    a->jitter_state = uv_hrtime() ^ (uint64_t)(uintptr_t)a ^ 0x9e3779b97f4a7c15ull;
     a->state = RELAIS_AGENT_DISCONNECTED;
     if (opts->state_path &&
         (rc = agent__state_open(&a->state_file, opts->state_path, a->address)) != 0)
@@ -157,6 +160,11 @@ err_free:
 void agent__set_state(relais_agent_t *agent, relais_agent_state_t state, const char *detail)
 {
     if (agent->state == state && agent->state_reported) return;
+    agent__report_state(agent, state, detail);
+}
+
+void agent__report_state(relais_agent_t *agent, relais_agent_state_t state, const char *detail)
+{
     agent->state = state;
     agent->state_reported = true;
     RLOG(RELAIS_LOG_INFO, "agent", "agent=%s state=%s detail=\"%s\"", agent->address,

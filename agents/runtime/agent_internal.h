@@ -34,6 +34,24 @@
 #define AGENT_BACKOFF_MIN_MS 100
 #define AGENT_BACKOFF_MAX_MS 2000
 
+/*
+ * Bounds of the backoff between two secure handshakes after the broker refused one (key
+ * not enrolled, wrong broker key): such a refusal lasts until an operator acts, and every
+ * attempt costs the broker a journal record, so attempts thin out to one per 30 s.
+ */
+#define AGENT_REFUSED_BACKOFF_MIN_MS 1000
+#define AGENT_REFUSED_BACKOFF_MAX_MS 30000
+
+/* Why the agent cannot connect, as last reported (each is said once, until it changes). */
+typedef enum agent_problem {
+    AGENT_PROBLEM_NONE = 0,
+    AGENT_PROBLEM_NOT_LISTENING,  /* TCP connection refused or unanswered */
+    AGENT_PROBLEM_KEY_REFUSED,    /* ZAP status 400: the agent's key is not in the directory */
+    AGENT_PROBLEM_SERVER_KEY,     /* the broker dropped our CURVE HELLO: wrong broker key */
+    AGENT_PROBLEM_MECHANISM,      /* CURVE on one side only */
+    AGENT_PROBLEM_HANDSHAKE,      /* any other failed handshake */
+} agent_problem_t;
+
 /* ---- State file: SQLite, written through by the outbox and the dedup window -------- */
 
 typedef struct agent_state agent_state_t;
@@ -281,6 +299,10 @@ struct relais_agent {
     unsigned conn_gen; /* distinguishes monitor endpoints of successive sockets */
     bool conn_failed;  /* a reset is scheduled: stop reading the current socket */
     uint64_t backoff_ms;
+    uint64_t refused_backoff_ms; /* next wait after a refused handshake (before jitter) */
+    agent_problem_t problem;     /* the cause of failure last reported, until a handshake */
+    unsigned handshake_drops;    /* handshakes the broker dropped since the last success */
+    uint64_t jitter_state;       /* xorshift state for the backoff's jitter */
     relais_agent_state_t state;
     bool state_reported;
     uint64_t last_send; /* uv_now() of our last frame out */
@@ -328,6 +350,10 @@ void agent__handle_released(relais_agent_t *agent);
 
 /* Changes the connection state and tells the application when it differs. */
 void agent__set_state(relais_agent_t *agent, relais_agent_state_t state, const char *detail);
+
+/* Changes the connection state and tells the application, even when it is the same (a
+ * new reason for being DISCONNECTED). */
+void agent__report_state(relais_agent_t *agent, relais_agent_state_t state, const char *detail);
 
 /* ---- conn.c ------------------------------------------------------------------------ */
 

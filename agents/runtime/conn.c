@@ -10,6 +10,17 @@
  * session when a ZMTP handshake completed and when the peer went away; the heartbeat timer
  * sends Ping when we have been quiet and gives up on a broker silent for three intervals by
  * opening a fresh socket, which gets a fresh routing id.
+ *
+ * ZeroMQ reconnects by itself a connection that was refused or dropped, but not one whose
+ * secure handshake the broker refused: libzmq 4.3.4 then ends the session for good, so an
+ * agent started before its key was enrolled would stay offline after the enrolment. Every
+ * failed handshake therefore closes the socket and a fresh one tries again after a backoff
+ * with jitter (1 s doubling to 30 s: a refusal lasts until an operator acts). The monitor's
+ * events also tell why the agent cannot connect — its key not enrolled (ZAP status 400),
+ * the wrong broker key (the broker cannot open our CURVE HELLO and drops the connection, which
+ * libzmq reports as HANDSHAKE_FAILED_NO_DETAIL with EPIPE or ECONNRESET), CURVE on one side
+ * only, or nothing listening (CONNECT_RETRIED) — and each cause is said once, in a sentence,
+ * in the log and to the state callback, until the cause changes or a handshake succeeds.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -93,7 +104,7 @@ int agent__conn_open(relais_agent_t *a)
     if ((rc = configure(a, c->sock)) != 0) goto err;
     if (zmq_socket_monitor(c->sock, mon_endpoint,
                            ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED |
-                               ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                               ZMQ_EVENT_CONNECT_RETRIED | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
                                ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
                                ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) != 0)
         goto zmq_err;
@@ -178,6 +189,106 @@ void agent__conn_reset(relais_agent_t *a, bool backoff, const char *detail)
     uv_timer_start(&a->reconnect, on_reconnect, delay, 0);
 }
 
+/*
+ * Says why the agent cannot connect: once per cause, as a WARN line and a DISCONNECTED report
+ * whose detail is the sentence; a repeat of the same cause is logged at debug level only.
+ */
+static void report_problem(relais_agent_t *a, agent_problem_t problem, const char *sentence)
+{
+    if (a->problem == problem) {
+        RLOG(RELAIS_LOG_DEBUG, "agent", "agent=%s still cannot connect: %s", a->address, sentence);
+        return;
+    }
+    a->problem = problem;
+    RLOG(RELAIS_LOG_WARN, "agent", "agent=%s endpoint=%s cannot connect: %s", a->address,
+         a->endpoint, sentence);
+    agent__report_state(a, RELAIS_AGENT_DISCONNECTED, sentence);
+}
+
+/* A uniform draw in [0, n), n > 0: jitter needs no more than xorshift64. */
+static uint64_t jitter_draw(relais_agent_t *a, uint64_t n)
+{
+    uint64_t x = a->jitter_state;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    a->jitter_state = x;
+    return x % n;
+}
+
+/*
+ * The broker refused the secure handshake, which libzmq will not retry: says why, and opens
+ * a fresh socket after the refusal backoff — half of it fixed, half drawn at random, so that
+ * agents refused together do not come back together — which then doubles, up to its bound.
+ */
+static void retry_after_refusal(relais_agent_t *a, agent_problem_t problem, const char *sentence)
+{
+    if (a->conn_failed || a->phase != AGENT_PHASE_RUNNING) return;
+    a->conn_failed = true;
+    report_problem(a, problem, sentence);
+    uint64_t base = a->refused_backoff_ms;
+    uint64_t delay = base / 2 + jitter_draw(a, base / 2 + 1);
+    a->refused_backoff_ms =
+        base * 2 > AGENT_REFUSED_BACKOFF_MAX_MS ? AGENT_REFUSED_BACKOFF_MAX_MS : base * 2;
+    RLOG(RELAIS_LOG_DEBUG, "agent", "agent=%s fresh socket in %llu ms", a->address,
+         (unsigned long long)delay);
+    uv_timer_start(&a->reconnect, on_reconnect, delay, 0);
+}
+
+static const char SAYS_NO_CURVE[] = "the broker does not use CURVE encryption but this agent "
+                                    "does: the endpoint is not a production relaisd, or it runs "
+                                    "with --insecure";
+static const char SAYS_NEEDS_CURVE[] = "the broker requires CURVE encryption and this agent has "
+                                       "no keys: give it the broker's public key and its own "
+                                       "keypair";
+static const char SAYS_SERVER_KEY[] =
+    "the broker closed the connection during the secure handshake: the broker's public key "
+    "this agent was given is most likely not the broker's (compare it with the broker's key "
+    "file)";
+
+/*
+ * The sentence for a handshake that failed without a ZAP status (see the file comment). A
+ * broker that drops the connection mid-handshake gives libzmq no reason to report: with our
+ * CURVE keys, it could not open our HELLO (the wrong broker key); without keys, it expected
+ * CURVE (libzmq reports the mismatch itself only when it reads the greeting first). A broker
+ * stopping in the middle of a handshake looks the same, so the first drop in a row is only
+ * retried, and the second is named.
+ */
+static void handshake_failed(relais_agent_t *a, uint16_t event, uint32_t value)
+{
+    char sentence[320];
+    agent_problem_t problem = AGENT_PROBLEM_HANDSHAKE;
+    bool curve = a->curve_server[0] != '\0';
+    bool dropped = event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL &&
+                   (value == EPIPE || value == ECONNRESET || value == 0);
+    if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL &&
+        value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH) {
+        problem = AGENT_PROBLEM_MECHANISM;
+        snprintf(sentence, sizeof(sentence), "%s", curve ? SAYS_NO_CURVE : SAYS_NEEDS_CURVE);
+    } else if (dropped && ++a->handshake_drops < 2) {
+        RLOG(RELAIS_LOG_INFO, "agent",
+             "agent=%s the broker closed the connection during the handshake; trying again",
+             a->address);
+        problem = a->problem; /* nothing new to say yet */
+        snprintf(sentence, sizeof(sentence),
+                 "the broker closed the connection during the "
+                 "handshake");
+    } else if (dropped) {
+        problem = curve ? AGENT_PROBLEM_SERVER_KEY : AGENT_PROBLEM_MECHANISM;
+        snprintf(sentence, sizeof(sentence), "%s", curve ? SAYS_SERVER_KEY : SAYS_NEEDS_CURVE);
+    } else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) {
+        snprintf(sentence, sizeof(sentence),
+                 "the secure handshake with the broker failed (protocol error 0x%x): is the "
+                 "endpoint a relaisd of a compatible version?",
+                 (unsigned)value);
+    } else {
+        snprintf(sentence, sizeof(sentence),
+                 "the handshake with the broker failed (%s): is the endpoint a relaisd?",
+                 zmq_strerror((int)value));
+    }
+    retry_after_refusal(a, problem, sentence);
+}
+
 static void on_drain(uv_idle_t *idle);
 
 static void schedule_drain(relais_agent_t *a)
@@ -217,23 +328,41 @@ static void drain_monitor(relais_agent_t *a)
 
         switch (event) {
         case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
+            a->problem = AGENT_PROBLEM_NONE;
+            a->handshake_drops = 0;
             agent__session_handshake(a);
             break;
         case ZMQ_EVENT_DISCONNECTED:
             agent__session_disconnected(a, "connection to broker lost");
             break;
-        case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
-            /* ZeroMQ keeps retrying with back-off; the application should know why
-             * nothing happens meanwhile. */
-            RLOG(RELAIS_LOG_WARN, "agent", "agent=%s the broker refused this agent's key "
-                 "(status %u)", a->address, (unsigned)value);
-            agent__session_disconnected(a, "the broker refused this agent's key: is its public "
-                                           "key in the territory directory?");
+        case ZMQ_EVENT_CONNECT_RETRIED: {
+            /* ZeroMQ retries this one by itself, with its own backoff. */
+            char sentence[320];
+            snprintf(sentence, sizeof(sentence),
+                     "nothing is listening at %s (connection refused or unanswered): is relaisd "
+                     "running there? retrying",
+                     a->endpoint);
+            report_problem(a, AGENT_PROBLEM_NOT_LISTENING, sentence);
             break;
+        }
+        case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH: {
+            char sentence[320];
+            agent_problem_t problem = AGENT_PROBLEM_HANDSHAKE;
+            if (value == 400) {
+                problem = AGENT_PROBLEM_KEY_REFUSED;
+                snprintf(sentence, sizeof(sentence),
+                         "the broker refused this agent's key: the key is not enrolled in the "
+                         "territory directory (or was revoked); retrying until it is");
+            } else {
+                snprintf(sentence, sizeof(sentence),
+                         "the broker refused this agent's key (ZAP status %u); retrying",
+                         (unsigned)value);
+            }
+            retry_after_refusal(a, problem, sentence);
+            break;
+        }
         default:
-            RLOG(RELAIS_LOG_WARN, "agent", "agent=%s handshake failed event=0x%x value=%u",
-                 a->address, (unsigned)event, (unsigned)value);
-            agent__session_disconnected(a, "secure handshake with the broker failed");
+            handshake_failed(a, event, (uint32_t)value);
             break;
         }
     }

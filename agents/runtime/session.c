@@ -96,6 +96,7 @@ static void on_welcome(relais_agent_t *a, const Relais__V1__Welcome *w)
     if (w->max_frame_bytes) a->max_frame_bytes = w->max_frame_bytes;
     if (w->max_recipients) a->max_recipients = w->max_recipients;
     a->backoff_ms = AGENT_BACKOFF_MIN_MS;
+    a->refused_backoff_ms = AGENT_REFUSED_BACKOFF_MIN_MS;
     size_t n = agent__outbox_count(a->outbox);
     RLOG(RELAIS_LOG_INFO, "agent", "agent=%s welcome broker=%s heartbeat_ms=%u resend=%zu",
          a->address, w->broker_id ? w->broker_id : "", a->heartbeat_ms, n);

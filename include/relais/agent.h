@@ -75,11 +75,22 @@ typedef struct relais_agent_options {
     const char *curve_secret_key;
 } relais_agent_options_t;
 
-/* Connection states reported to the state callback. */
+/*
+ * Connection states reported to the state callback, with a detail saying why. The callback
+ * is called when the state changes, and also with DISCONNECTED again when the agent finds a
+ * new reason why it cannot connect. That reason is said once per cause (until the cause
+ * changes or a connection succeeds), while the SDK keeps trying on its own: "the key is not
+ * enrolled in the territory directory" (the broker refused the agent's key), "the broker's
+ * public key this agent was given is most likely not the broker's", "nothing is listening
+ * at <endpoint>", or CURVE on one side only. After a refused handshake the SDK retries on a
+ * fresh socket after 1 s, doubling up to 30 s, with jitter; so an agent started before its
+ * key is enrolled connects within that delay of the enrolment, without a restart.
+ */
 typedef enum relais_agent_state {
     RELAIS_AGENT_CONNECTING = 1,   /* socket connected or reconnecting, Hello sent */
     RELAIS_AGENT_READY = 2,        /* Welcome received: submissions flow */
-    RELAIS_AGENT_DISCONNECTED = 3, /* broker silent for 3 heartbeats or session lost */
+    RELAIS_AGENT_DISCONNECTED = 3, /* broker silent for 3 heartbeats, session lost, or the
+                                    * agent cannot connect (the detail says why) */
     RELAIS_AGENT_STOPPED = 4,      /* relais_agent_stop() completed; run() is returning */
 } relais_agent_state_t;
 

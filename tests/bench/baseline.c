@@ -15,6 +15,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,8 +98,14 @@ int baseline_start(baseline_t **out, void *zctx, const bench_keypair_t *server, 
 {
     struct baseline *bl = calloc(1, sizeof(*bl));
     if (bl == NULL) return -1;
+    /* A name never used before in this process: libzmq frees an inproc name only when the
+     * reaper thread destroys the socket, some time after zmq_close(), and malloc tends to
+     * give the next forwarder the address of the last — a name built from it was often
+     * still taken, and the next baseline failed with "Address already in use". */
+    static atomic_uint serial;
     char inproc[64];
-    snprintf(inproc, sizeof(inproc), "inproc://relais-bench-baseline-%p", (void *)bl);
+    snprintf(inproc, sizeof(inproc), "inproc://relais-bench-baseline-%u",
+             atomic_fetch_add(&serial, 1));
     int one = 1, zero = 0;
     bl->sock = zmq_socket(zctx, ZMQ_ROUTER);
     bl->stop_pull = zmq_socket(zctx, ZMQ_PAIR);

@@ -9,28 +9,21 @@
  * written the way relaisctl keygen and a CPTS would (tests/support/harness.c does the same
  * for the integration tests).
  *
- * The child gets PR_SET_PDEATHSIG so that an interrupted benchmark never leaves a broker
- * behind; its stderr goes to relaisd.log in the data directory, kept for reading when a
+ * The process itself is common/relaisd_child.c's (shared with the tests' harness and the
+ * demo): it gets PR_SET_PDEATHSIG so that an interrupted benchmark never leaves a broker
+ * behind, and its stderr goes to relaisd.log in the data directory, kept for reading when a
  * run goes wrong.
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <ftw.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
 #include <zmq.h>
 
 #include "bench.h"
+#include "relaisd_child.h"
 #include "relais/codec.h"
-
-#define READY_PREFIX "relaisd ready endpoint="
 
 /* ---- The bench territory ------------------------------------------------------------ */
 
@@ -56,20 +49,6 @@ err:
     fprintf(stderr, "relais-bench: zmq_curve_keypair: %s (libzmq built without CURVE?)\n",
             zmq_strerror(errno));
     return -1;
-}
-
-/* A keypair file as relaisctl keygen writes it: the broker refuses one readable by others. */
-static int write_keyfile(const char *path, const bench_keypair_t *kp)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) return -1;
-    char text[200];
-    int n = snprintf(text, sizeof(text),
-                     "# Relais CURVE keypair (relais-bench)\npublic-key: %s\nsecret-key: %s\n",
-                     kp->pub, kp->sec);
-    int rc = write(fd, text, (size_t)n) == n ? 0 : -1;
-    if (close(fd) < 0) rc = -1;
-    return rc;
 }
 
 /* The production directory of the bench territory. Producers are medical assistants and
@@ -106,26 +85,25 @@ static int write_directory(const broker_proc_t *b, const char *path)
 
 int broker_proc_start(broker_proc_t *b, int timeout_ms)
 {
-    if (b->data_dir[0] == '\0') {
-        const char *tmp = getenv("TMPDIR");
-        snprintf(b->data_dir, sizeof(b->data_dir), "%s/relais-bench-XXXXXX", tmp ? tmp : "/tmp");
-        if (mkdtemp(b->data_dir) == NULL) {
-            fprintf(stderr, "relais-bench: mkdtemp: %s\n", strerror(errno));
-            b->data_dir[0] = '\0';
-            return -1;
-        }
+    char err[512];
+    if (b->data_dir[0] == '\0' && relaisd_child_mkdata(b->data_dir, sizeof(b->data_dir),
+                                                       "relais-bench", err, sizeof(err)) < 0) {
+        fprintf(stderr, "relais-bench: %s\n", err);
+        return -1;
     }
     snprintf(b->log_path, sizeof(b->log_path), "%s/relaisd.log", b->data_dir);
     char dir_path[300], key_path[300];
     snprintf(dir_path, sizeof(dir_path), "%s/territory.yaml", b->data_dir);
     snprintf(key_path, sizeof(key_path), "%s/broker.key", b->data_dir);
-    const char *argv[16] = {b->path, "--bind", "tcp://127.0.0.1:0", "--data", b->data_dir,
-                            "--durability", b->durability};
+    const char *argv[16] = {b->path,     "--bind",       "tcp://127.0.0.1:0", "--data",
+                            b->data_dir, "--durability", b->durability};
     int argc = 7;
     if (b->keys == NULL) {
         argv[argc++] = "--insecure";
     } else {
-        if (write_keyfile(key_path, &b->keys->broker) < 0 || write_directory(b, dir_path) < 0) {
+        if (relaisd_child_write_keyfile(key_path, b->keys->broker.pub, b->keys->broker.sec,
+                                        "relais-bench") < 0 ||
+            write_directory(b, dir_path) < 0) {
             fprintf(stderr, "relais-bench: cannot write the bench territory in %s: %s\n",
                     b->data_dir, strerror(errno));
             return -1;
@@ -136,96 +114,30 @@ int broker_proc_start(broker_proc_t *b, int timeout_ms)
         argv[argc++] = key_path;
     }
     argv[argc] = NULL;
-    int out[2];
-    if (pipe2(out, O_CLOEXEC) < 0) return -1;
-    pid_t parent = getpid();
-    uint64_t t0 = bench_now_ns();
-    pid_t pid = fork();
-    if (pid < 0) {
-        close(out[0]);
-        close(out[1]);
+    relaisd_ready_t ready;
+    if (relaisd_child_start(argv, b->log_path, timeout_ms, &b->pid, &b->stdout_fd, &ready, err,
+                            sizeof(err)) < 0) {
+        fprintf(stderr, "relais-bench: %s\n", err);
+        b->stdout_fd = 0;
         return -1;
     }
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent) _exit(127);
-        int log = open(b->log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
-        dup2(out[1], 1);
-        if (log >= 0) dup2(log, 2);
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    close(out[1]);
-    b->pid = pid;
-    b->stdout_fd = out[0];
-
-    char buf[1024];
-    size_t used = 0;
-    uint64_t deadline = t0 + (uint64_t)timeout_ms * 1000000u;
-    for (;;) {
-        uint64_t now = bench_now_ns();
-        if (now >= deadline) break;
-        struct pollfd p = {.fd = out[0], .events = POLLIN};
-        int left_ms = (int)((deadline - now) / 1000000u) + 1;
-        if (poll(&p, 1, left_ms) <= 0) continue;
-        ssize_t n = read(out[0], buf + used, sizeof(buf) - 1 - used);
-        if (n <= 0) {
-            fprintf(stderr, "relais-bench: relaisd exited before its ready line (see %s)\n",
-                    b->log_path);
-            broker_proc_stop(b, SIGKILL, 5000);
-            return -1;
-        }
-        used += (size_t)n;
-        buf[used] = '\0';
-        char *ready = strstr(buf, READY_PREFIX);
-        if (ready != NULL && strchr(ready, '\n') != NULL) {
-            b->ready_s = (double)(bench_now_ns() - t0) / 1e9;
-            ready += strlen(READY_PREFIX);
-            snprintf(b->endpoint, sizeof(b->endpoint), "%.*s", (int)strcspn(ready, " \n"),
-                     ready);
-            return 0;
-        }
-        if (used == sizeof(buf) - 1) used = 0; /* not ours: keep reading */
-    }
-    fprintf(stderr, "relais-bench: relaisd did not become ready within %d ms (see %s)\n",
-            timeout_ms, b->log_path);
-    broker_proc_stop(b, SIGKILL, 5000);
-    return -1;
+    b->ready_s = ready.took_s;
+    snprintf(b->endpoint, sizeof(b->endpoint), "%s", ready.endpoint);
+    return 0;
 }
 
 double broker_proc_stop(broker_proc_t *b, int sig, int timeout_ms)
 {
     if (b->pid <= 0) return -1;
-    uint64_t t0 = bench_now_ns();
-    int pidfd = (int)syscall(SYS_pidfd_open, b->pid, 0);
-    kill(b->pid, sig);
-    double took = -1;
-    bool exited = true;
-    if (pidfd >= 0) {
-        struct pollfd p = {.fd = pidfd, .events = POLLIN};
-        exited = poll(&p, 1, timeout_ms) > 0;
-        close(pidfd);
-    }
-    if (!exited) kill(b->pid, SIGKILL);
-    else took = (double)(bench_now_ns() - t0) / 1e9;
-    waitpid(b->pid, NULL, 0);
-    b->pid = 0;
-    if (b->stdout_fd > 0) close(b->stdout_fd);
+    double took;
+    relaisd_child_stop(&b->pid, &b->stdout_fd, sig, timeout_ms, &took);
     b->stdout_fd = 0;
     return took;
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 void broker_proc_cleanup(broker_proc_t *b)
 {
-    if (b->data_dir[0]) nftw(b->data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    relaisd_child_rmdata(b->data_dir);
     b->data_dir[0] = '\0';
 }
 
@@ -255,8 +167,7 @@ double proc_cpu_s(pid_t pid)
     char *p = strrchr(buf, ')');
     if (p == NULL) return -1;
     unsigned long long utime, stime;
-    if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime,
-               &stime) != 2)
+    if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime, &stime) != 2)
         return -1;
     return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
 }

@@ -2,8 +2,9 @@
  * SDK session tests against a scripted broker: the test thread plays the broker on a raw
  * ZeroMQ ROUTER socket and sends exactly the frames a case needs — a redelivered duplicate,
  * an Error{NO_SESSION}, a fatal error, a broker that goes silent — which a real relaisd
- * would not produce on demand. The agent runs on its own thread; the test learns what it did
- * from the frames it sends and from an event record its callbacks fill under a mutex. Every
+ * would not produce on demand. The agent runs on its own thread (the shared fixture of
+ * tests/support/agent_thread.h); the test learns what it did from the frames it sends and
+ * from an event record its callbacks fill under the fixture's mutex. Every
  * wait has a deadline (zmq_poll or a timed condition wait); nothing sleeps to synchronise.
  * The last cases need no broker at all: timers, posts from many threads, destroy without
  * run, and an agent on the embedding program's loop.
@@ -17,18 +18,17 @@
 #include <time.h>
 #include <zmq.h>
 
+#include "agent_thread.h"
 #include "relais/agent.h"
 
-#define WAIT_MS 10000
+#define WAIT_MS RT_AGENT_WAIT_MS
 #define ADDR_AGENT "rpps:10101234567"
 #define ADDR_PEER "finess:350000011"
 
 /* ---- What the agent's callbacks observed ------------------------------------------ */
 
+/* Every field is under ta's lock (the agent's connection states are ta.states). */
 typedef struct events {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int states[5];
     int posted;
     int send_rc;
     int accepted;
@@ -44,62 +44,22 @@ typedef struct events {
     int foreign_thread_posts; /* posted functions that ran off the loop thread */
 } events_t;
 
-static void events_init(events_t *ev)
-{
-    memset(ev, 0, sizeof(*ev));
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&ev->cv, &attr);
-    pthread_condattr_destroy(&attr);
-    pthread_mutex_init(&ev->mu, NULL);
-}
+/* The agent on its own thread (tests/support/agent_thread.h). */
+static rt_agent_t ta;
 
-static void events_fini(events_t *ev)
-{
-    pthread_cond_destroy(&ev->cv);
-    pthread_mutex_destroy(&ev->mu);
-}
+/* Waits until cond (over ev and ta, under ta's lock) holds; fails the test after
+ * RT_AGENT_WAIT_MS. */
+#define AWAIT(cond) RT_AWAIT(&ta, cond)
 
-#define AWAIT(evp, cond)                                                                           \
-    do {                                                                                           \
-        events_t *ev_ = (evp);                                                                     \
-        struct timespec dl_;                                                                       \
-        clock_gettime(CLOCK_MONOTONIC, &dl_);                                                      \
-        dl_.tv_sec += WAIT_MS / 1000;                                                              \
-        pthread_mutex_lock(&ev_->mu);                                                              \
-        while (!(cond))                                                                            \
-            if (pthread_cond_timedwait(&ev_->cv, &ev_->mu, &dl_) == ETIMEDOUT) break;              \
-        bool ok_ = (cond);                                                                         \
-        pthread_mutex_unlock(&ev_->mu);                                                            \
-        cr_assert(ok_, "timed out waiting for %s", #cond);                                         \
-    } while (0)
-
-/* Runs stmt on ev's fields under its lock and wakes waiters. */
-#define RECORD(ev, stmt)                                                                           \
-    do {                                                                                           \
-        pthread_mutex_lock(&(ev)->mu);                                                             \
-        stmt;                                                                                      \
-        pthread_cond_broadcast(&(ev)->cv);                                                         \
-        pthread_mutex_unlock(&(ev)->mu);                                                           \
-    } while (0)
+/* Runs stmt on ev's fields under ta's lock and wakes waiters. */
+#define RECORD(stmt) rt_agent_record(&ta, stmt)
 
 static events_t ev;
-static relais_agent_t *agent;
-static pthread_t agent_thread;
-static pthread_t loop_thread_id;
-static bool agent_running;
-static int run_rc;
 static relais_outcome_t handler_outcomes[4]; /* outcome of the n-th call, then PROCESSED */
-
-static void on_state(relais_agent_t *a, relais_agent_state_t state, const char *detail, void *ud)
-{
-    RECORD(&ev, if (state >= 1 && state <= 4) ev.states[state]++);
-}
 
 static void on_sent(relais_agent_t *a, const relais_send_result_t *r, void *ud)
 {
-    RECORD(&ev, {
+    RECORD({
         if (r->status == 0)
             ev.accepted++;
         else
@@ -112,7 +72,7 @@ static void on_sent(relais_agent_t *a, const relais_send_result_t *r, void *ud)
 static relais_outcome_t on_note(relais_agent_t *a, relais_delivery_t *d, void *ud)
 {
     int n;
-    RECORD(&ev, n = ev.handled++);
+    RECORD(n = ev.handled++);
     relais_outcome_t o = n < 4 && handler_outcomes[n] ? handler_outcomes[n] : RELAIS_PROCESSED;
     if (o == RELAIS_REFUSED) snprintf(d->reason, sizeof(d->reason), "not my patient");
     return o;
@@ -120,17 +80,17 @@ static relais_outcome_t on_note(relais_agent_t *a, relais_delivery_t *d, void *u
 
 static relais_outcome_t on_anything(relais_agent_t *a, relais_delivery_t *d, void *ud)
 {
-    RECORD(&ev, ev.fallback_handled++);
+    RECORD(ev.fallback_handled++);
     return RELAIS_PROCESSED;
 }
 
-static void *run_agent(void *arg)
+static void register_handlers(rt_agent_t *t)
 {
-    loop_thread_id = pthread_self();
-    run_rc = relais_agent_run(agent);
-    return NULL;
+    cr_assert_eq(relais_agent_on(t->agent, RELAIS__V1__ENVELOPE__BODY_NOTE, on_note, NULL), 0);
+    cr_assert_eq(relais_agent_on(t->agent, 9999, on_note, NULL), RELAIS_ECONFIG);
 }
 
+/* Creates the agent (not running yet) with its Note handler. */
 static void agent_open(const char *endpoint, unsigned heartbeat_ms)
 {
     relais_agent_options_t opts = {.endpoint = endpoint,
@@ -138,30 +98,20 @@ static void agent_open(const char *endpoint, unsigned heartbeat_ms)
                                    .software = "test-agent-session/1",
                                    .credit = 8,
                                    .heartbeat_ms = heartbeat_ms};
-    cr_assert_eq(relais_agent_new(&agent, &opts), 0);
-    relais_agent_on_state(agent, on_state, NULL);
-    cr_assert_eq(relais_agent_on(agent, RELAIS__V1__ENVELOPE__BODY_NOTE, on_note, NULL), 0);
-    cr_assert_eq(relais_agent_on(agent, 9999, on_note, NULL), RELAIS_ECONFIG);
+    rt_agent_create(&ta, &opts, register_handlers, NULL);
 }
 
 static void agent_start_thread(void)
 {
-    cr_assert_eq(pthread_create(&agent_thread, NULL, run_agent, NULL), 0);
-    agent_running = true;
+    rt_agent_run_thread(&ta);
 }
 
+/* Stops the agent (run() must return 0 after STOPPED) and frees it. */
 static void agent_close(void)
 {
-    if (!agent) return;
-    relais_agent_stop(agent);
-    if (agent_running) {
-        pthread_join(agent_thread, NULL);
-        agent_running = false;
-        cr_expect_eq(run_rc, 0);
-        cr_expect_eq(ev.states[RELAIS_AGENT_STOPPED], 1);
-    }
-    relais_agent_destroy(&agent);
-    cr_expect_null(agent);
+    if (!ta.inited) return;
+    rt_agent_stop(&ta);
+    cr_expect_null(ta.agent);
 }
 
 /* ---- The scripted broker ------------------------------------------------------------ */
@@ -254,7 +204,7 @@ static void fake_welcome(fake_t *f, unsigned heartbeat_ms)
 static void fake_session(fake_t *f, unsigned heartbeat_ms)
 {
     int ready = 0;
-    RECORD(&ev, ready = ev.states[RELAIS_AGENT_READY]);
+    RECORD(ready = ta.states[RELAIS_AGENT_READY]);
     Relais__V1__Frame *hello = fake_expect(f, RELAIS__V1__FRAME__KIND_HELLO);
     cr_expect_eq(hello->hello->protocol_version, 1);
     cr_expect_str_eq(hello->hello->address, ADDR_AGENT);
@@ -262,7 +212,7 @@ static void fake_session(fake_t *f, unsigned heartbeat_ms)
     cr_expect_eq(hello->hello->credit, 8);
     relais_frame_free(&hello);
     fake_welcome(f, heartbeat_ms);
-    AWAIT(&ev, ev.states[RELAIS_AGENT_READY] > ready);
+    AWAIT(ta.states[RELAIS_AGENT_READY] > ready);
 }
 
 static void fake_deliver(fake_t *f, const uint8_t id[RELAIS_MESSAGE_ID_LEN], int body_case,
@@ -342,7 +292,7 @@ static void do_send(relais_agent_t *a, void *ud)
     env.body_case = RELAIS__V1__ENVELOPE__BODY_NOTE;
     env.note = &note;
     int rc = relais_agent_send(a, &env, req->id, on_sent, NULL);
-    RECORD(&ev, {
+    RECORD({
         ev.send_rc = rc;
         ev.posted++;
     });
@@ -351,9 +301,9 @@ static void do_send(relais_agent_t *a, void *ud)
 static int post_send(send_req_t *req)
 {
     int before;
-    RECORD(&ev, before = ev.posted);
-    cr_assert_eq(relais_agent_post(agent, do_send, req), 0);
-    AWAIT(&ev, ev.posted > before);
+    RECORD(before = ev.posted);
+    cr_assert_eq(relais_agent_post(ta.agent, do_send, req), 0);
+    AWAIT(ev.posted > before);
     return ev.send_rc;
 }
 
@@ -369,7 +319,7 @@ static Relais__V1__Frame *expect_submit(fake_t *f, const uint8_t id[RELAIS_MESSA
 
 static void setup(void)
 {
-    events_init(&ev);
+    memset(&ev, 0, sizeof(ev));
     memset(handler_outcomes, 0, sizeof(handler_outcomes));
     fake_open(&fb);
 }
@@ -377,8 +327,8 @@ static void setup(void)
 static void teardown(void)
 {
     agent_close();
+    rt_agent_free(&ta);
     fake_close(&fb);
-    events_fini(&ev);
 }
 
 /* An agent in session with the scripted broker; heartbeats far apart unless a case wants
@@ -437,13 +387,13 @@ Test(agent_session, a_body_nobody_handles_is_refused_with_a_reason)
 static void install_fallback(relais_agent_t *a, void *ud)
 {
     relais_agent_on(a, 0, on_anything, NULL);
-    RECORD(&ev, ev.posted++);
+    RECORD(ev.posted++);
 }
 
 Test(agent_session, the_fallback_handler_takes_bodies_without_their_own)
 {
-    cr_assert_eq(relais_agent_post(agent, install_fallback, NULL), 0);
-    AWAIT(&ev, ev.posted == 1);
+    cr_assert_eq(relais_agent_post(ta.agent, install_fallback, NULL), 0);
+    AWAIT(ev.posted == 1);
     uint8_t id[RELAIS_MESSAGE_ID_LEN];
     relais_uuid7(id);
     fake_deliver(&fb, id, RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_CANCEL, 1);
@@ -498,7 +448,7 @@ Test(agent_session, submissions_are_answered_once_and_resent_in_order_after_a_ne
     /* The broker lost the session: a new Hello, and all three again, in order. */
     fake_error(&fb, RELAIS__V1__ERROR__ERROR_CODE__NO_SESSION, false, NULL);
     fake_session(&fb, 60000);
-    cr_expect_eq(ev.states[RELAIS_AGENT_CONNECTING], 2);
+    cr_expect_eq(ta.states[RELAIS_AGENT_CONNECTING], 2);
     for (int i = 0; i < 3; i++) {
         Relais__V1__Frame *s = expect_submit(&fb, reqs[i].id);
         relais_frame_free(&s);
@@ -516,7 +466,7 @@ Test(agent_session, submissions_are_answered_once_and_resent_in_order_after_a_ne
             fake_send(&fb, &frame);
         }
     }
-    AWAIT(&ev, ev.accepted == 3);
+    AWAIT(ev.accepted == 3);
     /* A Ping round trip orders after every Accepted above: no fourth callback came. */
     Relais__V1__Ping p = RELAIS__V1__PING__INIT;
     Relais__V1__Frame ping = RELAIS__V1__FRAME__INIT;
@@ -544,7 +494,7 @@ Test(agent_session, a_rejection_reports_the_code_and_the_reason)
     frame.kind_case = RELAIS__V1__FRAME__KIND_REJECTED;
     frame.rejected = &rej;
     fake_send(&fb, &frame);
-    AWAIT(&ev, ev.failed == 1);
+    AWAIT(ev.failed == 1);
     cr_expect_eq(ev.last_status, RELAIS_EFORBIDDEN);
     cr_expect_str_eq(ev.last_reason, "nurses may not send this");
 
@@ -554,7 +504,7 @@ Test(agent_session, a_rejection_reports_the_code_and_the_reason)
     s = expect_submit(&fb, second.id);
     relais_frame_free(&s);
     fake_error(&fb, RELAIS__V1__ERROR__ERROR_CODE__TOO_LARGE, false, second.id);
-    AWAIT(&ev, ev.failed == 2);
+    AWAIT(ev.failed == 2);
     cr_expect_eq(ev.last_status, RELAIS_ETOOLARGE);
 }
 
@@ -573,7 +523,7 @@ Test(agent_session, a_fatal_error_makes_the_agent_start_a_fresh_session)
     size_t first_len = fb.rid_len;
     memcpy(first_rid, fb.rid, first_len);
     fake_error(&fb, RELAIS__V1__ERROR__ERROR_CODE__INTERNAL, true, NULL);
-    AWAIT(&ev, ev.states[RELAIS_AGENT_DISCONNECTED] == 1);
+    AWAIT(ta.states[RELAIS_AGENT_DISCONNECTED] == 1);
     fake_session(&fb, 60000);
     cr_expect(fb.rid_len != first_len || memcmp(fb.rid, first_rid, first_len) != 0,
               "a fresh socket has a fresh routing id");
@@ -590,7 +540,7 @@ Test(agent_session, a_silent_broker_is_abandoned_for_a_fresh_socket)
     /* The agent pings when idle, then gives up after three silent intervals. */
     Relais__V1__Frame *ping = fake_expect(&fb, RELAIS__V1__FRAME__KIND_PING);
     relais_frame_free(&ping);
-    AWAIT(&ev, ev.states[RELAIS_AGENT_DISCONNECTED] == 1);
+    AWAIT(ta.states[RELAIS_AGENT_DISCONNECTED] == 1);
     Relais__V1__Frame *hello = fake_expect(&fb, RELAIS__V1__FRAME__KIND_HELLO);
     relais_frame_free(&hello);
     cr_expect(fb.rid_len != first_len || memcmp(fb.rid, first_rid, first_len) != 0,
@@ -607,7 +557,7 @@ static void fire(relais_agent_t *a, void *ud)
 {
     int which = (int)(intptr_t)ud;
     int again = which == 2 ? relais_agent_timer_cancel(a, cancelled_id) : 0;
-    RECORD(&ev, {
+    RECORD({
         ev.timers_fired[which]++;
         if (which == 2) ev.timer_recancel_rc = again;
     });
@@ -621,15 +571,15 @@ static void set_timers(relais_agent_t *a, void *ud)
     relais_agent_timer(a, 40, fire, (void *)(intptr_t)2, &id);
     relais_agent_timer(a, 3600 * 1000, fire, (void *)(intptr_t)3, &id);
     int rc = relais_agent_timer_cancel(a, cancelled_id);
-    RECORD(&ev, ev.timer_cancel_rc = rc);
+    RECORD(ev.timer_cancel_rc = rc);
 }
 
 Test(agent_local, timers_fire_once_and_a_cancelled_one_never)
 {
     agent_open(fb.endpoint, 60000);
     agent_start_thread();
-    cr_assert_eq(relais_agent_post(agent, set_timers, NULL), 0);
-    AWAIT(&ev, ev.timers_fired[2] == 1);
+    cr_assert_eq(relais_agent_post(ta.agent, set_timers, NULL), 0);
+    AWAIT(ev.timers_fired[2] == 1);
     cr_expect_eq(ev.timer_cancel_rc, 0);
     cr_expect_eq(ev.timer_recancel_rc, -ENOENT);
     cr_expect_eq(ev.timers_fired[0], 1);
@@ -641,8 +591,8 @@ Test(agent_local, timers_fire_once_and_a_cancelled_one_never)
 
 static void count_post(relais_agent_t *a, void *ud)
 {
-    bool foreign = !pthread_equal(pthread_self(), loop_thread_id);
-    RECORD(&ev, {
+    bool foreign = !pthread_equal(pthread_self(), ta.thread);
+    RECORD({
         ev.posted++;
         if (foreign) ev.foreign_thread_posts++;
     });
@@ -651,7 +601,7 @@ static void count_post(relais_agent_t *a, void *ud)
 static void *post_many(void *arg)
 {
     for (int i = 0; i < 250; i++)
-        if (relais_agent_post(agent, count_post, NULL) != 0) return (void *)1;
+        if (relais_agent_post(ta.agent, count_post, NULL) != 0) return (void *)1;
     return NULL;
 }
 
@@ -666,7 +616,7 @@ Test(agent_local, posts_from_many_threads_each_run_once_on_the_loop_thread)
         pthread_join(threads[i], &ret);
         cr_expect_null(ret);
     }
-    AWAIT(&ev, ev.posted == 1000);
+    AWAIT(ev.posted == 1000);
     cr_expect_eq(ev.foreign_thread_posts, 0);
 }
 
@@ -681,9 +631,9 @@ Test(agent_local, destroy_without_run_fails_queued_submissions_and_frees_everyth
     env.n_to = 1;
     env.body_case = RELAIS__V1__ENVELOPE__BODY_NOTE;
     env.note = &note;
-    cr_assert_eq(relais_agent_send(agent, &env, NULL, on_sent, NULL), 0);
-    relais_agent_destroy(&agent);
-    cr_expect_null(agent);
+    cr_assert_eq(relais_agent_send(ta.agent, &env, NULL, on_sent, NULL), 0);
+    relais_agent_destroy(&ta.agent);
+    cr_expect_null(ta.agent);
     cr_expect_eq(ev.failed, 1);
     cr_expect_eq(ev.last_status, RELAIS_ECLOSED);
 }
@@ -693,13 +643,13 @@ Test(agent_local, an_agent_on_the_embedding_programs_loop_stops_and_lets_it_end)
     uv_loop_t loop;
     cr_assert_eq(uv_loop_init(&loop), 0);
     relais_agent_options_t opts = {.endpoint = fb.endpoint, .address = ADDR_AGENT, .loop = &loop};
-    cr_assert_eq(relais_agent_new(&agent, &opts), 0);
-    relais_agent_on_state(agent, on_state, NULL);
+    rt_agent_create(&ta, &opts, NULL, NULL);
+    relais_agent_t *agent = ta.agent;
     cr_expect_eq(relais_agent_loop(agent), &loop);
     cr_expect_eq(relais_agent_run(agent), RELAIS_ECONFIG);
     cr_assert_eq(relais_agent_start(agent), 0);
     /* Serve the Hello from this thread: the loop must turn for the agent to send it. */
-    while (ev.states[RELAIS_AGENT_CONNECTING] == 0) uv_run(&loop, UV_RUN_ONCE);
+    while (ta.states[RELAIS_AGENT_CONNECTING] == 0) uv_run(&loop, UV_RUN_ONCE);
     Relais__V1__Frame *hello = fake_expect(&fb, RELAIS__V1__FRAME__KIND_HELLO);
     relais_frame_free(&hello);
     fake_welcome(&fb, 60000);
@@ -707,8 +657,8 @@ Test(agent_local, an_agent_on_the_embedding_programs_loop_stops_and_lets_it_end)
     cr_expect_str_eq(relais_agent_address(agent), ADDR_AGENT);
     relais_agent_stop(agent);
     cr_expect_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
-    cr_expect_eq(ev.states[RELAIS_AGENT_STOPPED], 1);
-    relais_agent_destroy(&agent);
+    cr_expect_eq(ta.states[RELAIS_AGENT_STOPPED], 1);
+    relais_agent_destroy(&ta.agent);
     cr_expect_eq(uv_loop_close(&loop), 0);
 }
 
@@ -716,6 +666,7 @@ Test(agent_local, options_without_endpoint_or_with_a_bad_address_are_refused)
 {
     relais_agent_options_t no_endpoint = {.address = ADDR_AGENT};
     relais_agent_options_t bad_address = {.endpoint = fb.endpoint, .address = "rpps:123"};
+    relais_agent_t *agent = NULL;
     cr_expect_eq(relais_agent_new(&agent, &no_endpoint), RELAIS_ECONFIG);
     cr_expect_null(agent);
     cr_expect_eq(relais_agent_new(&agent, &bad_address), RELAIS_ECONFIG);

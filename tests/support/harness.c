@@ -1,26 +1,23 @@
 /*
  * Test harness implementation: a real relaisd child process and a raw DEALER client.
  *
- * The broker is started with PR_SET_PDEATHSIG so that a crashing test never leaves a broker
- * behind. Waiting for its exit uses a pidfd with poll(2), so a stop has a timeout without
- * any sleep.
+ * The broker process is common/relaisd_child.c's (shared with relais-bench and the demo):
+ * started with PR_SET_PDEATHSIG so that a crashing test never leaves a broker behind, and
+ * stopped through a pidfd with poll(2), so a stop has a timeout without any sleep.
  */
 #include "harness.h"
+#include "relaisd_child.h"
 
 #include <criterion/criterion.h>
 
 #include <errno.h>
-#include <fcntl.h>
-#include <ftw.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
-#include <sys/prctl.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -56,18 +53,6 @@ static const struct {
     {"rpps:10104567891", "specialist", NULL, "cardiology", NULL},
     {"staff:coordination@relais-test", "coordinator", NULL, NULL, NULL},
 };
-
-static int write_keyfile(const char *path, const char *pub, const char *sec)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) return -1;
-    char text[200];
-    int n = snprintf(text, sizeof(text),
-                     "# Relais CURVE keypair (test)\npublic-key: %s\nsecret-key: %s\n", pub, sec);
-    int rc = write(fd, text, (size_t)n) == n ? 0 : -1;
-    close(fd);
-    return rc;
-}
 
 /* Writes the test territory's directory, leaving out `skip` (may be NULL). */
 static int write_directory(const rt_broker_t *b, const char *path, const char *skip)
@@ -114,7 +99,7 @@ static int make_territory(rt_broker_t *b, char *dir_path, size_t dir_len, char *
     char sec[41];
     if (zmq_curve_keypair(b->server_pub, sec) != 0) return -1;
     snprintf(key_path, key_len, "%s/broker.key", b->data_dir);
-    if (write_keyfile(key_path, b->server_pub, sec) < 0) return -1;
+    if (relaisd_child_write_keyfile(key_path, b->server_pub, sec, "test") < 0) return -1;
     snprintf(b->server_pub_path, sizeof(b->server_pub_path), "%s/broker.pub", b->data_dir);
     FILE *pubf = fopen(b->server_pub_path, "w");
     if (pubf == NULL) return -1;
@@ -126,18 +111,31 @@ static int make_territory(rt_broker_t *b, char *dir_path, size_t dir_len, char *
         snprintf(k->address, sizeof(k->address), "%s", territory[i].address);
         if (zmq_curve_keypair(k->pub, k->sec) != 0) return -1;
         snprintf(k->path, sizeof(k->path), "%s/agent-%zu.key", b->data_dir, i);
-        if (write_keyfile(k->path, k->pub, k->sec) < 0) return -1;
+        if (relaisd_child_write_keyfile(k->path, k->pub, k->sec, "test") < 0) return -1;
     }
     snprintf(dir_path, dir_len, "%s/territory.yaml", b->data_dir);
     return write_directory(b, dir_path, NULL);
 }
 
-int rt_territory_revoke(rt_broker_t *b, const char *address, int timeout_ms)
+/* Rewrites the test territory without `skip` (NULL: every agent), sends SIGHUP and waits
+ * for one more reload line than the log held before. */
+static int rewrite_territory(rt_broker_t *b, const char *skip, int timeout_ms)
 {
     char path[300];
     snprintf(path, sizeof(path), "%s/territory.yaml", b->data_dir);
-    if (write_directory(b, path, address) < 0 || kill(b->pid, SIGHUP) < 0) return -1;
-    return rt_broker_wait_log(b, "directory reloaded", timeout_ms);
+    unsigned before = rt_broker_log_count(b, "directory reloaded");
+    if (write_directory(b, path, skip) < 0 || kill(b->pid, SIGHUP) < 0) return -1;
+    return rt_broker_wait_log_count(b, "directory reloaded", before + 1, timeout_ms);
+}
+
+int rt_territory_revoke(rt_broker_t *b, const char *address, int timeout_ms)
+{
+    return rewrite_territory(b, address, timeout_ms);
+}
+
+int rt_territory_enrol_all(rt_broker_t *b, int timeout_ms)
+{
+    return rewrite_territory(b, NULL, timeout_ms);
 }
 
 const rt_key_t *rt_key_for(const rt_broker_t *b, const char *address)
@@ -149,12 +147,11 @@ const rt_key_t *rt_key_for(const rt_broker_t *b, const char *address)
 
 int rt_broker_start(rt_broker_t *b, const char *const *extra_args, int timeout_ms)
 {
-    if (b->data_dir[0] == '\0') {
-        snprintf(b->data_dir, sizeof(b->data_dir), "/tmp/relais-test-XXXXXX");
-        if (mkdtemp(b->data_dir) == NULL) {
-            perror("mkdtemp");
-            return -1;
-        }
+    char err[512];
+    if (b->data_dir[0] == '\0' && relaisd_child_mkdata(b->data_dir, sizeof(b->data_dir),
+                                                       "relais-test", err, sizeof(err)) < 0) {
+        fprintf(stderr, "harness: %s\n", err);
+        return -1;
     }
     snprintf(b->log_path, sizeof(b->log_path), "%s/relaisd.log", b->data_dir);
     const char *bind = b->endpoint[0] ? b->endpoint : "tcp://127.0.0.1:0";
@@ -190,72 +187,21 @@ int rt_broker_start(rt_broker_t *b, const char *const *extra_args, int timeout_m
     for (int i = 0; extra_args && extra_args[i] && argc < 62; i++) argv[argc++] = extra_args[i];
     argv[argc] = NULL;
 
-    int out[2];
-    if (pipe2(out, O_CLOEXEC) < 0) return -1;
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid < 0) return -1;
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent) _exit(127);
-        int log = open(b->log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
-        dup2(out[1], 1);
-        if (log >= 0) dup2(log, 2);
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
+    relaisd_ready_t ready;
+    if (relaisd_child_start(argv, b->log_path, timeout_ms, &b->pid, &b->stdout_fd, &ready, err,
+                            sizeof(err)) < 0) {
+        fprintf(stderr, "harness: %s\n", err);
+        b->stdout_fd = 0;
+        return -1;
     }
-    close(out[1]);
-    b->pid = pid;
-    b->stdout_fd = out[0];
-
-    char buf[1024];
-    size_t used = 0;
-    int64_t deadline = mono_ms() + timeout_ms;
-    for (;;) {
-        int left = (int)(deadline - mono_ms());
-        if (left <= 0) break;
-        struct pollfd p = {.fd = out[0], .events = POLLIN};
-        if (poll(&p, 1, left) <= 0) continue;
-        ssize_t n = read(out[0], buf + used, sizeof(buf) - 1 - used);
-        if (n <= 0) break;
-        used += (size_t)n;
-        buf[used] = 0;
-        char *ready = strstr(buf, "relaisd ready endpoint=");
-        if (ready != NULL && strchr(ready, '\n') != NULL) {
-            ready += strlen("relaisd ready endpoint=");
-            size_t len = strcspn(ready, " \n");
-            snprintf(b->endpoint, sizeof(b->endpoint), "%.*s", (int)len, ready);
-            return 0;
-        }
-    }
-    fprintf(stderr, "harness: relaisd did not become ready (see %s)\n", b->log_path);
-    rt_broker_kill9(b);
-    return -1;
-}
-
-static int wait_exit(pid_t pid, int timeout_ms)
-{
-    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-    if (pidfd >= 0) {
-        struct pollfd p = {.fd = pidfd, .events = POLLIN};
-        int rc = poll(&p, 1, timeout_ms);
-        close(pidfd);
-        if (rc <= 0) return -1;
-    }
-    int status;
-    if (waitpid(pid, &status, 0) < 0) return -1;
-    if (WIFEXITED(status)) return WEXITSTATUS(status);
-    return 128 + WTERMSIG(status);
+    snprintf(b->endpoint, sizeof(b->endpoint), "%s", ready.endpoint);
+    return 0;
 }
 
 int rt_broker_stop(rt_broker_t *b, int timeout_ms)
 {
     if (b->pid <= 0) return -1;
-    kill(b->pid, SIGTERM);
-    int rc = wait_exit(b->pid, timeout_ms);
-    if (rc == -1) rt_broker_kill9(b);
-    b->pid = 0;
-    if (b->stdout_fd > 0) close(b->stdout_fd);
+    int rc = relaisd_child_stop(&b->pid, &b->stdout_fd, SIGTERM, timeout_ms, NULL);
     b->stdout_fd = 0;
     return rc;
 }
@@ -263,25 +209,33 @@ int rt_broker_stop(rt_broker_t *b, int timeout_ms)
 void rt_broker_kill9(rt_broker_t *b)
 {
     if (b->pid <= 0) return;
-    kill(b->pid, SIGKILL);
-    waitpid(b->pid, NULL, 0);
-    b->pid = 0;
-    if (b->stdout_fd > 0) close(b->stdout_fd);
+    relaisd_child_stop(&b->pid, &b->stdout_fd, SIGKILL, 10000, NULL);
     b->stdout_fd = 0;
 }
 
-static bool log_contains(const char *path, const char *needle)
+/* Lines of the file at path containing needle, counting up to `enough` of them. */
+static unsigned log_count(const char *path, const char *needle, unsigned enough)
 {
     FILE *f = fopen(path, "r");
-    if (f == NULL) return false;
+    if (f == NULL) return 0;
     char line[4096];
-    bool found = false;
-    while (!found && fgets(line, sizeof(line), f)) found = strstr(line, needle) != NULL;
+    unsigned n = 0;
+    while (n < enough && fgets(line, sizeof(line), f)) n += strstr(line, needle) != NULL;
     fclose(f);
-    return found;
+    return n;
+}
+
+unsigned rt_broker_log_count(const rt_broker_t *b, const char *needle)
+{
+    return log_count(b->log_path, needle, UINT_MAX);
 }
 
 int rt_broker_wait_log(rt_broker_t *b, const char *needle, int timeout_ms)
+{
+    return rt_broker_wait_log_count(b, needle, 1, timeout_ms);
+}
+
+int rt_broker_wait_log_count(rt_broker_t *b, const char *needle, unsigned count, int timeout_ms)
 {
     int in = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
     if (in < 0) return -1;
@@ -289,7 +243,7 @@ int rt_broker_wait_log(rt_broker_t *b, const char *needle, int timeout_ms)
     int64_t deadline = mono_ms() + timeout_ms;
     int rc = -1;
     for (;;) {
-        if (log_contains(b->log_path, needle)) {
+        if (log_count(b->log_path, needle, count) >= count) {
             rc = 0;
             break;
         }
@@ -305,14 +259,9 @@ int rt_broker_wait_log(rt_broker_t *b, const char *needle, int timeout_ms)
     return rc;
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    return remove(path);
-}
-
 void rt_broker_cleanup(rt_broker_t *b)
 {
-    if (b->data_dir[0]) nftw(b->data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    relaisd_child_rmdata(b->data_dir);
     b->data_dir[0] = 0;
 }
 

@@ -69,11 +69,21 @@ void rt_broker_kill9(rt_broker_t *b);
  */
 int rt_broker_wait_log(rt_broker_t *b, const char *needle, int timeout_ms);
 
+/* Waits until the broker's log holds at least count lines containing needle. 0 or -1. */
+int rt_broker_wait_log_count(rt_broker_t *b, const char *needle, unsigned count, int timeout_ms);
+
+/* Lines of the broker's log that contain needle, now. */
+unsigned rt_broker_log_count(const rt_broker_t *b, const char *needle);
+
 /*
  * Rewrites the test territory without `address` and sends SIGHUP; waits up to timeout_ms
- * for the broker to log the reload. 0 or -1.
+ * for the broker to log this reload (one more "directory reloaded" than before). 0 or -1.
  */
 int rt_territory_revoke(rt_broker_t *b, const char *address, int timeout_ms);
+
+/* The inverse: rewrites the test territory with every agent enrolled again (what a CPTS
+ * does when it enrols a key), sends SIGHUP and waits for the reload. 0 or -1. */
+int rt_territory_enrol_all(rt_broker_t *b, int timeout_ms);
 
 /* Removes the data directory (after stop or kill). */
 void rt_broker_cleanup(rt_broker_t *b);
