@@ -89,7 +89,7 @@ int auth__key_lookup(broker_t *b, const uint8_t key[32], char address[RELAIS_ADD
  */
 #define REFUSAL_WINDOW_MS 10000
 #define REFUSAL_TABLE_MAX 256
-#define REFUSAL_LOGS_PER_WINDOW 10
+#define REFUSAL_LOGS_PER_WINDOW 20
 
 typedef struct refusal {
     char peer[64];
@@ -124,20 +124,27 @@ static void refusal_note(broker_t *b, const char *peer, const char *key, const c
         r->code = code;
         r->first_ms = relais_now_ms();
         if (map_put(b->refusals, k, klen, r) < 0) xalloc__oom(sizeof(*r));
-        if (b->refusal_logs < REFUSAL_LOGS_PER_WINDOW) {
-            char fp[AUDIT_FINGERPRINT_LEN] = "-";
-            if (key != NULL) audit_key_fingerprint(key, fp);
-            RLOG(RELAIS_LOG_WARN, "auth", "refused peer=%s key=%s claimed=%s: %s (further "
-                 "refusals of this peer are counted, journaled once per %d s)",
-                 peer ? peer : "-", fp, claimed ? claimed : "-", reason, REFUSAL_WINDOW_MS / 1000);
-        } else if (b->refusal_logs == REFUSAL_LOGS_PER_WINDOW) {
-            RLOG(RELAIS_LOG_WARN, "auth", "more peers refused: their log lines are suppressed "
-                 "for this window; the journal counts them all");
-        }
-        b->refusal_logs++;
     }
     r->count++;
     b->stats.auth_refusals++;
+    /* The log says the first refusal of each peer and key, then each time its count doubles
+     * (2, 4, 8…): a retrying agent is visible, a flood costs a few lines, and the window's
+     * lines are capped whatever the number of peers. */
+    bool milestone = (r->count & (r->count - 1)) == 0;
+    if (!milestone) return;
+    const char *what = claimed != NULL || actor != NULL ? "hello refused" : "handshake refused";
+    if (b->refusal_logs < REFUSAL_LOGS_PER_WINDOW) {
+        char fp[AUDIT_FINGERPRINT_LEN] = "-";
+        if (key != NULL) audit_key_fingerprint(key, fp);
+        RLOG(RELAIS_LOG_WARN, "auth", "%s peer=%s key=%s claimed=%s count=%llu: %s (journaled "
+             "once per %d s with the count)",
+             what, peer ? peer : "-", fp, claimed ? claimed : "-", (unsigned long long)r->count,
+             reason, REFUSAL_WINDOW_MS / 1000);
+    } else if (b->refusal_logs == REFUSAL_LOGS_PER_WINDOW) {
+        RLOG(RELAIS_LOG_WARN, "auth", "more refusals: their log lines are suppressed for this "
+             "window; the journal counts them all");
+    }
+    b->refusal_logs++;
 }
 
 static void flush_one(const void *key, size_t key_len, void *value, void *ud)
