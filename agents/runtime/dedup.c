@@ -19,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "agent_internal.h"
 
 typedef struct dedup_slot {
@@ -31,6 +33,7 @@ typedef struct dedup_slot {
 } dedup_slot_t;
 
 struct agent_dedup {
+    uint8_t seed[crypto_shorthash_KEYBYTES];
     dedup_slot_t *slots;
     size_t capacity;
     size_t oldest;    /* the slot overwritten next */
@@ -39,13 +42,22 @@ struct agent_dedup {
     agent_state_t *state;
 };
 
-/* FNV-1a over the sender, a separator that cannot occur in an address, and the id. */
-static uint32_t key_hash(const char *sender, const uint8_t *id, size_t id_len)
+/* SipHash (libsodium's crypto_shorthash) under this window's random key, over the sender, a
+ * separator that cannot occur in an address, and the id: senders choose ids, and with an
+ * unkeyed hash one could choose ids that all share a bucket (hash flooding). */
+static uint32_t key_hash(const agent_dedup_t *d, const char *sender, const uint8_t *id,
+                         size_t id_len)
 {
-    uint32_t h = 2166136261u;
-    for (const char *p = sender; *p; p++) h = (h ^ (uint8_t)*p) * 16777619u;
-    h = (h ^ 0xffu) * 16777619u;
-    for (size_t i = 0; i < id_len; i++) h = (h ^ id[i]) * 16777619u;
+    uint8_t buf[RELAIS_ADDRESS_MAX + 1 + RELAIS_MESSAGE_ID_LEN];
+    size_t n = strnlen(sender, RELAIS_ADDRESS_MAX - 1);
+    memcpy(buf, sender, n);
+    buf[n++] = 0xff;
+    if (id_len > RELAIS_MESSAGE_ID_LEN) id_len = RELAIS_MESSAGE_ID_LEN;
+    memcpy(buf + n, id, id_len);
+    uint8_t out[crypto_shorthash_BYTES];
+    crypto_shorthash(out, buf, n + id_len, d->seed);
+    uint32_t h;
+    memcpy(&h, out, sizeof(h));
     return h;
 }
 
@@ -64,8 +76,10 @@ static int load_one(void *ud, const char *sender, const uint8_t *id, size_t id_l
 int agent__dedup_new(agent_dedup_t **out, size_t capacity, agent_state_t *state)
 {
     if (capacity == 0 || capacity > INT32_MAX / 4) return -EINVAL;
+    if (sodium_init() < 0) return -ENOMEM;
     agent_dedup_t *d = calloc(1, sizeof(*d));
     if (!d) return -ENOMEM;
+    randombytes_buf(d->seed, sizeof(d->seed));
     d->capacity = capacity;
     d->nbuckets = 1;
     while (d->nbuckets < capacity * 2) d->nbuckets <<= 1;
@@ -117,7 +131,7 @@ bool agent__dedup_seen(const agent_dedup_t *dedup, const char *sender, const uin
                        size_t id_len, relais_outcome_t *outcome)
 {
     if (id_len > RELAIS_MESSAGE_ID_LEN) return false;
-    int32_t i = find(dedup, key_hash(sender, id, id_len), sender, id, id_len);
+    int32_t i = find(dedup, key_hash(dedup, sender, id, id_len), sender, id, id_len);
     if (i < 0) return false;
     if (outcome) *outcome = (relais_outcome_t)dedup->slots[i].outcome;
     return true;
@@ -145,7 +159,7 @@ int agent__dedup_remember(agent_dedup_t *dedup, const char *sender, const uint8_
 static int remember_in_memory(agent_dedup_t *dedup, const char *sender, const uint8_t *id,
                               size_t id_len, relais_outcome_t outcome)
 {
-    uint32_t h = key_hash(sender, id, id_len);
+    uint32_t h = key_hash(dedup, sender, id, id_len);
     int32_t existing = find(dedup, h, sender, id, id_len);
     if (existing >= 0) {
         dedup->slots[existing].outcome = (uint8_t)outcome;
