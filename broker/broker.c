@@ -10,6 +10,7 @@
  * batch those messages produced: that is the group commit of DESIGN.md.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -419,6 +420,26 @@ void broker__kick(broker_t *b)
     if (b->router != NULL && !b->stopping) uv_idle_start(&b->kick, on_kick);
 }
 
+/* Sessions that come and go leave memory in the allocator's free lists (libzmq's connection
+ * buffers above all, freed by its I/O thread): glibc keeps it from the system until told.
+ * Once TRIM_AFTER_CLOSES sessions have closed, the free memory goes back when the churn has
+ * settled for TRIM_QUIET_MS, or every TRIM_EVERY_MS under continuous churn. */
+#define TRIM_AFTER_CLOSES 64
+#define TRIM_QUIET_MS 1000
+#define TRIM_EVERY_MS 30000
+
+static void give_back_memory(broker_t *b, int64_t mono)
+{
+    uint64_t closes = b->stats.sessions_closed - b->trim_closes;
+    if (closes < TRIM_AFTER_CLOSES) return;
+    if (mono - b->last_close_ms < TRIM_QUIET_MS && mono < b->trim_at_ms) return;
+    b->trim_at_ms = mono + TRIM_EVERY_MS;
+    b->trim_closes = b->stats.sessions_closed;
+    malloc_trim(0);
+    RLOG(RELAIS_LOG_INFO, "broker", "memory given back after sessions_closed=%llu mailboxes=%zu",
+         (unsigned long long)closes, map_count(b->mailboxes));
+}
+
 static void on_tick(uv_timer_t *t)
 {
     broker_t *b = t->data;
@@ -437,6 +458,7 @@ static void on_tick(uv_timer_t *t)
         b->next_prune_ms = now + 60 * 1000;
     }
     session__free_closed(b);
+    give_back_memory(b, mono);
     submit__commit(b);
 }
 
@@ -679,6 +701,11 @@ void broker_close(broker_t *b)
     zap__close(b); /* after the ROUTER: it must outlive every socket it guards */
     if (b->zctx) zmq_ctx_term(b->zctx);
     b->zctx = NULL;
+    /* Messages not yet routed first: their deliveries hold their mailboxes. */
+    for (size_t i = 0; i < b->nheld; i++) msg__free(b->held[i].msg);
+    b->nheld = 0;
+    for (size_t i = 0; i < b->nreplies; i++) msg__free(b->replies[i].msg);
+    b->nreplies = 0;
     delivery__free_all(b);
     map_destroy(&b->sessions);
     map_destroy(&b->sessions_by_fd);
@@ -693,10 +720,8 @@ void broker_close(broker_t *b)
     map_destroy(&b->participating);
     map_destroy(&b->pending_conversations);
     store_batch_free(&b->batch);
-    for (size_t i = 0; i < b->nreplies; i++) msg__free(b->replies[i].msg);
     free(b->replies);
     b->replies = NULL;
-    for (size_t i = 0; i < b->nheld; i++) msg__free(b->held[i].msg);
     free(b->held);
     b->held = NULL;
     store_close(&b->store);

@@ -168,6 +168,8 @@ struct mailbox {
     list_node_t pool_node; /* in broker.pools */
     list_node_t offering;  /* pool: OFFER deliveries out to its members, unclaimed */
     size_t offering_count;
+    unsigned refs; /* deliveries in memory to it, or naming it as a pool member (tried,
+                    * claimed_by): it is not freed while any is */
 };
 
 struct session {
@@ -232,6 +234,9 @@ typedef struct broker {
     bool in_drain;
     bool throttled; /* reading paused until the store catches up */
     int64_t next_prune_ms;
+    int64_t trim_at_ms;    /* give_back_memory: not before (relais_mono_ms) */
+    uint64_t trim_closes;  /* sessions_closed at the last trim */
+    int64_t last_close_ms; /* relais_mono_ms() of the last session closed */
 
     store_t *store;
     store_batch_t batch; /* gathered this turn */
@@ -536,13 +541,19 @@ delivery_t *delivery__new(msg_t *m, mailbox_t *mb);
 delivery_t *delivery__find(msg_t *m, const mailbox_t *mb);
 /* Frees a delivery no longer in any list, and its reference on the message. */
 void delivery__free(broker_t *b, delivery_t *d);
+/* A pool delivery names a member mailbox (claimed by it, or refused by it): the mailbox is
+ * kept while a delivery names it. */
+void delivery__set_claimed(delivery_t *d, mailbox_t *member);
+void delivery__add_tried(delivery_t *d, mailbox_t *member);
 /* Whether a delivery reached a final state not yet committed; marking one so. */
 bool delivery__settling(broker_t *b, uint64_t seq, const char *recipient);
 void delivery__settle(broker_t *b, uint64_t seq, const char *recipient);
 /* Reads the next page of a mailbox's priority-p backlog from the store. */
 void delivery__page_in(broker_t *b, mailbox_t *mb, int p);
 /* Sends the queues of sessionless mailboxes back to the store, each once every state
- * change of its deliveries has committed (so the store has the latest attempt). */
+ * change of its deliveries has committed (so the store has the latest attempt); a mailbox
+ * left with nothing at all (no backlog, receipt or reference) is freed, so the memory of
+ * agents that came and went is given back. */
 void delivery__evict_idle(broker_t *b);
 /* Expires what is past its deadline, in memory or only in the store. */
 void delivery__expiry_sweep(broker_t *b, int64_t now);

@@ -27,11 +27,37 @@
 
 /* ---- Messages ---------------------------------------------------------------------- */
 
+/* Drops what a delivery holds on mailboxes: its own, and pool members it names. */
+static void release_members(delivery_t *d)
+{
+    d->mbox->refs--;
+    for (unsigned i = 0; i < d->ntried; i++) d->tried[i]->refs--;
+    free(d->tried);
+    d->tried = NULL;
+    d->ntried = 0;
+    if (d->claimed_by != NULL) d->claimed_by->refs--;
+    d->claimed_by = NULL;
+}
+
+void delivery__set_claimed(delivery_t *d, mailbox_t *member)
+{
+    if (d->claimed_by != NULL) d->claimed_by->refs--;
+    d->claimed_by = member;
+    if (member != NULL) member->refs++;
+}
+
+void delivery__add_tried(delivery_t *d, mailbox_t *member)
+{
+    d->tried = xrealloc(d->tried, (d->ntried + 1) * sizeof(*d->tried));
+    d->tried[d->ntried++] = member;
+    member->refs++;
+}
+
 void msg__free(msg_t *m)
 {
     if (m == NULL) return;
     for (unsigned i = 0; i < m->ndeliveries; i++) {
-        if (m->deliveries[i]) free(m->deliveries[i]->tried);
+        if (m->deliveries[i]) release_members(m->deliveries[i]);
         free(m->deliveries[i]);
     }
     free(m->deliveries);
@@ -104,6 +130,7 @@ delivery_t *delivery__new(msg_t *m, mailbox_t *mb)
         if (d == NULL) return NULL;
         d->msg = m;
         d->mbox = mb;
+        mb->refs++; /* a mailbox outlives every delivery to it held in memory */
         list_init(&d->qnode);
         list_init(&d->fnode);
         list_init(&d->offers);
@@ -126,7 +153,7 @@ void delivery__free(broker_t *b, delivery_t *d)
     msg_t *m = d->msg;
     for (unsigned i = 0; i < m->ndeliveries; i++)
         if (m->deliveries[i] == d) m->deliveries[i] = NULL;
-    free(d->tried);
+    release_members(d);
     free(d);
     msg__unref(b, m);
 }
@@ -246,7 +273,7 @@ static int on_page_row(void *ud, const store_row_t *row)
     d->state = row->state == DELIVERY_STORED ? DELIVERY_STORED : DELIVERY_REDELIVERING;
     d->never_sent = row->state == DELIVERY_STORED;
     d->attempt = row->attempt;
-    if (row->claimed_by != NULL) d->claimed_by = delivery__mailbox(b, row->claimed_by, true);
+    if (row->claimed_by != NULL) delivery__set_claimed(d, delivery__mailbox(b, row->claimed_by, true));
     list_push_back(&mb->queue[c->p], &d->qnode);
     mb->mem[c->p]++;
     if (mb->disk[c->p] > 0) mb->disk[c->p]--;
@@ -311,6 +338,21 @@ static void evict(broker_t *b, mailbox_t *mb)
     }
 }
 
+/* Whether nothing at all needs the mailbox: no agent, backlog, receipt or reference. */
+static bool unused(const mailbox_t *mb)
+{
+    return mb->session == NULL && !mb->pool && mb->refs == 0 && mb->mem[0] + mb->mem[1] == 0 &&
+           mb->disk[0] + mb->disk[1] == 0 && list_empty(&mb->receipts) &&
+           !list_linked(&mb->idle) && mb->offering_count == 0;
+}
+
+static void mailbox_free(broker_t *b, mailbox_t *mb)
+{
+    map_del(b->mailboxes, mb->address, strlen(mb->address));
+    free(mb->address);
+    free(mb);
+}
+
 void delivery__evict_idle(broker_t *b)
 {
     list_node_t *pos, *tmp;
@@ -324,6 +366,7 @@ void delivery__evict_idle(broker_t *b)
         if (!evictable(b, mb)) continue; /* next tick */
         list_remove(&mb->idle);
         evict(b, mb);
+        if (unused(mb)) mailbox_free(b, mb);
     }
 }
 

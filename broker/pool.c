@@ -192,7 +192,7 @@ void pool__claim(broker_t *b, session_t *s, const Relais__V1__Claim *claim)
     op.data = (uint8_t *)xstrdup(s->address);
     op.data_len = strlen(s->address);
     broker__record(b, &op);
-    d->claimed_by = s->mbox;
+    delivery__set_claimed(d, s->mbox);
     while (!list_empty(&d->offers)) {
         offer_t *other = LIST_ENTRY(d->offers.next, offer_t, dnode);
         if (other->s != s) send_withdrawn(b, other->s, m, "claimed by another member");
@@ -259,10 +259,7 @@ bool pool__pass_on(broker_t *b, delivery_t *d, session_t *member)
     if (is_offer(d)) return false; /* the claimer took it, then refused it: final */
     size_t members = b->dir ? directory_pool_members(b->dir, d->mbox->address, NULL, NULL) : 0;
     if (d->ntried + 1 >= members) return false;
-    mailbox_t **t = realloc(d->tried, (d->ntried + 1) * sizeof(*t));
-    if (t == NULL) return false; /* cannot remember who refused: make the refusal final */
-    d->tried = t;
-    d->tried[d->ntried++] = member->mbox;
+    delivery__add_tried(d, member->mbox);
     delivery__queue_in_order(d);
     delivery__transition(b, d, DELIVERY_EV_PASS_ON, member->address, NULL);
     char idbuf[37];

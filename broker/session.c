@@ -82,6 +82,7 @@ void session__free_closed(broker_t *b)
     while (!list_empty(&b->closing)) {
         session_t *s = LIST_ENTRY(b->closing.next, session_t, closing_node);
         list_remove(&s->closing_node);
+        s->mbox->refs--;
         map_destroy(&s->inflight_by_id);
         map_destroy(&s->offers_by_id);
         free(s);
@@ -130,6 +131,7 @@ void session__close(broker_t *b, session_t *s, const char *why)
     RLOG(RELAIS_LOG_INFO, "session", "closed agent=%s why=%s", s->address, why);
     broker__audit(b, AUDIT_SESSION_CLOSE, s->address, NULL, NULL, NULL, 0, "closed", 0);
     b->stats.sessions_closed++;
+    b->last_close_ms = relais_mono_ms();
     list_push_back(&b->closing, &s->closing_node);
 }
 
@@ -185,6 +187,7 @@ void session__hello(broker_t *b, const uint8_t *rid, size_t rid_len, zmq_msg_t *
     if (s->fd >= 0 && map_put(b->sessions_by_fd, &s->fd, sizeof(s->fd), s) < 0)
         xalloc__oom(sizeof(s->fd));
     s->mbox = mb;
+    mb->refs++; /* until the session is freed, not only closed */
     unsigned credit = hello->credit ? hello->credit : b->cfg.default_credit;
     s->window = credit > b->cfg.max_credit ? b->cfg.max_credit : credit;
     list_init(&s->inflight);
