@@ -96,6 +96,8 @@ struct audit {
     uv_mutex_t notify_mu;     /* held while notify runs, and to change it */
     audit_notify_fn notify;   /* called by the writer when durable_records moved */
     void *notify_ud;
+    audit_notify_fn full;     /* called by the writer when a write meets a full disk */
+    void *full_ud;
 
     /* The writer thread's own (and audit_open's, before the thread starts). */
     char *pending; /* taken from the queue, not written yet */
@@ -104,6 +106,7 @@ struct audit {
     uint64_t seq;
     uint8_t hash[HASH_LEN];
     uint64_t written_records; /* records written to the file (not necessarily synced) */
+    bool disk_full;           /* the last failed write met a full disk */
     off_t size; /* file size after the last good write */
     bool dirty; /* written since the last fdatasync */
     uint64_t last_sync_ns;
@@ -166,6 +169,7 @@ static int write_pending(audit_t *a, bool *broken)
         }
     }
     if (rc < 0) {
+        a->disk_full = rc == -ENOSPC || rc == -EDQUOT || rc == -EFBIG;
         RLOG(RELAIS_LOG_ERROR, "audit", "cannot append to %s: %s", a->path, relais_strerror(rc));
         if (ftruncate(a->fd, a->size) < 0) {
             RLOG(RELAIS_LOG_ERROR, "audit",
@@ -253,6 +257,13 @@ static void writer_main(void *arg)
                 a->err = rc;
                 a->broken = broken;
                 a->retry_at_ns = uv_hrtime() + AUDIT_SYNC_MS * NS_PER_MS;
+                if (a->disk_full) {
+                    uv_mutex_unlock(&a->mu);
+                    uv_mutex_lock(&a->notify_mu);
+                    if (a->full != NULL) a->full(a->full_ud);
+                    uv_mutex_unlock(&a->notify_mu);
+                    uv_mutex_lock(&a->mu);
+                }
             }
         }
         bool waited_for = a->durable_want > a->durable_records;
@@ -443,6 +454,14 @@ void audit_on_durable(audit_t *a, audit_notify_fn fn, void *ud)
     uv_mutex_lock(&a->notify_mu);
     a->notify = fn;
     a->notify_ud = ud;
+    uv_mutex_unlock(&a->notify_mu);
+}
+
+void audit_on_full(audit_t *a, audit_notify_fn fn, void *ud)
+{
+    uv_mutex_lock(&a->notify_mu);
+    a->full = fn;
+    a->full_ud = ud;
     uv_mutex_unlock(&a->notify_mu);
 }
 

@@ -152,6 +152,10 @@ void audit_want_durable(audit_t *a, uint64_t position);
 typedef void (*audit_notify_fn)(void *ud);
 void audit_on_durable(audit_t *a, audit_notify_fn fn, void *ud);
 
+/* fn(ud) is called from the writer thread when a write fails on a full disk (ENOSPC,
+ * EDQUOT, EFBIG): the broker spends its disk reserve (reserve.h). */
+void audit_on_full(audit_t *a, audit_notify_fn fn, void *ud);
+
 /* Whether new work may be taken on: the file is writable, nothing was lost since the last
  * record, and the queue is less than half full. The broker refuses submissions otherwise. */
 bool audit_healthy(audit_t *a);

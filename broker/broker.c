@@ -18,6 +18,7 @@
 
 #include "audit.h"
 #include "broker.h"
+#include "reserve.h"
 #include "relais/log.h"
 
 /* Declared by zmq.h only under ZMQ_BUILD_DRAFT_API, yet honoured by libzmq 4.3 (DESIGN.md):
@@ -55,6 +56,7 @@ void broker_config_defaults(broker_config_t *cfg)
     cfg->durability = STORE_DURABLE_FULL;
     cfg->dedup_retention_ms = 7LL * 24 * 3600 * 1000;
     cfg->conversation_retention_ms = 180LL * 24 * 3600 * 1000;
+    cfg->store_reserve_bytes = 8u << 20;
 }
 
 int broker__send(broker_t *b, const uint8_t *rid, size_t rid_len, const uint8_t *data, size_t len)
@@ -459,6 +461,12 @@ static void on_tick(uv_timer_t *t)
     }
     session__free_closed(b);
     give_back_memory(b, mono);
+    if (!reserve_ok(b->reserve) && mono >= b->reserve_check_ms) {
+        uint64_t inside = 0;
+        b->store->vt->free_bytes(b->store, &inside);
+        reserve_check(b->reserve, inside);
+        b->reserve_check_ms = mono + 1000;
+    }
     submit__commit(b);
 }
 
@@ -477,10 +485,17 @@ static void on_audit_durable(uv_async_t *h)
     if (b->nheld > 0 && b->audit != NULL) audit_want_durable(b->audit, b->held[b->nheld - 1].ticket);
 }
 
+static void journal_met_full_disk(void *ud)
+{
+    broker_t *b = ud;
+    reserve_spend(b->reserve, "audit journal");
+}
+
 static void stop_audit_notifications(broker_t *b)
 {
     if (!b->audit_async_open) return;
     /* After this returns the writer never touches the handle again. */
+    audit_on_full(b->audit, NULL, NULL);
     audit_on_durable(b->audit, NULL, NULL);
     uv_close((uv_handle_t *)&b->audit_async, NULL);
     b->audit_async_open = false;
@@ -586,7 +601,11 @@ int broker_open(broker_t *b, const broker_config_t *cfg, uv_loop_t *loop)
         goto err;
     char path[1024], reason[RELAIS_REASON_MAX];
     snprintf(path, sizeof(path), "%s/relais.db", cfg->data_dir);
-    rc = store_sqlite_open(&b->store, path, (store_durability_t)cfg->durability, loop, reason,
+    snprintf(path, sizeof(path), "%s/disk.reserve", cfg->data_dir);
+    if ((rc = reserve_open(&b->reserve, path, cfg->store_reserve_bytes)) < 0) goto err;
+    snprintf(path, sizeof(path), "%s/relais.db", cfg->data_dir);
+    rc = store_sqlite_open(&b->store, path, (store_durability_t)cfg->durability, b->reserve,
+                           loop, reason,
                            sizeof(reason));
     if (rc < 0) {
         RLOG(RELAIS_LOG_ERROR, "broker", "store: %s", reason);
@@ -602,6 +621,7 @@ int broker_open(broker_t *b, const broker_config_t *cfg, uv_loop_t *loop)
     b->audit_async.data = b;
     b->audit_async_open = true;
     audit_on_durable(b->audit, notify_audit_durable, b);
+    audit_on_full(b->audit, journal_met_full_disk, b);
     if ((rc = recover__load(b)) < 0) {
         RLOG(RELAIS_LOG_ERROR, "broker", "recovery from the store failed: %s", relais_strerror(rc));
         goto err;
@@ -725,6 +745,7 @@ void broker_close(broker_t *b)
     free(b->held);
     b->held = NULL;
     store_close(&b->store);
+    reserve_close(&b->reserve);
     auth__close(b);
     if (b->audit != NULL) {
         broker__audit(b, AUDIT_BROKER_STOP, b->cfg.broker_id, NULL, NULL, NULL, 0, "stopped", 0);

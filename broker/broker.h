@@ -47,6 +47,7 @@ typedef struct broker_config {
     const char *directory_path; /* territory directory (YAML); required unless insecure */
     const char *curve_key_path; /* the broker's keypair (relaisctl keygen); required unless
                                  * insecure */
+    size_t store_reserve_bytes; /* the disk reserve, spent when the disk fills (reserve.h) */
 } broker_config_t;
 
 /* Deliveries a mailbox keeps in memory per priority; refilled from the store below half. */
@@ -239,6 +240,8 @@ typedef struct broker {
     int64_t last_close_ms; /* relais_mono_ms() of the last session closed */
 
     store_t *store;
+    struct reserve *reserve;  /* the disk reserve (reserve.h) */
+    int64_t reserve_check_ms; /* constrained: when to look for space again */
     store_batch_t batch; /* gathered this turn */
     map_t *batch_index;  /* seq + recipient → index of its DELIVERY_SET in batch */
     pending_reply_t *replies;

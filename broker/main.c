@@ -41,6 +41,9 @@ static void usage(FILE *out)
         "                         os: survives a crash of relaisd, not of the machine\n"
         "  --dedup-retention-ms N how long a (sender, message id) is remembered (7 days)\n"
         "  --ack-timeout-ms N     resend a delivery left unacknowledged this long (60000)\n"
+        "  --store-reserve-kb N   disk space kept in reserve beside the store, given back\n"
+        "                         when the disk fills so that acknowledgements are still\n"
+        "                         recorded (8192; 0: none)\n"
         "  --log-level LEVEL      error, warn, info, debug (info)\n"
         "  --log-json             log as JSON lines\n"
         "  --help                 this text\n");
@@ -73,7 +76,8 @@ enum {
     OPT_ID,
     OPT_DURABILITY,
     OPT_DEDUP,
-    OPT_ACKTIMEOUT
+    OPT_ACKTIMEOUT,
+    OPT_RESERVE
 };
 
 static int parse_args(int argc, char **argv, broker_config_t *cfg)
@@ -96,6 +100,7 @@ static int parse_args(int argc, char **argv, broker_config_t *cfg)
         {"durability", required_argument, NULL, OPT_DURABILITY},
         {"dedup-retention-ms", required_argument, NULL, OPT_DEDUP},
         {"ack-timeout-ms", required_argument, NULL, OPT_ACKTIMEOUT},
+        {"store-reserve-kb", required_argument, NULL, OPT_RESERVE},
         {NULL, 0, NULL, 0},
     };
     bool have_bind = false, have_data = false;
@@ -172,6 +177,10 @@ static int parse_args(int argc, char **argv, broker_config_t *cfg)
         case OPT_ACKTIMEOUT:
             if (parse_num("--ack-timeout-ms", optarg, 100, 1LL << 40, &v) < 0) return -1;
             cfg->ack_timeout_ms = v;
+            break;
+        case OPT_RESERVE:
+            if (parse_num("--store-reserve-kb", optarg, 0, 1LL << 30, &v) < 0) return -1;
+            cfg->store_reserve_bytes = (size_t)v * 1024;
             break;
         default:
             usage(stderr);

@@ -116,6 +116,8 @@ typedef struct store_vtable {
      * so that its next Deliver says a higher attempt than any that may have left; then the
      * sessions are forgotten. *bumped: how many deliveries. */
     int (*recover_attempts)(store_t *s, uint64_t *bumped);
+    /* Bytes free inside the store (pages new messages can reuse). Loop thread. */
+    int (*free_bytes)(store_t *s, uint64_t *bytes);
     /* Start-up: the highest message sequence and receipt id ever used. */
     int (*max_ids)(store_t *s, uint64_t *seq, uint64_t *receipt_id);
     /* Start-up: every receipt owed, in id order. */
@@ -152,13 +154,14 @@ typedef enum store_durability {
     STORE_DURABLE_OS = 1,   /* synchronous=NORMAL: survives a crash of the process only */
 } store_durability_t;
 
+struct reserve;
 /*
  * Opens (creating or migrating) the SQLite store at path, in WAL mode, with its commit
- * thread; completions are delivered on loop. Returns 0, or RELAIS_ESTORE with the reason
- * written to reason.
+ * thread; completions are delivered on loop. reserve (may be NULL): spent when a commit
+ * meets a full disk (reserve.h). Returns 0, or RELAIS_ESTORE with the reason in reason.
  */
 int store_sqlite_open(store_t **out, const char *path, store_durability_t durability,
-                      uv_loop_t *loop, char *reason, size_t reason_len);
+                      struct reserve *reserve, uv_loop_t *loop, char *reason, size_t reason_len);
 
 /* Closes any store and nulls *s. Accepts NULL. */
 void store_close(store_t **s);

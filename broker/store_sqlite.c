@@ -21,6 +21,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,7 @@
 #include "broker.h"
 #include "relais/errors.h"
 #include "relais/log.h"
+#include "reserve.h"
 #include "store.h"
 
 typedef struct job {
@@ -188,11 +190,12 @@ typedef struct sqlite_store {
     bool ckpt_running;
     uv_cond_t ckpt_cv;        /* signalled when the WAL has grown; shares mu */
     int wal_pages;            /* WAL size after the last commit */
+    reserve_t *reserve;       /* spent when the disk fills (reserve.h) */
 } sqlite_store_t;
 
 /* WAL sizes (pages) at which the checkpointer is woken, and past which the commit thread
  * checkpoints itself. */
-#define CKPT_WAKE_PAGES 2000
+#define CKPT_WAKE_PAGES 1000
 #define CKPT_FORCE_PAGES 100000
 
 static int exec_step(sqlite_store_t *s, int which)
@@ -379,9 +382,13 @@ static void run_job(sqlite_store_t *s, job_t *j)
             j->reason[0] = 0;
             return;
         }
-        /* On a full disk the WAL may be what fills it: copy it back into the database and
+        /* On a full disk: spend the reserve (once), copy the WAL back into the database and
          * truncate it, then try once more. */
-        if (full && tries == 0 && committed == 0 && checkpoint_truncate(s) == 0) continue;
+        if (full && tries == 0 && committed == 0) {
+            reserve_spend(s->reserve, "store");
+            checkpoint_truncate(s);
+            continue;
+        }
         j->status = committed < 0 ? RELAIS_EUNKNOWN : RELAIS_ESTORE;
         j->ndups = 0;
         return;
@@ -618,6 +625,21 @@ static int sq_max_ids(store_t *base, uint64_t *seq, uint64_t *receipt_id)
     return 0;
 }
 
+static int sq_free_bytes(store_t *base, uint64_t *bytes)
+{
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    int64_t v[2] = {0, 4096};
+    const char *q[2] = {"PRAGMA freelist_count", "PRAGMA page_size"};
+    for (int i = 0; i < 2; i++) {
+        sqlite3_stmt *st;
+        if (sqlite3_prepare_v2(s->rdb, q[i], -1, &st, NULL) != SQLITE_OK) return RELAIS_ESTORE;
+        if (sqlite3_step(st) == SQLITE_ROW) v[i] = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+    }
+    *bytes = (uint64_t)(v[0] * v[1]);
+    return 0;
+}
+
 static int sq_recover_attempts(store_t *base, uint64_t *bumped)
 {
     sqlite_store_t *s = (sqlite_store_t *)base;
@@ -689,6 +711,7 @@ static const store_vtable_t sqlite_vtable = {
     .name = "sqlite",
     .commit = sq_commit,
     .recover_attempts = sq_recover_attempts,
+    .free_bytes = sq_free_bytes,
     .max_ids = sq_max_ids,
     .receipts = sq_receipts,
     .counts = sq_counts,
@@ -734,12 +757,13 @@ static int migrate(sqlite3 *db, char *reason, size_t reason_len)
 }
 
 int store_sqlite_open(store_t **out, const char *path, store_durability_t durability,
-                      uv_loop_t *loop, char *reason, size_t reason_len)
+                      reserve_t *reserve, uv_loop_t *loop, char *reason, size_t reason_len)
 {
     sqlite_store_t *s = calloc(1, sizeof(*s));
     if (s == NULL) return -ENOMEM;
     s->base.vt = &sqlite_vtable;
     s->loop = loop;
+    s->reserve = reserve;
     char pragmas[256];
     snprintf(pragmas, sizeof(pragmas),
              "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA foreign_keys=OFF;"
@@ -806,6 +830,7 @@ int store_sqlite_open(store_t **out, const char *path, store_durability_t durabi
         goto err;
     }
     s->thread_running = true;
+
     if (uv_thread_create(&s->ckpt_thread, checkpoint_thread, s) != 0) {
         snprintf(reason, reason_len, "cannot start the checkpoint thread");
         goto err;

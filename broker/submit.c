@@ -20,6 +20,7 @@
 
 #include "audit.h"
 #include "broker.h"
+#include "reserve.h"
 #include "relais/log.h"
 
 static void reject(broker_t *b, session_t *s, const uint8_t *message_id, size_t id_len, int code,
@@ -181,6 +182,14 @@ void submit__handle(broker_t *b, session_t *s, const uint8_t *body, size_t body_
     }
     if (b->stopping) {
         reject(b, s, id, id_len, RELAIS_EOVERLOADED, "broker is shutting down", 1000);
+        return;
+    }
+    if (!reserve_ok(b->reserve)) {
+        /* The disk filled: the room left is for acknowledging what is stored, which frees
+         * the pages new messages will use. */
+        reject(b, s, id, id_len, RELAIS_ESTORE,
+               "store unavailable: disk full, retry later (space is kept for acknowledgements)",
+               1000);
         return;
     }
     if (b->audit != NULL && !audit_healthy(b->audit)) {
