@@ -155,7 +155,7 @@ int authorize__submit(broker_t *b, session_t *s, const Relais__V1__Envelope *env
         return RELAIS_EOVERLOADED;
     }
     for (size_t i = 0; i < env->n_to; i++) {
-        mailbox_t *mb = delivery__mailbox(b, env->to[i], false);
+        mailbox_t *mb = mailbox__get(b, env->to[i], false);
         if (mb == NULL) continue;
         uint64_t pending = mb->mem[0] + mb->mem[1] + mb->disk[0] + mb->disk[1];
         if (pending >= lim.pending_per_mailbox) {

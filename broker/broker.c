@@ -158,11 +158,13 @@ void broker__forget_batch_index(broker_t *b, const store_batch_t *batch)
             map_del(b->batch_index, key, op_key(&batch->ops[i], key));
 }
 
-int broker__record(broker_t *b, const store_op_t *op)
+void broker__record(broker_t *b, const store_op_t *op)
 {
     if (!b->in_drain) broker__kick(b);
-    if (op->kind != STORE_DELIVERY_SET || op->address == NULL)
-        return store_batch_add(&b->batch, op);
+    if (op->kind != STORE_DELIVERY_SET || op->address == NULL) {
+        store_batch_add(&b->batch, op);
+        return;
+    }
     uint8_t key[8 + RELAIS_ADDRESS_MAX];
     size_t n = op_key(op, key) - 8;
     void *slot = map_get(b->batch_index, key, 8 + n);
@@ -176,12 +178,12 @@ int broker__record(broker_t *b, const store_op_t *op)
             prev->at_ms = op->at_ms;
             free(op->address);
             free(op->data);
-            return 0;
+            return;
         }
     }
-    int rc = store_batch_add(&b->batch, op);
-    if (rc == 0) map_put(b->batch_index, key, 8 + n, (void *)(uintptr_t)b->batch.count);
-    return rc;
+    store_batch_add(&b->batch, op);
+    if (map_put(b->batch_index, key, 8 + n, (void *)(uintptr_t)b->batch.count) < 0)
+        xalloc__oom(8 + n);
 }
 
 static void send_pong(broker_t *b, session_t *s)

@@ -341,7 +341,7 @@ void broker__store_caught_up(broker_t *b);
 /* Adds a store operation to the current batch (ownership as store_batch_add). A delivery
  * state change replaces an earlier change of the same delivery in the same batch: only the
  * latest state has to reach the disk. */
-int broker__record(broker_t *b, const store_op_t *op);
+void broker__record(broker_t *b, const store_op_t *op);
 
 /* ---- session.c --------------------------------------------------------------------- */
 
@@ -470,7 +470,6 @@ void delivery__record_state(broker_t *b, uint64_t seq, const char *recipient, in
 
 /* ---- delivery.c -------------------------------------------------------------------- */
 
-mailbox_t *delivery__mailbox(broker_t *b, const char *address, bool create);
 /* Builds a message (no delivery in memory yet) from its stamped envelope; NULL if it does
  * not decode or memory runs out. */
 msg_t *msg__from_envelope(uint64_t seq, const uint8_t *data, size_t len);
@@ -478,7 +477,7 @@ msg_t *msg__from_envelope(uint64_t seq, const uint8_t *data, size_t len);
  * room, else counted as waiting in the store. Pushes what it can. */
 void delivery__route(broker_t *b, msg_t *m);
 /* A commit completed: its deliveries that were settling are now final in the store. */
-void delivery__settled(broker_t *b, keyvec_t *keys);
+void mailbox__settled(broker_t *b, keyvec_t *keys);
 /* Sends queued deliveries and receipts to the mailbox's session within its window. */
 void delivery__pump(broker_t *b, mailbox_t *mb);
 /* Restores a receipt owed (recovery). 0 or -ENOMEM. */
@@ -532,33 +531,44 @@ void delivery__free_all(broker_t *b);
 void delivery__expire(broker_t *b, delivery_t *d);
 void delivery__expire_stored(broker_t *b, msg_t *m, mailbox_t *mb, const store_row_t *row);
 
-/* ---- mailbox.c --------------------------------------------------------------------- */
+/* ---- msg.c ------------------------------------------------------------------------- */
 
 void msg__free(msg_t *m);
 /* Drops one in-memory reference; the message goes when none is left. */
 void msg__unref(broker_t *b, msg_t *m);
 /* Makes the message findable by seq (broker.msgs). 0 or -ENOMEM. */
 int msg__index(broker_t *b, msg_t *m);
+
+/* ---- delivery.c: deliveries in memory ----------------------------------------------- */
+
 /* A delivery of m to mb, in memory (takes a reference on m); NULL if none is free. */
 delivery_t *delivery__new(msg_t *m, mailbox_t *mb);
 delivery_t *delivery__find(msg_t *m, const mailbox_t *mb);
+/* Drops what a delivery holds on mailboxes (its own, pool members it names): before it is
+ * freed. */
+void delivery__release(delivery_t *d);
 /* Frees a delivery no longer in any list, and its reference on the message. */
 void delivery__free(broker_t *b, delivery_t *d);
 /* A pool delivery names a member mailbox (claimed by it, or refused by it): the mailbox is
  * kept while a delivery names it. */
 void delivery__set_claimed(delivery_t *d, mailbox_t *member);
 void delivery__add_tried(delivery_t *d, mailbox_t *member);
+
+/* ---- mailbox.c --------------------------------------------------------------------- */
+
+/* The mailbox of address; created (a pool's for service: addresses) when create is true. */
+mailbox_t *mailbox__get(broker_t *b, const char *address, bool create);
 /* Whether a delivery reached a final state not yet committed; marking one so. */
-bool delivery__settling(broker_t *b, uint64_t seq, const char *recipient);
-void delivery__settle(broker_t *b, uint64_t seq, const char *recipient);
+bool mailbox__settling(broker_t *b, uint64_t seq, const char *recipient);
+void mailbox__settle(broker_t *b, uint64_t seq, const char *recipient);
 /* Reads the next page of a mailbox's priority-p backlog from the store. */
-void delivery__page_in(broker_t *b, mailbox_t *mb, int p);
+void mailbox__page_in(broker_t *b, mailbox_t *mb, int p);
 /* Sends the queues of sessionless mailboxes back to the store, each once every state
  * change of its deliveries has committed (so the store has the latest attempt); a mailbox
  * left with nothing at all (no backlog, receipt or reference) is freed, so the memory of
  * agents that came and went is given back. */
-void delivery__evict_idle(broker_t *b);
+void mailbox__evict_idle(broker_t *b);
 /* Expires what is past its deadline, in memory or only in the store. */
-void delivery__expiry_sweep(broker_t *b, int64_t now);
+void mailbox__expiry_sweep(broker_t *b, int64_t now);
 
 #endif /* RELAIS_BROKER_H */

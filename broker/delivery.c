@@ -24,6 +24,71 @@
 
 #define RETRY_MAX_MS (5 * 60 * 1000)
 
+/* ---- Deliveries in memory ---------------------------------------------------------- */
+
+/* Drops what a delivery holds on mailboxes: its own, and pool members it names. */
+void delivery__release(delivery_t *d)
+{
+    d->mbox->refs--;
+    for (unsigned i = 0; i < d->ntried; i++) d->tried[i]->refs--;
+    free(d->tried);
+    d->tried = NULL;
+    d->ntried = 0;
+    if (d->claimed_by != NULL) d->claimed_by->refs--;
+    d->claimed_by = NULL;
+}
+
+void delivery__set_claimed(delivery_t *d, mailbox_t *member)
+{
+    if (d->claimed_by != NULL) d->claimed_by->refs--;
+    d->claimed_by = member;
+    if (member != NULL) member->refs++;
+}
+
+void delivery__add_tried(delivery_t *d, mailbox_t *member)
+{
+    d->tried = xrealloc(d->tried, (d->ntried + 1) * sizeof(*d->tried));
+    d->tried[d->ntried++] = member;
+    member->refs++;
+}
+
+delivery_t *delivery__new(msg_t *m, mailbox_t *mb)
+{
+    for (unsigned i = 0; i < m->ndeliveries; i++) {
+        if (m->deliveries[i] != NULL) continue;
+        delivery_t *d = calloc(1, sizeof(*d));
+        if (d == NULL) return NULL;
+        d->msg = m;
+        d->mbox = mb;
+        mb->refs++; /* a mailbox outlives every delivery to it held in memory */
+        list_init(&d->qnode);
+        list_init(&d->fnode);
+        list_init(&d->offers);
+        m->deliveries[i] = d;
+        m->refs++;
+        return d;
+    }
+    return NULL; /* every recipient of the message already has its delivery in memory */
+}
+
+delivery_t *delivery__find(msg_t *m, const mailbox_t *mb)
+{
+    for (unsigned i = 0; i < m->ndeliveries; i++)
+        if (m->deliveries[i] != NULL && m->deliveries[i]->mbox == mb) return m->deliveries[i];
+    return NULL;
+}
+
+void delivery__free(broker_t *b, delivery_t *d)
+{
+    msg_t *m = d->msg;
+    for (unsigned i = 0; i < m->ndeliveries; i++)
+        if (m->deliveries[i] == d) m->deliveries[i] = NULL;
+    delivery__release(d);
+    free(d);
+    msg__unref(b, m);
+}
+
+
 /* ---- Receipts ---------------------------------------------------------------------- */
 
 static void receipt_send(broker_t *b, receipt_t *r)
@@ -37,7 +102,7 @@ static void receipt_send(broker_t *b, receipt_t *r)
 void delivery__receipt(broker_t *b, const msg_t *m, const char *recipient, int status,
                        const char *reason, const char *claimed_by)
 {
-    mailbox_t *mb = delivery__mailbox(b, m->sender, true);
+    mailbox_t *mb = mailbox__get(b, m->sender, true);
     receipt_t *r = calloc(1, sizeof(*r));
     if (mb == NULL || r == NULL) {
         free(r);
@@ -79,7 +144,7 @@ void delivery__receipt(broker_t *b, const msg_t *m, const char *recipient, int s
 int delivery__restore_receipt(broker_t *b, uint64_t id, const char *address, const uint8_t *frame,
                               size_t len)
 {
-    mailbox_t *mb = delivery__mailbox(b, address, true);
+    mailbox_t *mb = mailbox__get(b, address, true);
     receipt_t *r = calloc(1, sizeof(*r));
     if (mb == NULL || r == NULL || (r->frame = malloc(len)) == NULL) {
         free(r);
@@ -113,7 +178,7 @@ static void receipt_free(broker_t *b, receipt_t *r)
  * that record commits, and let it go from memory. */
 static void finish(broker_t *b, delivery_t *d)
 {
-    delivery__settle(b, d->msg->seq, d->mbox->address);
+    mailbox__settle(b, d->msg->seq, d->mbox->address);
     delivery__free(b, d);
 }
 
@@ -212,7 +277,7 @@ void delivery__pump(broker_t *b, mailbox_t *mb)
     session_t *s = mb->session;
     while (s != NULL && s->welcomed && !s->closing && s->inflight_count < s->window) {
         for (int p = 1; p >= 0; p--)
-            if (mb->disk[p] > 0 && mb->mem[p] < MAILBOX_PAGE / 2) delivery__page_in(b, mb, p);
+            if (mb->disk[p] > 0 && mb->mem[p] < MAILBOX_PAGE / 2) mailbox__page_in(b, mb, p);
         delivery_t *d = delivery__next_queued(mb);
         if (d == NULL) return;
         /* Acks name a message id only: two senders' messages with one id wait in turn. */
@@ -231,7 +296,7 @@ void delivery__session_opened(broker_t *b, session_t *s)
         if (s->closing) return; /* the send failed and closed the session */
     }
     /* Always ask the store once: it is the truth about what is pending. */
-    for (int p = 1; p >= 0; p--) delivery__page_in(b, s->mbox, p);
+    for (int p = 1; p >= 0; p--) mailbox__page_in(b, s->mbox, p);
     delivery__pump(b, s->mbox);
     if (!s->closing) pool__member_online(b, s);
 }
@@ -320,7 +385,7 @@ void delivery__session_closed(broker_t *b, session_t *s)
                              NULL);
     }
     /* Nobody to deliver to: the queue's memory goes back to the store once the store has
-     * caught up with it (delivery__evict_idle, on the tick). */
+     * caught up with it (mailbox__evict_idle, on the tick). */
     if (!list_linked(&s->mbox->idle)) list_push_back(&b->idle, &s->mbox->idle);
 }
 
@@ -379,15 +444,15 @@ void delivery__expire_stored(broker_t *b, msg_t *m, mailbox_t *mb, const store_r
     else
         delivery__receipt(b, m, mb->address, RELAIS__V1__RECEIPT__STATUS__EXPIRED,
                           expired_reason, NULL);
-    delivery__settle(b, m->seq, mb->address);
+    mailbox__settle(b, m->seq, mb->address);
 }
 
 void delivery__tick(broker_t *b, int64_t now, int64_t mono)
 {
-    delivery__evict_idle(b);
+    mailbox__evict_idle(b);
     pool__tick(b);
     if (now >= b->next_expiry_ms) {
-        delivery__expiry_sweep(b, now);
+        mailbox__expiry_sweep(b, now);
         b->next_expiry_ms = now + 200;
     }
     list_node_t *pos, *tmp;
@@ -421,5 +486,5 @@ void delivery__free_all(broker_t *b)
 {
     if (b->msgs) map_foreach(b->msgs, free_msg, NULL);
     if (b->mailboxes) map_foreach(b->mailboxes, free_mailbox, b);
-    delivery__settled(b, &b->settle_keys);
+    mailbox__settled(b, &b->settle_keys);
 }

@@ -25,142 +25,9 @@
 
 #define EXPIRY_BATCH 1000
 
-/* ---- Messages ---------------------------------------------------------------------- */
-
-/* Drops what a delivery holds on mailboxes: its own, and pool members it names. */
-static void release_members(delivery_t *d)
-{
-    d->mbox->refs--;
-    for (unsigned i = 0; i < d->ntried; i++) d->tried[i]->refs--;
-    free(d->tried);
-    d->tried = NULL;
-    d->ntried = 0;
-    if (d->claimed_by != NULL) d->claimed_by->refs--;
-    d->claimed_by = NULL;
-}
-
-void delivery__set_claimed(delivery_t *d, mailbox_t *member)
-{
-    if (d->claimed_by != NULL) d->claimed_by->refs--;
-    d->claimed_by = member;
-    if (member != NULL) member->refs++;
-}
-
-void delivery__add_tried(delivery_t *d, mailbox_t *member)
-{
-    d->tried = xrealloc(d->tried, (d->ntried + 1) * sizeof(*d->tried));
-    d->tried[d->ntried++] = member;
-    member->refs++;
-}
-
-void msg__free(msg_t *m)
-{
-    if (m == NULL) return;
-    for (unsigned i = 0; i < m->ndeliveries; i++) {
-        if (m->deliveries[i]) release_members(m->deliveries[i]);
-        free(m->deliveries[i]);
-    }
-    free(m->deliveries);
-    free(m->envelope);
-    free(m->sender);
-    free(m);
-}
-
-msg_t *msg__from_envelope(uint64_t seq, const uint8_t *data, size_t len)
-{
-    Relais__V1__Envelope *env = relais__v1__envelope__unpack(NULL, len, data);
-    if (env == NULL || env->message_id.len != RELAIS_MESSAGE_ID_LEN || env->n_to == 0 ||
-        env->sender == NULL) {
-        RLOG(RELAIS_LOG_ERROR, "mailbox", "stored message seq=%llu does not decode",
-             (unsigned long long)seq);
-        if (env) relais__v1__envelope__free_unpacked(env, NULL);
-        return NULL;
-    }
-    msg_t *m = calloc(1, sizeof(*m));
-    if (m == NULL) goto oom;
-    m->seq = seq;
-    m->sender = strdup(env->sender);
-    m->deliveries = calloc(env->n_to, sizeof(*m->deliveries));
-    m->envelope = malloc(len);
-    if (m->sender == NULL || m->deliveries == NULL || m->envelope == NULL) goto oom;
-    m->ndeliveries = (unsigned)env->n_to;
-    memcpy(m->envelope, data, len);
-    m->envelope_len = len;
-    memcpy(m->message_id, env->message_id.data, RELAIS_MESSAGE_ID_LEN);
-    if (env->conversation_id.len == RELAIS_MESSAGE_ID_LEN) {
-        memcpy(m->conversation_id, env->conversation_id.data, RELAIS_MESSAGE_ID_LEN);
-        m->conversation_id_len = RELAIS_MESSAGE_ID_LEN;
-    }
-    m->accepted_at_ms = env->accepted_at_ms;
-    m->expires_at_ms = env->expires_at_ms;
-    for (size_t i = 0; i < env->n_receipts; i++)
-        if (env->receipts[i] > 0 && env->receipts[i] < 32)
-            m->receipts_mask |= 1u << env->receipts[i];
-    m->priority = env->priority == RELAIS__V1__ENVELOPE__PRIORITY__URGENT ? 1 : 0;
-    m->body_case = env->body_case;
-    m->dispatch = env->dispatch;
-    relais__v1__envelope__free_unpacked(env, NULL);
-    return m;
-oom:
-    relais__v1__envelope__free_unpacked(env, NULL);
-    msg__free(m);
-    return NULL;
-}
-
-void msg__unref(broker_t *b, msg_t *m)
-{
-    if (--m->refs > 0) return;
-    if (m->indexed) map_del(b->msgs, &m->seq, sizeof(m->seq));
-    msg__free(m);
-}
-
-int msg__index(broker_t *b, msg_t *m)
-{
-    if (m->indexed) return 0;
-    int rc = map_put(b->msgs, &m->seq, sizeof(m->seq), m);
-    m->indexed = rc == 0;
-    return rc;
-}
-
-delivery_t *delivery__new(msg_t *m, mailbox_t *mb)
-{
-    for (unsigned i = 0; i < m->ndeliveries; i++) {
-        if (m->deliveries[i] != NULL) continue;
-        delivery_t *d = calloc(1, sizeof(*d));
-        if (d == NULL) return NULL;
-        d->msg = m;
-        d->mbox = mb;
-        mb->refs++; /* a mailbox outlives every delivery to it held in memory */
-        list_init(&d->qnode);
-        list_init(&d->fnode);
-        list_init(&d->offers);
-        m->deliveries[i] = d;
-        m->refs++;
-        return d;
-    }
-    return NULL; /* every recipient of the message already has its delivery in memory */
-}
-
-delivery_t *delivery__find(msg_t *m, const mailbox_t *mb)
-{
-    for (unsigned i = 0; i < m->ndeliveries; i++)
-        if (m->deliveries[i] != NULL && m->deliveries[i]->mbox == mb) return m->deliveries[i];
-    return NULL;
-}
-
-void delivery__free(broker_t *b, delivery_t *d)
-{
-    msg_t *m = d->msg;
-    for (unsigned i = 0; i < m->ndeliveries; i++)
-        if (m->deliveries[i] == d) m->deliveries[i] = NULL;
-    release_members(d);
-    free(d);
-    msg__unref(b, m);
-}
-
 /* ---- Mailboxes --------------------------------------------------------------------- */
 
-mailbox_t *delivery__mailbox(broker_t *b, const char *address, bool create)
+mailbox_t *mailbox__get(broker_t *b, const char *address, bool create)
 {
     mailbox_t *mb = map_get(b->mailboxes, address, strlen(address));
     if (mb != NULL || !create) return mb;
@@ -195,13 +62,13 @@ static size_t settle_key(uint64_t seq, const char *recipient, uint8_t *out)
     return sizeof(seq) + n;
 }
 
-bool delivery__settling(broker_t *b, uint64_t seq, const char *recipient)
+bool mailbox__settling(broker_t *b, uint64_t seq, const char *recipient)
 {
     uint8_t key[8 + RELAIS_ADDRESS_MAX];
     return map_get(b->settling, key, settle_key(seq, recipient, key)) != NULL;
 }
 
-void delivery__settle(broker_t *b, uint64_t seq, const char *recipient)
+void mailbox__settle(broker_t *b, uint64_t seq, const char *recipient)
 {
     uint8_t key[8 + RELAIS_ADDRESS_MAX];
     size_t len = settle_key(seq, recipient, key);
@@ -227,7 +94,7 @@ void delivery__settle(broker_t *b, uint64_t seq, const char *recipient)
     v->lens[v->n++] = len;
 }
 
-void delivery__settled(broker_t *b, keyvec_t *v)
+void mailbox__settled(broker_t *b, keyvec_t *v)
 {
     for (size_t i = 0; i < v->n; i++) {
         map_del(b->settling, v->keys[i], v->lens[i]);
@@ -254,7 +121,7 @@ static int on_page_row(void *ud, const store_row_t *row)
     mailbox_t *mb = c->mb;
     c->rows++;
     if (row->seq > mb->cursor[c->p]) mb->cursor[c->p] = row->seq;
-    if (delivery__settling(b, row->seq, mb->address)) return 0;
+    if (mailbox__settling(b, row->seq, mb->address)) return 0;
     msg_t *m = map_get(b->msgs, &row->seq, sizeof(row->seq));
     if (m == NULL) {
         m = msg__from_envelope(row->seq, row->envelope, row->envelope_len);
@@ -273,14 +140,14 @@ static int on_page_row(void *ud, const store_row_t *row)
     d->state = row->state == DELIVERY_STORED ? DELIVERY_STORED : DELIVERY_REDELIVERING;
     d->never_sent = row->state == DELIVERY_STORED;
     d->attempt = row->attempt;
-    if (row->claimed_by != NULL) delivery__set_claimed(d, delivery__mailbox(b, row->claimed_by, true));
+    if (row->claimed_by != NULL) delivery__set_claimed(d, mailbox__get(b, row->claimed_by, true));
     list_push_back(&mb->queue[c->p], &d->qnode);
     mb->mem[c->p]++;
     if (mb->disk[c->p] > 0) mb->disk[c->p]--;
     return 0;
 }
 
-void delivery__page_in(broker_t *b, mailbox_t *mb, int p)
+void mailbox__page_in(broker_t *b, mailbox_t *mb, int p)
 {
     if (mb->mem[p] >= MAILBOX_PAGE) return;
     unsigned want = MAILBOX_PAGE - (unsigned)mb->mem[p];
@@ -353,7 +220,7 @@ static void mailbox_free(broker_t *b, mailbox_t *mb)
     free(mb);
 }
 
-void delivery__evict_idle(broker_t *b)
+void mailbox__evict_idle(broker_t *b)
 {
     list_node_t *pos, *tmp;
     LIST_FOREACH_SAFE(pos, tmp, &b->idle)
@@ -381,8 +248,8 @@ static int on_expired_row(void *ud, const store_row_t *row)
 {
     expiry_ctx_t *c = ud;
     broker_t *b = c->b;
-    if (delivery__settling(b, row->seq, row->recipient)) return 0;
-    mailbox_t *mb = delivery__mailbox(b, row->recipient, true);
+    if (mailbox__settling(b, row->seq, row->recipient)) return 0;
+    mailbox_t *mb = mailbox__get(b, row->recipient, true);
     if (mb == NULL) return -ENOMEM;
     msg_t *m = map_get(b->msgs, &row->seq, sizeof(row->seq));
     delivery_t *d = m ? delivery__find(m, mb) : NULL;
@@ -401,7 +268,7 @@ static int on_expired_row(void *ud, const store_row_t *row)
     return 0;
 }
 
-void delivery__expiry_sweep(broker_t *b, int64_t now)
+void mailbox__expiry_sweep(broker_t *b, int64_t now)
 {
     expiry_ctx_t c = {.b = b};
     int rc =

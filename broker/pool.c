@@ -47,7 +47,7 @@ static bool tried(const delivery_t *d, const mailbox_t *mb)
 static void consider(const dir_agent_t *member, void *ud)
 {
     pick_t *p = ud;
-    mailbox_t *mb = delivery__mailbox(p->b, member->address, false);
+    mailbox_t *mb = mailbox__get(p->b, member->address, false);
     session_t *s = mb ? mb->session : NULL;
     if (s == NULL || !s->welcomed || s->closing || s->inflight_count >= s->window ||
         tried(p->d, mb))
@@ -122,7 +122,7 @@ typedef struct offer_all {
 static void offer_member(const dir_agent_t *member, void *ud)
 {
     offer_all_t *c = ud;
-    mailbox_t *mb = delivery__mailbox(c->b, member->address, false);
+    mailbox_t *mb = mailbox__get(c->b, member->address, false);
     session_t *s = mb != NULL ? mb->session : NULL;
     if (s != NULL && s->welcomed && !s->closing) offer_to(c->b, c->d, s);
 }
@@ -144,7 +144,7 @@ void pool__pump(broker_t *b, mailbox_t *pool)
     if (b->dir == NULL) return;
     for (int prio = 1; prio >= 0; prio--) {
         if (pool->disk[prio] > 0 && pool->mem[prio] + pool->offering_count < MAILBOX_PAGE / 2)
-            delivery__page_in(b, pool, prio);
+            mailbox__page_in(b, pool, prio);
         list_node_t *pos, *tmp;
         LIST_FOREACH_SAFE(pos, tmp, &pool->queue[prio])
         {
@@ -273,7 +273,7 @@ void pool__member_online(broker_t *b, session_t *s)
 {
     const dir_agent_t *a = b->dir ? directory_lookup(b->dir, s->address) : NULL;
     for (size_t i = 0; a != NULL && i < a->n_pools; i++) {
-        mailbox_t *pool = delivery__mailbox(b, a->pools[i], false);
+        mailbox_t *pool = mailbox__get(b, a->pools[i], false);
         if (pool == NULL) continue;
         list_node_t *pos;
         for (pos = pool->offering.next; pos != &pool->offering; pos = pos->next)

@@ -29,7 +29,7 @@ typedef struct recover_ctx {
 static int on_count(void *ud, const char *recipient, int priority, uint64_t count)
 {
     recover_ctx_t *c = ud;
-    mailbox_t *mb = delivery__mailbox(c->b, recipient, true);
+    mailbox_t *mb = mailbox__get(c->b, recipient, true);
     if (mb == NULL) return -ENOMEM;
     mb->disk[priority ? 1 : 0] += count;
     c->pending += count;

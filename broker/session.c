@@ -167,7 +167,7 @@ void session__hello(broker_t *b, const uint8_t *rid, size_t rid_len, zmq_msg_t *
     session_t *old = session__for_frame(b, rid, rid_len, msg);
     if (old != NULL) session__close(b, old, "hello again on the same connection");
 
-    mailbox_t *mb = delivery__mailbox(b, address, true);
+    mailbox_t *mb = mailbox__get(b, address, true);
     if (mb->session != NULL) {
         session_t *prev = mb->session;
         broker__send_error(b, prev->rid, prev->rid_len, RELAIS_EFORBIDDEN,

@@ -6,22 +6,16 @@
 #include <stdlib.h>
 
 #include "store.h"
+#include "xalloc.h"
 
-int store_batch_add(store_batch_t *b, const store_op_t *op)
+void store_batch_add(store_batch_t *b, const store_op_t *op)
 {
     if (b->count == b->cap) {
         size_t ncap = b->cap ? b->cap * 2 : 64;
-        store_op_t *n = realloc(b->ops, ncap * sizeof(*n));
-        if (n == NULL) {
-            free(op->address);
-            free(op->data);
-            return -ENOMEM;
-        }
-        b->ops = n;
+        b->ops = xrealloc(b->ops, ncap * sizeof(*b->ops));
         b->cap = ncap;
     }
     b->ops[b->count++] = *op;
-    return 0;
 }
 
 void store_batch_clear(store_batch_t *b)

@@ -62,9 +62,9 @@ typedef struct store_batch {
     size_t count, cap;
 } store_batch_t;
 
-/* Appends an operation; the batch takes ownership of op->address and op->data (also on
- * failure, where they are freed). 0 or -ENOMEM. */
-int store_batch_add(store_batch_t *b, const store_op_t *op);
+/* Appends an operation; the batch takes ownership of op->address and op->data. Out of
+ * memory aborts (xalloc.h): a batch is never half-built. */
+void store_batch_add(store_batch_t *b, const store_op_t *op);
 
 /* Frees every operation's data and empties the batch (keeps its capacity). */
 void store_batch_clear(store_batch_t *b);

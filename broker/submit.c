@@ -49,9 +49,7 @@ static pending_reply_t *add_reply(broker_t *b, session_t *s, const uint8_t *id)
 {
     if (b->nreplies == b->replies_cap) {
         size_t ncap = b->replies_cap ? b->replies_cap * 2 : 64;
-        pending_reply_t *n = realloc(b->replies, ncap * sizeof(*n));
-        if (n == NULL) return NULL;
-        b->replies = n;
+        b->replies = xrealloc(b->replies, ncap * sizeof(*b->replies));
         b->replies_cap = ncap;
     }
     pending_reply_t *r = &b->replies[b->nreplies++];
@@ -101,7 +99,7 @@ static msg_t *make_msg(broker_t *b, session_t *s, Relais__V1__Envelope *env, int
 
     m->ndeliveries = (unsigned)env->n_to;
     for (size_t i = 0; i < env->n_to; i++) {
-        mailbox_t *mb = delivery__mailbox(b, env->to[i], true);
+        mailbox_t *mb = mailbox__get(b, env->to[i], true);
         delivery_t *d = mb ? delivery__new(m, mb) : NULL;
         if (d == NULL) goto err;
         d->state = DELIVERY_STORED;
@@ -113,35 +111,28 @@ err:
     return NULL;
 }
 
-/* Records the message and its deliveries in the batch. The store op copies the bytes. */
-static int record_msg(broker_t *b, msg_t *m)
+/* Records the message and its deliveries in the batch, whole (allocation failures abort:
+ * a message is never half in a batch). The store op copies the bytes. */
+static void record_msg(broker_t *b, msg_t *m)
 {
     store_op_t op = {.kind = STORE_MSG_PUT,
                      .seq = m->seq,
                      .at_ms = m->accepted_at_ms,
                      .expires_at_ms = m->expires_at_ms};
     memcpy(op.message_id, m->message_id, RELAIS_MESSAGE_ID_LEN);
-    op.address = strdup(m->sender);
-    op.data = malloc(m->envelope_len ? m->envelope_len : 1);
-    if (op.data == NULL || op.address == NULL) {
-        free(op.address);
-        free(op.data);
-        return -ENOMEM;
-    }
-    memcpy(op.data, m->envelope, m->envelope_len);
+    op.address = xstrdup(m->sender);
+    op.data = xmemdup(m->envelope, m->envelope_len ? m->envelope_len : 1);
     op.data_len = m->envelope_len;
-    int rc = broker__record(b, &op);
-    for (unsigned i = 0; rc == 0 && i < m->ndeliveries; i++) {
+    broker__record(b, &op);
+    for (unsigned i = 0; i < m->ndeliveries; i++) {
         store_op_t d = {.kind = STORE_DELIVERY_SET,
                         .seq = m->seq,
                         .state = DELIVERY_STORED,
                         .priority = m->priority,
                         .at_ms = m->accepted_at_ms};
-        d.address = strdup(m->deliveries[i]->mbox->address);
-        if (d.address == NULL) return -ENOMEM;
-        rc = broker__record(b, &d);
+        d.address = xstrdup(m->deliveries[i]->mbox->address);
+        broker__record(b, &d);
     }
-    return rc;
 }
 
 void submit__handle(broker_t *b, session_t *s, const uint8_t *body, size_t body_len,
@@ -208,17 +199,13 @@ void submit__handle(broker_t *b, session_t *s, const uint8_t *body, size_t body_
     /* Whether it duplicates an earlier submission is the store's to say, in the commit: see
      * on_committed. */
     msg_t *m = make_msg(b, s, env, now);
-    if (m == NULL || record_msg(b, m) < 0) {
-        msg__free(m);
+    if (m == NULL) {
         reject(b, s, id, id_len, RELAIS_EOVERLOADED, "out of memory", 1000);
         return;
     }
+    record_msg(b, m);
+    /* From here on the message is in the batch: its answer can only be the commit's. */
     pending_reply_t *r = add_reply(b, s, id);
-    if (r == NULL) {
-        msg__free(m);
-        reject(b, s, id, id_len, RELAIS_EOVERLOADED, "out of memory", 1000);
-        return;
-    }
     r->accepted_at_ms = now;
     r->msg = m;
     authorize__record(b, env, s->address, now);
@@ -320,7 +307,7 @@ static void on_committed(const store_result_t *res, void *ud)
     b->commit_in_flight = false;
     b->gen_committed = c->gen;
     /* Committed (or rolled back): the store now tells the truth about these. */
-    delivery__settled(b, &c->settled);
+    mailbox__settled(b, &c->settled);
     authorize__settled(b, &c->participations);
     session__committed(b, c->gen, res->status == 0);
     size_t dup_cursor = 0;
