@@ -112,7 +112,8 @@ typedef struct store_vtable {
      * is not called (the operations are dropped). */
     int (*commit)(store_t *s, store_batch_t *batch, store_done_fn done, void *ud);
     /* Start-up, first: every pending delivery that may have been sent before the broker
-     * stopped — those of addresses that had a session, and every pool's — gets attempt + 1,
+     * stopped — those of addresses that had a session, and every pool's if any agent had
+     * one (pools deliver to their members) — gets attempt + 1,
      * so that its next Deliver says a higher attempt than any that may have left; then the
      * sessions are forgotten. *bumped: how many deliveries. */
     int (*recover_attempts)(store_t *s, uint64_t *bumped);

@@ -648,7 +648,8 @@ static int sq_recover_attempts(store_t *base, uint64_t *bumped)
     int rc = sqlite3_exec(s->db,
                           "BEGIN IMMEDIATE;"
                           "UPDATE deliveries SET attempt = attempt + 1 WHERE recipient IN "
-                          "(SELECT address FROM sessions) OR recipient LIKE 'service:%';",
+                          "(SELECT address FROM sessions) OR (recipient LIKE 'service:%' "
+                          "AND EXISTS (SELECT 1 FROM sessions));",
                           NULL, NULL, &err);
     *bumped = rc == SQLITE_OK ? (uint64_t)sqlite3_changes(s->db) : 0;
     if (rc == SQLITE_OK) rc = sqlite3_exec(s->db, "DELETE FROM sessions; COMMIT;", NULL, NULL, &err);
