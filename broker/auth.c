@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "admin/admin.h"
 #include "audit.h"
 #include "broker.h"
 #include "directory.h"
@@ -78,6 +79,7 @@ int auth__key_lookup(broker_t *b, const uint8_t key[32], char address[RELAIS_ADD
 void auth__refused(broker_t *b, const char *key_z85, const char *peer, const char *reason)
 {
     RLOG(RELAIS_LOG_WARN, "auth", "handshake refused peer=%s key=%s: %s", peer, key_z85, reason);
+    b->stats.auth_unknown_key++;
     broker__audit(b, AUDIT_SESSION_REFUSED, key_z85, NULL, NULL, NULL, 0, "unknown-key",
                   RELAIS_EFORBIDDEN);
 }
@@ -170,6 +172,7 @@ void auth__reload(broker_t *b)
     b->dir = fresh;
     session__revalidate(b);
     directory_destroy(&old);
+    admin_directory_loaded(b);
     RLOG(RELAIS_LOG_INFO, "auth", "directory reloaded territory=%s agents=%zu",
          directory_territory(b->dir), directory_agent_count(b->dir));
     broker__audit(b, AUDIT_DIRECTORY_RELOAD, directory_territory(b->dir), NULL, NULL, NULL, 0,

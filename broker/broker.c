@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "admin/admin.h"
 #include "audit.h"
 #include "broker.h"
 #include "relais/log.h"
@@ -447,6 +448,7 @@ int broker_open(broker_t *b, const broker_config_t *cfg, uv_loop_t *loop)
         goto err;
     }
     if ((rc = open_socket(b)) < 0) goto err;
+    if ((rc = admin_open(b)) < 0) goto err;
 
     uv_poll_init_socket(loop, &b->poll, b->zfd);
     b->poll.data = b;
@@ -492,6 +494,7 @@ void broker_shutdown(broker_t *b)
     uv_close((uv_handle_t *)&b->sigint, NULL);
     uv_close((uv_handle_t *)&b->sighup, NULL);
     zap__stop(b);
+    admin_shutdown(b);
     /* What was accepted this turn still gets committed and its Accepted sent; sessions
      * close after, their in-flight deliveries recorded as redelivering. */
     submit__commit(b);
@@ -532,6 +535,7 @@ void broker_close(broker_t *b)
     free(b->replies);
     b->replies = NULL;
     store_close(&b->store);
+    admin_close(b);
     auth__close(b);
     if (b->audit != NULL) {
         broker__audit(b, AUDIT_BROKER_STOP, b->cfg.broker_id, NULL, NULL, NULL, 0, "stopped", 0);

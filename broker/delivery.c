@@ -133,6 +133,7 @@ static void record_state(broker_t *b, uint64_t seq, const char *recipient, int p
 static void set_state(broker_t *b, delivery_t *d, delivery_state_t st)
 {
     d->state = st;
+    if (st == DELIVERY_REDELIVERING) b->stats.redeliveries++;
     d->gen = b->gen_open;
     record_state(b, d->msg->seq, d->mbox->address, d->msg->priority, st, d->attempt);
 }
@@ -341,6 +342,7 @@ void delivery__ack(broker_t *b, session_t *s, const Relais__V1__Ack *ack)
         d->retry_at_ms = relais_mono_ms() + (delay < RETRY_MAX_MS ? delay : RETRY_MAX_MS);
         list_push_back(&b->retry, &d->qnode);
         set_state(b, d, DELIVERY_REDELIVERING);
+        b->stats.retry_later++;
         broker__audit(b, AUDIT_ACK, s->address, m->message_id, relais_body_name(m->body_case),
                       m->sender, d->attempt, "retry-later", 0);
         break;

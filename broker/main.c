@@ -43,6 +43,11 @@ static void usage(FILE *out)
         "  --ack-timeout-ms N     resend a delivery left unacknowledged this long (60000)\n"
         "  --log-level LEVEL      error, warn, info, debug (info)\n"
         "  --log-json             log as JSON lines\n"
+        "  --admin HOST:PORT|off  admin HTTP listener: /metrics, /healthz, /readyz, /api/v1/,\n"
+        "                         the dashboard (127.0.0.1:7480; port 0 picks a free port,\n"
+        "                         logged as 'admin listening endpoint=')\n"
+        "  --admin-token FILE     bearer token (mode 0600) the admin listener requires;\n"
+        "                         mandatory when HOST is not a loopback address\n"
         "  --help                 this text\n");
 }
 
@@ -73,7 +78,9 @@ enum {
     OPT_ID,
     OPT_DURABILITY,
     OPT_DEDUP,
-    OPT_ACKTIMEOUT
+    OPT_ACKTIMEOUT,
+    OPT_ADMIN,
+    OPT_ADMINTOKEN
 };
 
 static int parse_args(int argc, char **argv, broker_config_t *cfg)
@@ -96,6 +103,8 @@ static int parse_args(int argc, char **argv, broker_config_t *cfg)
         {"durability", required_argument, NULL, OPT_DURABILITY},
         {"dedup-retention-ms", required_argument, NULL, OPT_DEDUP},
         {"ack-timeout-ms", required_argument, NULL, OPT_ACKTIMEOUT},
+        {"admin", required_argument, NULL, OPT_ADMIN},
+        {"admin-token", required_argument, NULL, OPT_ADMINTOKEN},
         {NULL, 0, NULL, 0},
     };
     bool have_bind = false, have_data = false;
@@ -172,6 +181,12 @@ static int parse_args(int argc, char **argv, broker_config_t *cfg)
         case OPT_ACKTIMEOUT:
             if (parse_num("--ack-timeout-ms", optarg, 100, 1LL << 40, &v) < 0) return -1;
             cfg->ack_timeout_ms = v;
+            break;
+        case OPT_ADMIN:
+            cfg->admin_bind = optarg;
+            break;
+        case OPT_ADMINTOKEN:
+            cfg->admin_token_path = optarg;
             break;
         default:
             usage(stderr);

@@ -75,6 +75,7 @@ void session__hello(broker_t *b, const uint8_t *rid, size_t rid_len, zmq_msg_t *
     int rc = auth__identify(b, msg, hello, address, reason, sizeof(reason));
     if (rc < 0) {
         RLOG(RELAIS_LOG_WARN, "session", "refused code=%s why=\"%s\"", relais_err_name(rc), reason);
+        b->stats.auth_hello++;
         broker__audit(b, AUDIT_SESSION_REFUSED, hello->address, NULL, NULL, NULL, 0, "hello", rc);
         broker__send_error(b, rid, rid_len, rc, reason, true, NULL, 0);
         return;
@@ -115,6 +116,7 @@ void session__hello(broker_t *b, const uint8_t *rid, size_t rid_len, zmq_msg_t *
     list_init(&s->inflight);
     list_init(&s->offers);
     s->last_seen_ms = relais_mono_ms();
+    s->opened_ms = relais_now_ms();
     mb->session = s;
     b->stats.sessions_opened++;
     broker__audit(b, AUDIT_SESSION_OPEN, s->address, NULL, NULL, NULL, 0,

@@ -93,6 +93,7 @@ static bool handle_one(broker_t *b)
                  memcmp(zmq_msg_data(&parts[5]), "CURVE", 5) == 0 && zmq_msg_size(&parts[6]) == 32;
     if (used >= 2 && !curve) {
         RLOG(RELAIS_LOG_WARN, "zap", "refused peer=%s: not a CURVE handshake", peer);
+        b->stats.auth_not_curve++;
         reply(b, &parts[1], "400", "CURVE required", "", NULL, 0);
     } else if (used >= 2) {
         const uint8_t *key = zmq_msg_data(&parts[6]);
