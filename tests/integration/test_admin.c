@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -414,4 +415,72 @@ Test(admin, relaisd_refuses_an_exposed_listener_without_a_private_token)
     cr_expect_eq(rt_broker_wait_log(&b2, "mode 0600", T), 0);
     rt_broker_kill9(&b2);
     rt_broker_cleanup(&b2);
+}
+
+/* ---- relaisctl against the running broker ------------------------------------------- */
+
+/* Runs relaisctl with args (a shell word list) against the test broker; returns its exit
+ * status and its standard output (and error) in out. */
+static int ctl(char *out, size_t out_len, const char *args)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "%s %s --data %s 2>&1", RELAISCTL_PATH, args, broker.data_dir);
+    FILE *f = popen(cmd, "r");
+    cr_assert_not_null(f);
+    size_t n = fread(out, 1, out_len - 1, f);
+    out[n] = '\0';
+    int st = pclose(f);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+Test(admin, relaisctl_answers_each_question_as_a_table_or_as_json)
+{
+    rt_client_t gp = rt_session(&broker, GP, 10);
+    rt_env_t e[2];
+    for (int i = 0; i < 2; i++) {
+        rt_env_note(&e[i], NURSE, "ctl");
+        cr_assert_eq(rt_client_submit(&gp, &e[i], T), 0);
+    }
+    static char out[65536];
+    cr_assert_eq(ctl(out, sizeof out, "status"), 0, "%s", out);
+    cr_expect(strstr(out, "ready              yes") != NULL || strstr(out, "ready ") != NULL, "%s", out);
+    cr_expect(strstr(out, "accepted") != NULL && strstr(out, "  2\n") != NULL, "%s", out);
+    cr_assert_eq(ctl(out, sizeof out, "sessions"), 0, "%s", out);
+    cr_expect(strncmp(out, "ADDRESS", 7) == 0, "a header row: %s", out);
+    cr_expect(strstr(out, GP "  gp") != NULL, "%s", out);
+    cr_assert_eq(ctl(out, sizeof out, "mailboxes"), 0, "%s", out);
+    cr_expect(strstr(out, NURSE "  nurse  no") != NULL, "%s", out);
+    cr_assert_eq(ctl(out, sizeof out, "mailboxes --json"), 0, "%s", out);
+    cr_expect(strstr(out, "\"address\":\"" NURSE "\",\"role\":\"nurse\",\"online\":false,"
+                          "\"pending\":2") != NULL, "%s", out);
+    cr_assert_eq(ctl(out, sizeof out, "agents"), 0, "%s", out);
+    cr_expect(strstr(out, GP "  ") != NULL && strstr(out, "yes") != NULL, "%s", out);
+    char id[37], args[128];
+    relais_id_format(e[1].id, 16, id);
+    snprintf(args, sizeof args, "message %s", id);
+    cr_assert_eq(ctl(out, sizeof out, args), 0, "%s", out);
+    cr_expect(strstr(out, "body_type") != NULL && strstr(out, "note") != NULL, "%s", out);
+    cr_expect(strstr(out, NURSE "  stored") != NULL, "%s", out);
+    cr_expect(strstr(out, "ctl\n") == NULL, "never the body");
+    cr_assert_eq(ctl(out, sizeof out, "deadletters"), 0, "%s", out);
+    cr_expect_str_eq(out, "(no dead_letters)\n");
+    cr_expect_eq(ctl(out, sizeof out, "message 00000000000070008000000000000000"), 1);
+    cr_expect(strstr(out, "no message with this id") != NULL, "%s", out);
+    cr_expect_eq(ctl(out, sizeof out, "message nonsense"), 1);
+    cr_expect(strstr(out, "32 hexadecimal digits") != NULL, "%s", out);
+    cr_expect_eq(ctl(out, sizeof out, "sessions --limit 3"), 2, "usage error: %s", out);
+    rt_client_close(&gp);
+}
+
+Test(admin, relaisctl_says_when_no_broker_answers)
+{
+    static char out[4096];
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "%s status --socket /nonexistent/relaisd.sock 2>&1", RELAISCTL_PATH);
+    FILE *f = popen(cmd, "r");
+    size_t n = fread(out, 1, sizeof out - 1, f);
+    out[n] = '\0';
+    int st = pclose(f);
+    cr_expect_eq(WEXITSTATUS(st), 1);
+    cr_expect(strstr(out, "cannot reach relaisd") != NULL, "%s", out);
 }
