@@ -2,8 +2,7 @@
  * What the admin files share: the admin object, its histograms and the view of the
  * mailboxes that /metrics and the API read (admin__refresh): depths from the broker's own
  * counters, the oldest pending delivery from the store's queue index, the dead-letter count
- * from the store (recounted only when a commit happened and ADMIN_CACHE_MS passed, or more
- * than ADMIN_CACHE_MS * 15 ago).
+ * from the store (recounted only after a commit, or when ADMIN_CACHE_MS passed).
  */
 #ifndef RELAIS_ADMIN_INTERNAL_H
 #define RELAIS_ADMIN_INTERNAL_H

@@ -66,8 +66,9 @@ void admin__refresh(admin_t *a)
         if (store_sqlite_oldest_pending(b->store, a->rows[i].address, &a->rows[i].oldest_ms) < 0)
             a->store_failed = true;
     int64_t now = relais_mono_ms();
-    bool changed = b->gen_committed != a->dead_gen && now - a->dead_at_ms >= ADMIN_CACHE_MS;
-    if (a->dead_at_ms == 0 || changed || now - a->dead_at_ms >= 15 * ADMIN_CACHE_MS) {
+    /* Dead letters appear only through commits: recounted after one, or now and then. */
+    if (a->dead_at_ms == 0 || b->gen_committed != a->dead_gen ||
+        now - a->dead_at_ms >= ADMIN_CACHE_MS) {
         if (store_sqlite_dead_letter_count(b->store, &a->dead_letters) < 0) a->store_failed = true;
         a->dead_at_ms = now;
         a->dead_gen = b->gen_committed;
