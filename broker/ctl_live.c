@@ -76,8 +76,9 @@ static char *ask(const char *path, const char *target)
     snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-        fprintf(stderr, "relaisctl: cannot reach relaisd at %s: %s (is it running, with this "
-                        "data directory, and are you its user?)\n",
+        fprintf(stderr,
+                "relaisctl: cannot reach relaisd at %s: %s (is it running, with this "
+                "data directory, and are you its user?)\n",
                 path, strerror(errno));
         if (fd >= 0) close(fd);
         return NULL;
@@ -122,9 +123,12 @@ int ctl__live(int argc, char **argv)
 {
     const char *cmd = argv[0];
     static const struct option opts[] = {
-        {"data", required_argument, NULL, 'd'}, {"socket", required_argument, NULL, 's'},
-        {"json", no_argument, NULL, 'j'},       {"limit", required_argument, NULL, 'l'},
-        {"next", required_argument, NULL, 'n'}, {"help", no_argument, NULL, 'h'},
+        {"data", required_argument, NULL, 'd'},
+        {"socket", required_argument, NULL, 's'},
+        {"json", no_argument, NULL, 'j'},
+        {"limit", required_argument, NULL, 'l'},
+        {"next", required_argument, NULL, 'n'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *data = getenv("RELAIS_DATA"), *sock = NULL, *limit = NULL, *next = NULL;
@@ -134,13 +138,27 @@ int ctl__live(int argc, char **argv)
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
-        case 'd': data = optarg; break;
-        case 's': sock = optarg; break;
-        case 'j': json = true; break;
-        case 'l': limit = optarg; break;
-        case 'n': next = optarg; break;
-        case 'h': usage(stdout, cmd); return 0;
-        default: usage(stderr, cmd); return 2;
+        case 'd':
+            data = optarg;
+            break;
+        case 's':
+            sock = optarg;
+            break;
+        case 'j':
+            json = true;
+            break;
+        case 'l':
+            limit = optarg;
+            break;
+        case 'n':
+            next = optarg;
+            break;
+        case 'h':
+            usage(stdout, cmd);
+            return 0;
+        default:
+            usage(stderr, cmd);
+            return 2;
         }
     }
     bool is_message = strcmp(cmd, "message") == 0;
@@ -150,8 +168,10 @@ int ctl__live(int argc, char **argv)
         return 2;
     }
     char path[512];
-    if (sock) snprintf(path, sizeof(path), "%s", sock);
-    else snprintf(path, sizeof(path), "%s/relaisd.sock", data ? data : "relais-data");
+    if (sock)
+        snprintf(path, sizeof(path), "%s", sock);
+    else
+        snprintf(path, sizeof(path), "%s/relaisd.sock", data ? data : "relais-data");
 
     char target[1024] = "/api/v1/";
     if (is_message) {

@@ -28,8 +28,8 @@
 
 static const double seconds_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                         0.1,    0.25,  0.5,    1,     2.5,  5,     10};
-static const double ops_bounds[] = {1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000,
-                                    10000, 20000};
+static const double ops_bounds[] = {1,   2,   5,    10,   20,   50,    100,
+                                    200, 500, 1000, 2000, 5000, 10000, 20000};
 
 void histogram_observe(histogram_t *h, double v)
 {
@@ -90,8 +90,8 @@ static int load_token(admin_t *a, const char *path)
     close(fd);
     if (n < 0) n = 0;
     a->token[n] = '\0';
-    while (n > 0 && (a->token[n - 1] == '\n' || a->token[n - 1] == '\r' ||
-                     a->token[n - 1] == ' ' || a->token[n - 1] == '\t'))
+    while (n > 0 && (a->token[n - 1] == '\n' || a->token[n - 1] == '\r' || a->token[n - 1] == ' ' ||
+                     a->token[n - 1] == '\t'))
         a->token[--n] = '\0';
     bool printable = true;
     for (ssize_t i = 0; i < n; i++)
@@ -116,8 +116,7 @@ static bool token_ok(admin_t *a, const http_request_t *req, const char **why)
         return false;
     }
     size_t tlen = strlen(a->token);
-    if (req->authorization_len != 7 + tlen ||
-        strncasecmp(req->authorization, "Bearer ", 7) != 0 ||
+    if (req->authorization_len != 7 + tlen || strncasecmp(req->authorization, "Bearer ", 7) != 0 ||
         sodium_memcmp(req->authorization + 7, a->token, tlen) != 0) {
         *why = "wrong bearer token";
         return false;
@@ -168,8 +167,8 @@ static void handle(void *ud, const http_request_t *req, bool trusted, http_respo
     admin_t *a = ud;
     resp->status = 200;
     resp->content_type = "text/plain; charset=utf-8";
-    const admin_asset_t *asset =
-        path_is(req, "/") ? assets__find("/index.html", 11) : assets__find(req->path, req->path_len);
+    const admin_asset_t *asset = path_is(req, "/") ? assets__find("/index.html", 11)
+                                                   : assets__find(req->path, req->path_len);
     if (asset != NULL) {
         resp->content_type = asset->content_type;
         resp->cache = "no-cache";
@@ -204,8 +203,9 @@ static void handle(void *ud, const http_request_t *req, bool trusted, http_respo
         return;
     }
     resp->status = 404;
-    abuf_printf(&resp->body, "404 Not Found: %.*s is not an admin endpoint (see "
-                             "docs/OPERATIONS.md)\n",
+    abuf_printf(&resp->body,
+                "404 Not Found: %.*s is not an admin endpoint (see "
+                "docs/OPERATIONS.md)\n",
                 (int)(req->path_len > 200 ? 200 : req->path_len), req->path);
 }
 
@@ -278,11 +278,11 @@ int admin_open(broker_t *b)
     uv_timeval64_t tv;
     uv_gettimeofday(&tv);
     a->start_time_s = (double)tv.tv_sec + tv.tv_usec / 1e6;
-    a->commit_seconds = (histogram_t){.bounds = seconds_bounds,
-                                      .nbounds = sizeof(seconds_bounds) / sizeof(double)};
+    a->commit_seconds =
+        (histogram_t){.bounds = seconds_bounds, .nbounds = sizeof(seconds_bounds) / sizeof(double)};
     a->accept_seconds = a->commit_seconds;
-    a->commit_ops = (histogram_t){.bounds = ops_bounds,
-                                  .nbounds = sizeof(ops_bounds) / sizeof(double)};
+    a->commit_ops =
+        (histogram_t){.bounds = ops_bounds, .nbounds = sizeof(ops_bounds) / sizeof(double)};
     a->history_started_ms = a->started_ms;
     digest_directory(a);
     uv_timer_init(b->loop, &a->minute_timer);
@@ -314,8 +314,8 @@ int admin_open(broker_t *b)
                  host);
             return open_failed(b, RELAIS_ECONFIG);
         }
-        int rc = http_server_open_tcp(&a->http, b->loop, host, port, &lim, handle, a,
-                                      a->http_bound, sizeof(a->http_bound), reason, sizeof(reason));
+        int rc = http_server_open_tcp(&a->http, b->loop, host, port, &lim, handle, a, a->http_bound,
+                                      sizeof(a->http_bound), reason, sizeof(reason));
         if (rc < 0 && b->cfg.admin_bind == NULL) {
             RLOG(RELAIS_LOG_WARN, "admin",
                  "admin listener not started: %s (give --admin HOST:PORT or --admin off)", reason);
@@ -330,8 +330,7 @@ int admin_open(broker_t *b)
     }
     snprintf(a->ctl_path, sizeof(a->ctl_path), "%s/relaisd.sock", b->cfg.data_dir);
     if (strlen(a->ctl_path) >= 100) {
-        RLOG(RELAIS_LOG_WARN, "admin", "control socket not started: path %s too long",
-             a->ctl_path);
+        RLOG(RELAIS_LOG_WARN, "admin", "control socket not started: path %s too long", a->ctl_path);
         a->ctl_path[0] = '\0';
     } else if (http_server_open_unix(&a->ctl, b->loop, a->ctl_path, &lim, handle, a, reason,
                                      sizeof(reason)) < 0) {

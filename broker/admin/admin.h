@@ -34,8 +34,7 @@ void admin_shutdown(struct broker *b);
 void admin_close(struct broker *b);
 
 /* Hook: a store commit completed (status 0 or RELAIS_ESTORE), with the replies it held. */
-void admin_commit_done(struct broker *b, int status, const struct pending_reply *replies,
-                       size_t n);
+void admin_commit_done(struct broker *b, int status, const struct pending_reply *replies, size_t n);
 
 /* Hook: the territory directory was (re)loaded. */
 void admin_directory_loaded(struct broker *b);

@@ -24,13 +24,20 @@
 static const char *state_name(int st)
 {
     switch (st) {
-    case DELIVERY_STORED: return "stored";
-    case DELIVERY_DELIVERING: return "delivering";
-    case DELIVERY_ACKED: return "processed";
-    case DELIVERY_REDELIVERING: return "redelivering";
-    case DELIVERY_EXPIRED: return "expired";
-    case DELIVERY_REFUSED: return "refused";
-    default: return "unknown";
+    case DELIVERY_STORED:
+        return "stored";
+    case DELIVERY_DELIVERING:
+        return "delivering";
+    case DELIVERY_ACKED:
+        return "processed";
+    case DELIVERY_REDELIVERING:
+        return "redelivering";
+    case DELIVERY_EXPIRED:
+        return "expired";
+    case DELIVERY_REFUSED:
+        return "refused";
+    default:
+        return "unknown";
     }
 }
 
@@ -70,15 +77,31 @@ static const char *role_of(broker_t *b, const char *address)
 static void status(admin_t *a, bool text, http_response_t *resp)
 {
     static const table_col_t cols[] = {
-        {"version", COL_STR},       {"broker_id", COL_STR},         {"mode", COL_STR},
-        {"endpoint", COL_STR},      {"started_at_ms", COL_TIME},       {"uptime_ms", COL_AGE},
-        {"ready", COL_BOOL},        {"ready_reason", COL_STR},      {"territory", COL_OPTSTR},
-        {"directory_digest", COL_OPTSTR}, {"directory_loaded_at_ms", COL_TIME},
-        {"agents_known", COL_INT},  {"sessions", COL_INT},          {"mailboxes_pending", COL_INT},
-        {"deliveries_pending", COL_INT}, {"oldest_pending_age_ms", COL_AGE},
-        {"dead_letters", COL_INT},  {"accepted", COL_INT},          {"duplicates", COL_INT},
-        {"rejected", COL_INT},      {"deliveries_sent", COL_INT},   {"processed", COL_INT},
-        {"refused", COL_INT},       {"expired", COL_INT},           {"redeliveries", COL_INT},
+        {"version", COL_STR},
+        {"broker_id", COL_STR},
+        {"mode", COL_STR},
+        {"endpoint", COL_STR},
+        {"started_at_ms", COL_TIME},
+        {"uptime_ms", COL_AGE},
+        {"ready", COL_BOOL},
+        {"ready_reason", COL_STR},
+        {"territory", COL_OPTSTR},
+        {"directory_digest", COL_OPTSTR},
+        {"directory_loaded_at_ms", COL_TIME},
+        {"agents_known", COL_INT},
+        {"sessions", COL_INT},
+        {"mailboxes_pending", COL_INT},
+        {"deliveries_pending", COL_INT},
+        {"oldest_pending_age_ms", COL_AGE},
+        {"dead_letters", COL_INT},
+        {"accepted", COL_INT},
+        {"duplicates", COL_INT},
+        {"rejected", COL_INT},
+        {"deliveries_sent", COL_INT},
+        {"processed", COL_INT},
+        {"refused", COL_INT},
+        {"expired", COL_INT},
+        {"redeliveries", COL_INT},
     };
     broker_t *b = a->b;
     admin__refresh(a);
@@ -94,23 +117,21 @@ static void status(admin_t *a, bool text, http_response_t *resp)
     char n[25][32];
     table_t t;
     table_init(&t, cols, sizeof(cols) / sizeof(cols[0]));
-    table_add(&t, RELAIS_VERSION_STRING, b->cfg.broker_id, b->cfg.insecure ? "insecure" : "curve",
-              b->endpoint, table_num(n[0], a->started_ms), table_num(n[1], now - a->started_ms),
-              ready ? "1" : "0", reason, b->dir ? directory_territory(b->dir) : "",
-              a->dir_digest, table_num(n[2], b->dir ? a->dir_loaded_ms : 0),
-              table_num(n[3], b->dir ? (long long)directory_agent_count(b->dir) : 0),
-              table_num(n[4], (long long)map_count(b->sessions)),
-              table_num(n[5], (long long)a->nrows), table_num(n[6], (long long)pending),
-              oldest ? table_num(n[7], now - oldest) : "",
-              table_num(n[8], (long long)a->dead_letters),
-              table_num(n[9], (long long)b->stats.accepted),
-              table_num(n[10], (long long)b->stats.duplicates),
-              table_num(n[11], (long long)b->stats.rejected),
-              table_num(n[12], (long long)b->stats.delivered),
-              table_num(n[13], (long long)b->stats.acked),
-              table_num(n[14], (long long)b->stats.refused),
-              table_num(n[15], (long long)b->stats.expired),
-              table_num(n[16], (long long)b->stats.redeliveries));
+    table_add(
+        &t, RELAIS_VERSION_STRING, b->cfg.broker_id, b->cfg.insecure ? "insecure" : "curve",
+        b->endpoint, table_num(n[0], a->started_ms), table_num(n[1], now - a->started_ms),
+        ready ? "1" : "0", reason, b->dir ? directory_territory(b->dir) : "", a->dir_digest,
+        table_num(n[2], b->dir ? a->dir_loaded_ms : 0),
+        table_num(n[3], b->dir ? (long long)directory_agent_count(b->dir) : 0),
+        table_num(n[4], (long long)map_count(b->sessions)), table_num(n[5], (long long)a->nrows),
+        table_num(n[6], (long long)pending), oldest ? table_num(n[7], now - oldest) : "",
+        table_num(n[8], (long long)a->dead_letters), table_num(n[9], (long long)b->stats.accepted),
+        table_num(n[10], (long long)b->stats.duplicates),
+        table_num(n[11], (long long)b->stats.rejected),
+        table_num(n[12], (long long)b->stats.delivered),
+        table_num(n[13], (long long)b->stats.acked), table_num(n[14], (long long)b->stats.refused),
+        table_num(n[15], (long long)b->stats.expired),
+        table_num(n[16], (long long)b->stats.redeliveries));
     table_render_object(&t, text, &resp->body);
     if (!text) abuf_puts(&resp->body, "\n");
     table_free(&t);
@@ -119,8 +140,12 @@ static void status(admin_t *a, bool text, http_response_t *resp)
 /* ---- sessions ---------------------------------------------------------------------- */
 
 static const table_col_t session_cols[] = {
-    {"address", COL_STR},        {"role", COL_OPTSTR},   {"key", COL_OPTSTR},
-    {"connected_since_ms", COL_TIME}, {"last_activity_age_ms", COL_AGE}, {"credit", COL_INT},
+    {"address", COL_STR},
+    {"role", COL_OPTSTR},
+    {"key", COL_OPTSTR},
+    {"connected_since_ms", COL_TIME},
+    {"last_activity_age_ms", COL_AGE},
+    {"credit", COL_INT},
     {"in_flight", COL_INT},
 };
 
@@ -161,9 +186,9 @@ static void sessions(admin_t *a, bool text, http_response_t *resp)
         char n[4][32], key[20];
         /* A prefix of the public key: enough to tell keys apart, short enough to read. */
         snprintf(key, sizeof(key), "%.16s", s->key);
-        table_add(&t, s->address, role_of(a->b, s->address), key,
-                  table_num(n[0], s->opened_ms), table_num(n[1], mono - s->last_seen_ms),
-                  table_num(n[2], s->window), table_num(n[3], s->inflight_count));
+        table_add(&t, s->address, role_of(a->b, s->address), key, table_num(n[0], s->opened_ms),
+                  table_num(n[1], mono - s->last_seen_ms), table_num(n[2], s->window),
+                  table_num(n[3], s->inflight_count));
     }
     free(c.v);
     table_render(&t, "sessions", NULL, text, &resp->body);
@@ -181,8 +206,8 @@ static bool is_online(broker_t *b, const char *address)
 static void mailboxes(admin_t *a, const http_request_t *req, bool text, http_response_t *resp)
 {
     static const table_col_t cols[] = {
-        {"address", COL_STR}, {"role", COL_OPTSTR},  {"online", COL_BOOL},
-        {"pending", COL_INT}, {"queued", COL_INT},   {"in_flight", COL_INT},
+        {"address", COL_STR},       {"role", COL_OPTSTR}, {"online", COL_BOOL},
+        {"pending", COL_INT},       {"queued", COL_INT},  {"in_flight", COL_INT},
         {"oldest_age_ms", COL_AGE},
     };
     admin__refresh(a);
@@ -213,7 +238,7 @@ static void mailboxes(admin_t *a, const http_request_t *req, bool text, http_res
 static void agents(admin_t *a, bool text, http_response_t *resp)
 {
     static const table_col_t cols[] = {
-        {"address", COL_STR}, {"role", COL_OPTSTR},    {"online", COL_BOOL},
+        {"address", COL_STR}, {"role", COL_OPTSTR},       {"online", COL_BOOL},
         {"pending", COL_INT}, {"oldest_age_ms", COL_AGE},
     };
     broker_t *b = a->b;
@@ -274,8 +299,9 @@ static int add_dead(void *ud, const store_dead_letter_t *r)
 static void deadletters(admin_t *a, const http_request_t *req, bool text, http_response_t *resp)
 {
     static const table_col_t cols[] = {
-        {"seq", COL_INT},        {"message_id", COL_STR}, {"sender", COL_STR}, {"recipient", COL_STR},
-        {"body_type", COL_OPTSTR}, {"reason", COL_STR},   {"at_ms", COL_TIME},
+        {"seq", COL_INT},       {"message_id", COL_STR},   {"sender", COL_STR},
+        {"recipient", COL_STR}, {"body_type", COL_OPTSTR}, {"reason", COL_STR},
+        {"at_ms", COL_TIME},
     };
     char v[24] = "";
     uint64_t before = 0;
@@ -324,13 +350,15 @@ static int parse_id(const char *s, size_t len, uint8_t id[RELAIS_MESSAGE_ID_LEN]
     for (size_t i = 0; i < len; i++) {
         char c = s[i];
         if (c == '-') continue;
-        int v = (c >= '0' && c <= '9') ? c - '0'
+        int v = (c >= '0' && c <= '9')   ? c - '0'
                 : (c >= 'a' && c <= 'f') ? c - 'a' + 10
                 : (c >= 'A' && c <= 'F') ? c - 'A' + 10
                                          : -1;
         if (v < 0 || n >= 2 * RELAIS_MESSAGE_ID_LEN) return -1;
-        if (n % 2 == 0) id[n / 2] = (uint8_t)(v << 4);
-        else id[n / 2] |= (uint8_t)v;
+        if (n % 2 == 0)
+            id[n / 2] = (uint8_t)(v << 4);
+        else
+            id[n / 2] |= (uint8_t)v;
         n++;
     }
     return n == 2 * RELAIS_MESSAGE_ID_LEN ? 0 : -1;
@@ -420,12 +448,15 @@ static void message(admin_t *a, const char *id_s, size_t id_len, bool text, http
             }
     }
     static const table_col_t mcols[] = {
-        {"message_id", COL_STR},  {"seq", COL_INT},        {"sender", COL_STR},
-        {"body_type", COL_OPTSTR}, {"priority", COL_STR},  {"accepted_at_ms", COL_TIME},
+        {"message_id", COL_STR},     {"seq", COL_INT},       {"sender", COL_STR},
+        {"body_type", COL_OPTSTR},   {"priority", COL_STR},  {"accepted_at_ms", COL_TIME},
         {"expires_at_ms", COL_TIME}, {"complete", COL_BOOL},
     };
     static const table_col_t rcols[] = {
-        {"recipient", COL_STR}, {"state", COL_STR}, {"attempt", COL_INT}, {"at_ms", COL_TIME},
+        {"recipient", COL_STR},
+        {"state", COL_STR},
+        {"attempt", COL_INT},
+        {"at_ms", COL_TIME},
     };
     bool complete = !v.have_env; /* only the deduplication key is left: every delivery ended */
     char n[4][32], idbuf[37];
@@ -440,8 +471,8 @@ static void message(admin_t *a, const char *id_s, size_t id_len, bool text, http
     }
     table_add(&mt, relais_id_format(id, sizeof(id), idbuf), table_num(n[2], (long long)v.seq),
               v.sender, v.have_env ? relais_body_name(v.body_case) : "",
-              v.have_env ? (v.priority ? "urgent" : "routine") : "",
-              table_num(n[3], v.accepted_at), table_num(n[0], v.expires_at), complete ? "1" : "0");
+              v.have_env ? (v.priority ? "urgent" : "routine") : "", table_num(n[3], v.accepted_at),
+              table_num(n[0], v.expires_at), complete ? "1" : "0");
     if (text) {
         table_render_object(&mt, true, &resp->body);
         abuf_puts(&resp->body, "\n");
@@ -475,8 +506,8 @@ static void throughput(admin_t *a, bool text, http_response_t *resp)
         unsigned idx = (a->history_head + i) % ADMIN_HISTORY_MINUTES;
         int64_t start = a->history_started_ms - (int64_t)(ADMIN_HISTORY_MINUTES - i) * 60000;
         if (start < a->started_ms - 1000) continue; /* before relaisd started */
-        uint64_t v = i == ADMIN_HISTORY_MINUTES ? a->b->stats.accepted - a->history_base
-                                                 : a->history[idx];
+        uint64_t v =
+            i == ADMIN_HISTORY_MINUTES ? a->b->stats.accepted - a->history_base : a->history[idx];
         char n[2][32];
         table_add(&t, table_num(n[0], start), table_num(n[1], (long long)v));
     }
@@ -490,13 +521,20 @@ void api__handle(admin_t *a, const char *path, size_t len, const http_request_t 
     resp->status = 200;
     resp->content_type = text ? "text/plain; charset=utf-8" : "application/json";
 #define IS(p) (len == sizeof(p) - 1 && memcmp(path, p, len) == 0)
-    if (IS("status")) status(a, text, resp);
-    else if (IS("sessions")) sessions(a, text, resp);
-    else if (IS("mailboxes")) mailboxes(a, req, text, resp);
-    else if (IS("agents")) agents(a, text, resp);
-    else if (IS("deadletters")) deadletters(a, req, text, resp);
-    else if (IS("throughput")) throughput(a, text, resp);
-    else if (len > 9 && memcmp(path, "messages/", 9) == 0) message(a, path + 9, len - 9, text, resp);
+    if (IS("status"))
+        status(a, text, resp);
+    else if (IS("sessions"))
+        sessions(a, text, resp);
+    else if (IS("mailboxes"))
+        mailboxes(a, req, text, resp);
+    else if (IS("agents"))
+        agents(a, text, resp);
+    else if (IS("deadletters"))
+        deadletters(a, req, text, resp);
+    else if (IS("throughput"))
+        throughput(a, text, resp);
+    else if (len > 9 && memcmp(path, "messages/", 9) == 0)
+        message(a, path + 9, len - 9, text, resp);
     else {
         resp->status = 404;
         resp->content_type = "text/plain; charset=utf-8";

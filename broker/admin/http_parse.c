@@ -74,8 +74,8 @@ static int parse_request_line(const char *buf, size_t end, http_request_t *req, 
     const char *version = sp2 + 1;
     size_t vlen = end - (size_t)(version - buf);
     if (vlen != 8 || memcmp(version, "HTTP/1.", 7) != 0 || (version[7] != '0' && version[7] != '1'))
-        return fail(vlen >= 5 && memcmp(version, "HTTP/", 5) == 0 ? 505 : 400, reason,
-                    reason_len, "only HTTP/1.0 and HTTP/1.1 are served here");
+        return fail(vlen >= 5 && memcmp(version, "HTTP/", 5) == 0 ? 505 : 400, reason, reason_len,
+                    "only HTTP/1.0 and HTTP/1.1 are served here");
     const char *q = memchr(target, '?', tlen);
     req->path = target;
     req->path_len = q ? (size_t)(q - target) : tlen;
@@ -265,19 +265,33 @@ void abuf_free(abuf_t *b)
 const char *http_status_text(int status)
 {
     switch (status) {
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 503: return "Service Unavailable";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Unknown";
+    case 200:
+        return "OK";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 413:
+        return "Content Too Large";
+    case 414:
+        return "URI Too Long";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 503:
+        return "Service Unavailable";
+    case 505:
+        return "HTTP Version Not Supported";
+    default:
+        return "Unknown";
     }
 }

@@ -60,11 +60,15 @@ struct conn {
 static void unlink_conn(conn_t *c)
 {
     if (c->srv == NULL) return;
-    if (c->prev) c->prev->next = c->next;
-    else c->srv->conns = c->next;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        c->srv->conns = c->next;
     if (c->next) c->next->prev = c->prev;
-    if (c->refusing) c->srv->nrefusing--;
-    else c->srv->nconns--;
+    if (c->refusing)
+        c->srv->nrefusing--;
+    else
+        c->srv->nconns--;
     c->srv = NULL;
 }
 

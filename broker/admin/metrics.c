@@ -23,11 +23,19 @@
 
 /* Index: wire ErrorCode (PROTOCOL.md); the label values of rejections. */
 static const char *const code_labels[] = {
-    NULL,         "bad_frame",  "unsupported_version", "no_session",
-    "invalid_envelope", "forbidden", "unknown_recipient", "too_large",
-    "expired",    "overloaded", "store_unavailable",   "internal",
+    NULL,
+    "bad_frame",
+    "unsupported_version",
+    "no_session",
+    "invalid_envelope",
+    "forbidden",
+    "unknown_recipient",
+    "too_large",
+    "expired",
+    "overloaded",
+    "store_unavailable",
+    "internal",
 };
-
 
 static void add_row(const void *k, size_t kl, void *v, void *ud)
 {
@@ -218,8 +226,8 @@ void metrics__render(admin_t *a, abuf_t *o)
                     (unsigned long long)online.n[r]);
     family(o, "relais_directory_agents", "gauge", "Agents in the territory directory, by role.");
     for (int r = 0; r < DIR_ROLE_COUNT; r++)
-        abuf_printf(o, "relais_directory_agents{role=\"%s\"} %llu\n",
-                    dir_role_name((dir_role_t)r), (unsigned long long)known.n[r]);
+        abuf_printf(o, "relais_directory_agents{role=\"%s\"} %llu\n", dir_role_name((dir_role_t)r),
+                    (unsigned long long)known.n[r]);
     gauge(o, "relais_directory_loaded_timestamp_seconds",
           "When the territory directory was last loaded, Unix time.", a->dir_loaded_ms / 1000.0);
 

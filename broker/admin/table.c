@@ -70,15 +70,19 @@ static void json_cell(abuf_t *o, const table_col_t *col, const char *v)
     case COL_TIME:
     case COL_AGE:
         /* 0 / empty: unknown or never. */
-        if (v[0] == '\0' || strcmp(v, "0") == 0) abuf_puts(o, "null");
-        else abuf_puts(o, v);
+        if (v[0] == '\0' || strcmp(v, "0") == 0)
+            abuf_puts(o, "null");
+        else
+            abuf_puts(o, v);
         break;
     case COL_BOOL:
         abuf_puts(o, strcmp(v, "1") == 0 ? "true" : "false");
         break;
     default:
-        if (v[0] == '\0' && col->kind == COL_OPTSTR) abuf_puts(o, "null");
-        else abuf_json_str(o, v);
+        if (v[0] == '\0' && col->kind == COL_OPTSTR)
+            abuf_puts(o, "null");
+        else
+            abuf_json_str(o, v);
     }
 }
 
@@ -110,10 +114,14 @@ static const char *text_cell(const table_col_t *col, const char *v, char *buf, s
     case COL_AGE: {
         if (v[0] == '\0') return "-";
         long long sec = x / 1000;
-        if (sec < 60) snprintf(buf, n, "%llds", sec);
-        else if (sec < 3600) snprintf(buf, n, "%lldm%02llds", sec / 60, sec % 60);
-        else if (sec < 86400) snprintf(buf, n, "%lldh%02lldm", sec / 3600, sec / 60 % 60);
-        else snprintf(buf, n, "%lldd%02lldh", sec / 86400, sec / 3600 % 24);
+        if (sec < 60)
+            snprintf(buf, n, "%llds", sec);
+        else if (sec < 3600)
+            snprintf(buf, n, "%lldm%02llds", sec / 60, sec % 60);
+        else if (sec < 86400)
+            snprintf(buf, n, "%lldh%02lldm", sec / 3600, sec / 60 % 60);
+        else
+            snprintf(buf, n, "%lldd%02lldh", sec / 86400, sec / 3600 % 24);
         return buf;
     }
     case COL_BOOL:
@@ -150,8 +158,7 @@ void table_json_array(const table_t *t, abuf_t *o)
     abuf_puts(o, "]");
 }
 
-void table_render(const table_t *t, const char *list_name, const char *next, bool text,
-                  abuf_t *o)
+void table_render(const table_t *t, const char *list_name, const char *next, bool text, abuf_t *o)
 {
     if (!text) {
         abuf_puts(o, "{");
@@ -159,8 +166,10 @@ void table_render(const table_t *t, const char *list_name, const char *next, boo
         abuf_puts(o, ":");
         table_json_array(t, o);
         abuf_puts(o, ",\"next\":");
-        if (next && next[0]) abuf_json_str(o, next);
-        else abuf_puts(o, "null");
+        if (next && next[0])
+            abuf_json_str(o, next);
+        else
+            abuf_puts(o, "null");
         abuf_puts(o, "}\n");
         return;
     }
@@ -196,8 +205,10 @@ void table_render_object(const table_t *t, bool text, abuf_t *o)
 {
     char buf[256];
     if (!text) {
-        if (t->nrows) json_row(o, t, 0);
-        else abuf_puts(o, "{}");
+        if (t->nrows)
+            json_row(o, t, 0);
+        else
+            abuf_puts(o, "{}");
         return;
     }
     size_t w = 0;

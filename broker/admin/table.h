@@ -41,8 +41,7 @@ void table_free(table_t *t);
 char *table_num(char buf[32], long long v);
 
 /* {"list_name":[rows…],"next":next|null}, or the aligned table with a header. */
-void table_render(const table_t *t, const char *list_name, const char *next, bool text,
-                  abuf_t *o);
+void table_render(const table_t *t, const char *list_name, const char *next, bool text, abuf_t *o);
 /* The rows as a JSON array. */
 void table_json_array(const table_t *t, abuf_t *o);
 /* The first row as one JSON object, or as "name  value" lines. */

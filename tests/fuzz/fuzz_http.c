@@ -15,7 +15,13 @@
 static int allowed(int rc)
 {
     switch (rc) {
-    case -400: case -405: case -413: case -414: case -431: case -501: case -505:
+    case -400:
+    case -405:
+    case -413:
+    case -414:
+    case -431:
+    case -501:
+    case -505:
         return 1;
     default:
         return rc >= 0;

@@ -163,8 +163,8 @@ static bool name_ok(const char *s, size_t n, bool label)
     if (n == 0) return false;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
-        bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
-                     (!label && c == ':');
+        bool alpha =
+            (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || (!label && c == ':');
         if (!alpha && !(i > 0 && c >= '0' && c <= '9')) return false;
     }
     return true;
@@ -178,9 +178,12 @@ static bool ends_with(const char *s, const char *suffix)
 
 static bool parse_value(const char *s, double *v)
 {
-    if (strcmp(s, "+Inf") == 0) *v = INFINITY;
-    else if (strcmp(s, "-Inf") == 0) *v = -INFINITY;
-    else if (strcmp(s, "NaN") == 0) *v = NAN;
+    if (strcmp(s, "+Inf") == 0)
+        *v = INFINITY;
+    else if (strcmp(s, "-Inf") == 0)
+        *v = -INFINITY;
+    else if (strcmp(s, "NaN") == 0)
+        *v = NAN;
     else {
         char *end;
         errno = 0;
@@ -192,11 +195,11 @@ static bool parse_value(const char *s, double *v)
     return true;
 }
 
-#define FAIL(...)                                                                              \
-    do {                                                                                       \
-        int off_ = snprintf(err, err_len, "line %d: ", lineno);                                \
-        snprintf(err + off_, err_len - (size_t)off_, __VA_ARGS__);                              \
-        goto fail;                                                                             \
+#define FAIL(...)                                                                                  \
+    do {                                                                                           \
+        int off_ = snprintf(err, err_len, "line %d: ", lineno);                                    \
+        snprintf(err + off_, err_len - (size_t)off_, __VA_ARGS__);                                 \
+        goto fail;                                                                                 \
     } while (0)
 
 static family_t *family_find(family_t *f, size_t n, const char *name)
@@ -241,8 +244,10 @@ int prom_parse(const char *text, prom_t *out, char *err, size_t err_len)
                 if (f->help) FAIL("second HELP for %s", name);
                 f->help = true;
                 for (const char *p = line + used; *p; p++)
-                    if (*p == '\\' && p[1] != '\\' && p[1] != 'n') FAIL("bad escape in HELP");
-                    else if (*p == '\\') p++;
+                    if (*p == '\\' && p[1] != '\\' && p[1] != 'n')
+                        FAIL("bad escape in HELP");
+                    else if (*p == '\\')
+                        p++;
             } else {
                 if (f->typed) FAIL("second TYPE for %s", name);
                 const char *t = line + used;
@@ -296,8 +301,10 @@ int prom_parse(const char *text, prom_t *out, char *err, size_t err_len)
                 if (*p != '"') FAIL("unterminated label value");
                 s.labels[lo++] = '"';
                 p++;
-                if (*p == ',') p++;
-                else if (*p != '}') FAIL("expected , or }");
+                if (*p == ',')
+                    p++;
+                else if (*p != '}')
+                    FAIL("expected , or }");
             }
             p++;
         }
@@ -350,7 +357,8 @@ int prom_parse(const char *text, prom_t *out, char *err, size_t err_len)
         for (size_t i = 0; i < out->n; i++)
             if (!strcmp(out->s[i].name, s.name) && !strcmp(out->s[i].labels, s.labels))
                 FAIL("duplicate series %s{%s}", s.name, s.labels);
-        if (out->n == out->cap) out->s = realloc(out->s, (out->cap = out->cap * 2 + 64) * sizeof(s));
+        if (out->n == out->cap)
+            out->s = realloc(out->s, (out->cap = out->cap * 2 + 64) * sizeof(s));
         out->s[out->n++] = s;
     }
     /* Histograms: cumulative buckets, +Inf equal to _count, a _sum. */

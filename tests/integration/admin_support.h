@@ -13,9 +13,9 @@
 #include "harness.h"
 
 typedef struct ah_resp {
-    int status;       /* 0 when no status line was read */
-    char *head;       /* status line and headers, NUL-terminated */
-    char *body;       /* NUL-terminated */
+    int status; /* 0 when no status line was read */
+    char *head; /* status line and headers, NUL-terminated */
+    char *body; /* NUL-terminated */
     size_t body_len;
 } ah_resp_t;
 

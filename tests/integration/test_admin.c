@@ -92,7 +92,8 @@ Test(admin, metrics_follow_the_text_format_and_count_what_the_clients_did)
     rt_env_note(&late, NURSE, "too late");
     late.env.expires_at_ms = 1000;
     cr_assert_eq(rt_client_submit_nowait(&gp, &late), 0);
-    cr_assert_eq(rt_client_expect_code(&gp, true, RELAIS__V1__ERROR__ERROR_CODE__EXPIRED, T, NULL), 0);
+    cr_assert_eq(rt_client_expect_code(&gp, true, RELAIS__V1__ERROR__ERROR_CODE__EXPIRED, T, NULL),
+                 0);
 
     scrape(&p);
     cr_expect_eq(prom_get(&p, "relais_messages_accepted_total", ""), 3);
@@ -112,9 +113,10 @@ Test(admin, metrics_follow_the_text_format_and_count_what_the_clients_did)
     rt_client_t nurse = rt_session(&broker, NURSE, 10);
     for (int i = 0; i < 3; i++) {
         Relais__V1__Frame *d = rt_expect_note(&nurse, "admin metrics", T);
-        int outcome = i < 2 ? RELAIS__V1__ACK__OUTCOME__PROCESSED : RELAIS__V1__ACK__OUTCOME__REFUSED;
-        cr_assert_eq(rt_client_ack(&nurse, d->deliver->envelope->message_id.data, outcome,
-                                   "not mine"), 0);
+        int outcome =
+            i < 2 ? RELAIS__V1__ACK__OUTCOME__PROCESSED : RELAIS__V1__ACK__OUTCOME__REFUSED;
+        cr_assert_eq(
+            rt_client_ack(&nurse, d->deliver->envelope->message_id.data, outcome, "not mine"), 0);
         relais_frame_free(&d);
     }
     sync_client(&nurse);
@@ -177,16 +179,18 @@ Test(admin, the_api_reports_sessions_mailboxes_messages_and_dead_letters)
     cr_expect(strstr(r.body, NURSE) == NULL, "the nurse is offline: %s", r.body);
     ah_free(&r);
     cr_assert_eq(ah_get(port, "/api/v1/mailboxes", NULL, &r), 0);
-    cr_expect(strstr(r.body, "{\"address\":\"" NURSE "\",\"role\":\"nurse\",\"online\":false,"
-                             "\"pending\":2,\"queued\":2,\"in_flight\":0,\"oldest_age_ms\":") != NULL,
+    cr_expect(strstr(r.body,
+                     "{\"address\":\"" NURSE "\",\"role\":\"nurse\",\"online\":false,"
+                     "\"pending\":2,\"queued\":2,\"in_flight\":0,\"oldest_age_ms\":") != NULL,
               "%s", r.body);
     ah_free(&r);
     snprintf(path, sizeof path, "/api/v1/messages/%s", id0);
     cr_assert_eq(ah_get(port, path, NULL, &r), 0);
     cr_expect_eq(r.status, 200, "%s", r.body);
     cr_expect(strstr(r.body, "\"sender\":\"" GP "\",\"body_type\":\"note\"") != NULL, "%s", r.body);
-    cr_expect(strstr(r.body, "{\"recipient\":\"" NURSE "\",\"state\":\"stored\",\"attempt\":0")
-              != NULL, "%s", r.body);
+    cr_expect(strstr(r.body, "{\"recipient\":\"" NURSE "\",\"state\":\"stored\",\"attempt\":0") !=
+                  NULL,
+              "%s", r.body);
     cr_expect(strstr(r.body, "api") == NULL || strstr(r.body, "\"api\"") == NULL,
               "no body text: %s", r.body);
     ah_free(&r);
@@ -194,11 +198,13 @@ Test(admin, the_api_reports_sessions_mailboxes_messages_and_dead_letters)
     rt_client_t nurse = rt_session(&broker, NURSE, 10);
     Relais__V1__Frame *d = rt_expect_note(&nurse, "api", T);
     cr_assert_eq(rt_client_ack(&nurse, d->deliver->envelope->message_id.data,
-                               RELAIS__V1__ACK__OUTCOME__PROCESSED, NULL), 0);
+                               RELAIS__V1__ACK__OUTCOME__PROCESSED, NULL),
+                 0);
     relais_frame_free(&d);
     d = rt_expect_note(&nurse, "api", T);
     cr_assert_eq(rt_client_ack(&nurse, d->deliver->envelope->message_id.data,
-                               RELAIS__V1__ACK__OUTCOME__REFUSED, "Mme Dupont n'est pas ma patiente"),
+                               RELAIS__V1__ACK__OUTCOME__REFUSED,
+                               "Mme Dupont n'est pas ma patiente"),
                  0);
     relais_frame_free(&d);
     sync_client(&nurse);
@@ -233,7 +239,8 @@ Test(admin, the_api_reports_sessions_mailboxes_messages_and_dead_letters)
     cr_assert_eq(ah_get(port, "/api/v1/messages/not-an-id", NULL, &r), 0);
     cr_expect_eq(r.status, 400);
     ah_free(&r);
-    cr_assert_eq(ah_get(port, "/api/v1/messages/00000000-0000-7000-8000-000000000000", NULL, &r), 0);
+    cr_assert_eq(ah_get(port, "/api/v1/messages/00000000-0000-7000-8000-000000000000", NULL, &r),
+                 0);
     cr_expect_eq(r.status, 404);
     ah_free(&r);
     rt_client_close(&nurse);
@@ -297,7 +304,8 @@ Test(admin, bad_requests_get_a_clear_status_and_the_broker_keeps_serving)
     cr_expect_eq(raw_status(big, sizeof big), 414, "an endless request line");
     char many[4096];
     n = snprintf(many, sizeof many, "GET /metrics HTTP/1.1\r\n");
-    for (int i = 0; i < 40; i++) n += snprintf(many + n, sizeof many - (size_t)n, "X-H%d: v\r\n", i);
+    for (int i = 0; i < 40; i++)
+        n += snprintf(many + n, sizeof many - (size_t)n, "X-H%d: v\r\n", i);
     n += snprintf(many + n, sizeof many - (size_t)n, "\r\n");
     cr_expect_eq(raw_status(many, (size_t)n), 431, "too many headers");
     for (int i = 0; i < 200; i++) RAW("GET /x HTTP/1.1\r\nHost: \x01\r\n\r\n");
@@ -386,7 +394,8 @@ Test(admin, a_token_is_required_when_configured_and_checked)
     cr_assert_eq(ah_get(p2, "/api/v1/status", "Authorization: Bearer wrong\r\n", &r), 0);
     cr_expect_eq(r.status, 401);
     ah_free(&r);
-    cr_assert_eq(ah_get(p2, "/metrics", "Authorization: Bearer s3cret-token-for-tests-0123\r\n", &r), 0);
+    cr_assert_eq(
+        ah_get(p2, "/metrics", "Authorization: Bearer s3cret-token-for-tests-0123\r\n", &r), 0);
     cr_expect_eq(r.status, 200);
     ah_free(&r);
     cr_assert_eq(ah_get(p2, "/", NULL, &r), 0);
@@ -443,7 +452,8 @@ Test(admin, relaisctl_answers_each_question_as_a_table_or_as_json)
     }
     static char out[65536];
     cr_assert_eq(ctl(out, sizeof out, "status"), 0, "%s", out);
-    cr_expect(strstr(out, "ready              yes") != NULL || strstr(out, "ready ") != NULL, "%s", out);
+    cr_expect(strstr(out, "ready              yes") != NULL || strstr(out, "ready ") != NULL, "%s",
+              out);
     cr_expect(strstr(out, "accepted") != NULL && strstr(out, "  2\n") != NULL, "%s", out);
     cr_assert_eq(ctl(out, sizeof out, "sessions"), 0, "%s", out);
     cr_expect(strncmp(out, "ADDRESS", 7) == 0, "a header row: %s", out);
@@ -452,7 +462,8 @@ Test(admin, relaisctl_answers_each_question_as_a_table_or_as_json)
     cr_expect(strstr(out, NURSE "  nurse  no") != NULL, "%s", out);
     cr_assert_eq(ctl(out, sizeof out, "mailboxes --json"), 0, "%s", out);
     cr_expect(strstr(out, "\"address\":\"" NURSE "\",\"role\":\"nurse\",\"online\":false,"
-                          "\"pending\":2") != NULL, "%s", out);
+                          "\"pending\":2") != NULL,
+              "%s", out);
     cr_assert_eq(ctl(out, sizeof out, "agents"), 0, "%s", out);
     cr_expect(strstr(out, GP "  ") != NULL && strstr(out, "yes") != NULL, "%s", out);
     char id[37], args[128];

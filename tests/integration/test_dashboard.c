@@ -62,10 +62,12 @@ static int chromium(const char *mode, char *out, size_t out_len)
     cr_assert_not_null(f);
     size_t n = 0, r;
     while (out && n + 1 < out_len && (r = fread(out + n, 1, out_len - 1 - n, f)) > 0) n += r;
-    if (out) out[n] = '\0';
+    if (out)
+        out[n] = '\0';
     else {
         char sink[4096];
-        while (fread(sink, 1, sizeof sink, f) > 0) {}
+        while (fread(sink, 1, sizeof sink, f) > 0) {
+        }
     }
     int st = pclose(f);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
@@ -111,7 +113,8 @@ Test(dashboard, the_rendered_page_lists_the_agents_with_the_apis_counts)
     cr_assert_eq(rt_client_submit(&hosp, &e[3], T), 0);
     Relais__V1__Frame *d = rt_expect_note(&nurse, "refused", T);
     cr_assert_eq(rt_client_ack(&nurse, d->deliver->envelope->message_id.data,
-                               RELAIS__V1__ACK__OUTCOME__REFUSED, "no"), 0);
+                               RELAIS__V1__ACK__OUTCOME__REFUSED, "no"),
+                 0);
     relais_frame_free(&d);
     /* The refusal is a dead letter once committed: wait for it through the API. */
     ah_resp_t r;
@@ -148,10 +151,9 @@ Test(dashboard, the_rendered_page_lists_the_agents_with_the_apis_counts)
     int shown_dead = atoi(v);
     bool physio_row = strstr(dom, "<tr class=\"mailbox\" data-address=\"" PHYSIO "\">") != NULL;
     int dead_rows = count(dom, "<tr class=\"dead\">");
-    ok = ok && dom_agents == api_agents && dom_online == api_online &&
-         shown_online == api_online && shown_known == api_agents && shown_pending == 3 &&
-         shown_dead == 1 && physio_row && dead_rows == 1 &&
-         strstr(dom, "class=\"badge ok\">ready<") != NULL;
+    ok = ok && dom_agents == api_agents && dom_online == api_online && shown_online == api_online &&
+         shown_known == api_agents && shown_pending == 3 && shown_dead == 1 && physio_row &&
+         dead_rows == 1 && strstr(dom, "class=\"badge ok\">ready<") != NULL;
     if (!ok) screenshot(png);
     cr_assert_eq(rc, 0, "chromium ran (exit %d)", rc);
     cr_assert(strstr(dom, "data-state=\"loaded\"") != NULL,
