@@ -1,7 +1,7 @@
 /*
- * relaisctl status|agents|sessions|mailboxes|message ID|deadletters: questions to the
- * running broker, asked over its control socket (DATA/relaisd.sock, mode 0600, so only the
- * broker's user — or root — may ask).
+ * relaisctl status|agents|sessions|mailboxes|message ID|deadletters, and kick ADDRESS:
+ * questions (and one action) to the running broker, asked over its control socket
+ * (DATA/relaisd.sock, mode 0600, so only the broker's user — or root — may ask).
  *
  * The socket speaks the admin listener's HTTP/1.1 and serves the same /api/v1/ handlers
  * (broker/admin/api.c), which render either JSON (--json) or the aligned tables printed
@@ -34,6 +34,7 @@ static void usage(FILE *out, const char *cmd)
             "%s",
             cmd,
             strcmp(cmd, "message") == 0 ? " MESSAGE_ID"
+            : strcmp(cmd, "kick") == 0  ? " ADDRESS"
             : strcmp(cmd, "mailboxes") == 0 || strcmp(cmd, "deadletters") == 0
                 ? " [--limit N] [--next CURSOR]"
                 : "",
@@ -64,9 +65,9 @@ static void encode(char *out, size_t out_len, const char *s)
     out[o] = '\0';
 }
 
-/* Sends GET target over the socket and returns the whole answer (caller frees), or NULL
- * with the reason printed. */
-static char *ask(const char *path, const char *target)
+/* Sends GET (or POST, for a write action) target over the socket and returns the whole answer
+ * (caller frees), or NULL with the reason printed. */
+static char *ask(const char *path, const char *method, const char *target)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     if (strlen(path) >= sizeof(sa.sun_path)) {
@@ -84,7 +85,7 @@ static char *ask(const char *path, const char *target)
         return NULL;
     }
     char req[2048];
-    int n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: relaisd\r\n\r\n", target);
+    int n = snprintf(req, sizeof(req), "%s %s HTTP/1.1\r\nHost: relaisd\r\n\r\n", method, target);
     if (n < 0 || (size_t)n >= sizeof(req) || send(fd, req, (size_t)n, MSG_NOSIGNAL) != n) {
         fprintf(stderr, "relaisctl: cannot send the request\n");
         close(fd);
@@ -161,7 +162,8 @@ int ctl__live(int argc, char **argv)
             return 2;
         }
     }
-    bool is_message = strcmp(cmd, "message") == 0;
+    bool is_kick = strcmp(cmd, "kick") == 0;
+    bool is_message = strcmp(cmd, "message") == 0 || is_kick;
     if ((is_message && optind != argc - 1) || (!is_message && optind != argc) ||
         (!paged && (limit || next))) {
         usage(stderr, cmd);
@@ -175,7 +177,7 @@ int ctl__live(int argc, char **argv)
 
     char target[1024] = "/api/v1/";
     if (is_message) {
-        append(target, sizeof(target), "messages/");
+        append(target, sizeof(target), is_kick ? "kick/" : "messages/");
         encode(target, sizeof(target), argv[optind]);
     } else {
         append(target, sizeof(target), cmd);
@@ -189,7 +191,7 @@ int ctl__live(int argc, char **argv)
         append(target, sizeof(target), strcmp(cmd, "deadletters") == 0 ? "&before=" : "&after=");
         encode(target, sizeof(target), next);
     }
-    char *resp = ask(path, target);
+    char *resp = ask(path, is_kick ? "POST" : "GET", target);
     if (resp == NULL) return 1;
     int status = 0;
     char *body = strstr(resp, "\r\n\r\n");

@@ -167,6 +167,18 @@ static void handle(void *ud, const http_request_t *req, bool trusted, http_respo
     admin_t *a = ud;
     resp->status = 200;
     resp->content_type = "text/plain; charset=utf-8";
+    if (req->post) {
+        /* Write actions: only the broker's user, through the control socket. */
+        if (!trusted) {
+            resp->status = 405;
+            resp->extra_headers = "Allow: GET, HEAD\r\n";
+            abuf_puts(&resp->body, "405 Method Not Allowed: write actions are only accepted on "
+                                   "the control socket (relaisctl)\n");
+            return;
+        }
+        actions__handle(a, req, resp);
+        return;
+    }
     const admin_asset_t *asset = path_is(req, "/") ? assets__find("/index.html", 11)
                                                    : assets__find(req->path, req->path_len);
     if (asset != NULL) {

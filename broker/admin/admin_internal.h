@@ -85,6 +85,9 @@ void metrics__render(admin_t *a, abuf_t *out);
 void api__handle(admin_t *a, const char *path, size_t path_len, const http_request_t *req,
                  bool text, http_response_t *resp);
 
+/* POST on the control socket: the write actions (actions.c). */
+void actions__handle(admin_t *a, const http_request_t *req, http_response_t *resp);
+
 /* The dashboard's static files, embedded at build time (assets.c, generated). */
 typedef struct admin_asset {
     const char *path;

@@ -3,7 +3,8 @@
  * connections it serves on the broker's own libuv loop (TCP for /metrics, the API and the
  * dashboard; a Unix socket for relaisctl).
  *
- * Deliberately small: GET and HEAD only, no request bodies, one request per connection
+ * Deliberately small: GET and HEAD (and POST without a body, which only the control
+ * socket accepts, for relaisctl's write actions), no request bodies, one request per connection
  * (every response says Connection: close). That is all Prometheus, a browser and relaisctl
  * need, and it keeps what a hostile client can make the broker hold to one bounded buffer
  * per connection, a capped number of connections and a deadline for each.
@@ -24,6 +25,7 @@
 /* A parsed request head. Pointers point into the parsed buffer, lengths given. */
 typedef struct http_request {
     bool head; /* HEAD rather than GET */
+    bool post; /* POST (no body): a write action, control socket only */
     const char *path;
     size_t path_len;
     const char *query; /* after '?', or NULL */

@@ -3,7 +3,7 @@
  * no I/O, so the fuzz target (tests/fuzz/fuzz_http.c) exercises exactly what the listener
  * runs on what a client sent.
  *
- * Strict by design: the request line must be `GET|HEAD SP origin-form SP HTTP/1.x CRLF`,
+ * Strict by design: the request line must be `GET|HEAD|POST SP origin-form SP HTTP/1.x CRLF`,
  * header lines `token ":" OWS value CRLF` with no obsolete folding, and a request may not
  * carry a body. Anything else is refused with the status RFC 9112 names for it, so a
  * confused client learns what is wrong instead of getting a guess.
@@ -55,10 +55,13 @@ static int parse_request_line(const char *buf, size_t end, http_request_t *req, 
         req->head = false;
     else if (mlen == 4 && memcmp(buf, "HEAD", 4) == 0)
         req->head = true;
+    else if (mlen == 4 && memcmp(buf, "POST", 4) == 0)
+        req->post = true;
     else if (mlen == 0)
         return fail(400, reason, reason_len, "malformed request line");
     else
-        return fail(405, reason, reason_len, "only GET and HEAD are served here");
+        return fail(405, reason, reason_len,
+                    "only GET, HEAD and (on the control socket) POST are served here");
     const char *target = sp1 + 1;
     const char *sp2 = memchr(target, ' ', end - (size_t)(target - buf));
     if (sp2 == NULL) return fail(400, reason, reason_len, "malformed request line");

@@ -133,6 +133,18 @@ int ah_get(int port, const char *path, const char *extra, ah_resp_t *out)
     return ah_exchange(fd, req, (size_t)n, 5000, out);
 }
 
+bool ah_wait_for(int port, const char *path, const char *needle, int timeout_ms)
+{
+    long long deadline = now_ms() + timeout_ms;
+    while (now_ms() < deadline) {
+        ah_resp_t r;
+        bool found = ah_get(port, path, NULL, &r) == 0 && r.body && strstr(r.body, needle);
+        ah_free(&r);
+        if (found) return true;
+    }
+    return false;
+}
+
 bool ah_header(const ah_resp_t *r, const char *name, char *out, size_t out_len)
 {
     size_t nl = strlen(name);

@@ -37,6 +37,10 @@ int ah_exchange(int fd, const void *req, size_t len, int timeout_ms, ah_resp_t *
  * 127.0.0.1:port. 0 or -1. */
 int ah_get(int port, const char *path, const char *extra_headers, ah_resp_t *out);
 
+/* Asks GET path until the body contains needle (true) or timeout_ms passes (false): for
+ * what becomes visible only once the store has committed it. */
+bool ah_wait_for(int port, const char *path, const char *needle, int timeout_ms);
+
 /* A header's value in a response head (case-insensitive name), copied; false if absent. */
 bool ah_header(const ah_resp_t *r, const char *name, char *out, size_t out_len);
 

@@ -211,15 +211,8 @@ Test(admin, the_api_reports_sessions_mailboxes_messages_and_dead_letters)
 
     snprintf(path, sizeof path, "/api/v1/messages/%s", id1);
     /* The refusal reaches the store with the next commit: wait for it through the API. */
-    bool dead = false;
-    for (int i = 0; i < 50 && !dead; i++) {
-        sync_client(&nurse);
-        cr_assert_eq(ah_get(port, path, NULL, &r), 0);
-        dead = strstr(r.body, "\"state\":\"refused\"") != NULL;
-        if (!dead) ah_free(&r);
-    }
+    bool dead = ah_wait_for(port, path, "\"state\":\"refused\"", T);
     cr_assert(dead, "the refused delivery shows as refused");
-    ah_free(&r);
     cr_assert_eq(ah_get(port, "/api/v1/deadletters", NULL, &r), 0);
     cr_expect(strstr(r.body, id1) != NULL, "%s", r.body);
     cr_expect(strstr(r.body, "\"reason\":\"refused\"") != NULL, "%s", r.body);
@@ -286,7 +279,8 @@ Test(admin, bad_requests_get_a_clear_status_and_the_broker_keeps_serving)
     double rss0 = prom_get(&p, "relais_process_resident_memory_bytes", "");
     prom_free(&p);
     cr_expect_eq(RAW("BREW /pot HTTP/1.1\r\n\r\n"), 405);
-    cr_expect_eq(RAW("POST /metrics HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc"), 405);
+    cr_expect_eq(RAW("POST /metrics HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc"), 413);
+    cr_expect_eq(RAW("POST /metrics HTTP/1.1\r\n\r\n"), 405, "no write over HTTP");
     cr_expect_eq(RAW("GET /metrics HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc"), 413);
     cr_expect_eq(RAW("GET /metrics HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"), 501);
     cr_expect_eq(RAW("GET /metrics HTTP/2.0\r\n\r\n"), 505);
@@ -494,4 +488,26 @@ Test(admin, relaisctl_says_when_no_broker_answers)
     int st = pclose(f);
     cr_expect_eq(WEXITSTATUS(st), 1);
     cr_expect(strstr(out, "cannot reach relaisd") != NULL, "%s", out);
+}
+
+Test(admin, relaisctl_kick_ends_a_session_and_http_cannot)
+{
+    rt_client_t nurse = rt_session(&broker, NURSE, 10);
+    static char out[8192];
+    cr_assert_eq(ctl(out, sizeof out, "kick " NURSE), 0, "%s", out);
+    cr_expect(strstr(out, "kicked " NURSE) != NULL, "%s", out);
+    Relais__V1__Frame *f;
+    cr_assert_eq(rt_client_expect(&nurse, RELAIS__V1__FRAME__KIND_ERROR, T, &f), 0,
+                 "the agent is told");
+    cr_expect(f->error->fatal);
+    relais_frame_free(&f);
+    cr_expect_eq(rt_broker_wait_log(&broker, "kick agent=" NURSE, T), 0, "logged");
+    cr_assert_eq(ctl(out, sizeof out, "sessions"), 0);
+    cr_expect(strstr(out, NURSE) == NULL, "%s", out);
+    cr_expect_eq(ctl(out, sizeof out, "kick " NURSE), 1);
+    cr_expect(strstr(out, "has no session open") != NULL, "%s", out);
+    rt_client_close(&nurse);
+
+    cr_expect_eq(RAW("POST /api/v1/kick/" NURSE " HTTP/1.1\r\n\r\n"), 405,
+                 "no write action over HTTP");
 }

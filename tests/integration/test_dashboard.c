@@ -118,12 +118,7 @@ Test(dashboard, the_rendered_page_lists_the_agents_with_the_apis_counts)
     relais_frame_free(&d);
     /* The refusal is a dead letter once committed: wait for it through the API. */
     ah_resp_t r;
-    bool dead = false;
-    for (int i = 0; i < 200 && !dead; i++) {
-        cr_assert_eq(ah_get(port, "/api/v1/status", NULL, &r), 0);
-        dead = strstr(r.body, "\"dead_letters\":1") != NULL;
-        ah_free(&r);
-    }
+    bool dead = ah_wait_for(port, "/api/v1/status", "\"dead_letters\":1", T);
     cr_assert(dead, "the refusal became a dead letter");
 
     cr_assert_eq(ah_get(port, "/api/v1/agents", NULL, &r), 0);
