@@ -200,6 +200,11 @@ static void handle(void *ud, const http_request_t *req, bool trusted, http_respo
         metrics__render(a, &resp->body);
         return;
     }
+    if (path_is(req, "/metrics/agents")) {
+        resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
+        metrics__render_agents(a, &resp->body);
+        return;
+    }
     if (path_is(req, "/healthz") || path_is(req, "/readyz")) {
         char reason[200];
         if (!admin__ready(a, reason, sizeof(reason))) resp->status = 503;

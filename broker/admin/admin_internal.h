@@ -80,6 +80,8 @@ void admin__refresh(admin_t *a);
 bool admin__ready(admin_t *a, char *reason, size_t reason_len);
 
 void metrics__render(admin_t *a, abuf_t *out);
+/* GET /metrics/agents: per-address series, opt-in (one series per agent and mailbox). */
+void metrics__render_agents(admin_t *a, abuf_t *out);
 
 /* The API under /api/v1/ (path after the prefix). text: aligned tables for relaisctl. */
 void api__handle(admin_t *a, const char *path, size_t path_len, const http_request_t *req,

@@ -277,3 +277,57 @@ void metrics__render(admin_t *a, abuf_t *o)
             "Admin HTTP connections refused because too many were open.",
             http_server_refused(a->http));
 }
+
+/* A label value with \, " and line feeds escaped as the text format requires. */
+static void label_value(abuf_t *o, const char *v)
+{
+    for (; *v; v++) {
+        if (*v == '\\')
+            abuf_puts(o, "\\\\");
+        else if (*v == '"')
+            abuf_puts(o, "\\\"");
+        else if (*v == '\n')
+            abuf_puts(o, "\\n");
+        else
+            abuf_put(o, v, 1);
+    }
+}
+
+static void agent_sample(abuf_t *o, const char *name, const char *address, const char *role,
+                         double v)
+{
+    abuf_printf(o, "%s{address=\"", name);
+    label_value(o, address);
+    if (role != NULL) {
+        abuf_puts(o, "\",role=\"");
+        label_value(o, role);
+    }
+    abuf_printf(o, "\"} %.17g\n", v);
+}
+
+void metrics__render_agents(admin_t *a, abuf_t *o)
+{
+    broker_t *b = a->b;
+    admin__refresh(a);
+    int64_t now = relais_now_ms();
+    size_t nd = b->dir ? directory_agent_count(b->dir) : 0;
+    family(o, "relais_agent_online", "gauge", "1 when the agent has a session open, else 0.");
+    for (size_t i = 0; i < nd; i++) {
+        const dir_agent_t *ag = directory_agent_at(b->dir, i);
+        mailbox_t *mb = map_get(b->mailboxes, ag->address, strlen(ag->address));
+        agent_sample(o, "relais_agent_online", ag->address, dir_role_name(ag->role),
+                     mb != NULL && mb->session != NULL);
+    }
+    family(o, "relais_agent_pending_deliveries", "gauge",
+           "Deliveries waiting for the agent (queued or in flight).");
+    for (size_t i = 0; i < a->nrows; i++)
+        agent_sample(o, "relais_agent_pending_deliveries", a->rows[i].address, NULL,
+                     (double)(a->rows[i].queued + a->rows[i].in_flight));
+    family(o, "relais_agent_oldest_pending_age_seconds", "gauge",
+           "Age of the oldest delivery waiting for the agent.");
+    for (size_t i = 0; i < a->nrows; i++)
+        agent_sample(o, "relais_agent_oldest_pending_age_seconds", a->rows[i].address, NULL,
+                     a->rows[i].oldest_ms && now > a->rows[i].oldest_ms
+                         ? (now - a->rows[i].oldest_ms) / 1000.0
+                         : 0);
+}

@@ -149,6 +149,31 @@ Test(admin, metrics_follow_the_text_format_and_count_what_the_clients_did)
     prom_free(&p);
 }
 
+Test(admin, per_agent_series_are_only_on_their_own_endpoint)
+{
+    rt_client_t gp = rt_session(&broker, GP, 10);
+    rt_env_t e;
+    rt_env_note(&e, NURSE, "per agent");
+    cr_assert_eq(rt_client_submit(&gp, &e, T), 0);
+    ah_resp_t r;
+    cr_assert_eq(ah_get(port, "/metrics/agents", NULL, &r), 0);
+    cr_assert_eq(r.status, 200);
+    prom_t p;
+    char err[256] = "";
+    cr_assert_eq(prom_parse(r.body, &p, err, sizeof err), 0, "valid exposition: %s", err);
+    cr_expect_eq(prom_get(&p, "relais_agent_online", "address=\"" GP "\",role=\"gp\""), 1);
+    cr_expect_eq(prom_get(&p, "relais_agent_online", "address=\"" NURSE "\",role=\"nurse\""), 0);
+    cr_expect_eq(prom_get(&p, "relais_agent_pending_deliveries", "address=\"" NURSE "\""), 1);
+    cr_expect_geq(prom_get(&p, "relais_agent_oldest_pending_age_seconds", "address=\"" NURSE "\""),
+                  0);
+    prom_free(&p);
+    ah_free(&r);
+    cr_assert_eq(ah_get(port, "/metrics", NULL, &r), 0);
+    cr_expect(strstr(r.body, GP) == NULL, "no address in the aggregated metrics");
+    ah_free(&r);
+    rt_client_close(&gp);
+}
+
 Test(admin, health_and_readiness_say_ok_while_the_broker_serves)
 {
     ah_resp_t r;
