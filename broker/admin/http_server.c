@@ -172,7 +172,12 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     http_response_t resp = {.status = 500};
+    uint64_t t0 = uv_hrtime();
     if (c->srv != NULL) c->srv->fn(c->srv->ud, &req, c->srv->is_unix, &resp);
+    /* The access log, at debug level: what the loop spent building each answer. */
+    RLOG(RELAIS_LOG_DEBUG, "admin", "served path=%.*s status=%d bytes=%zu us=%llu",
+         (int)(req.path_len > 100 ? 100 : req.path_len), req.path, resp.status, resp.body.len,
+         (unsigned long long)((uv_hrtime() - t0) / 1000));
     respond(c, &resp, req.head);
 }
 

@@ -180,7 +180,9 @@ void table_render(const table_t *t, const char *list_name, const char *next, boo
     size_t width[TABLE_MAX_COLS] = {0};
     char buf[256];
     for (size_t c = 0; c < t->ncols && c < TABLE_MAX_COLS; c++) {
-        width[c] = strlen(t->cols[c].name);
+        char name[64];
+        header_name(t->cols[c].name, name, sizeof(name), true);
+        width[c] = strlen(name);
         for (size_t r = 0; r < t->nrows; r++) {
             size_t w = strlen(text_cell(&t->cols[c], t->cells[r * t->ncols + c], buf, sizeof buf));
             if (w > width[c]) width[c] = w;
@@ -189,14 +191,17 @@ void table_render(const table_t *t, const char *list_name, const char *next, boo
     for (size_t c = 0; c < t->ncols && c < TABLE_MAX_COLS; c++) {
         char up[64];
         header_name(t->cols[c].name, up, sizeof(up), true);
-        abuf_printf(o, "%-*s%s", (int)width[c], up, c + 1 < t->ncols ? "  " : "\n");
+        bool last = c + 1 == t->ncols, right = t->cols[c].kind == COL_INT;
+        abuf_printf(o, right ? "%*s%s" : "%-*s%s", last && !right ? 0 : (int)width[c], up,
+                    last ? "\n" : "  ");
     }
     for (size_t r = 0; r < t->nrows; r++)
         for (size_t c = 0; c < t->ncols && c < TABLE_MAX_COLS; c++) {
             const char *v = text_cell(&t->cols[c], t->cells[r * t->ncols + c], buf, sizeof buf);
             bool right = t->cols[c].kind == COL_INT;
-            abuf_printf(o, right ? "%*s%s" : "%-*s%s", (int)width[c], v,
-                        c + 1 < t->ncols ? "  " : "\n");
+            bool last = c + 1 == t->ncols;
+            abuf_printf(o, right ? "%*s%s" : "%-*s%s", last && !right ? 0 : (int)width[c], v,
+                        last ? "\n" : "  ");
         }
     if (next && next[0]) abuf_printf(o, "(more: --next %s)\n", next);
 }
