@@ -710,7 +710,8 @@ err:
 }
 
 /* ---- Read queries for the admin surface (store.h) ---------------------------------------
- * Prepared per call on the reader: the admin surface asks at most every few seconds. */
+ * Prepared per call on the reader: an administrator's request, not the hot path, so a few
+ * microseconds of preparation beside each indexed look-up cost nothing worth caching. */
 
 static sqlite3_stmt *admin_prepare(store_t *st, const char *sql)
 {
