@@ -1,5 +1,6 @@
 /*
- * relaisctl status|agents|sessions|mailboxes|message ID|deadletters, and kick ADDRESS:
+ * relaisctl status|agents|sessions|mailboxes|message ID|deadletters|escalations, and
+ * kick ADDRESS:
  * questions (and one action) to the running broker, asked over its control socket
  * (DATA/relaisd.sock, mode 0600, so only the broker's user — or root — may ask).
  *

@@ -22,6 +22,7 @@ static const command_t commands[] = {
     {"mailboxes", ctl__live, "mailboxes              mailboxes holding deliveries: depth, oldest"},
     {"message", ctl__live, "message ID             one message: recipients' states (no content)"},
     {"deadletters", ctl__live, "deadletters            expired and refused deliveries, newest first"},
+    {"escalations", ctl__live, "escalations            escalations accepted in the last 24 hours"},
     {"kick", ctl__live, "kick ADDRESS           end an agent's session (it reconnects); journaled"},
 };
 

@@ -274,6 +274,7 @@ static void on_committed(const store_result_t *res, void *ud)
                 b->stats.duplicates++;
             } else {
                 b->stats.accepted++;
+                if (r->msg) admin_accepted(b, r->msg);
                 if (r->msg)
                     broker__audit(b, AUDIT_SUBMIT_ACCEPTED, r->msg->sender, r->msg->message_id,
                                   relais_body_name(r->msg->body_case), NULL, r->msg->ndeliveries,

@@ -267,6 +267,34 @@ void admin_commit_done(broker_t *b, int status, const pending_reply_t *replies, 
             histogram_observe(&a->accept_seconds, (double)(now - replies[i].received_ns) / 1e9);
 }
 
+void admin_accepted(broker_t *b, const msg_t *m)
+{
+    admin_t *a = b->admin;
+    if (a == NULL) return;
+    if (m->body_case > 0 && m->body_case < ADMIN_BODY_CASES) a->accepted_by_type[m->body_case]++;
+    if (m->body_case != RELAIS__V1__ENVELOPE__BODY_ESCALATION) return;
+    escalation_t *e = &a->escalations[a->esc_next];
+    memset(e, 0, sizeof(*e));
+    relais_id_format(m->message_id, RELAIS_MESSAGE_ID_LEN, e->message_id);
+    snprintf(e->sender, sizeof(e->sender), "%s", m->sender);
+    if (m->ndeliveries > 0 && m->deliveries != NULL && m->deliveries[0] != NULL)
+        snprintf(e->to, sizeof(e->to), "%s", m->deliveries[0]->mbox->address);
+    e->at_ms = m->accepted_at_ms;
+    /* Only the escalation's identifiers and times: its reason is free text. */
+    Relais__V1__Envelope *env = relais__v1__envelope__unpack(NULL, m->envelope_len, m->envelope);
+    if (env != NULL && env->escalation != NULL) {
+        const Relais__V1__Escalation *x = env->escalation;
+        if (x->responsible && relais_address_valid(x->responsible))
+            snprintf(e->responsible, sizeof(e->responsible), "%s", x->responsible);
+        if (x->original_body && relais_body_from_name(x->original_body) > 0)
+            snprintf(e->original_type, sizeof(e->original_type), "%s", x->original_body);
+        e->deadline_ms = x->deadline_ms;
+    }
+    if (env != NULL) relais__v1__envelope__free_unpacked(env, NULL);
+    a->esc_next = (a->esc_next + 1) % ADMIN_ESCALATIONS;
+    if (a->esc_count < ADMIN_ESCALATIONS) a->esc_count++;
+}
+
 /* Once a minute: closes the current minute of the throughput history. */
 static void on_minute(uv_timer_t *t)
 {

@@ -36,6 +36,10 @@ void admin_close(struct broker *b);
 /* Hook: a store commit completed (status 0 or RELAIS_ESTORE), with the replies it held. */
 void admin_commit_done(struct broker *b, int status, const struct pending_reply *replies, size_t n);
 
+/* Hook: a message was accepted (committed), before it is routed. */
+struct msg;
+void admin_accepted(struct broker *b, const struct msg *m);
+
 /* Hook: the territory directory was (re)loaded. */
 void admin_directory_loaded(struct broker *b);
 

@@ -19,6 +19,18 @@
 #define ADMIN_WRITE_TIMEOUT_MS 10000
 #define ADMIN_TOKEN_MAX 256
 #define ADMIN_HISTORY_MINUTES 60
+#define ADMIN_ESCALATIONS 512 /* escalations remembered (since the start, newest kept) */
+#define ADMIN_BODY_CASES 64   /* Envelope body field numbers stay below this */
+
+/* An escalation accepted: identifiers, types and times only (never its reason text). */
+typedef struct escalation {
+    char message_id[37];
+    char sender[RELAIS_ADDRESS_MAX];
+    char to[RELAIS_ADDRESS_MAX];
+    char responsible[RELAIS_ADDRESS_MAX];
+    char original_type[40];
+    int64_t at_ms, deadline_ms;
+} escalation_t;
 
 typedef struct histogram {
     const double *bounds;
@@ -63,6 +75,11 @@ typedef struct admin {
     uint64_t dead_letters;
     int64_t dead_at_ms; /* mono */
     uint64_t dead_gen;
+
+    /* Accepted messages by body type, and the escalations accepted since the start. */
+    uint64_t accepted_by_type[ADMIN_BODY_CASES];
+    escalation_t escalations[ADMIN_ESCALATIONS];
+    size_t esc_next, esc_count; /* ring: next slot to write, slots used */
 
     /* Accepted messages per minute over the last hour, for the dashboard's chart. */
     uv_timer_t minute_timer;

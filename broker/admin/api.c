@@ -494,6 +494,42 @@ out:
     for (size_t k = 0; k < v.nto; k++) free(v.to[k]);
 }
 
+/* ---- escalations ------------------------------------------------------------------ */
+
+static void escalations(admin_t *a, const http_request_t *req, bool text, http_response_t *resp)
+{
+    static const table_col_t cols[] = {
+        {"at_ms", COL_TIME},       {"message_id", COL_STR},     {"sender", COL_STR},
+        {"to", COL_OPTSTR},        {"responsible", COL_OPTSTR}, {"original_type", COL_OPTSTR},
+        {"deadline_ms", COL_TIME},
+    };
+    /* The last 24 hours by default; ?since_ms= for another window. */
+    int64_t since = relais_now_ms() - 24LL * 3600 * 1000;
+    char v[24];
+    if (http_query_param(req, "since_ms", v, sizeof(v))) {
+        char *end;
+        long long x = strtoll(v, &end, 10);
+        if (*end != '\0' || v[0] == '\0') {
+            bad_request(resp, "since_ms wants milliseconds since the epoch");
+            return;
+        }
+        since = x;
+    }
+    table_t t;
+    table_init(&t, cols, sizeof(cols) / sizeof(cols[0]));
+    /* Newest first: walk the ring backwards from the last one written. */
+    for (size_t k = 0; k < a->esc_count; k++) {
+        size_t i = (a->esc_next + ADMIN_ESCALATIONS - 1 - k) % ADMIN_ESCALATIONS;
+        const escalation_t *e = &a->escalations[i];
+        if (e->at_ms < since) continue;
+        char n[2][32];
+        table_add(&t, table_num(n[0], e->at_ms), e->message_id, e->sender, e->to, e->responsible,
+                  e->original_type, table_num(n[1], e->deadline_ms));
+    }
+    table_render(&t, "escalations", NULL, text, &resp->body);
+    table_free(&t);
+}
+
 /* ---- throughput -------------------------------------------------------------------- */
 
 static void throughput(admin_t *a, bool text, http_response_t *resp)
@@ -533,13 +569,15 @@ void api__handle(admin_t *a, const char *path, size_t len, const http_request_t 
         deadletters(a, req, text, resp);
     else if (IS("throughput"))
         throughput(a, text, resp);
+    else if (IS("escalations"))
+        escalations(a, req, text, resp);
     else if (len > 9 && memcmp(path, "messages/", 9) == 0)
         message(a, path + 9, len - 9, text, resp);
     else {
         resp->status = 404;
         resp->content_type = "text/plain; charset=utf-8";
         abuf_puts(&resp->body, "404 Not Found: the API has status, agents, sessions, mailboxes, "
-                               "messages/ID, deadletters and throughput\n");
+                               "messages/ID, deadletters, escalations and throughput\n");
     }
 #undef IS
     if (resp->status != 200) resp->content_type = "text/plain; charset=utf-8";

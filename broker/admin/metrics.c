@@ -178,8 +178,14 @@ void metrics__render(admin_t *a, abuf_t *o)
                 b->cfg.insecure ? "insecure" : "curve");
     process_metrics(a, o);
 
-    counter(o, "relais_messages_accepted_total", "Messages accepted (committed to the store).",
-            b->stats.accepted);
+    family(o, "relais_messages_accepted_total", "counter",
+           "Messages accepted (committed to the store), by body type.");
+    for (int bc = 1; bc < ADMIN_BODY_CASES; bc++) {
+        const char *type = relais_body_name(bc);
+        if (strcmp(type, "unknown") == 0) continue;
+        abuf_printf(o, "relais_messages_accepted_total{type=\"%s\"} %llu\n", type,
+                    (unsigned long long)a->accepted_by_type[bc]);
+    }
     counter(o, "relais_messages_duplicates_total",
             "Submissions answered as duplicates of a message accepted before.",
             b->stats.duplicates);

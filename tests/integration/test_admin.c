@@ -73,7 +73,9 @@ Test(admin, metrics_follow_the_text_format_and_count_what_the_clients_did)
 {
     prom_t p;
     scrape(&p);
-    cr_expect_eq(prom_get(&p, "relais_messages_accepted_total", ""), 0);
+    cr_expect_eq(prom_sum(&p, "relais_messages_accepted_total"), 0);
+    cr_expect_eq(prom_get(&p, "relais_messages_accepted_total", "type=\"escalation\""), 0,
+                 "every body type has its series from the start");
     cr_expect(!isnan(prom_get(&p, "relais_build_info",
                               "version=\"0.1.0\",protocol=\"1\",store=\"sqlite\",mode=\"curve\"")));
     cr_expect_gt(prom_get(&p, "relais_process_start_time_seconds", ""), 1.6e9);
@@ -96,7 +98,8 @@ Test(admin, metrics_follow_the_text_format_and_count_what_the_clients_did)
                  0);
 
     scrape(&p);
-    cr_expect_eq(prom_get(&p, "relais_messages_accepted_total", ""), 3);
+    cr_expect_eq(prom_get(&p, "relais_messages_accepted_total", "type=\"note\""), 3);
+    cr_expect_eq(prom_sum(&p, "relais_messages_accepted_total"), 3);
     cr_expect_eq(prom_get(&p, "relais_messages_duplicates_total", ""), 1);
     cr_expect_eq(prom_get(&p, "relais_messages_rejected_total", "code=\"expired\""), 1);
     cr_expect_eq(prom_sum(&p, "relais_messages_rejected_total"), 1);
@@ -535,4 +538,40 @@ Test(admin, relaisctl_kick_ends_a_session_and_http_cannot)
 
     cr_expect_eq(RAW("POST /api/v1/kick/" NURSE " HTTP/1.1\r\n\r\n"), 405,
                  "no write action over HTTP");
+}
+
+Test(admin, escalations_are_listed_by_identifiers_never_by_their_reason)
+{
+    rt_client_t gp = rt_session(&broker, GP, 10);
+    rt_env_t e;
+    rt_env_note(&e, "staff:coordination@relais-test", "unused");
+    Relais__V1__Escalation esc = RELAIS__V1__ESCALATION__INIT;
+    esc.reason = "Mme Martin n'a pas ete vue depuis 3 jours";
+    esc.responsible = NURSE;
+    esc.original_body = "care_task_request";
+    esc.deadline_ms = 1700000000000;
+    e.env.body_case = RELAIS__V1__ENVELOPE__BODY_ESCALATION;
+    e.env.escalation = &esc;
+    cr_assert_eq(rt_client_submit(&gp, &e, T), 0);
+    char id[37];
+    relais_id_format(e.id, 16, id);
+    ah_resp_t r;
+    cr_assert_eq(ah_get(port, "/api/v1/escalations", NULL, &r), 0);
+    cr_expect_eq(r.status, 200);
+    cr_expect(strstr(r.body, id) != NULL, "%s", r.body);
+    cr_expect(strstr(r.body,
+                     "\"sender\":\"" GP "\",\"to\":\"staff:coordination@relais-test\","
+                     "\"responsible\":\"" NURSE "\",\"original_type\":\"care_task_request\","
+                     "\"deadline_ms\":1700000000000") != NULL,
+              "%s", r.body);
+    cr_expect(strstr(r.body, "Martin") == NULL, "never the reason: %s", r.body);
+    ah_free(&r);
+    prom_t p;
+    scrape(&p);
+    cr_expect_eq(prom_get(&p, "relais_messages_accepted_total", "type=\"escalation\""), 1);
+    prom_free(&p);
+    static char out[8192];
+    cr_assert_eq(ctl(out, sizeof out, "escalations"), 0, "%s", out);
+    cr_expect(strstr(out, "care_task_request") != NULL && strstr(out, "Martin") == NULL, "%s", out);
+    rt_client_close(&gp);
 }

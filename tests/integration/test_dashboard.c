@@ -109,6 +109,15 @@ Test(dashboard, the_rendered_page_lists_the_agents_with_the_apis_counts)
         rt_env_note(&e[i], PHYSIO, "for the offline physiotherapist");
         cr_assert_eq(rt_client_submit(&gp, &e[i], T), 0);
     }
+    rt_env_t x;
+    rt_env_note(&x, "staff:coordination@relais-test", "unused");
+    Relais__V1__Escalation esc = RELAIS__V1__ESCALATION__INIT;
+    esc.reason = "free text that must not show";
+    esc.responsible = PHYSIO;
+    esc.original_body = "care_task_request";
+    x.env.body_case = RELAIS__V1__ENVELOPE__BODY_ESCALATION;
+    x.env.escalation = &esc;
+    cr_assert_eq(rt_client_submit(&gp, &x, T), 0);
     rt_env_note(&e[3], NURSE, "refused");
     cr_assert_eq(rt_client_submit(&hosp, &e[3], T), 0);
     Relais__V1__Frame *d = rt_expect_note(&nurse, "refused", T);
@@ -146,8 +155,11 @@ Test(dashboard, the_rendered_page_lists_the_agents_with_the_apis_counts)
     int shown_dead = atoi(v);
     bool physio_row = strstr(dom, "<tr class=\"mailbox\" data-address=\"" PHYSIO "\">") != NULL;
     int dead_rows = count(dom, "<tr class=\"dead\">");
+    int esc_rows = count(dom, "<tr class=\"escalation\">");
+    text_of(dom, "esc-count", v, sizeof v);
+    int shown_esc = atoi(v);
     ok = ok && dom_agents == api_agents && dom_online == api_online && shown_online == api_online &&
-         shown_known == api_agents && shown_pending == 3 && shown_dead == 1 && physio_row &&
+         shown_known == api_agents && shown_pending == 4 && shown_dead == 1 && physio_row &&
          dead_rows == 1 && strstr(dom, "class=\"badge ok\">ready<") != NULL;
     if (!ok) screenshot(png);
     cr_assert_eq(rc, 0, "chromium ran (exit %d)", rc);
@@ -157,10 +169,13 @@ Test(dashboard, the_rendered_page_lists_the_agents_with_the_apis_counts)
     cr_expect_eq(dom_online, api_online, "online agents marked (screenshot: %s)", png);
     cr_expect_eq(shown_online, api_online);
     cr_expect_eq(shown_known, api_agents);
-    cr_expect_eq(shown_pending, 3, "three deliveries wait");
+    cr_expect_eq(shown_pending, 4, "three for the physiotherapist, one for the coordinator");
     cr_expect_eq(shown_dead, 1);
     cr_expect(physio_row, "the physiotherapist's mailbox is listed (screenshot: %s)", png);
     cr_expect_eq(dead_rows, 1);
+    cr_expect_eq(esc_rows, 1, "the escalation is listed (screenshot: %s)", png);
+    cr_expect_eq(shown_esc, 1);
+    cr_expect(strstr(dom, "free text that must not show") == NULL, "never an escalation's reason");
     cr_expect(strstr(dom, "for the offline physiotherapist") == NULL, "never a message body");
     const char *keep = getenv("RELAIS_DASHBOARD_SCREENSHOT");
     if (keep != NULL) screenshot(keep);

@@ -109,6 +109,20 @@ function renderDead(d) {
   $("dead-empty").hidden = d.dead_letters.length > 0;
 }
 
+function renderEscalations(e) {
+  const body = $("escalations");
+  body.replaceChildren();
+  for (const x of e.escalations) {
+    body.append(el("tr", { class: "escalation" }, el("td", {}, when(x.at_ms)),
+      el("td", { class: "addr", title: x.message_id }, x.message_id.slice(0, 13) + "…"),
+      el("td", { class: "addr" }, x.sender), el("td", { class: "addr" }, x.to || ""),
+      el("td", {}, x.original_type || ""), el("td", { class: "addr" }, x.responsible || ""),
+      el("td", {}, when(x.deadline_ms))));
+  }
+  $("esc-count").textContent = e.escalations.length;
+  $("escalations-empty").hidden = e.escalations.length > 0;
+}
+
 function renderChart(t) {
   const svg = $("chart");
   const NS = "http://www.w3.org/2000/svg";
@@ -132,9 +146,9 @@ function renderChart(t) {
 
 async function refresh() {
   try {
-    const [status, agents, mailboxes, dead, through] = await Promise.all([
+    const [status, agents, mailboxes, dead, through, esc] = await Promise.all([
       api("status"), api("agents"), api("mailboxes?limit=1000"), api("deadletters?limit=20"),
-      api("throughput")]);
+      api("throughput"), api("escalations")]);
     $("token-form").hidden = true;
     $("main").hidden = false;
     renderStatus(status);
@@ -142,6 +156,7 @@ async function refresh() {
     renderMailboxes(mailboxes);
     renderDead(dead);
     renderChart(through);
+    renderEscalations(esc);
     $("updated").textContent = new Date().toLocaleTimeString();
     document.body.dataset.state = "loaded";
   } catch (e) {
