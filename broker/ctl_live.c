@@ -1,6 +1,6 @@
 /*
- * relaisctl status|agents|sessions|mailboxes|message ID|deadletters|escalations, and
- * kick ADDRESS:
+ * relaisctl status|agents|sessions|mailboxes|message ID|deadletters|escalations|atrisk,
+ * and kick ADDRESS:
  * questions (and one action) to the running broker, asked over its control socket
  * (DATA/relaisd.sock, mode 0600, so only the broker's user — or root — may ask).
  *
@@ -136,6 +136,7 @@ int ctl__live(int argc, char **argv)
     const char *data = getenv("RELAIS_DATA"), *sock = NULL, *limit = NULL, *next = NULL;
     bool json = false;
     bool paged = strcmp(cmd, "mailboxes") == 0 || strcmp(cmd, "deadletters") == 0;
+    bool limited = paged || strcmp(cmd, "atrisk") == 0;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -166,7 +167,7 @@ int ctl__live(int argc, char **argv)
     bool is_kick = strcmp(cmd, "kick") == 0;
     bool is_message = strcmp(cmd, "message") == 0 || is_kick;
     if ((is_message && optind != argc - 1) || (!is_message && optind != argc) ||
-        (!paged && (limit || next))) {
+        (!limited && limit) || (!paged && next)) {
         usage(stderr, cmd);
         return 2;
     }

@@ -23,6 +23,7 @@ static const command_t commands[] = {
     {"message", ctl__live, "message ID             one message: recipients' states (no content)"},
     {"deadletters", ctl__live, "deadletters            expired and refused deliveries, newest first"},
     {"escalations", ctl__live, "escalations            escalations accepted in the last 24 hours"},
+    {"atrisk", ctl__live, "atrisk                 deliveries whose deadline falls in the next 24 hours"},
     {"kick", ctl__live, "kick ADDRESS           end an agent's session (it reconnects); journaled"},
 };
 

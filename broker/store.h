@@ -197,4 +197,10 @@ typedef struct store_message_row {
 int store_sqlite_message(store_t *s, const uint8_t *message_id, size_t len,
                          int (*fn)(void *ud, const store_message_row_t *row), void *ud);
 
+/* Pending deliveries whose message's deadline is at or before before_ms, the earliest
+ * first, at most limit (rows of kind 'p'): the requests at risk. A range of the expiry
+ * index. */
+int store_sqlite_expiring(store_t *s, int64_t before_ms, unsigned limit,
+                          int (*fn)(void *ud, const store_message_row_t *row), void *ud);
+
 #endif /* RELAIS_BROKER_STORE_H */

@@ -815,3 +815,33 @@ int store_sqlite_message(store_t *st, const uint8_t *message_id, size_t len,
     }
     return admin_finish(q, cb ? SQLITE_DONE : rc, cb);
 }
+
+int store_sqlite_expiring(store_t *st, int64_t before_ms, unsigned limit,
+                          int (*fn)(void *ud, const store_message_row_t *row), void *ud)
+{
+    sqlite3_stmt *q = admin_prepare(
+        st, "SELECT m.seq, m.sender, m.accepted_at, m.expires_at, m.envelope, d.recipient, "
+            "d.state, d.attempt, d.updated_at FROM messages m JOIN deliveries d ON d.seq = m.seq "
+            "WHERE m.expires_at <= ?1 ORDER BY m.expires_at, m.seq LIMIT ?2");
+    if (q == NULL) return RELAIS_ESTORE;
+    sqlite3_bind_int64(q, 1, before_ms);
+    sqlite3_bind_int64(q, 2, limit);
+    int rc, cb = 0;
+    while (cb == 0 && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+        store_message_row_t row = {
+            .kind = 'p',
+            .seq = (uint64_t)sqlite3_column_int64(q, 0),
+            .sender = (const char *)sqlite3_column_text(q, 1),
+            .accepted_at_ms = sqlite3_column_int64(q, 2),
+            .expires_at_ms = sqlite3_column_int64(q, 3),
+            .envelope = sqlite3_column_blob(q, 4),
+            .envelope_len = (size_t)sqlite3_column_bytes(q, 4),
+            .recipient = (const char *)sqlite3_column_text(q, 5),
+            .state = sqlite3_column_int(q, 6),
+            .attempt = (uint32_t)sqlite3_column_int64(q, 7),
+            .at_ms = sqlite3_column_int64(q, 8),
+        };
+        cb = fn(ud, &row);
+    }
+    return admin_finish(q, cb ? SQLITE_DONE : rc, cb);
+}

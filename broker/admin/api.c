@@ -494,6 +494,66 @@ out:
     for (size_t k = 0; k < v.nto; k++) free(v.to[k]);
 }
 
+/* ---- at risk ----------------------------------------------------------------------- */
+
+typedef struct risk_ctx {
+    table_t *t;
+    int64_t now;
+} risk_ctx_t;
+
+static int add_risk(void *ud, const store_message_row_t *r)
+{
+    risk_ctx_t *c = ud;
+    char n[3][32], id[37] = "";
+    uint8_t mid[RELAIS_MESSAGE_ID_LEN];
+    const char *type = "";
+    Relais__V1__Envelope *e = relais__v1__envelope__unpack(NULL, r->envelope_len, r->envelope);
+    if (e != NULL) {
+        type = relais_body_name(e->body_case);
+        if (e->message_id.len == RELAIS_MESSAGE_ID_LEN) {
+            memcpy(mid, e->message_id.data, sizeof(mid));
+            relais_id_format(mid, sizeof(mid), id);
+        }
+        relais__v1__envelope__free_unpacked(e, NULL);
+    }
+    int64_t left = r->expires_at_ms - c->now;
+    table_add(c->t, table_num(n[0], left > 0 ? left : 0), id, r->sender, r->recipient, type,
+              state_name(r->state), table_num(n[1], r->attempt),
+              table_num(n[2], r->accepted_at_ms));
+    return 0;
+}
+
+static void atrisk(admin_t *a, const http_request_t *req, bool text, http_response_t *resp)
+{
+    static const table_col_t cols[] = {
+        {"deadline_in_ms", COL_AGE}, {"message_id", COL_STR},      {"sender", COL_STR},
+        {"recipient", COL_STR},      {"body_type", COL_OPTSTR},    {"state", COL_STR},
+        {"attempt", COL_INT},        {"accepted_at_ms", COL_TIME},
+    };
+    int64_t within = 24LL * 3600 * 1000;
+    char v[24];
+    if (http_query_param(req, "within_ms", v, sizeof(v))) {
+        char *end;
+        long long x = strtoll(v, &end, 10);
+        if (*end != '\0' || v[0] == '\0' || x < 0) {
+            bad_request(resp, "within_ms wants a number of milliseconds");
+            return;
+        }
+        within = x;
+    }
+    table_t t;
+    table_init(&t, cols, sizeof(cols) / sizeof(cols[0]));
+    risk_ctx_t c = {.t = &t, .now = relais_now_ms()};
+    if (store_sqlite_expiring(a->b->store, c.now + within, page_limit(req), add_risk, &c) < 0) {
+        table_free(&t);
+        resp->status = 503;
+        abuf_puts(&resp->body, "503 Service Unavailable: the store could not be read\n");
+        return;
+    }
+    table_render(&t, "at_risk", NULL, text, &resp->body);
+    table_free(&t);
+}
+
 /* ---- escalations ------------------------------------------------------------------ */
 
 static void escalations(admin_t *a, const http_request_t *req, bool text, http_response_t *resp)
@@ -571,13 +631,15 @@ void api__handle(admin_t *a, const char *path, size_t len, const http_request_t 
         throughput(a, text, resp);
     else if (IS("escalations"))
         escalations(a, req, text, resp);
+    else if (IS("atrisk"))
+        atrisk(a, req, text, resp);
     else if (len > 9 && memcmp(path, "messages/", 9) == 0)
         message(a, path + 9, len - 9, text, resp);
     else {
         resp->status = 404;
         resp->content_type = "text/plain; charset=utf-8";
         abuf_puts(&resp->body, "404 Not Found: the API has status, agents, sessions, mailboxes, "
-                               "messages/ID, deadletters, escalations and throughput\n");
+                               "messages/ID, deadletters, escalations, atrisk and throughput\n");
     }
 #undef IS
     if (resp->status != 200) resp->content_type = "text/plain; charset=utf-8";

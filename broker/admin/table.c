@@ -67,13 +67,11 @@ static void json_cell(abuf_t *o, const table_col_t *col, const char *v)
     case COL_INT:
         abuf_puts(o, v[0] ? v : "0");
         break;
-    case COL_TIME:
-    case COL_AGE:
-        /* 0 / empty: unknown or never. */
-        if (v[0] == '\0' || strcmp(v, "0") == 0)
-            abuf_puts(o, "null");
-        else
-            abuf_puts(o, v);
+    case COL_TIME: /* 0 or empty: no such time */
+        abuf_puts(o, v[0] == '\0' || strcmp(v, "0") == 0 ? "null" : v);
+        break;
+    case COL_AGE: /* empty: unknown; 0 is an age */
+        abuf_puts(o, v[0] == '\0' ? "null" : v);
         break;
     case COL_BOOL:
         abuf_puts(o, strcmp(v, "1") == 0 ? "true" : "false");

@@ -575,3 +575,39 @@ Test(admin, escalations_are_listed_by_identifiers_never_by_their_reason)
     cr_expect(strstr(out, "care_task_request") != NULL && strstr(out, "Martin") == NULL, "%s", out);
     rt_client_close(&gp);
 }
+
+Test(admin, requests_near_their_deadline_are_listed_soonest_first)
+{
+    rt_client_t gp = rt_session(&broker, GP, 10);
+    rt_env_t soon, later, fine;
+    rt_env_note(&soon, NURSE, "soon");
+    soon.env.expires_at_ms = relais_now_ms() + 3600 * 1000;
+    rt_env_note(&later, NURSE, "later");
+    later.env.expires_at_ms = relais_now_ms() + 5 * 3600 * 1000;
+    rt_env_note(&fine, NURSE, "fine"); /* the default deadline: days away */
+    cr_assert_eq(rt_client_submit(&gp, &later, T), 0);
+    cr_assert_eq(rt_client_submit(&gp, &soon, T), 0);
+    cr_assert_eq(rt_client_submit(&gp, &fine, T), 0);
+    char s_id[37], l_id[37], f_id[37];
+    relais_id_format(soon.id, 16, s_id);
+    relais_id_format(later.id, 16, l_id);
+    relais_id_format(fine.id, 16, f_id);
+    ah_resp_t r;
+    cr_assert_eq(ah_get(port, "/api/v1/atrisk", NULL, &r), 0);
+    cr_expect_eq(r.status, 200);
+    const char *ps = strstr(r.body, s_id), *pl = strstr(r.body, l_id);
+    cr_expect(ps != NULL && pl != NULL && ps < pl, "soonest first: %s", r.body);
+    cr_expect(strstr(r.body, f_id) == NULL, "a deadline days away is not at risk: %s", r.body);
+    cr_expect(strstr(r.body, "\"recipient\":\"" NURSE "\",\"body_type\":\"note\","
+                             "\"state\":\"stored\"") != NULL,
+              "%s", r.body);
+    ah_free(&r);
+    cr_assert_eq(ah_get(port, "/api/v1/atrisk?within_ms=7200000", NULL, &r), 0);
+    cr_expect(strstr(r.body, s_id) != NULL && strstr(r.body, l_id) == NULL, "%s", r.body);
+    ah_free(&r);
+    static char out[8192];
+    cr_assert_eq(ctl(out, sizeof out, "atrisk --limit 1"), 0, "%s", out);
+    cr_expect(strstr(out, s_id) != NULL && strstr(out, l_id) == NULL, "%s", out);
+    cr_expect(strstr(out, "59m") != NULL || strstr(out, "1h00m") != NULL, "%s", out);
+    rt_client_close(&gp);
+}

@@ -107,6 +107,8 @@ Test(dashboard, the_rendered_page_lists_the_agents_with_the_apis_counts)
     rt_env_t e[4];
     for (int i = 0; i < 3; i++) {
         rt_env_note(&e[i], PHYSIO, "for the offline physiotherapist");
+        e[i].env.expires_at_ms = relais_now_ms() + (i + 1) * 3600 * 1000; /* two at risk */
+        if (i == 2) e[i].env.expires_at_ms = 0;
         cr_assert_eq(rt_client_submit(&gp, &e[i], T), 0);
     }
     rt_env_t x;
@@ -156,6 +158,9 @@ Test(dashboard, the_rendered_page_lists_the_agents_with_the_apis_counts)
     bool physio_row = strstr(dom, "<tr class=\"mailbox\" data-address=\"" PHYSIO "\">") != NULL;
     int dead_rows = count(dom, "<tr class=\"dead\">");
     int esc_rows = count(dom, "<tr class=\"escalation\">");
+    int risk_rows = count(dom, "<tr class=\"risk");
+    text_of(dom, "risk-count", v, sizeof v);
+    int shown_risk = atoi(v);
     text_of(dom, "esc-count", v, sizeof v);
     int shown_esc = atoi(v);
     ok = ok && dom_agents == api_agents && dom_online == api_online && shown_online == api_online &&
@@ -175,6 +180,8 @@ Test(dashboard, the_rendered_page_lists_the_agents_with_the_apis_counts)
     cr_expect_eq(dead_rows, 1);
     cr_expect_eq(esc_rows, 1, "the escalation is listed (screenshot: %s)", png);
     cr_expect_eq(shown_esc, 1);
+    cr_expect_eq(risk_rows, 2, "two deliveries near their deadline (screenshot: %s)", png);
+    cr_expect_eq(shown_risk, 2);
     cr_expect(strstr(dom, "free text that must not show") == NULL, "never an escalation's reason");
     cr_expect(strstr(dom, "for the offline physiotherapist") == NULL, "never a message body");
     const char *keep = getenv("RELAIS_DASHBOARD_SCREENSHOT");

@@ -109,6 +109,20 @@ function renderDead(d) {
   $("dead-empty").hidden = d.dead_letters.length > 0;
 }
 
+function renderRisk(r) {
+  const body = $("risk");
+  body.replaceChildren();
+  for (const x of r.at_risk) {
+    body.append(el("tr", { class: "risk" + (x.deadline_in_ms < 3600 * 1000 ? " old" : "") },
+      el("td", { class: "age" }, age(x.deadline_in_ms)),
+      el("td", { class: "addr", title: x.message_id }, x.message_id.slice(0, 13) + "…"),
+      el("td", { class: "addr" }, x.sender), el("td", { class: "addr" }, x.recipient),
+      el("td", {}, x.body_type || ""), el("td", {}, x.state), el("td", { class: "num" }, x.attempt)));
+  }
+  $("risk-count").textContent = r.at_risk.length >= 100 ? "100+" : r.at_risk.length;
+  $("risk-empty").hidden = r.at_risk.length > 0;
+}
+
 function renderEscalations(e) {
   const body = $("escalations");
   body.replaceChildren();
@@ -146,9 +160,9 @@ function renderChart(t) {
 
 async function refresh() {
   try {
-    const [status, agents, mailboxes, dead, through, esc] = await Promise.all([
+    const [status, agents, mailboxes, dead, through, esc, risk] = await Promise.all([
       api("status"), api("agents"), api("mailboxes?limit=1000"), api("deadletters?limit=20"),
-      api("throughput"), api("escalations")]);
+      api("throughput"), api("escalations"), api("atrisk?limit=100")]);
     $("token-form").hidden = true;
     $("main").hidden = false;
     renderStatus(status);
@@ -157,6 +171,7 @@ async function refresh() {
     renderDead(dead);
     renderChart(through);
     renderEscalations(esc);
+    renderRisk(risk);
     $("updated").textContent = new Date().toLocaleTimeString();
     document.body.dataset.state = "loaded";
   } catch (e) {
