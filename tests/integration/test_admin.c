@@ -611,3 +611,35 @@ Test(admin, requests_near_their_deadline_are_listed_soonest_first)
     cr_expect(strstr(out, "59m") != NULL || strstr(out, "1h00m") != NULL, "%s", out);
     rt_client_close(&gp);
 }
+
+Test(admin, admin_off_serves_no_http_and_a_taken_port_stops_the_start)
+{
+    rt_broker_t b2;
+    memset(&b2, 0, sizeof(b2));
+    const char *off[] = {"--admin", "off", NULL};
+    cr_assert_eq(rt_broker_start(&b2, off, 10000), 0);
+    cr_expect_eq(rt_broker_wait_log(&b2, "control socket path=", T), 0,
+                 "relaisctl still reaches it");
+    cr_expect_neq(rt_broker_wait_log(&b2, "admin listening", 300), 0, "no HTTP listener");
+    cr_expect_eq(rt_broker_stop(&b2, 10000), 0);
+    rt_broker_cleanup(&b2);
+
+    memset(&b2, 0, sizeof(b2));
+    char taken[64];
+    snprintf(taken, sizeof taken, "127.0.0.1:%d", port);
+    const char *clash[] = {"--admin", taken, NULL};
+    cr_expect_neq(rt_broker_start(&b2, clash, 10000), 0, "an explicit address must be bound");
+    cr_expect_eq(rt_broker_wait_log(&b2, "cannot listen on 127.0.0.1", T), 0);
+    rt_broker_kill9(&b2);
+    rt_broker_cleanup(&b2);
+
+    ah_resp_t r;
+    int fd = ah_connect(port);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(ah_exchange(fd, "HEAD /metrics HTTP/1.1\r\n\r\n", 26, T, &r), 0);
+    cr_expect_eq(r.status, 200);
+    cr_expect_eq(r.body_len, 0, "HEAD: headers only");
+    char len[32];
+    cr_expect(ah_header(&r, "Content-Length", len, sizeof len) && atoi(len) > 1000);
+    ah_free(&r);
+}
