@@ -422,6 +422,9 @@ Test(admin, a_token_is_required_when_configured_and_checked)
     ah_free(&r);
     cr_assert_eq(ah_get(p2, "/", NULL, &r), 0);
     cr_expect_eq(r.status, 200, "the dashboard page itself carries no data");
+    cr_expect(ah_header(&r, "Content-Security-Policy", h, sizeof h) &&
+                  strstr(h, "default-src 'self'") != NULL,
+              "the page may load nothing from elsewhere");
     ah_free(&r);
     cr_expect_eq(rt_broker_stop(&b2, 10000), 0);
     rt_broker_cleanup(&b2);
