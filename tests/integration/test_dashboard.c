@@ -142,7 +142,7 @@ Test(dashboard, the_rendered_page_lists_the_agents_with_the_apis_counts)
     static char dom[1 << 20];
     int rc = chromium("--dump-dom", dom, sizeof dom);
     char png[600];
-    snprintf(png, sizeof png, "%s/dashboard-failure.png", getenv("PWD") ? getenv("PWD") : ".");
+    snprintf(png, sizeof png, "%s/dashboard-failure.png", DASHBOARD_SHOT_DIR);
     bool ok = rc == 0 && strstr(dom, "data-state=\"loaded\"") != NULL;
     char v[64];
     int dom_agents = count(dom, "<li class=\"agent\"");
