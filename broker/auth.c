@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "admin/admin.h"
 #include "audit.h"
 #include "broker.h"
 #include "directory.h"
@@ -187,6 +188,10 @@ void auth__flush_refusals(broker_t *b, bool force)
 
 void auth__refused(broker_t *b, const char *key_z85, const char *peer, const char *reason)
 {
+    if (key_z85 != NULL)
+        b->stats.auth_unknown_key++;
+    else
+        b->stats.auth_not_curve++;
     refusal_note(b, peer, key_z85, NULL, NULL, key_z85 ? "unknown-key" : "not-curve",
                  RELAIS_EFORBIDDEN, reason);
 }
@@ -194,6 +199,7 @@ void auth__refused(broker_t *b, const char *key_z85, const char *peer, const cha
 void auth__refused_hello(broker_t *b, const char *uid, const char *key, const char *claimed,
                          int code, const char *reason)
 {
+    b->stats.auth_hello++;
     refusal_note(b, NULL, key, claimed, uid, "hello", code, reason);
 }
 
@@ -285,6 +291,7 @@ void auth__reload(broker_t *b)
     b->dir = fresh;
     session__revalidate(b);
     directory_destroy(&old);
+    admin_directory_loaded(b);
     RLOG(RELAIS_LOG_INFO, "auth", "directory reloaded territory=%s agents=%zu",
          directory_territory(b->dir), directory_agent_count(b->dir));
     broker__audit(b, AUDIT_DIRECTORY_RELOAD, directory_territory(b->dir), NULL, NULL, NULL, 0,

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "admin/admin.h"
 #include "audit.h"
 #include "broker.h"
 #include "reserve.h"
@@ -629,6 +630,7 @@ int broker_open(broker_t *b, const broker_config_t *cfg, uv_loop_t *loop)
         goto err;
     }
     if ((rc = open_socket(b)) < 0) goto err;
+    if ((rc = admin_open(b)) < 0) goto err;
 
     uv_poll_init_socket(loop, &b->poll, b->zfd);
     b->poll.data = b;
@@ -685,6 +687,7 @@ void broker_shutdown(broker_t *b)
         uv_close((uv_handle_t *)&b->mon_poll, NULL);
         b->mon_polling = false;
     }
+    admin_shutdown(b);
     /* What was accepted this turn still gets committed and its Accepted sent; sessions
      * close after, their in-flight deliveries recorded as redelivering. */
     submit__commit(b);
@@ -748,6 +751,7 @@ void broker_close(broker_t *b)
     b->held = NULL;
     store_close(&b->store);
     reserve_close(&b->reserve);
+    admin_close(b);
     auth__close(b);
     if (b->audit != NULL) {
         broker__audit(b, AUDIT_BROKER_STOP, b->cfg.broker_id, NULL, NULL, NULL, 0, "stopped", 0);

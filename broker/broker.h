@@ -48,6 +48,8 @@ typedef struct broker_config {
     const char *curve_key_path; /* the broker's keypair (relaisctl keygen); required unless
                                  * insecure */
     size_t store_reserve_bytes; /* the disk reserve, spent when the disk fills (reserve.h) */
+    const char *admin_bind;       /* admin HTTP listener HOST:PORT, "off"; NULL: the default */
+    const char *admin_token_path; /* bearer token file (0600) for the admin listener */
 } broker_config_t;
 
 /* Deliveries a mailbox keeps in memory per priority; refilled from the store below half. */
@@ -194,6 +196,7 @@ struct session {
     list_node_t offers;    /* OFFER deliveries offered to it, not yet claimed (offer_t) */
     map_t *offers_by_id;   /* message_id → offer_t */
     int64_t last_seen_ms; /* relais_mono_ms() of its last frame */
+    int64_t opened_ms;    /* relais_now_ms() at its Hello (admin API) */
 };
 
 /* A reply that waits for the batch commit (Accepted, or Rejected if the commit fails). */
@@ -205,6 +208,7 @@ typedef struct pending_reply {
     int64_t accepted_at_ms;
     msg_t *msg;      /* new message to route after commit, or NULL */
     uint64_t ticket; /* after commit: the journal position its record must reach on disk */
+    uint64_t received_ns; /* uv_hrtime() when the Submit was read (admin histogram) */
 } pending_reply_t;
 
 typedef struct broker {
@@ -277,9 +281,15 @@ typedef struct broker {
 
     struct {
         uint64_t accepted, duplicates, rejected, delivered, acked, refused, expired, errors,
-            sessions_opened, sessions_closed, claimed, redelivered, session_mismatches,
-            auth_refusals;
+            sessions_opened, sessions_closed, claimed, session_mismatches, auth_refusals;
+        /* For the admin surface (broker/admin). */
+        uint64_t redeliveries, retry_later;
+        uint64_t rejected_by_code[16]; /* index: wire ErrorCode */
+        uint64_t auth_unknown_key, auth_not_curve, auth_hello;
+        uint64_t commit_started_ns; /* uv_hrtime() when the commit in flight was handed over */
+        size_t commit_ops;          /* operations in that commit */
     } stats;
+    struct admin *admin; /* the admin listener and control socket (broker/admin) */
 } broker_t;
 
 /* ---- broker.c ---------------------------------------------------------------------- */

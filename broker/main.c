@@ -46,6 +46,11 @@ static void usage(FILE *out)
         "                         recorded (8192; 0: none)\n"
         "  --log-level LEVEL      error, warn, info, debug (info)\n"
         "  --log-json             log as JSON lines\n"
+        "  --admin HOST:PORT|off  admin HTTP listener: /metrics, /healthz, /readyz, /api/v1/,\n"
+        "                         the dashboard (127.0.0.1:7480; port 0 picks a free port,\n"
+        "                         logged as 'admin listening endpoint=')\n"
+        "  --admin-token FILE     bearer token (mode 0600) the admin listener requires;\n"
+        "                         mandatory when HOST is not a loopback address\n"
         "  --help                 this text\n");
 }
 
@@ -77,7 +82,9 @@ enum {
     OPT_DURABILITY,
     OPT_DEDUP,
     OPT_ACKTIMEOUT,
-    OPT_RESERVE
+    OPT_RESERVE,
+    OPT_ADMIN,
+    OPT_ADMINTOKEN
 };
 
 static int parse_args(int argc, char **argv, broker_config_t *cfg)
@@ -101,6 +108,8 @@ static int parse_args(int argc, char **argv, broker_config_t *cfg)
         {"dedup-retention-ms", required_argument, NULL, OPT_DEDUP},
         {"ack-timeout-ms", required_argument, NULL, OPT_ACKTIMEOUT},
         {"store-reserve-kb", required_argument, NULL, OPT_RESERVE},
+        {"admin", required_argument, NULL, OPT_ADMIN},
+        {"admin-token", required_argument, NULL, OPT_ADMINTOKEN},
         {NULL, 0, NULL, 0},
     };
     bool have_bind = false, have_data = false;
@@ -181,6 +190,12 @@ static int parse_args(int argc, char **argv, broker_config_t *cfg)
         case OPT_RESERVE:
             if (parse_num("--store-reserve-kb", optarg, 0, 1LL << 30, &v) < 0) return -1;
             cfg->store_reserve_bytes = (size_t)v * 1024;
+            break;
+        case OPT_ADMIN:
+            cfg->admin_bind = optarg;
+            break;
+        case OPT_ADMINTOKEN:
+            cfg->admin_token_path = optarg;
             break;
         default:
             usage(stderr);

@@ -16,11 +16,22 @@ static const command_t commands[] = {
     {"keygen", ctl__keygen, "keygen NAME            write a CURVE keypair: NAME.key (secret) and NAME.pub"},
     {"directory", ctl__directory, "directory check FILE   validate a territory directory"},
     {"audit", ctl__audit, "audit verify|show …    check or read the audit journal (audit --help)"},
+    {"status", ctl__live, "status                 the running broker: version, uptime, readiness, counts"},
+    {"agents", ctl__live, "agents                 the directory's agents: online or not, pending"},
+    {"sessions", ctl__live, "sessions               the agents connected now"},
+    {"mailboxes", ctl__live, "mailboxes              mailboxes holding deliveries: depth, oldest"},
+    {"message", ctl__live, "message ID             one message: recipients' states (no content)"},
+    {"deadletters", ctl__live, "deadletters            expired and refused deliveries, newest first"},
+    {"escalations", ctl__live, "escalations            escalations accepted in the last 24 hours"},
+    {"atrisk", ctl__live, "atrisk                 deliveries whose deadline falls in the next 24 hours"},
+    {"kick", ctl__live, "kick ADDRESS           end an agent's session (it reconnects); journaled"},
 };
 
 static void usage(FILE *out)
 {
     fprintf(out, "usage: relaisctl COMMAND [ARGS]\n\n");
+    fprintf(out, "The commands from status on ask the running broker over its control socket\n"
+                 "(--data DIR or $RELAIS_DATA; --json for JSON; COMMAND --help for more).\n\n");
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         fprintf(out, "  relaisctl %s\n", commands[i].help);
 }

@@ -18,4 +18,8 @@ int ctl__directory(int argc, char **argv);
 /* relaisctl audit verify|show …: checks and reads the audit journal. */
 int ctl__audit(int argc, char **argv);
 
+/* relaisctl status|agents|sessions|mailboxes|message|deadletters|escalations|kick: asks
+ * the running broker over its control socket (argv[0] names the question). */
+int ctl__live(int argc, char **argv);
+
 #endif /* RELAIS_RELAISCTL_H */

@@ -194,6 +194,7 @@ void session__hello(broker_t *b, const uint8_t *rid, size_t rid_len, zmq_msg_t *
     list_init(&s->offers);
     list_init(&s->closing_node);
     s->last_seen_ms = relais_mono_ms();
+    s->opened_ms = relais_now_ms();
     mb->session = s;
     b->stats.sessions_opened++;
     audit_event_t ev = {.kind = AUDIT_SESSION_OPEN,

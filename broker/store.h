@@ -167,4 +167,55 @@ int store_sqlite_open(store_t **out, const char *path, store_durability_t durabi
 /* Closes any store and nulls *s. Accepts NULL. */
 void store_close(store_t **s);
 
+/* ---- Read queries for the admin surface (broker/admin), SQLite store only ------------- */
+/* Each runs on the loop thread on the reader connection and returns 0, RELAIS_ESTORE, or
+ * the error a callback returned. Metadata only: callers must never expose an envelope's
+ * body; envelopes are handed over for their recipients and body type. */
+
+/* When the oldest pending delivery of recipient was accepted (*at_ms 0 when none): two
+ * look-ups on the mailbox queue's index, whatever the backlog. */
+int store_sqlite_oldest_pending(store_t *s, const char *recipient, int64_t *at_ms);
+
+/* Dead letters (expired or refused deliveries), newest first: seq < before_seq (0: no
+ * bound), at most limit; and their total count. */
+typedef struct store_dead_letter {
+    uint64_t seq;
+    const char *recipient;
+    int state; /* DELIVERY_EXPIRED or DELIVERY_REFUSED */
+    int64_t at_ms;
+    const char *sender;
+    const uint8_t *message_id;
+    size_t message_id_len;
+    const uint8_t *envelope;
+    size_t envelope_len;
+} store_dead_letter_t;
+int store_sqlite_dead_letters(store_t *s, uint64_t before_seq, unsigned limit,
+                              int (*fn)(void *ud, const store_dead_letter_t *row), void *ud);
+int store_sqlite_dead_letter_count(store_t *s, uint64_t *count);
+
+/* Everything the store knows of the message(s) with this id: kind 'p' a pending delivery,
+ * 'd' a dead letter, 'k' the deduplication key (the message was accepted, whatever became
+ * of it). Fields a kind lacks are 0 or NULL. Not indexed by message id: a scan, for an
+ * administrator's look-up, never for the hot path. */
+typedef struct store_message_row {
+    char kind;
+    uint64_t seq;
+    const char *sender;
+    int64_t accepted_at_ms, expires_at_ms;
+    const uint8_t *envelope;
+    size_t envelope_len;
+    const char *recipient;
+    int state;
+    uint32_t attempt;
+    int64_t at_ms;
+} store_message_row_t;
+int store_sqlite_message(store_t *s, const uint8_t *message_id, size_t len,
+                         int (*fn)(void *ud, const store_message_row_t *row), void *ud);
+
+/* Pending deliveries whose message's deadline is at or before before_ms, the earliest
+ * first, at most limit (rows of kind 'p'): the requests at risk. A range of the expiry
+ * index. */
+int store_sqlite_expiring(store_t *s, int64_t before_ms, unsigned limit,
+                          int (*fn)(void *ud, const store_message_row_t *row), void *ud);
+
 #endif /* RELAIS_BROKER_STORE_H */

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "admin/admin.h"
 #include "audit.h"
 #include "broker.h"
 #include "reserve.h"
@@ -36,6 +37,7 @@ static void reject(broker_t *b, session_t *s, const uint8_t *message_id, size_t 
     f.kind_case = RELAIS__V1__FRAME__KIND_REJECTED;
     f.rejected = &r;
     b->stats.rejected++;
+    b->stats.rejected_by_code[relais_err_to_wire(code) & 15]++;
     broker__audit(b, AUDIT_SUBMIT_REJECTED, s->address,
                   message_id && id_len == RELAIS_MESSAGE_ID_LEN ? message_id : NULL, NULL, NULL, 0,
                   "rejected", code);
@@ -57,6 +59,7 @@ static pending_reply_t *add_reply(broker_t *b, session_t *s, const uint8_t *id)
     memcpy(r->rid, s->rid, s->rid_len);
     r->rid_len = s->rid_len;
     memcpy(r->message_id, id, RELAIS_MESSAGE_ID_LEN);
+    r->received_ns = uv_hrtime();
     return r;
 }
 
@@ -288,6 +291,7 @@ static void reject_uncommitted(broker_t *b, pending_reply_t *r, const char *reas
     f.kind_case = RELAIS__V1__FRAME__KIND_REJECTED;
     f.rejected = &rj;
     b->stats.rejected++;
+    b->stats.rejected_by_code[relais_err_to_wire(RELAIS_ESTORE) & 15]++;
     if (r->msg != NULL)
         broker__audit(b, AUDIT_SUBMIT_REJECTED, r->msg->sender, r->msg->message_id,
                       relais_body_name(r->msg->body_case), NULL, 0, "not-stored", RELAIS_ESTORE);
@@ -306,6 +310,7 @@ static void on_committed(const store_result_t *res, void *ud)
     broker_t *b = c->b;
     b->commit_in_flight = false;
     b->gen_committed = c->gen;
+    admin_commit_done(b, res->status, c->replies, c->n);
     /* Committed (or rolled back): the store now tells the truth about these. */
     mailbox__settled(b, &c->settled);
     authorize__settled(b, &c->participations);
@@ -338,6 +343,7 @@ static void on_committed(const store_result_t *res, void *ud)
             b->stats.duplicates++;
         } else {
             b->stats.accepted++;
+            if (r->msg) admin_accepted(b, r->msg);
             if (r->msg)
                 broker__audit(b, AUDIT_SUBMIT_ACCEPTED, r->msg->sender, r->msg->message_id,
                               relais_body_name(r->msg->body_case), NULL, r->msg->ndeliveries,
@@ -378,6 +384,8 @@ void submit__commit(broker_t *b)
     memset(&b->batch, 0, sizeof(b->batch));
     broker__forget_batch_index(b, &batch); /* the next batch starts without this one's */
     b->commit_in_flight = true;
+    b->stats.commit_started_ns = uv_hrtime();
+    b->stats.commit_ops = batch.count;
     int rc = b->store->vt->commit(b->store, &batch, on_committed, c);
     if (rc < 0) {
         store_result_t failed = {.status = RELAIS_ESTORE,

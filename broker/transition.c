@@ -104,8 +104,12 @@ static void count(broker_t *b, delivery_event_t ev)
     case DELIVERY_EV_EXPIRE:
         b->stats.expired++;
         break;
+    case DELIVERY_EV_RETRY_LATER:
+        b->stats.retry_later++;
+        b->stats.redeliveries++;
+        break;
     default: /* back to the queue */
-        b->stats.redelivered++;
+        b->stats.redeliveries++;
         break;
     }
 }
