@@ -58,6 +58,8 @@ static const char *const kind_names[AUDIT_KIND_COUNT] = {
     [AUDIT_AUTH_REFUSALS] = "auth.refusals",
     [AUDIT_REDELIVER] = "redeliver",
     [AUDIT_CLAIM] = "claim",
+    [AUDIT_REPLAY] = "deadletter.replay",
+    [AUDIT_PURGE] = "deadletter.purge",
 };
 
 const char *audit_kind_name(audit_kind_t kind)

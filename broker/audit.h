@@ -73,6 +73,8 @@ typedef enum audit_kind {
                              * to the queue ("session-lost", "ack-timeout", "retry-later",
                              * "passed-on") */
     AUDIT_CLAIM,            /* actor: sender; msg; to: the member whose claim won */
+    AUDIT_REPLAY,           /* actor: "admin"; msg; to: a dead letter pending again */
+    AUDIT_PURGE,            /* actor: "admin" or "retention"; count: dead letters forgotten */
     AUDIT_KIND_COUNT
 } audit_kind_t;
 

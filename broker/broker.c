@@ -58,6 +58,7 @@ void broker_config_defaults(broker_config_t *cfg)
     cfg->dedup_retention_ms = 7LL * 24 * 3600 * 1000;
     cfg->conversation_retention_ms = 180LL * 24 * 3600 * 1000;
     cfg->store_reserve_bytes = 8u << 20;
+    cfg->dead_letter_retention_ms = 30LL * 24 * 3600 * 1000;
 }
 
 int broker__send(broker_t *b, const uint8_t *rid, size_t rid_len, const uint8_t *data, size_t len)
@@ -460,6 +461,10 @@ static void on_tick(uv_timer_t *t)
     if (now >= b->next_prune_ms) {
         submit__prune_dedup(b, now);
         authorize__prune(b, now);
+        if (b->cfg.dead_letter_retention_ms > 0) {
+            uint64_t purged;
+            replay__purge(b, now - b->cfg.dead_letter_retention_ms, "retention", &purged);
+        }
         b->next_prune_ms = now + 60 * 1000;
     }
     session__free_closed(b);
@@ -599,7 +604,7 @@ int broker_open(broker_t *b, const broker_config_t *cfg, uv_loop_t *loop)
         (rc = map_new(&b->msgs)) < 0 || (rc = map_new(&b->receipts)) < 0 ||
         (rc = map_new(&b->settling)) < 0 || (rc = map_new(&b->batch_index)) < 0 ||
         (rc = map_new(&b->participating)) < 0 || (rc = map_new(&b->sessions_by_fd)) < 0 ||
-        (rc = map_new(&b->pending_conversations)) < 0 ||
+        (rc = map_new(&b->pending_conversations)) < 0 || (rc = map_new(&b->replaying)) < 0 ||
         (rc = map_new(&b->refusals)) < 0)
         goto err;
     char path[1024], reason[RELAIS_REASON_MAX];
@@ -729,7 +734,10 @@ void broker_close(broker_t *b)
     /* Messages not yet routed first: their deliveries hold their mailboxes. */
     for (size_t i = 0; i < b->nheld; i++) msg__free(b->held[i].msg);
     b->nheld = 0;
-    for (size_t i = 0; i < b->nreplies; i++) msg__free(b->replies[i].msg);
+    for (size_t i = 0; i < b->nreplies; i++) {
+        msg__free(b->replies[i].msg);
+        free(b->replies[i].replay_key);
+    }
     b->nreplies = 0;
     delivery__free_all(b);
     map_destroy(&b->sessions);
@@ -744,6 +752,7 @@ void broker_close(broker_t *b)
     authorize__settled(b, &b->participation_keys);
     map_destroy(&b->participating);
     map_destroy(&b->pending_conversations);
+    map_destroy(&b->replaying);
     store_batch_free(&b->batch);
     free(b->replies);
     b->replies = NULL;

@@ -48,6 +48,7 @@ typedef struct broker_config {
     const char *curve_key_path; /* the broker's keypair (relaisctl keygen); required unless
                                  * insecure */
     size_t store_reserve_bytes; /* the disk reserve, spent when the disk fills (reserve.h) */
+    int64_t dead_letter_retention_ms; /* dead letters are forgotten after this (0: never) */
     const char *admin_bind;       /* admin HTTP listener HOST:PORT, "off"; NULL: the default */
     const char *admin_token_path; /* bearer token file (0600) for the admin listener */
 } broker_config_t;
@@ -208,6 +209,9 @@ typedef struct pending_reply {
     int64_t accepted_at_ms;
     msg_t *msg;      /* new message to route after commit, or NULL */
     uint64_t ticket; /* after commit: the journal position its record must reach on disk */
+    uint8_t *replay_key; /* a replayed dead letter (no one to answer): its key in
+                          * broker.replaying, owned; NULL for a submission */
+    size_t replay_key_len;
     uint64_t received_ns; /* uv_hrtime() when the Submit was read (admin histogram) */
 } pending_reply_t;
 
@@ -268,6 +272,7 @@ typedef struct broker {
     keyvec_t settle_keys; /* those recorded in the batch being gathered */
     map_t *participating; /* conversation NUL address recorded but not yet committed */
     map_t *pending_conversations; /* conversation → participations not yet committed */
+    map_t *replaying;     /* dead letters (seq + recipient) whose replay is not committed */
     keyvec_t participation_keys; /* those recorded in the batch being gathered */
     list_node_t retry;    /* deliveries waiting for their retry_at_ms */
     uint64_t next_seq;
@@ -459,6 +464,17 @@ void submit__handle(broker_t *b, session_t *s, const uint8_t *body, size_t body_
 void submit__commit(broker_t *b);
 /* Sends the Accepted replies whose journal records are durable now. */
 void submit__release_replies(broker_t *b);
+/* Adds a replayed dead letter's message to the batch's replies: routed, like a submission,
+ * once committed and journaled; nobody is answered. key: its entry in broker.replaying. */
+void submit__hold_replay(broker_t *b, msg_t *m, const void *key, size_t key_len);
+
+/* ---- replay.c ---------------------------------------------------------------------- */
+
+/* Makes every dead letter of message id pending again (replay.c). *replayed: how many. 0, or
+ * RELAIS_EUNKNOWNRCPT when the message has no dead letter, or RELAIS_ESTORE. */
+int replay__dead_letters(broker_t *b, const uint8_t id[RELAIS_MESSAGE_ID_LEN], unsigned *replayed);
+/* Forgets the dead letters that died before before_ms, journaled with who asked. */
+int replay__purge(broker_t *b, int64_t before_ms, const char *who, uint64_t *purged);
 
 /* ---- transition.c ------------------------------------------------------------------ */
 

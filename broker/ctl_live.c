@@ -1,7 +1,7 @@
 /*
  * relaisctl status|agents|sessions|mailboxes|message ID|deadletters|escalations|atrisk,
- * and kick ADDRESS:
- * questions (and one action) to the running broker, asked over its control socket
+ * and the actions kick ADDRESS, replay ID and purge --older-than D:
+ * questions and actions to the running broker, asked over its control socket
  * (DATA/relaisd.sock, mode 0600, so only the broker's user — or root — may ask).
  *
  * The socket speaks the admin listener's HTTP/1.1 and serves the same /api/v1/ handlers
@@ -34,8 +34,9 @@ static void usage(FILE *out, const char *cmd)
             "  --json          JSON instead of a table\n"
             "%s",
             cmd,
-            strcmp(cmd, "message") == 0 ? " MESSAGE_ID"
-            : strcmp(cmd, "kick") == 0  ? " ADDRESS"
+            strcmp(cmd, "message") == 0 || strcmp(cmd, "replay") == 0 ? " MESSAGE_ID"
+            : strcmp(cmd, "kick") == 0                                  ? " ADDRESS"
+            : strcmp(cmd, "purge") == 0 ? " --older-than DURATION (30d, 12h, 90m, 45s)"
             : strcmp(cmd, "mailboxes") == 0 || strcmp(cmd, "deadletters") == 0
                 ? " [--limit N] [--next CURSOR]"
                 : "",
@@ -130,10 +131,12 @@ int ctl__live(int argc, char **argv)
         {"json", no_argument, NULL, 'j'},
         {"limit", required_argument, NULL, 'l'},
         {"next", required_argument, NULL, 'n'},
+        {"older-than", required_argument, NULL, 'o'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *data = getenv("RELAIS_DATA"), *sock = NULL, *limit = NULL, *next = NULL;
+    const char *data = getenv("RELAIS_DATA"), *sock = NULL, *limit = NULL, *next = NULL,
+               *older = NULL;
     bool json = false;
     bool paged = strcmp(cmd, "mailboxes") == 0 || strcmp(cmd, "deadletters") == 0;
     bool limited = paged || strcmp(cmd, "atrisk") == 0;
@@ -156,6 +159,9 @@ int ctl__live(int argc, char **argv)
         case 'n':
             next = optarg;
             break;
+        case 'o':
+            older = optarg;
+            break;
         case 'h':
             usage(stdout, cmd);
             return 0;
@@ -164,10 +170,28 @@ int ctl__live(int argc, char **argv)
             return 2;
         }
     }
-    bool is_kick = strcmp(cmd, "kick") == 0;
-    bool is_message = strcmp(cmd, "message") == 0 || is_kick;
+    bool is_kick = strcmp(cmd, "kick") == 0, is_replay = strcmp(cmd, "replay") == 0;
+    bool is_purge = strcmp(cmd, "purge") == 0;
+    bool is_message = strcmp(cmd, "message") == 0 || is_kick || is_replay;
+    long long older_ms = -1;
+    if (older != NULL) {
+        char *end;
+        double v = strtod(older, &end);
+        double unit = strcmp(end, "d") == 0   ? 86400e3
+                      : strcmp(end, "h") == 0 ? 3600e3
+                      : strcmp(end, "m") == 0 ? 60e3
+                      : strcmp(end, "s") == 0 ? 1e3
+                                              : -1;
+        if (end == older || unit < 0 || v < 0) {
+            fprintf(stderr, "relaisctl: --older-than wants a duration such as 30d, 12h, 90m "
+                            "or 45s, got '%s'\n",
+                    older);
+            return 2;
+        }
+        older_ms = (long long)(v * unit);
+    }
     if ((is_message && optind != argc - 1) || (!is_message && optind != argc) ||
-        (!limited && limit) || (!paged && next)) {
+        (!limited && limit) || (!paged && next) || (is_purge != (older != NULL))) {
         usage(stderr, cmd);
         return 2;
     }
@@ -179,12 +203,17 @@ int ctl__live(int argc, char **argv)
 
     char target[1024] = "/api/v1/";
     if (is_message) {
-        append(target, sizeof(target), is_kick ? "kick/" : "messages/");
+        append(target, sizeof(target), is_kick ? "kick/" : is_replay ? "replay/" : "messages/");
         encode(target, sizeof(target), argv[optind]);
     } else {
         append(target, sizeof(target), cmd);
     }
     append(target, sizeof(target), json ? "?format=json" : "?format=text");
+    if (is_purge) {
+        char ms[48];
+        snprintf(ms, sizeof(ms), "&older_than_ms=%lld", older_ms);
+        append(target, sizeof(target), ms);
+    }
     if (limit) {
         append(target, sizeof(target), "&limit=");
         encode(target, sizeof(target), limit);
@@ -193,7 +222,7 @@ int ctl__live(int argc, char **argv)
         append(target, sizeof(target), strcmp(cmd, "deadletters") == 0 ? "&before=" : "&after=");
         encode(target, sizeof(target), next);
     }
-    char *resp = ask(path, is_kick ? "POST" : "GET", target);
+    char *resp = ask(path, is_kick || is_replay || is_purge ? "POST" : "GET", target);
     if (resp == NULL) return 1;
     int status = 0;
     char *body = strstr(resp, "\r\n\r\n");

@@ -41,6 +41,9 @@ static void usage(FILE *out)
         "                         os: survives a crash of relaisd, not of the machine\n"
         "  --dedup-retention-ms N how long a (sender, message id) is remembered (7 days)\n"
         "  --ack-timeout-ms N     resend a delivery left unacknowledged this long (60000)\n"
+        "  --dead-letter-retention-days N  dead letters (expired or refused deliveries, with\n"
+        "                         their content) are forgotten after N days, journaled\n"
+        "                         (30; 0: kept until purged by hand)\n"
         "  --store-reserve-kb N   disk space kept in reserve beside the store, given back\n"
         "                         when the disk fills so that acknowledgements are still\n"
         "                         recorded (8192; 0: none)\n"
@@ -83,6 +86,7 @@ enum {
     OPT_DEDUP,
     OPT_ACKTIMEOUT,
     OPT_RESERVE,
+    OPT_DEADRETENTION,
     OPT_ADMIN,
     OPT_ADMINTOKEN
 };
@@ -108,6 +112,7 @@ static int parse_args(int argc, char **argv, broker_config_t *cfg)
         {"dedup-retention-ms", required_argument, NULL, OPT_DEDUP},
         {"ack-timeout-ms", required_argument, NULL, OPT_ACKTIMEOUT},
         {"store-reserve-kb", required_argument, NULL, OPT_RESERVE},
+        {"dead-letter-retention-days", required_argument, NULL, OPT_DEADRETENTION},
         {"admin", required_argument, NULL, OPT_ADMIN},
         {"admin-token", required_argument, NULL, OPT_ADMINTOKEN},
         {NULL, 0, NULL, 0},
@@ -186,6 +191,10 @@ static int parse_args(int argc, char **argv, broker_config_t *cfg)
         case OPT_ACKTIMEOUT:
             if (parse_num("--ack-timeout-ms", optarg, 100, 1LL << 40, &v) < 0) return -1;
             cfg->ack_timeout_ms = v;
+            break;
+        case OPT_DEADRETENTION:
+            if (parse_num("--dead-letter-retention-days", optarg, 0, 36500, &v) < 0) return -1;
+            cfg->dead_letter_retention_ms = v * 24LL * 3600 * 1000;
             break;
         case OPT_RESERVE:
             if (parse_num("--store-reserve-kb", optarg, 0, 1LL << 30, &v) < 0) return -1;

@@ -40,6 +40,11 @@ typedef enum store_op_kind {
     STORE_DELIVERY_CLAIM,  /* pool delivery op.seq/op.address claimed by op.data (address) */
     STORE_SESSION_PUT,     /* op.address has a session: deliveries may be sent to it */
     STORE_SESSION_DEL,     /* op.address's session ended */
+    STORE_DEAD_REPLAY,     /* the dead letter (op.ref_seq, op.address) pending again as
+                            * message op.seq with envelope op.data, deadline
+                            * op.expires_at_ms, priority op.priority; the dead letter goes.
+                            * Nothing happens when that dead letter is gone. */
+    STORE_DEAD_PURGE,      /* forget dead letters that died before op.at_ms */
 } store_op_kind_t;
 
 typedef struct store_op {
@@ -54,7 +59,8 @@ typedef struct store_op {
     size_t data_len;
     uint8_t message_id[16]; /* MSG_PUT: for the deduplication index */
     int64_t at_ms;          /* MSG_PUT: accepted at; DELIVERY_SET: when */
-    int64_t expires_at_ms;  /* MSG_PUT */
+    int64_t expires_at_ms;  /* MSG_PUT, DEAD_REPLAY */
+    uint64_t ref_seq;       /* DEAD_REPLAY: the dead letter's message sequence */
 } store_op_t;
 
 typedef struct store_batch {
@@ -192,6 +198,8 @@ typedef struct store_dead_letter {
 int store_sqlite_dead_letters(store_t *s, uint64_t before_seq, unsigned limit,
                               int (*fn)(void *ud, const store_dead_letter_t *row), void *ud);
 int store_sqlite_dead_letter_count(store_t *s, uint64_t *count);
+/* How many dead letters died before before_ms (what a purge would forget). */
+int store_sqlite_dead_letter_count_before(store_t *s, int64_t before_ms, uint64_t *count);
 
 /* Everything the store knows of the message(s) with this id: kind 'p' a pending delivery,
  * 'd' a dead letter, 'k' the deduplication key (the message was accepted, whatever became

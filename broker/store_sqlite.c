@@ -64,6 +64,10 @@ enum {
     ST_SESSION_PUT,
     ST_SESSION_DEL,
     ST_PROBE,
+    ST_REPLAY_MSG,
+    ST_REPLAY_DELIVERY,
+    ST_REPLAY_DEAD_DEL,
+    ST_DEAD_PURGE,
     ST_BEGIN,
     ST_COMMIT,
     ST_ROLLBACK,
@@ -97,6 +101,13 @@ static const char *const statements[ST_COUNT] = {
     [ST_SESSION_PUT] = "INSERT OR REPLACE INTO sessions(address, at) VALUES (?1, ?2)",
     [ST_SESSION_DEL] = "DELETE FROM sessions WHERE address = ?1",
     [ST_PROBE] = "SELECT seq FROM dedup WHERE sender = ?1 AND message_id = ?2",
+    [ST_REPLAY_MSG] = "INSERT INTO messages(seq, sender, message_id, accepted_at, expires_at, "
+                      "envelope) SELECT ?1, sender, message_id, ?2, ?3, ?4 FROM dead_letters "
+                      "WHERE seq = ?5 AND recipient = ?6",
+    [ST_REPLAY_DELIVERY] = "INSERT INTO deliveries(seq, recipient, priority, state, attempt, "
+                           "updated_at) VALUES (?1, ?2, ?3, 0, 0, ?4)",
+    [ST_REPLAY_DEAD_DEL] = "DELETE FROM dead_letters WHERE seq = ?1 AND recipient = ?2",
+    [ST_DEAD_PURGE] = "DELETE FROM dead_letters WHERE at < ?1",
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
@@ -307,6 +318,29 @@ static int apply_op(sqlite_store_t *s, job_t *j, const store_op_t *op)
     case STORE_SESSION_DEL:
         sqlite3_bind_text(s->st[ST_SESSION_DEL], 1, op->address, -1, SQLITE_STATIC);
         return exec_step(s, ST_SESSION_DEL);
+    case STORE_DEAD_REPLAY:
+        st = s->st[ST_REPLAY_MSG];
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)op->seq);
+        sqlite3_bind_int64(st, 2, op->at_ms);
+        sqlite3_bind_int64(st, 3, op->expires_at_ms);
+        sqlite3_bind_blob(st, 4, op->data, (int)op->data_len, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 5, (sqlite3_int64)op->ref_seq);
+        sqlite3_bind_text(st, 6, op->address, -1, SQLITE_STATIC);
+        if ((rc = exec_step(s, ST_REPLAY_MSG)) != SQLITE_OK) return rc;
+        if (sqlite3_changes(s->db) == 0) return SQLITE_OK; /* replayed already, or purged */
+        st = s->st[ST_REPLAY_DELIVERY];
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)op->seq);
+        sqlite3_bind_text(st, 2, op->address, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 3, op->priority);
+        sqlite3_bind_int64(st, 4, op->at_ms);
+        if ((rc = exec_step(s, ST_REPLAY_DELIVERY)) != SQLITE_OK) return rc;
+        st = s->st[ST_REPLAY_DEAD_DEL];
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)op->ref_seq);
+        sqlite3_bind_text(st, 2, op->address, -1, SQLITE_STATIC);
+        return exec_step(s, ST_REPLAY_DEAD_DEL);
+    case STORE_DEAD_PURGE:
+        sqlite3_bind_int64(s->st[ST_DEAD_PURGE], 1, op->at_ms);
+        return exec_step(s, ST_DEAD_PURGE);
     case STORE_PARTICIPANT_PRUNE:
         sqlite3_bind_int64(s->st[ST_PARTICIPANT_PRUNE], 1, op->at_ms);
         return exec_step(s, ST_PARTICIPANT_PRUNE);
@@ -918,6 +952,17 @@ int store_sqlite_dead_letter_count(store_t *st, uint64_t *count)
 {
     sqlite3_stmt *q = admin_prepare(st, "SELECT count(*) FROM dead_letters");
     if (q == NULL) return RELAIS_ESTORE;
+    int rc = sqlite3_step(q);
+    *count = rc == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(q, 0) : 0;
+    sqlite3_finalize(q);
+    return rc == SQLITE_ROW ? 0 : RELAIS_ESTORE;
+}
+
+int store_sqlite_dead_letter_count_before(store_t *st, int64_t before_ms, uint64_t *count)
+{
+    sqlite3_stmt *q = admin_prepare(st, "SELECT count(*) FROM dead_letters WHERE at < ?1");
+    if (q == NULL) return RELAIS_ESTORE;
+    sqlite3_bind_int64(q, 1, before_ms);
     int rc = sqlite3_step(q);
     *count = rc == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(q, 0) : 0;
     sqlite3_finalize(q);

@@ -229,6 +229,7 @@ typedef struct commit_ctx {
 
 static void send_accepted(broker_t *b, const pending_reply_t *r)
 {
+    if (r->rid_len == 0) return; /* a replayed dead letter: nobody to answer */
     Relais__V1__Accepted a = RELAIS__V1__ACCEPTED__INIT;
     a.message_id.data = (uint8_t *)r->message_id;
     a.message_id.len = RELAIS_MESSAGE_ID_LEN;
@@ -238,6 +239,48 @@ static void send_accepted(broker_t *b, const pending_reply_t *r)
     f.kind_case = RELAIS__V1__FRAME__KIND_ACCEPTED;
     f.accepted = &a;
     broker__send_frame(b, r->rid, r->rid_len, &f);
+}
+
+void submit__hold_replay(broker_t *b, msg_t *m, const void *key, size_t key_len)
+{
+    if (b->nreplies == b->replies_cap) {
+        size_t ncap = b->replies_cap ? b->replies_cap * 2 : 64;
+        b->replies = xrealloc(b->replies, ncap * sizeof(*b->replies));
+        b->replies_cap = ncap;
+    }
+    pending_reply_t *r = &b->replies[b->nreplies++];
+    memset(r, 0, sizeof(*r));
+    memcpy(r->message_id, m->message_id, RELAIS_MESSAGE_ID_LEN);
+    r->accepted_at_ms = m->accepted_at_ms;
+    r->msg = m;
+    r->replay_key = xmemdup(key, key_len);
+    r->replay_key_len = key_len;
+}
+
+/* A replayed dead letter's batch committed (ok) or failed: journaled, or dropped. */
+static bool settle_replay(broker_t *b, pending_reply_t *r, bool ok)
+{
+    map_del(b->replaying, r->replay_key, r->replay_key_len);
+    free(r->replay_key);
+    r->replay_key = NULL;
+    if (!ok) {
+        RLOG(RELAIS_LOG_WARN, "replay", "a replay was not stored: the dead letter stays");
+        msg__free(r->msg);
+        r->msg = NULL;
+        return false;
+    }
+    const char *to = NULL;
+    for (unsigned i = 0; i < r->msg->ndeliveries; i++)
+        if (r->msg->deliveries[i] != NULL) to = r->msg->deliveries[i]->mbox->address;
+    audit_event_t ev = {.kind = AUDIT_REPLAY,
+                        .actor = "admin",
+                        .message_id = r->msg->message_id,
+                        .message_id_len = RELAIS_MESSAGE_ID_LEN,
+                        .body = relais_body_name(r->msg->body_case),
+                        .to = to,
+                        .outcome = "replayed"};
+    broker__audit_event(b, &ev);
+    return true;
 }
 
 static bool is_dup(const store_result_t *res, size_t *cursor, uint64_t seq)
@@ -319,6 +362,13 @@ static void on_committed(const store_result_t *res, void *ud)
     uint64_t ticket = 0;
     for (size_t i = 0; i < c->n; i++) {
         pending_reply_t *r = &c->replies[i];
+        if (r->replay_key != NULL) {
+            if (settle_replay(b, r, res->status == 0)) {
+                ticket = b->audit ? audit_position(b->audit) : 0;
+                hold_reply(b, r, ticket);
+            }
+            continue;
+        }
         if (res->status == RELAIS_EUNKNOWN) {
             /* The store cannot say whether the batch committed: neither Accepted nor
              * Rejected would be the truth. The sender resubmits after its timeout, and the

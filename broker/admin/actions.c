@@ -4,10 +4,11 @@
  * the support call's "have you tried turning it off and on again", without touching the
  * agent's machine. Each action is logged and journaled with the address it concerned.
  *
- * Replay of a dead letter and purging old messages need store operations and a place in
- * the delivery state machine that the core does not offer yet; they are not here.
+ * `replay ID` makes a message's dead letters pending again (broker/replay.c) and `purge`
+ * forgets dead letters older than a cut-off; both are journaled by the core.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "admin_internal.h"
@@ -35,8 +36,67 @@ static void kick(admin_t *a, const char *address, http_response_t *resp)
     session__close(b, s, "kicked by an administrator");
 }
 
+static void replay(admin_t *a, const char *id_s, size_t len, http_response_t *resp)
+{
+    uint8_t id[RELAIS_MESSAGE_ID_LEN];
+    if (api__parse_id(id_s, len, id) < 0) {
+        resp->status = 400;
+        abuf_puts(&resp->body, "400 Bad Request: a message id is 32 hexadecimal digits\n");
+        return;
+    }
+    unsigned n = 0;
+    int rc = replay__dead_letters(a->b, id, &n);
+    if (rc == RELAIS_EUNKNOWNRCPT) {
+        resp->status = 404;
+        abuf_puts(&resp->body, "404 Not Found: this message has no dead letter\n");
+        return;
+    }
+    if (rc < 0) {
+        resp->status = 503;
+        abuf_printf(&resp->body, "503 Service Unavailable: %s\n", relais_strerror(rc));
+        return;
+    }
+    RLOG(RELAIS_LOG_WARN, "admin", "replay of %u dead letter(s) asked by an administrator", n);
+    abuf_printf(&resp->body,
+                "replayed %u dead letter(s): pending again once stored and journaled, "
+                "delivered as new messages with a new deadline\n",
+                n);
+}
+
+static void purge(admin_t *a, const http_request_t *req, http_response_t *resp)
+{
+    char v[32];
+    char *end = NULL;
+    long long ms = -1;
+    if (http_query_param(req, "older_than_ms", v, sizeof(v))) ms = strtoll(v, &end, 10);
+    if (ms < 0 || end == NULL || *end != '\0') {
+        resp->status = 400;
+        abuf_puts(&resp->body, "400 Bad Request: purge wants older_than_ms=N (N >= 0)\n");
+        return;
+    }
+    uint64_t n = 0;
+    int rc = replay__purge(a->b, relais_now_ms() - ms, "admin", &n);
+    if (rc < 0) {
+        resp->status = 503;
+        abuf_printf(&resp->body, "503 Service Unavailable: %s\n", relais_strerror(rc));
+        return;
+    }
+    abuf_printf(&resp->body, "purged %llu dead letter(s) older than %lld ms\n",
+                (unsigned long long)n, ms);
+}
+
 void actions__handle(admin_t *a, const http_request_t *req, http_response_t *resp)
 {
+    static const char replay_prefix[] = "/api/v1/replay/";
+    size_t rlen = sizeof(replay_prefix) - 1;
+    if (req->path_len > rlen && memcmp(req->path, replay_prefix, rlen) == 0) {
+        replay(a, req->path + rlen, req->path_len - rlen, resp);
+        return;
+    }
+    if (req->path_len == 13 && memcmp(req->path, "/api/v1/purge", 13) == 0) {
+        purge(a, req, resp);
+        return;
+    }
     static const char prefix[] = "/api/v1/kick/";
     size_t plen = sizeof(prefix) - 1;
     if (req->path_len > plen && memcmp(req->path, prefix, plen) == 0) {
@@ -60,5 +120,6 @@ void actions__handle(admin_t *a, const http_request_t *req, http_response_t *res
         return;
     }
     resp->status = 404;
-    abuf_puts(&resp->body, "404 Not Found: the write actions are kick/ADDRESS\n");
+    abuf_puts(&resp->body, "404 Not Found: the write actions are kick/ADDRESS, replay/ID and "
+                           "purge?older_than_ms=N\n");
 }

@@ -116,4 +116,7 @@ typedef struct admin_asset {
 } admin_asset_t;
 const admin_asset_t *assets__find(const char *path, size_t len);
 
+/* A message id from 32 hexadecimal digits (dashes allowed): 0, or -1. */
+int api__parse_id(const char *s, size_t len, uint8_t id[RELAIS_MESSAGE_ID_LEN]);
+
 #endif /* RELAIS_ADMIN_INTERNAL_H */

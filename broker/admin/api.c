@@ -344,7 +344,7 @@ static void deadletters(admin_t *a, const http_request_t *req, bool text, http_r
 
 /* ---- one message ------------------------------------------------------------------- */
 
-static int parse_id(const char *s, size_t len, uint8_t id[RELAIS_MESSAGE_ID_LEN])
+int api__parse_id(const char *s, size_t len, uint8_t id[RELAIS_MESSAGE_ID_LEN])
 {
     size_t n = 0;
     for (size_t i = 0; i < len; i++) {
@@ -415,7 +415,7 @@ static int add_msg_row(void *ud, const store_message_row_t *r)
 static void message(admin_t *a, const char *id_s, size_t id_len, bool text, http_response_t *resp)
 {
     uint8_t id[RELAIS_MESSAGE_ID_LEN];
-    if (parse_id(id_s, id_len, id) < 0) {
+    if (api__parse_id(id_s, id_len, id) < 0) {
         bad_request(resp, "a message id is 32 hexadecimal digits (dashes allowed)");
         return;
     }

@@ -543,6 +543,70 @@ Test(admin, relaisctl_kick_ends_a_session_and_http_cannot)
                  "no write action over HTTP");
 }
 
+Test(admin, a_dead_letter_replayed_reaches_its_recipient_once_and_a_purge_forgets_them)
+{
+    /* A message expires while its recipient is away: a dead letter. */
+    rt_client_t gp = rt_session(&broker, GP, 10);
+    rt_env_t e;
+    rt_env_note(&e, NURSE, "replay me");
+    e.env.expires_at_ms = relais_now_ms() + 300;
+    cr_assert_eq(rt_client_submit(&gp, &e, T), 0);
+    char id[37];
+    relais_id_format(e.id, 16, id);
+    char needle[80];
+    snprintf(needle, sizeof needle, "expired msg=%s", id);
+    cr_assert_eq(rt_broker_wait_log(&broker, needle, T), 0);
+    /* The expiry is recorded by the tick's batch; a later submission's Accepted proves that
+     * batch committed (batches commit in order). */
+    rt_env_t sync;
+    rt_env_note(&sync, "rpps:10000000001", "sync");
+    Relais__V1__Frame *acc;
+    cr_assert_eq(rt_client_submit_nowait(&gp, &sync), 0);
+    cr_assert_eq(rt_client_expect(&gp, RELAIS__V1__FRAME__KIND_ACCEPTED, T, &acc), 0);
+    relais_frame_free(&acc);
+    static char out[8192];
+    char args[128];
+    snprintf(args, sizeof args, "replay %s", id);
+    int rc = ctl(out, sizeof out, args);
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_expect(strstr(out, "replayed 1 dead letter") != NULL, "%s", out);
+    cr_expect_eq(ctl(out, sizeof out, args), 1, "replayed already: nothing left to replay");
+    /* The nurse connects: she gets it once, as a first attempt, with a new deadline. */
+    rt_client_t nurse = rt_session(&broker, NURSE, 10);
+    Relais__V1__Frame *d = rt_expect_note(&nurse, "replay me", T);
+    cr_expect_eq(d->deliver->attempt, 1);
+    cr_expect_gt(d->deliver->envelope->expires_at_ms, relais_now_ms());
+    rt_client_ack(&nurse, e.id, RELAIS__V1__ACK__OUTCOME__PROCESSED, NULL);
+    relais_frame_free(&d);
+    cr_expect_neq(rt_client_expect(&nurse, RELAIS__V1__FRAME__KIND_DELIVER, 500, &d), 0,
+                  "once only");
+    cr_expect_eq(RAW("POST /api/v1/replay/00000000000000000000000000000000 HTTP/1.1\r\n\r\n"),
+                 405, "no write action over HTTP");
+
+    /* Another dead letter, then a purge of everything older than now. */
+    rt_env_note(&e, NURSE, "purge me");
+    e.env.expires_at_ms = relais_now_ms() + 300;
+    rt_client_close(&nurse);
+    cr_assert_eq(rt_broker_wait_log(&broker, "why=connection closed", T), 0);
+    cr_assert_eq(rt_client_submit_nowait(&gp, &e), 0);
+    cr_assert_eq(rt_client_expect(&gp, RELAIS__V1__FRAME__KIND_ACCEPTED, T, &acc), 0);
+    relais_frame_free(&acc);
+    relais_id_format(e.id, 16, id);
+    snprintf(needle, sizeof needle, "expired msg=%s", id);
+    cr_assert_eq(rt_broker_wait_log(&broker, needle, T), 0);
+    rt_env_note(&sync, "rpps:10000000001", "sync");
+    cr_assert_eq(rt_client_submit_nowait(&gp, &sync), 0);
+    cr_assert_eq(rt_client_expect(&gp, RELAIS__V1__FRAME__KIND_ACCEPTED, T, &acc), 0);
+    relais_frame_free(&acc);
+    cr_assert_eq(ctl(out, sizeof out, "purge --older-than 0s"), 0, "%s", out);
+    unsigned long purged = strtoul(out + (strncmp(out, "purged ", 7) == 0 ? 7 : 0), NULL, 10);
+    cr_expect_geq(purged, 1, "%s", out);
+    cr_assert_eq(ctl(out, sizeof out, "deadletters --json"), 0, "%s", out);
+    cr_expect(strstr(out, id) == NULL, "purged: %s", out);
+    cr_expect_eq(ctl(out, sizeof out, "purge"), 2, "--older-than is required");
+    rt_client_close(&gp);
+}
+
 Test(admin, escalations_are_listed_by_identifiers_never_by_their_reason)
 {
     rt_client_t gp = rt_session(&broker, GP, 10);
