@@ -86,13 +86,16 @@ int auth__key_lookup(broker_t *b, const uint8_t key[32], char address[RELAIS_ADD
  * saying "N refusals from this peer/key", which keeps every refusal traceable while the
  * journal grows by at most REFUSAL_TABLE_MAX + 1 records per window. The log says the first
  * refusal of each peer in a window, at most REFUSAL_LOGS_PER_WINDOW lines, then once that
- * more were suppressed.
+ * more were suppressed. Submissions rejected with "retry later" (OVERLOADED,
+ * STORE_UNAVAILABLE) are counted the same way, per sender and code: a retry storm against a
+ * full disk must not fill what is left of it.
  */
 #define REFUSAL_WINDOW_MS 10000
 #define REFUSAL_TABLE_MAX 256
 #define REFUSAL_LOGS_PER_WINDOW 20
 
 typedef struct refusal {
+    audit_kind_t kind; /* auth.refusals, or submit.rejected for retryable rejections */
     char peer[64];
     char key[41];
     char claimed[RELAIS_ADDRESS_MAX];
@@ -103,12 +106,13 @@ typedef struct refusal {
     int64_t first_ms;
 } refusal_t;
 
-static void refusal_note(broker_t *b, const char *peer, const char *key, const char *claimed,
-                         const char *actor, const char *outcome, int code, const char *reason)
+static void refusal_note(broker_t *b, audit_kind_t kind, const char *peer, const char *key,
+                         const char *claimed, const char *actor, const char *outcome, int code,
+                         const char *reason)
 {
-    char k[64 + 41 + RELAIS_ADDRESS_MAX + 32];
-    int n = snprintf(k, sizeof(k), "%s|%s|%s|%s", peer ? peer : "", key ? key : "",
-                     claimed ? claimed : "", outcome);
+    char k[64 + 41 + 2 * RELAIS_ADDRESS_MAX + 48];
+    int n = snprintf(k, sizeof(k), "%d|%s|%s|%s|%s|%s|%d", (int)kind, peer ? peer : "",
+                     key ? key : "", claimed ? claimed : "", actor ? actor : "", outcome, code);
     size_t klen = n < 0 ? 0 : (size_t)n >= sizeof(k) ? sizeof(k) - 1 : (size_t)n;
     refusal_t *r = map_get(b->refusals, k, klen);
     if (r == NULL) {
@@ -117,6 +121,7 @@ static void refusal_note(broker_t *b, const char *peer, const char *key, const c
             return;
         }
         r = xcalloc(1, sizeof(*r));
+        r->kind = kind;
         snprintf(r->peer, sizeof(r->peer), "%s", peer ? peer : "");
         snprintf(r->key, sizeof(r->key), "%s", key ? key : "");
         snprintf(r->claimed, sizeof(r->claimed), "%s", claimed ? claimed : "");
@@ -133,7 +138,9 @@ static void refusal_note(broker_t *b, const char *peer, const char *key, const c
      * lines are capped whatever the number of peers. */
     bool milestone = (r->count & (r->count - 1)) == 0;
     if (!milestone) return;
-    const char *what = claimed != NULL || actor != NULL ? "hello refused" : "handshake refused";
+    const char *what = kind == AUDIT_SUBMIT_REJECTED         ? "submissions rejected"
+                       : claimed != NULL || actor != NULL ? "hello refused"
+                                                          : "handshake refused";
     if (b->refusal_logs < REFUSAL_LOGS_PER_WINDOW) {
         char fp[AUDIT_FINGERPRINT_LEN] = "-";
         if (key != NULL) audit_key_fingerprint(key, fp);
@@ -152,7 +159,7 @@ static void flush_one(const void *key, size_t key_len, void *value, void *ud)
 {
     broker_t *b = ud;
     refusal_t *r = value;
-    audit_event_t ev = {.kind = AUDIT_AUTH_REFUSALS,
+    audit_event_t ev = {.kind = r->kind,
                         .at_ms = r->first_ms,
                         .actor = r->actor[0] ? r->actor : NULL,
                         .key = r->key[0] ? r->key : NULL,
@@ -192,15 +199,20 @@ void auth__refused(broker_t *b, const char *key_z85, const char *peer, const cha
         b->stats.auth_unknown_key++;
     else
         b->stats.auth_not_curve++;
-    refusal_note(b, peer, key_z85, NULL, NULL, key_z85 ? "unknown-key" : "not-curve",
-                 RELAIS_EFORBIDDEN, reason);
+    refusal_note(b, AUDIT_AUTH_REFUSALS, peer, key_z85, NULL, NULL,
+                 key_z85 ? "unknown-key" : "not-curve", RELAIS_EFORBIDDEN, reason);
 }
 
 void auth__refused_hello(broker_t *b, const char *uid, const char *key, const char *claimed,
                          int code, const char *reason)
 {
     b->stats.auth_hello++;
-    refusal_note(b, NULL, key, claimed, uid, "hello", code, reason);
+    refusal_note(b, AUDIT_AUTH_REFUSALS, NULL, key, claimed, uid, "hello", code, reason);
+}
+
+void auth__rejected_retryable(broker_t *b, const char *sender, int code, const char *reason)
+{
+    refusal_note(b, AUDIT_SUBMIT_REJECTED, NULL, NULL, NULL, sender, "retry-later", code, reason);
 }
 
 const char *auth__role(broker_t *b, const char *address)

@@ -403,6 +403,9 @@ void auth__refused(broker_t *b, const char *key_z85, const char *peer, const cha
  * without one); key, the key (Z85) that sent it; claimed, the address the Hello claimed. */
 void auth__refused_hello(broker_t *b, const char *uid, const char *key, const char *claimed,
                          int code, const char *reason);
+/* Counts a submission rejected with "retry later" (OVERLOADED, STORE_UNAVAILABLE): journaled
+ * once per window and sender with the count, logged like refusals. */
+void auth__rejected_retryable(broker_t *b, const char *sender, int code, const char *reason);
 /* Journals the window's refusals, one record per (peer, key, claim), when the window has
  * ended (or now, with force: at shutdown). */
 void auth__flush_refusals(broker_t *b, bool force);

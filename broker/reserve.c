@@ -95,6 +95,11 @@ void reserve_spend(reserve_t *r, const char *who)
              who, had ? "the disk reserve is given back" : "no disk reserve to give back");
 }
 
+size_t reserve_bytes(const reserve_t *r)
+{
+    return r == NULL ? 0 : r->bytes;
+}
+
 bool reserve_ok(reserve_t *r)
 {
     return r == NULL || !atomic_load(&r->constrained);
@@ -103,12 +108,11 @@ bool reserve_ok(reserve_t *r)
 void reserve_check(reserve_t *r, uint64_t inside_free)
 {
     if (r == NULL || !atomic_load(&r->constrained)) return;
-    bool made = make(r) == 0;
-    if (!made && inside_free < r->bytes) return;
-    if (made) atomic_store(&r->spent, false);
+    /* Room inside the database is not enough: the journal needs room on the file system. */
+    if (make(r) != 0) return;
+    atomic_store(&r->spent, false);
     atomic_store(&r->constrained, false);
-    RLOG(RELAIS_LOG_INFO, "reserve", "space is back (%s, %llu bytes free inside the store): new "
-         "messages are taken again",
-         made ? "disk reserve made again" : "no disk reserve yet",
+    RLOG(RELAIS_LOG_INFO, "reserve", "space is back (disk reserve made again, %llu bytes free "
+         "inside the store): new messages are taken again",
          (unsigned long long)inside_free);
 }

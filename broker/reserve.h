@@ -7,9 +7,9 @@
  * journal needs room to record it all. Whoever meets the full disk first (the store's commit
  * thread, the journal's writer) spends the reserve; from then on the broker is constrained:
  * it takes no new messages, so the room goes to acknowledgements and state changes, which
- * free pages inside the database that new messages reuse. The broker's tick checks once a
- * second whether space is back (twice the reserve free on the file system, or as much free
- * inside the database) and makes the reserve again when it can.
+ * free pages inside the database, which go back to the file system (incremental vacuum) while
+ * the disk is full. The broker's tick checks once a second whether space is back (twice the
+ * reserve free on the file system) and makes the reserve again then.
  */
 #ifndef RELAIS_BROKER_RESERVE_H
 #define RELAIS_BROKER_RESERVE_H
@@ -29,12 +29,15 @@ void reserve_close(reserve_t **r);
  * Any thread. */
 void reserve_spend(reserve_t *r, const char *who);
 
+/* The reserve's size in bytes (0 without one). */
+size_t reserve_bytes(const reserve_t *r);
+
 /* Whether new work may be taken (not constrained). Any thread. */
 bool reserve_ok(reserve_t *r);
 
 /* While constrained: lifts the constraint when twice the reserve is free on the file system
- * (and makes the reserve again) or inside_free bytes (free pages of the database) reach the
- * reserve's size. Loop thread. */
+ * (and makes the reserve again); inside_free (free pages of the database) is only logged.
+ * Loop thread. */
 void reserve_check(reserve_t *r, uint64_t inside_free);
 
 #endif /* RELAIS_BROKER_RESERVE_H */

@@ -202,6 +202,7 @@ typedef struct sqlite_store {
     uv_cond_t ckpt_cv;        /* signalled when the WAL has grown; shares mu */
     int wal_pages;            /* WAL size after the last commit */
     reserve_t *reserve;       /* spent when the disk fills (reserve.h) */
+    int ckpt_wake_pages;      /* WAL size that wakes the checkpointer */
 } sqlite_store_t;
 
 /* WAL sizes (pages) at which the checkpointer is woken, and past which the commit thread
@@ -365,6 +366,15 @@ static int checkpoint_truncate(sqlite_store_t *s)
     return rc;
 }
 
+/* While the disk is full: the pages acknowledged messages left free inside the database go
+ * back to the file system (auto_vacuum=INCREMENTAL, set when the database is created), and
+ * and the WAL is truncated, so that the journal and the reserve find room again. */
+static void give_back_space(sqlite_store_t *s)
+{
+    sqlite3_exec(s->db, "PRAGMA incremental_vacuum(4096)", NULL, NULL, NULL);
+    checkpoint_truncate(s); /* the WAL may have grown while checkpoints could not finish */
+}
+
 /* After a failed COMMIT: did the transaction take effect after all? SQLite may report a
  * failure (SQLITE_FULL growing the WAL index, say) once the commit frame is in the WAL, and a
  * reader then sees the transaction. The first new message of the batch tells: its dedup row
@@ -402,6 +412,7 @@ static void run_job(sqlite_store_t *s, job_t *j)
         if (rc == SQLITE_OK) {
             j->status = 0;
             j->reason[0] = 0;
+            if (!reserve_ok(s->reserve)) give_back_space(s);
             return;
         }
         int full = rc == SQLITE_FULL;
@@ -419,8 +430,13 @@ static void run_job(sqlite_store_t *s, job_t *j)
         /* On a full disk: spend the reserve (once), copy the WAL back into the database and
          * truncate it, then try once more. */
         if (full && tries == 0 && committed == 0) {
-            reserve_spend(s->reserve, "store");
-            checkpoint_truncate(s);
+            /* The first time, the reserve's room lets the checkpoint copy the whole WAL into
+             * the database; later, truncating the WAL would only make the next commit grow
+             * it again. */
+            if (reserve_ok(s->reserve)) {
+                reserve_spend(s->reserve, "store");
+                checkpoint_truncate(s);
+            }
             continue;
         }
         j->status = committed < 0 ? RELAIS_EUNKNOWN : RELAIS_ESTORE;
@@ -436,7 +452,7 @@ static int on_wal(void *ud, sqlite3 *db, const char *name, int pages)
         sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
         return SQLITE_OK;
     }
-    if (pages >= CKPT_WAKE_PAGES) {
+    if (pages >= s->ckpt_wake_pages) {
         uv_mutex_lock(&s->mu);
         s->wal_pages = pages;
         uv_cond_signal(&s->ckpt_cv);
@@ -450,7 +466,7 @@ static void checkpoint_thread(void *arg)
     sqlite_store_t *s = arg;
     uv_mutex_lock(&s->mu);
     while (!s->quit) {
-        if (s->wal_pages < CKPT_WAKE_PAGES) {
+        if (s->wal_pages < s->ckpt_wake_pages) {
             uv_cond_timedwait(&s->ckpt_cv, &s->mu, 1000 * 1000 * 1000ULL);
             continue;
         }
@@ -799,14 +815,25 @@ int store_sqlite_open(store_t **out, const char *path, store_durability_t durabi
     s->base.vt = &sqlite_vtable;
     s->loop = loop;
     s->reserve = reserve;
+    /* The WAL is kept below half the disk reserve: when the disk fills, spending the reserve
+     * leaves room for the checkpoint to copy the whole WAL into the database, after which
+     * it is truncated (reserve.h). */
+    s->ckpt_wake_pages = CKPT_WAKE_PAGES;
+    if (reserve_bytes(reserve) > 0 && reserve_bytes(reserve) / 2 / 4096 < CKPT_WAKE_PAGES)
+        s->ckpt_wake_pages = (int)(reserve_bytes(reserve) / 2 / 4096);
+    if (s->ckpt_wake_pages < 16) s->ckpt_wake_pages = 16;
     char pragmas[256];
     snprintf(pragmas, sizeof(pragmas),
-             "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA foreign_keys=OFF;"
+             "PRAGMA auto_vacuum=INCREMENTAL; PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; "
+             "PRAGMA foreign_keys=OFF;"
              "PRAGMA busy_timeout=5000; PRAGMA cache_size=-16000;"
              "PRAGMA wal_autocheckpoint=0; PRAGMA journal_size_limit=67108864;",
              durability == STORE_DURABLE_FULL ? "FULL" : "NORMAL");
     char *err = NULL;
-    /* The file holds clinical content: create it private (SQLite gives its -wal and -shm
+    /* auto_vacuum (first, before WAL mode and any table): only a new, empty database takes
+     * it; free pages can then go back to the file system when the disk is full
+     * (give_back_space). An older database keeps its pages.
+     * The file holds clinical content: create it private (SQLite gives its -wal and -shm
      * files the same mode). An existing file keeps the mode its owner chose. */
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd >= 0) close(fd);

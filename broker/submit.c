@@ -38,13 +38,18 @@ static void reject(broker_t *b, session_t *s, const uint8_t *message_id, size_t 
     f.rejected = &r;
     b->stats.rejected++;
     b->stats.rejected_by_code[relais_err_to_wire(code) & 15]++;
-    broker__audit(b, AUDIT_SUBMIT_REJECTED, s->address,
-                  message_id && id_len == RELAIS_MESSAGE_ID_LEN ? message_id : NULL, NULL, NULL, 0,
-                  "rejected", code);
-    char idbuf[37];
-    RLOG(RELAIS_LOG_INFO, "submit", "rejected agent=%s msg=%s code=%s", s->address,
-         relais_id_format(message_id, message_id ? id_len : 0, idbuf), relais_err_name(code));
-    broker__send_frame(b, s->rid, s->rid_len, &f);
+    if (code == RELAIS_EOVERLOADED || code == RELAIS_ESTORE) {
+        /* Retried by design, maybe in a storm: counted per sender and window. */
+        auth__rejected_retryable(b, s->address, code, reason);
+    } else {
+        broker__audit(b, AUDIT_SUBMIT_REJECTED, s->address,
+                      message_id && id_len == RELAIS_MESSAGE_ID_LEN ? message_id : NULL, NULL,
+                      NULL, 0, "rejected", code);
+        char idbuf[37];
+        RLOG(RELAIS_LOG_INFO, "submit", "rejected agent=%s msg=%s code=%s", s->address,
+             relais_id_format(message_id, message_id ? id_len : 0, idbuf), relais_err_name(code));
+    }
+    broker__send_session_frame(b, s, &f);
 }
 
 static pending_reply_t *add_reply(broker_t *b, session_t *s, const uint8_t *id)

@@ -205,7 +205,7 @@ Test(disk_full, a_small_volume_filled_by_the_store_recovers_once_the_backlog_is_
     memset(&broker, 0, sizeof(broker));
     snprintf(broker.data_dir, sizeof(broker.data_dir), "%s/data", mnt);
     mkdir(broker.data_dir, 0700);
-    static const char *reserve[] = {"--store-reserve-kb", "1024", NULL};
+    static const char *reserve[] = {"--store-reserve-kb", "2048", NULL};
     cr_assert_eq(rt_broker_start(&broker, reserve, 10000), 0);
     rt_client_t a = rt_session(&broker, A, 8), b = rt_session(&broker, B, 64);
     enum { BIG = 16 * 1024, MAX = 2000 };
@@ -248,6 +248,12 @@ Test(disk_full, a_small_volume_filled_by_the_store_recovers_once_the_backlog_is_
         }
     }
     cr_expect(ok, "the volume recovers once its backlog is consumed");
+    if (!ok) { /* what the broker said, for whoever reads the failure */
+        char cmd[1024];
+        snprintf(cmd, sizeof(cmd), "grep -v 'submit: rejected' %s | tail -25 >&2; ls -la %s >&2",
+                 broker.log_path, broker.data_dir);
+        if (system(cmd) != 0) cr_log_warn("could not show the broker's log");
+    }
     rt_client_close(&a);
     rt_client_close(&b);
     free(big);
