@@ -14,6 +14,7 @@
 
 #include "broker.h"
 #include "relais/log.h"
+#include "relais/version.h"
 
 static void usage(FILE *out)
 {
@@ -43,6 +44,7 @@ static void usage(FILE *out)
         "  --ack-timeout-ms N     resend a delivery left unacknowledged this long (60000)\n"
         "  --log-level LEVEL      error, warn, info, debug (info)\n"
         "  --log-json             log as JSON lines\n"
+        "  --version              print the version and exit\n"
         "  --help                 this text\n");
 }
 
@@ -85,6 +87,7 @@ static int parse_args(int argc, char **argv, broker_config_t *cfg)
         {"directory", required_argument, NULL, OPT_DIRECTORY},
         {"curve-key", required_argument, NULL, OPT_CURVEKEY},
         {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
         {"broker-id", required_argument, NULL, OPT_ID},
         {"heartbeat-ms", required_argument, NULL, OPT_HB},
         {"max-frame-bytes", required_argument, NULL, OPT_MAXFRAME},
@@ -122,6 +125,9 @@ static int parse_args(int argc, char **argv, broker_config_t *cfg)
             break;
         case 'h':
             usage(stdout);
+            exit(0);
+        case 'V':
+            printf("relaisd %s\n", relais_version());
             exit(0);
         case OPT_ID:
             cfg->broker_id = optarg;

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "relais/version.h"
 #include "relaisctl.h"
 
 typedef struct command {
@@ -20,7 +21,7 @@ static const command_t commands[] = {
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: relaisctl COMMAND [ARGS]\n\n");
+    fprintf(out, "usage: relaisctl COMMAND [ARGS]   (relaisctl --version)\n\n");
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         fprintf(out, "  relaisctl %s\n", commands[i].help);
 }
@@ -30,6 +31,10 @@ int main(int argc, char **argv)
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("relaisctl %s\n", relais_version());
+        return 0;
     }
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc - 1, argv + 1);
