@@ -41,8 +41,8 @@ for f in "$deb" "$dev"; do
 done
 
 # ---- contents ---------------------------------------------------------------------------
-dpkg-deb -c "$deb" | awk '{print $NF}' | sed 's|^\./||' >"$work/relais.list"
-dpkg-deb -c "$dev" | awk '{print $NF}' | sed 's|^\./||' >"$work/dev.list"
+dpkg-deb -c "$deb" | awk '{print $6}' | sed 's|^\./||' >"$work/relais.list"
+dpkg-deb -c "$dev" | awk '{print $6}' | sed 's|^\./||' >"$work/dev.list"
 programs=(usr/sbin/relaisd usr/bin/relaisctl)
 for role in assistant nurse physiotherapist specialist hospital coordinator facility; do
     programs+=("usr/bin/relais-$role")
@@ -51,14 +51,17 @@ for f in "${programs[@]}" lib/systemd/system/relaisd.service \
     usr/share/doc/relais/copyright usr/share/doc/relais/changelog.gz \
     usr/share/doc/relais/README.md usr/share/doc/relais/OPERATIONS.md \
     usr/share/doc/relais/examples/territory/cpts-demo.yaml \
-    usr/share/doc/relais/examples/agents/nurse.yaml; do
+    usr/share/doc/relais/examples/agents/nurse.yaml \
+    "usr/lib/librelais-agent.so.${version%%.*}" "usr/lib/librelais-agent.so.$version"; do
     grep -qxF "$f" "$work/relais.list" || fail "relais lacks $f"
 done
-for f in usr/share/doc/relais-dev/copyright; do
+for f in usr/share/doc/relais-dev/copyright usr/include/relais/agent.h \
+    usr/include/relais/version.h usr/include/relais/v1/relais.pb-c.h \
+    usr/include/relais/v1/care.pb-c.h usr/lib/librelais-agent.so usr/lib/pkgconfig/relais.pc; do
     grep -qxF "$f" "$work/dev.list" || fail "relais-dev lacks $f"
 done
 # Headers and the link-time symlink belong to relais-dev alone.
-if grep -qE '^usr/include/|\.pc$' "$work/relais.list"; then
+if grep -qE '^usr/include/|\.pc$|\.so$' "$work/relais.list"; then
     fail "relais ships development files: $(grep -E '^usr/include/|\.pc$' "$work/relais.list" | head -3)"
 fi
 
