@@ -16,6 +16,7 @@ typedef struct command {
 static const command_t commands[] = {
     {"keygen", ctl__keygen, "keygen NAME            write a CURVE keypair: NAME.key (secret) and NAME.pub"},
     {"directory", ctl__directory, "directory check FILE   validate a territory directory"},
+    {"agent", ctl__agent, "agent add|revoke|list  enrol or revoke agents in a directory (agent --help)"},
     {"audit", ctl__audit, "audit verify|show …    check or read the audit journal (audit --help)"},
 };
 
