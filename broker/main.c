@@ -4,6 +4,13 @@
  * Parses options, opens the broker, prints one ready line on stdout once the socket is
  * bound (with the real endpoint, so tests can bind port 0 and read the port back), and
  * runs the loop until SIGTERM or SIGINT, after which it shuts down in order and exits 0.
+ *
+ * A start that cannot succeed fails before it touches anything: the options, the bind
+ * endpoint's form, the directory, the key and the data directory's parent are checked
+ * first (preflight), and only then is the data directory created and the store opened.
+ * Configuration errors exit with 78 (EX_CONFIG), which the systemd unit's
+ * RestartPreventExitStatus keeps from being restarted in a loop; other failures to start
+ * (a port in use, a disk error) exit 1, and systemd retries them.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -13,6 +20,8 @@
 #include <sys/stat.h>
 
 #include "broker.h"
+#include "directory.h"
+#include "relais/keys.h"
 #include "relais/log.h"
 #include "relais/version.h"
 
@@ -45,7 +54,77 @@ static void usage(FILE *out)
         "  --log-level LEVEL      error, warn, info, debug (info)\n"
         "  --log-json             log as JSON lines\n"
         "  --version              print the version and exit\n"
-        "  --help                 this text\n");
+        "  --help                 this text\n"
+        "\n"
+        "Exit status: 0 after SIGTERM or SIGINT; 78 (EX_CONFIG) for a configuration error,\n"
+        "which restarting cannot fix; 1 when it could not start for another reason.\n");
+}
+
+/* sysexits.h's EX_CONFIG: what systemd's RestartPreventExitStatus names in our unit. */
+#define EXIT_CONFIG 78
+
+/*
+ * Checks what can be checked without creating anything; prints the first problem and
+ * returns -1. The broker loads the directory and the key again when it opens: this pass
+ * exists so that a mistake costs no data directory, no database and no journal.
+ */
+static int preflight(const broker_config_t *cfg)
+{
+    const char *ep = cfg->bind;
+    if (strstr(ep, "://") == NULL) {
+        bool hostport = strchr(ep, ':') != NULL && ep[0] != '/';
+        if (hostport)
+            fprintf(stderr, "relaisd: --bind %s: an endpoint names its transport: did you mean "
+                            "tcp://%s?\n", ep, ep);
+        else
+            fprintf(stderr, "relaisd: --bind %s: an endpoint names its transport: "
+                            "tcp://HOST:PORT or ipc:///PATH\n", ep);
+        return -1;
+    }
+    char reason[512];
+    if (cfg->directory_path != NULL) {
+        directory_t *d = NULL;
+        if (directory_load(cfg->directory_path, &d, reason, sizeof reason) != 0) {
+            fprintf(stderr, "relaisd: --directory: %s\n", reason);
+            return -1;
+        }
+        bool production = directory_production(d);
+        directory_destroy(&d);
+        if (cfg->insecure && production) {
+            fprintf(stderr, "relaisd: refusing --insecure: %s is a production directory (set "
+                            "production: false for development)\n", cfg->directory_path);
+            return -1;
+        }
+    }
+    if (!cfg->insecure) {
+        char pub[41], sec[41];
+        int rc = relais_keyfile_read(cfg->curve_key_path, pub, sec, reason, sizeof reason);
+        memset(sec, 0, sizeof sec);
+        if (rc != 0) {
+            fprintf(stderr, "relaisd: --curve-key: %s\n", reason);
+            return -1;
+        }
+    }
+    struct stat st;
+    if (stat(cfg->data_dir, &st) == 0) {
+        if (!S_ISDIR(st.st_mode)) {
+            fprintf(stderr, "relaisd: --data %s: not a directory\n", cfg->data_dir);
+            return -1;
+        }
+    } else {
+        /* Created below, one level only: a missing parent is a mistyped path. */
+        char parent[4096];
+        snprintf(parent, sizeof parent, "%s", cfg->data_dir);
+        char *slash = strrchr(parent, '/');
+        if (slash != NULL && slash != parent) *slash = '\0';
+        else snprintf(parent, sizeof parent, "%s", slash == parent ? "/" : ".");
+        if (stat(parent, &st) != 0 || !S_ISDIR(st.st_mode)) {
+            fprintf(stderr, "relaisd: --data %s: its parent directory %s does not exist\n",
+                    cfg->data_dir, parent);
+            return -1;
+        }
+    }
+    return 0;
 }
 
 static int parse_num(const char *opt, const char *s, long long min, long long max, long long *out)
@@ -207,16 +286,17 @@ int main(int argc, char **argv)
     broker_config_t cfg;
     broker_config_defaults(&cfg);
     relais_log_set_level(RELAIS_LOG_INFO);
-    if (parse_args(argc, argv, &cfg) < 0) return 2;
-    if (mkdir(cfg.data_dir, 0700) < 0 && errno != EEXIST) {
-        fprintf(stderr, "relaisd: cannot create data directory %s: %s\n", cfg.data_dir,
-                strerror(errno));
-        return 1;
-    }
+    if (parse_args(argc, argv, &cfg) < 0) return EXIT_CONFIG;
     if (relais_clock_init() != 0) {
         fprintf(stderr, "relaisd: RELAIS_SIM_CLOCK is malformed: expected "
                         "FACTOR,REAL_ORIGIN_MS,SIM_ORIGIN_MS with FACTOR in [1, 1000000]\n");
-        return 2;
+        return EXIT_CONFIG;
+    }
+    if (preflight(&cfg) < 0) return EXIT_CONFIG;
+    if (mkdir(cfg.data_dir, 0700) < 0 && errno != EEXIST) {
+        fprintf(stderr, "relaisd: cannot create data directory %s: %s\n", cfg.data_dir,
+                strerror(errno));
+        return errno == EACCES || errno == EROFS ? EXIT_CONFIG : 1;
     }
     if (relais_clock_factor() != 1.0)
         RLOG(RELAIS_LOG_WARN, "broker",
@@ -235,7 +315,7 @@ int main(int argc, char **argv)
     if (rc < 0) {
         fprintf(stderr, "relaisd: cannot start: %s\n", relais_strerror(rc));
         uv_loop_close(&loop);
-        return 1;
+        return rc == RELAIS_ECONFIG ? EXIT_CONFIG : 1;
     }
     /* The ready line: tests and scripts read the endpoint (and the key agents need) here. */
     printf("relaisd ready endpoint=%s broker_id=%s store=%s durability=%s mode=%s%s%s\n",
