@@ -39,6 +39,12 @@ typedef struct layout {
     size_t found_end_line;
 } layout_t;
 
+/* Entries of a flow list (`agents: [{…}, {…}]`) share lines; they are never edited. */
+static bool is_flow_list_item(const layout_t *lo)
+{
+    return lo->agents_flow;
+}
+
 static int set_err(char *err, size_t err_len, const char *fmt, ...)
 {
     va_list ap;
@@ -63,6 +69,21 @@ static size_t line_end_offset(const char *text, size_t len, size_t line)
     size_t off = line_offset(text, len, line);
     while (off < len && text[off] != '\n') off++;
     return off < len ? off + 1 : len;
+}
+
+/*
+ * Byte offset of a libyaml mark. Its index and column count characters, not bytes, so a
+ * name with an accent before the mark would shift a byte offset taken from them: the line
+ * is found by counting newlines and the column by stepping over UTF-8 characters.
+ */
+static size_t mark_offset(const char *text, size_t len, yaml_mark_t m)
+{
+    size_t off = line_offset(text, len, m.line);
+    for (size_t c = 0; c < m.column && off < len && text[off] != '\n'; c++) {
+        off++;
+        while (off < len && ((unsigned char)text[off] & 0xC0) == 0x80) off++;
+    }
+    return off;
 }
 
 /* The '-' that opens the block-sequence entry whose content starts at offset pos. */
@@ -93,6 +114,20 @@ static int parse_layout(const char *text, size_t len, const char *want, layout_t
                         size_t err_len)
 {
     memset(lo, 0, sizeof *lo);
+    /* YAML also breaks lines at a lone CR, NEL, LS and PS; the edits count lines by '\n',
+     * so a file with those is refused rather than cut at the wrong place. */
+    size_t line = 1;
+    for (size_t i = 0; i < len; i++) {
+        const unsigned char *u = (const unsigned char *)text + i;
+        if (*u == '\n') line++;
+        bool lone_cr = *u == '\r' && (i + 1 == len || u[1] != '\n');
+        bool nel = *u == 0xC2 && i + 1 < len && u[1] == 0x85;
+        bool ls_ps = *u == 0xE2 && i + 2 < len && u[1] == 0x80 && (u[2] == 0xA8 || u[2] == 0xA9);
+        if (lone_cr || nel || ls_ps)
+            return set_err(err, err_len,
+                           "line %zu: a line break other than \\n or \\r\\n; save the file "
+                           "with ordinary line ends", line);
+    }
     yaml_parser_t parser;
     yaml_event_t ev;
     if (!yaml_parser_initialize(&parser)) return set_err(err, err_len, "out of memory");
@@ -139,8 +174,19 @@ static int parse_layout(const char *text, size_t len, const char *want, layout_t
             }
             if (agents_depth >= 0 && depth == agents_depth && ev.type == YAML_MAPPING_START_EVENT) {
                 /* A new entry of the agents list. */
-                size_t col;
-                dash_before(text, ev.start_mark.index, &item_dash_line, &col);
+                size_t col, prev_end = item_end_line;
+                dash_before(text, mark_offset(text, len, ev.start_mark), &item_dash_line, &col);
+                /* Line-based edits need each entry to start on a line of its own, below
+                 * `agents:`; the block style every example uses does. */
+                if (!is_flow_list_item(lo) &&
+                    (item_dash_line <= lo->agents_line ||
+                     (lo->n_items > 0 && item_dash_line <= prev_end))) {
+                    rc = set_err(err, err_len,
+                                 "line %zu: write each agent's entry from a line of its own "
+                                 "('- address: …' under agents:)", sline + 1);
+                    done = true;
+                    break;
+                }
                 if (lo->n_items == 0) lo->first_dash_col = col;
                 lo->n_items++;
                 item_end_line = sline;
@@ -179,6 +225,12 @@ static int parse_layout(const char *text, size_t len, const char *want, layout_t
             if (depth == 1) {
                 if (top_key_next) {
                     if (strcmp(v, "agents") == 0) {
+                        if (lo->has_agents) {
+                            rc = set_err(err, err_len, "line %zu: agents: declared twice",
+                                         sline + 1);
+                            done = true;
+                            break;
+                        }
                         lo->has_agents = true;
                         lo->agents_line = sline;
                         value_is_agents = true;
@@ -306,8 +358,13 @@ int ctl__entry_format(const ctl_entry_t *e, size_t indent, char *buf, size_t cap
 
 /* Builds out = text[0, cut_at) + insert + text[resume_at, len). */
 static int splice(const char *text, size_t len, size_t cut_at, const char *insert,
-                  size_t resume_at, char **out, size_t *out_len)
+                  size_t resume_at, char **out, size_t *out_len, char *err, size_t err_len)
 {
+    /* The positions come from the layout; a layout this file did not foresee must fail
+     * the edit, never read or write out of bounds. */
+    if (cut_at > resume_at || resume_at > len)
+        return set_err(err, err_len, "the file's layout is not one relaisctl can edit: edit "
+                                     "it by hand (deploy/territory/README.md)");
     size_t ins = insert ? strlen(insert) : 0;
     size_t n = cut_at + ins + (len - resume_at);
     char *s = malloc(n + 1);
@@ -344,13 +401,13 @@ int ctl__dir_add(const char *text, size_t len, const ctl_entry_t *e, char **out,
             char *first = NULL;
             size_t first_len = 0;
             /* text[0, keep) + text(close, e2) + entry + text[e2, len) */
-            int rc3 = splice(text, len, keep, NULL, tail, &first, &first_len);
+            int rc3 = splice(text, len, keep, NULL, tail, &first, &first_len, err, err_len);
             if (rc3 != 0) return rc3;
             size_t at2 = line_end_offset(first, first_len, lo.agents_line);
             bool nl = at2 == first_len && first_len > 0 && first[first_len - 1] != '\n';
             char block[4200];
             snprintf(block, sizeof block, "%s%s", nl ? "\n" : "", entry);
-            rc3 = splice(first, first_len, at2, block, at2, out, out_len);
+            rc3 = splice(first, first_len, at2, block, at2, out, out_len, err, err_len);
             free(first);
             return rc3;
         }
@@ -391,7 +448,7 @@ int ctl__dir_add(const char *text, size_t len, const ctl_entry_t *e, char **out,
         bool nl = at == len && len > 0 && text[len - 1] != '\n';
         snprintf(block, sizeof block, "%s%s%s", nl ? "\n" : "", blank_before ? "\n" : "", entry);
     }
-    return splice(text, len, at, block, at, out, out_len);
+    return splice(text, len, at, block, at, out, out_len, err, err_len);
 }
 
 int ctl__dir_remove(const char *text, size_t len, const char *address, char **out,
@@ -418,7 +475,11 @@ int ctl__dir_remove(const char *text, size_t len, const char *address, char **ou
         size_t prev = line_offset(text, len, first - 1);
         if (strspn(text + prev, " \t\r") >= from - prev - 1) from = prev;
     }
-    if (lo.n_items > 1 || lo.agents_flow) return splice(text, len, from, NULL, to, out, out_len);
+    if (lo.agents_flow)
+        return set_err(err, err_len,
+                       "line %zu: agents: is a flow list ([…]); remove the entry by hand",
+                       lo.agents_line + 1);
+    if (lo.n_items > 1) return splice(text, len, from, NULL, to, out, out_len, err, err_len);
     /* The last agent goes: `agents:` becomes `agents: []`, which the loader reads as an
      * empty territory (and agent add starts from), where nothing under it would not be. */
     size_t b = line_offset(text, len, lo.agents_line);
@@ -429,9 +490,9 @@ int ctl__dir_remove(const char *text, size_t len, const char *address, char **ou
     size_t at = (size_t)(colon - text) + 1;
     char *cut = NULL;
     size_t cut_len = 0;
-    rc = splice(text, len, from, NULL, to, &cut, &cut_len);
+    rc = splice(text, len, from, NULL, to, &cut, &cut_len, err, err_len);
     if (rc != 0) return rc;
-    rc = splice(cut, cut_len, at, " []", at, out, out_len);
+    rc = splice(cut, cut_len, at, " []", at, out, out_len, err, err_len);
     free(cut);
     return rc;
 }

@@ -223,3 +223,22 @@ Test(edit, removing_the_last_agent_leaves_an_empty_list_that_loads)
     free(added);
     free(removed);
 }
+
+Test(edit, accented_names_before_an_entry_do_not_shift_the_edit)
+{
+    /* libyaml counts columns in characters: an offset taken from them would land inside
+     * "Hélène" and cut the file in the wrong place. */
+    const char *text = "territory: cpts-test\nproduction: false\nagents:\n"
+                       "  - address: rpps:10103456785\n    name: \"Hélène Lévêque\"\n"
+                       "    role: nurse\n";
+    ctl_entry_t e = {.comment = CTL_ENROLLED_COMMENT ", 2026-12-02", .address = "app:gateway",
+                     .role = "app", .public_key = KEY_B};
+    char *added = NULL, *removed = NULL;
+    size_t added_len = 0, removed_len = 0;
+    cr_assert_eq(ctl__dir_add(text, strlen(text), &e, &added, &added_len, err, sizeof err), 0);
+    cr_assert_eq(ctl__dir_remove(added, added_len, "app:gateway", &removed, &removed_len, err,
+                                 sizeof err), 0, "%s", err);
+    cr_expect_str_eq(removed, text);
+    free(added);
+    free(removed);
+}
