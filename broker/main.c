@@ -24,6 +24,7 @@
 #include "relais/keys.h"
 #include "relais/log.h"
 #include "relais/version.h"
+#include "relaisd_config.h"
 
 static void usage(FILE *out)
 {
@@ -31,7 +32,12 @@ static void usage(FILE *out)
         out,
         "usage: relaisd --bind ENDPOINT --data DIR --directory FILE --curve-key FILE [options]\n"
         "       relaisd --bind ENDPOINT --data DIR --insecure [--directory FILE] [options]\n"
+        "       relaisd --config FILE [options]\n"
         "\n"
+        "  --config FILE          read the options below from FILE (YAML: one key per option,\n"
+        "                         underscores for dashes: curve_key: /etc/relais/broker.key;\n"
+        "                         insecure and log_json take true or false); options given on\n"
+        "                         the command line override the file's\n"
         "  --bind ENDPOINT        ZeroMQ endpoint to listen on (tcp://0.0.0.0:7400;\n"
         "                         port 0 picks a free port, printed in the ready line)\n"
         "  --data DIR             data directory (created if missing)\n"
@@ -127,13 +133,14 @@ static int preflight(const broker_config_t *cfg)
     return 0;
 }
 
-static int parse_num(const char *opt, const char *s, long long min, long long max, long long *out)
+static int parse_num(const char *who, const char *opt, const char *s, long long min,
+                     long long max, long long *out)
 {
     char *end;
     errno = 0;
     long long v = strtoll(s, &end, 10);
     if (errno || *end || end == s || v < min || v > max) {
-        fprintf(stderr, "relaisd: %s wants a number from %lld to %lld, got '%s'\n", opt, min, max,
+        fprintf(stderr, "%s: %s wants a number from %lld to %lld, got '%s'\n", who, opt, min, max,
                 s);
         return -1;
     }
@@ -154,10 +161,21 @@ enum {
     OPT_ID,
     OPT_DURABILITY,
     OPT_DEDUP,
-    OPT_ACKTIMEOUT
+    OPT_ACKTIMEOUT,
+    OPT_CONFIG
 };
 
-static int parse_args(int argc, char **argv, broker_config_t *cfg)
+/* Which required options were given, by the file or the command line. */
+typedef struct given {
+    bool bind, data;
+} given_t;
+
+/*
+ * Applies the options of argv to cfg. who prefixes messages: "relaisd", or "FILE:LINE" for
+ * a setting of the configuration file, which main() passes here one option at a time.
+ */
+static int parse_args(int argc, char **argv, broker_config_t *cfg, const char *who,
+                      given_t *given)
 {
     static const struct option opts[] = {
         {"bind", required_argument, NULL, 'b'},
@@ -178,20 +196,20 @@ static int parse_args(int argc, char **argv, broker_config_t *cfg)
         {"durability", required_argument, NULL, OPT_DURABILITY},
         {"dedup-retention-ms", required_argument, NULL, OPT_DEDUP},
         {"ack-timeout-ms", required_argument, NULL, OPT_ACKTIMEOUT},
+        {"config", required_argument, NULL, OPT_CONFIG},
         {NULL, 0, NULL, 0},
     };
-    bool have_bind = false, have_data = false;
     long long v;
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case 'b':
             cfg->bind = optarg;
-            have_bind = true;
+            given->bind = true;
             break;
         case 'd':
             cfg->data_dir = optarg;
-            have_data = true;
+            given->data = true;
             break;
         case 'i':
             cfg->insecure = true;
@@ -212,28 +230,28 @@ static int parse_args(int argc, char **argv, broker_config_t *cfg)
             cfg->broker_id = optarg;
             break;
         case OPT_HB:
-            if (parse_num("--heartbeat-ms", optarg, 50, 600000, &v) < 0) return -1;
+            if (parse_num(who, "--heartbeat-ms", optarg, 50, 600000, &v) < 0) return -1;
             cfg->heartbeat_ms = (unsigned)v;
             break;
         case OPT_MAXFRAME:
-            if (parse_num("--max-frame-bytes", optarg, 1024, 64 << 20, &v) < 0) return -1;
+            if (parse_num(who, "--max-frame-bytes", optarg, 1024, 64 << 20, &v) < 0) return -1;
             cfg->max_frame_bytes = (size_t)v;
             break;
         case OPT_MAXRCPT:
-            if (parse_num("--max-recipients", optarg, 1, RELAIS_MAX_RECIPIENTS, &v) < 0) return -1;
+            if (parse_num(who, "--max-recipients", optarg, 1, RELAIS_MAX_RECIPIENTS, &v) < 0) return -1;
             cfg->max_recipients = (unsigned)v;
             break;
         case OPT_TTL:
-            if (parse_num("--default-ttl-ms", optarg, 1000, 1LL << 40, &v) < 0) return -1;
+            if (parse_num(who, "--default-ttl-ms", optarg, 1000, 1LL << 40, &v) < 0) return -1;
             cfg->default_ttl_ms = v;
             break;
         case OPT_MAXTTL:
-            if (parse_num("--max-ttl-ms", optarg, 1000, 1LL << 40, &v) < 0) return -1;
+            if (parse_num(who, "--max-ttl-ms", optarg, 1000, 1LL << 40, &v) < 0) return -1;
             cfg->max_ttl_ms = v;
             break;
         case OPT_LOGLEVEL:
             if (relais_log_set_level_name(optarg) < 0) {
-                fprintf(stderr, "relaisd: --log-level wants error, warn, info or debug\n");
+                fprintf(stderr, "%s: --log-level wants error, warn, info or debug\n", who);
                 return -1;
             }
             break;
@@ -246,28 +264,36 @@ static int parse_args(int argc, char **argv, broker_config_t *cfg)
             else if (strcmp(optarg, "os") == 0)
                 cfg->durability = STORE_DURABLE_OS;
             else {
-                fprintf(stderr, "relaisd: --durability wants full or os\n");
+                fprintf(stderr, "%s: --durability wants full or os\n", who);
                 return -1;
             }
             break;
         case OPT_DEDUP:
-            if (parse_num("--dedup-retention-ms", optarg, 1000, 1LL << 40, &v) < 0) return -1;
+            if (parse_num(who, "--dedup-retention-ms", optarg, 1000, 1LL << 40, &v) < 0) return -1;
             cfg->dedup_retention_ms = v;
             break;
         case OPT_ACKTIMEOUT:
-            if (parse_num("--ack-timeout-ms", optarg, 100, 1LL << 40, &v) < 0) return -1;
+            if (parse_num(who, "--ack-timeout-ms", optarg, 100, 1LL << 40, &v) < 0) return -1;
             cfg->ack_timeout_ms = v;
             break;
+        case OPT_CONFIG:
+            break; /* read by main() before the other options */
         default:
             usage(stderr);
             return -1;
         }
     }
     if (optind < argc) {
-        fprintf(stderr, "relaisd: unexpected argument '%s'\n", argv[optind]);
+        fprintf(stderr, "%s: unexpected argument '%s'\n", who, argv[optind]);
         return -1;
     }
-    if (!have_bind || !have_data) {
+    return 0;
+}
+
+/* What the file and the command line must have given between them. */
+static int check_required(broker_config_t *cfg, const given_t *given)
+{
+    if (!given->bind || !given->data) {
         fprintf(stderr, "relaisd: --bind and --data are required\n");
         usage(stderr);
         return -1;
@@ -281,12 +307,51 @@ static int parse_args(int argc, char **argv, broker_config_t *cfg)
     return 0;
 }
 
+static int run(broker_config_t *cfg_in);
+
 int main(int argc, char **argv)
 {
     broker_config_t cfg;
     broker_config_defaults(&cfg);
     relais_log_set_level(RELAIS_LOG_INFO);
-    if (parse_args(argc, argv, &cfg) < 0) return EXIT_CONFIG;
+    given_t given = {false, false};
+    /* The file first, then the command line over it: --config is looked for alone. */
+    const char *config_path = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) config_path = argv[i + 1];
+        else if (strncmp(argv[i], "--config=", 9) == 0) config_path = argv[i] + 9;
+    }
+    relaisd_config_t file = {0};
+    if (config_path != NULL) {
+        char err[600];
+        if (relaisd_config_load(config_path, &file, err, sizeof err) != 0) {
+            fprintf(stderr, "relaisd: --config: %s\n", err);
+            return EXIT_CONFIG;
+        }
+        for (size_t i = 0; i < file.n; i++) {
+            char who[600];
+            snprintf(who, sizeof who, "relaisd: %s:%u", config_path, file.settings[i].line);
+            char *one[] = {argv[0], file.settings[i].option, NULL};
+            optind = 0;
+            if (parse_args(2, one, &cfg, who, &given) < 0) {
+                relaisd_config_free(&file);
+                return EXIT_CONFIG;
+            }
+        }
+    }
+    optind = 0;
+    int status = parse_args(argc, argv, &cfg, "relaisd", &given) < 0 ||
+                         check_required(&cfg, &given) < 0
+                     ? EXIT_CONFIG
+                     : run(&cfg);
+    relaisd_config_free(&file);
+    return status;
+}
+
+/* Checks, opens and runs the broker configured by cfg; the process's exit status. */
+static int run(broker_config_t *cfg_in)
+{
+    broker_config_t cfg = *cfg_in;
     if (relais_clock_init() != 0) {
         fprintf(stderr, "relaisd: RELAIS_SIM_CLOCK is malformed: expected "
                         "FACTOR,REAL_ORIGIN_MS,SIM_ORIGIN_MS with FACTOR in [1, 1000000]\n");

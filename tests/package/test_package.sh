@@ -47,7 +47,7 @@ programs=(usr/sbin/relaisd usr/bin/relaisctl)
 for role in assistant nurse physiotherapist specialist hospital coordinator facility; do
     programs+=("usr/bin/relais-$role")
 done
-for f in "${programs[@]}" lib/systemd/system/relaisd.service \
+for f in "${programs[@]}" lib/systemd/system/relaisd.service etc/relais/relaisd.yaml \
     usr/share/doc/relais/copyright usr/share/doc/relais/changelog.gz \
     usr/share/doc/relais/README.md usr/share/doc/relais/OPERATIONS.md \
     usr/share/doc/relais/examples/territory/cpts-demo.yaml \
@@ -89,6 +89,8 @@ grep -qF 'install -d -m 0700 -o relais -g relais /var/lib/relais' "$work/control
     fail "postinst does not make /var/lib/relais 0700 for relais"
 grep -qF 'install -d -m 0750 -o root -g relais /etc/relais' "$work/control/postinst" ||
     fail "postinst does not make /etc/relais"
+grep -qx '/etc/relais/relaisd.yaml' "$work/control/conffiles" ||
+    fail "/etc/relais/relaisd.yaml is not a conffile"
 dpkg-deb -x "$deb" "$work/root"
 unit="$work/root/lib/systemd/system/relaisd.service"
 grep -qx 'RestartPreventExitStatus=78' "$unit" || fail "the unit lacks RestartPreventExitStatus=78"
@@ -128,6 +130,26 @@ if read -r -t 20 line <"$work/ready" && [[ "$line" == "relaisd ready endpoint=tc
 else
     cat "$work/relaisd.log" >&2
     fail "the extracted relaisd did not print its ready line (got '$line')"
+fi
+kill -TERM "$relaisd_pid"
+status=0
+wait "$relaisd_pid" || status=$?
+relaisd_pid=""
+[ "$status" -eq 0 ] || fail "the extracted relaisd exited $status on SIGTERM"
+
+# The shipped configuration is read by the shipped broker (its paths overridden by flags,
+# as a drop-in would): a key it does not know would stop it with exit status 78.
+"$work/root/usr/bin/relaisctl" keygen "$work/broker" >/dev/null
+printf 'territory: cpts-test\nproduction: true\nagents: []\n' >"$work/territory.yaml"
+rm -f "$work/ready" && mkfifo "$work/ready"
+"$work/root/usr/sbin/relaisd" --config "$work/root/etc/relais/relaisd.yaml" \
+    --bind tcp://127.0.0.1:0 --data "$work/data2" --directory "$work/territory.yaml" \
+    --curve-key "$work/broker.key" >"$work/ready" 2>"$work/relaisd2.log" &
+relaisd_pid=$!
+line=""
+if ! read -r -t 20 line <"$work/ready" || [[ "$line" != "relaisd ready endpoint=tcp://127.0.0.1:"* ]]; then
+    cat "$work/relaisd2.log" >&2
+    fail "the extracted relaisd did not start with the shipped relaisd.yaml (got '$line')"
 fi
 kill -TERM "$relaisd_pid"
 status=0

@@ -67,6 +67,21 @@ config_error "no --directory" "are required" --bind tcp://127.0.0.1:0 --data dat
     --curve-key broker.key
 [ ! -e nowhere ] || fail "the missing parent was created"
 
+# The configuration file: the same checks, with the file's line in the message.
+printf 'bind: tcp://127.0.0.1:0\ndata: data\nhartbeat_ms: 2000\n' >typo.yaml
+config_error "an unknown key in the file" "typo.yaml:3: unknown key 'hartbeat_ms'" --config typo.yaml
+printf 'bind: tcp://127.0.0.1:0\ndata: data\nheartbeat_ms: soon\n' >value.yaml
+config_error "a malformed value in the file" "value.yaml:3: --heartbeat-ms wants a number" \
+    --config value.yaml
+printf 'bind: tcp://127.0.0.1:0\ndata: data\ninsecure: yes\n' >bool.yaml
+config_error "a boolean that is not true or false" "bool.yaml:3: insecure: wants true or false" \
+    --config bool.yaml
+printf 'bind: tcp://127.0.0.1:0\ndata: data\nbind: tcp://127.0.0.1:1\n' >twice.yaml
+config_error "a key given twice" "twice.yaml:3: bind: given twice" --config twice.yaml
+printf 'bind: 127.0.0.1:7400\ndata: data\ndirectory: territory.yaml\ncurve_key: broker.key\n' >hint.yaml
+config_error "host:port in the file" "did you mean tcp://127.0.0.1:7400?" --config hint.yaml
+config_error "a missing configuration file" "missing.yaml" --config missing.yaml
+
 version=$("$relaisd" --version) || fail "--version exits non-zero"
 [[ "$version" == "relaisd "[0-9]*.[0-9]*.[0-9]* ]] || fail "--version printed '$version'"
 
@@ -86,8 +101,36 @@ pid=""
 [ "$status" -eq 0 ] || fail "relaisd exited $status on SIGTERM"
 [ -f data/relais.db ] || fail "the good start made no database"
 
+# The same broker from a configuration file alone, then with a flag overriding the file.
+cat >relaisd.yaml <<YAML
+# a comment, as administrators write them
+bind: tcp://127.0.0.1:0
+data: data
+directory: territory.yaml
+curve_key: broker.key
+broker_id: from-the-file
+log_json: false
+YAML
+for variant in file flag; do
+    extra=()
+    want=from-the-file
+    if [ "$variant" = flag ]; then extra=(--broker-id from-the-flag); want=from-the-flag; fi
+    rm -f ready && mkfifo ready
+    "$relaisd" --config relaisd.yaml "${extra[@]}" >ready 2>relaisd.log &
+    pid=$!
+    line=""
+    read -r -t 20 line <ready || true
+    [[ "$line" == *" broker_id=$want "* ]] ||
+        { cat relaisd.log >&2; fail "--config ($variant): ready line '$line' lacks broker_id=$want"; }
+    kill -TERM "$pid"
+    status=0
+    wait "$pid" || status=$?
+    pid=""
+    [ "$status" -eq 0 ] || fail "--config ($variant): exited $status on SIGTERM"
+done
+
 if [ "$fails" -ne 0 ]; then
     echo "startup: $fails check(s) failed" >&2
     exit 1
 fi
-echo "startup: 9 configuration errors exit 78 and create nothing; a good start runs and stops"
+echo "startup: 15 configuration errors exit 78 and create nothing; good starts, from flags and from relaisd.yaml, run and stop"
