@@ -71,7 +71,7 @@ echo "relais Depends: $depends"
 for lib in libzmq5 libprotobuf-c1 libuv1 libsqlite3-0 libsodium23 libyaml-0-2 adduser; do
     grep -qE "(^|, )$lib( |,|$)" <<<"$depends" || fail "relais does not depend on $lib"
 done
-if grep -qE -- '-dev\b|gcc|clang|cmake|build-essential|protobuf-c-compiler' <<<"$depends"; then
+if grep -qE -- '-dev( |,|$)|(^|, )(gcc|g\+\+|clang|cmake|build-essential|protobuf-c-compiler)( |,|$)' <<<"$depends"; then
     fail "relais depends on a build tool or -dev package: $depends"
 fi
 [ "$(dpkg-deb -f "$deb" Version)" = "$version" ] || fail "relais Version is not $version"
