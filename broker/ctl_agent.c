@@ -30,8 +30,8 @@
 #include "relais/keys.h"
 #include "relaisctl.h"
 
-#define MAX_LIST 32                 /* --pool / --acts-for given at most this often */
-#define MAX_DIRECTORY (16u << 20)   /* a directory of 500 agents is about 150 KiB */
+#define MAX_LIST 32               /* --pool / --acts-for given at most this often */
+#define MAX_DIRECTORY (16u << 20) /* a directory of 500 agents is about 150 KiB */
 
 static void usage(FILE *out)
 {
@@ -90,8 +90,7 @@ static int dirfile_open(dirfile_t *f, const char *path, bool lock)
         if (fstat(f->fd, &f->st) != 0 || stat(path, &now) != 0) break;
         if (now.st_ino == f->st.st_ino && now.st_dev == f->st.st_dev) {
             if (f->st.st_size < 0 || (size_t)f->st.st_size > MAX_DIRECTORY) {
-                fprintf(stderr, "relaisctl agent: %s: larger than %u bytes\n", path,
-                        MAX_DIRECTORY);
+                fprintf(stderr, "relaisctl agent: %s: larger than %u bytes\n", path, MAX_DIRECTORY);
                 dirfile_close(f);
                 return 1;
             }
@@ -140,8 +139,10 @@ static int dirfile_replace(dirfile_t *f, const char *text, size_t len)
     for (size_t done = 0; rc == 0 && done < len;) {
         ssize_t n = write(fd, text + done, len - done);
         if (n < 0 && errno == EINTR) continue;
-        if (n < 0) rc = -errno;
-        else done += (size_t)n;
+        if (n < 0)
+            rc = -errno;
+        else
+            done += (size_t)n;
     }
     if (rc == 0 && fsync(fd) != 0) rc = -errno;
     if (close(fd) != 0 && rc == 0) rc = -errno;
@@ -173,8 +174,10 @@ static int validate(const char *text, size_t len, const char *path, const char *
         fprintf(stderr, "relaisctl agent: %s: %s\n", what, err);
         return 1;
     }
-    if (out != NULL) *out = d;
-    else directory_destroy(&d);
+    if (out != NULL)
+        *out = d;
+    else
+        directory_destroy(&d);
     return 0;
 }
 
@@ -273,12 +276,24 @@ static int parse(int argc, char **argv, args_t *a)
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
-        case OPT_ADDRESS: a->address = optarg; break;
-        case OPT_ROLE: a->role = optarg; break;
-        case OPT_KEY: a->key = optarg; break;
-        case OPT_NAME: a->name = optarg; break;
-        case OPT_SPECIALTY: a->specialty = optarg; break;
-        case OPT_BROKER_KEY: a->broker_key = optarg; break;
+        case OPT_ADDRESS:
+            a->address = optarg;
+            break;
+        case OPT_ROLE:
+            a->role = optarg;
+            break;
+        case OPT_KEY:
+            a->key = optarg;
+            break;
+        case OPT_NAME:
+            a->name = optarg;
+            break;
+        case OPT_SPECIALTY:
+            a->specialty = optarg;
+            break;
+        case OPT_BROKER_KEY:
+            a->broker_key = optarg;
+            break;
         case OPT_POOL:
         case OPT_ACTS_FOR: {
             size_t *n = c == OPT_POOL ? &a->n_pools : &a->n_acts_for;
@@ -291,8 +306,12 @@ static int parse(int argc, char **argv, args_t *a)
             list[(*n)++] = optarg;
             break;
         }
-        case OPT_HELP: usage(stdout); return -1;
-        default: usage(stderr); return 2;
+        case OPT_HELP:
+            usage(stdout);
+            return -1;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     if (optind != argc - 1) {
@@ -326,9 +345,11 @@ static int agent_add(const args_t *a)
     int have_bkey = broker_key(a->broker_key, a->file, bkey);
     if (have_bkey < 0) return 1;
     if (have_bkey && strcmp(bkey, key) == 0) {
-        fprintf(stderr, "relaisctl agent add: %s is the broker's own public key: an agent "
-                        "holding the broker's keypair could impersonate it. The member must "
-                        "make its own (relaisctl keygen NAME)\n", a->key);
+        fprintf(stderr,
+                "relaisctl agent add: %s is the broker's own public key: an agent "
+                "holding the broker's keypair could impersonate it. The member must "
+                "make its own (relaisctl keygen NAME)\n",
+                a->key);
         return 1;
     }
 
@@ -343,8 +364,9 @@ static int agent_add(const args_t *a)
         goto done;
     const dir_agent_t *same = directory_lookup(cur, a->address);
     if (same != NULL) {
-        fprintf(stderr, "relaisctl agent add: %s is already enrolled (%s:%u). To replace its "
-                        "key, revoke it first: relaisctl agent revoke --address %s %s\n",
+        fprintf(stderr,
+                "relaisctl agent add: %s is already enrolled (%s:%u). To replace its "
+                "key, revoke it first: relaisctl agent revoke --address %s %s\n",
                 a->address, f.path, same->line, a->address, f.path);
         goto done;
     }
@@ -352,8 +374,9 @@ static int agent_add(const args_t *a)
     if (zmq_z85_decode(raw, key) != NULL) {
         const dir_agent_t *holder = directory_lookup_key(cur, raw);
         if (holder != NULL) {
-            fprintf(stderr, "relaisctl agent add: this key is already enrolled for %s (%s:%u): "
-                            "each agent needs its own keypair\n",
+            fprintf(stderr,
+                    "relaisctl agent add: this key is already enrolled for %s (%s:%u): "
+                    "each agent needs its own keypair\n",
                     holder->address, f.path, holder->line);
             goto done;
         }
@@ -426,8 +449,9 @@ static int agent_revoke(const args_t *a)
         const dir_agent_t *ag = directory_agent_at(cur, i);
         for (size_t k = 0; k < ag->n_acts_for; k++)
             if (strcmp(ag->acts_for[k], a->address) == 0) {
-                fprintf(stderr, "relaisctl agent revoke: %s acts for %s (%s:%u): revoke it or "
-                                "edit its acts_for first\n",
+                fprintf(stderr,
+                        "relaisctl agent revoke: %s acts for %s (%s:%u): revoke it or "
+                        "edit its acts_for first\n",
                         ag->address, a->address, f.path, ag->line);
                 blocked = true;
             }
@@ -482,8 +506,8 @@ static int agent_list(const args_t *a)
     for (size_t i = 0; i < n; i++) {
         const dir_agent_t *ag = directory_agent_at(d, i);
         char role[64];
-        snprintf(role, sizeof role, "%s%s%s", dir_role_name(ag->role),
-                 ag->specialty[0] ? "/" : "", ag->specialty);
+        snprintf(role, sizeof role, "%s%s%s", dir_role_name(ag->role), ag->specialty[0] ? "/" : "",
+                 ag->specialty);
         printf("%-36s %-18s %-40s %s", ag->address, role, ag->has_key ? ag->public_key_z85 : "-",
                ag->name);
         print_list("pools", ag->pools, ag->n_pools);

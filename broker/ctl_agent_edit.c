@@ -126,7 +126,8 @@ static int parse_layout(const char *text, size_t len, const char *want, layout_t
         if (lone_cr || nel || ls_ps)
             return set_err(err, err_len,
                            "line %zu: a line break other than \\n or \\r\\n; save the file "
-                           "with ordinary line ends", line);
+                           "with ordinary line ends",
+                           line);
     }
     yaml_parser_t parser;
     yaml_event_t ev;
@@ -136,10 +137,10 @@ static int parse_layout(const char *text, size_t len, const char *want, layout_t
     /* depth counts open collections; flow[] says which of them are in flow style. */
     bool flow[64] = {false};
     int depth = 0, rc = 0;
-    int agents_depth = -1;       /* depth of the agents sequence once inside it */
-    bool top_key_next = true;    /* next scalar at depth 1 is a key of the top mapping */
+    int agents_depth = -1;    /* depth of the agents sequence once inside it */
+    bool top_key_next = true; /* next scalar at depth 1 is a key of the top mapping */
     bool value_is_agents = false;
-    int item_key_state = 0;      /* in an entry at agents_depth+1: 0 key next, 1 value next */
+    int item_key_state = 0; /* in an entry at agents_depth+1: 0 key next, 1 value next */
     bool item_key_is_address = false, item_matches = false;
     size_t item_dash_line = 0, item_end_line = 0;
 
@@ -178,12 +179,12 @@ static int parse_layout(const char *text, size_t len, const char *want, layout_t
                 dash_before(text, mark_offset(text, len, ev.start_mark), &item_dash_line, &col);
                 /* Line-based edits need each entry to start on a line of its own, below
                  * `agents:`; the block style every example uses does. */
-                if (!is_flow_list_item(lo) &&
-                    (item_dash_line <= lo->agents_line ||
-                     (lo->n_items > 0 && item_dash_line <= prev_end))) {
+                if (!is_flow_list_item(lo) && (item_dash_line <= lo->agents_line ||
+                                               (lo->n_items > 0 && item_dash_line <= prev_end))) {
                     rc = set_err(err, err_len,
                                  "line %zu: write each agent's entry from a line of its own "
-                                 "('- address: …' under agents:)", sline + 1);
+                                 "('- address: …' under agents:)",
+                                 sline + 1);
                     done = true;
                     break;
                 }
@@ -274,8 +275,7 @@ static int parse_layout(const char *text, size_t len, const char *want, layout_t
         /* A collection as an entry's value also completes a key/value pair. */
         if (agents_depth >= 0 && depth == agents_depth + 1 && ev.type == YAML_SEQUENCE_END_EVENT)
             item_key_state = 0;
-        if (agents_depth >= 0 && depth == agents_depth + 1 &&
-            ev.type == YAML_MAPPING_END_EVENT)
+        if (agents_depth >= 0 && depth == agents_depth + 1 && ev.type == YAML_MAPPING_END_EVENT)
             item_key_state = 0;
         yaml_event_delete(&ev);
     }
@@ -357,14 +357,15 @@ int ctl__entry_format(const ctl_entry_t *e, size_t indent, char *buf, size_t cap
 }
 
 /* Builds out = text[0, cut_at) + insert + text[resume_at, len). */
-static int splice(const char *text, size_t len, size_t cut_at, const char *insert,
-                  size_t resume_at, char **out, size_t *out_len, char *err, size_t err_len)
+static int splice(const char *text, size_t len, size_t cut_at, const char *insert, size_t resume_at,
+                  char **out, size_t *out_len, char *err, size_t err_len)
 {
     /* The positions come from the layout; a layout this file did not foresee must fail
      * the edit, never read or write out of bounds. */
     if (cut_at > resume_at || resume_at > len)
-        return set_err(err, err_len, "the file's layout is not one relaisctl can edit: edit "
-                                     "it by hand (deploy/territory/README.md)");
+        return set_err(err, err_len,
+                       "the file's layout is not one relaisctl can edit: edit "
+                       "it by hand (deploy/territory/README.md)");
     size_t ins = insert ? strlen(insert) : 0;
     size_t n = cut_at + ins + (len - resume_at);
     char *s = malloc(n + 1);
@@ -451,8 +452,8 @@ int ctl__dir_add(const char *text, size_t len, const ctl_entry_t *e, char **out,
     return splice(text, len, at, block, at, out, out_len, err, err_len);
 }
 
-int ctl__dir_remove(const char *text, size_t len, const char *address, char **out,
-                    size_t *out_len, char *err, size_t err_len)
+int ctl__dir_remove(const char *text, size_t len, const char *address, char **out, size_t *out_len,
+                    char *err, size_t err_len)
 {
     layout_t lo;
     int rc = parse_layout(text, len, address, &lo, err, err_len);
@@ -464,7 +465,8 @@ int ctl__dir_remove(const char *text, size_t len, const char *address, char **ou
     if (first > 0) {
         size_t b = line_offset(text, len, first - 1);
         size_t ind = strspn(text + b, " ");
-        if (strncmp(text + b + ind, "# " CTL_ENROLLED_COMMENT, strlen(CTL_ENROLLED_COMMENT) + 2) == 0)
+        if (strncmp(text + b + ind, "# " CTL_ENROLLED_COMMENT, strlen(CTL_ENROLLED_COMMENT) + 2) ==
+            0)
             first--;
     }
     size_t from = line_offset(text, len, first);
@@ -486,7 +488,8 @@ int ctl__dir_remove(const char *text, size_t len, const char *address, char **ou
     size_t e2 = line_end_offset(text, len, lo.agents_line);
     const char *key = memmem(text + b, e2 - b, "agents", 6);
     const char *colon = key ? memchr(key, ':', (size_t)(text + e2 - key)) : NULL;
-    if (colon == NULL) return set_err(err, err_len, "line %zu: agents: not found", lo.agents_line + 1);
+    if (colon == NULL)
+        return set_err(err, err_len, "line %zu: agents: not found", lo.agents_line + 1);
     size_t at = (size_t)(colon - text) + 1;
     char *cut = NULL;
     size_t cut_len = 0;

@@ -21,11 +21,21 @@ static const struct key {
     const char *name;
     bool flag;
 } keys[] = {
-    {"bind", false},           {"data", false},           {"directory", false},
-    {"curve_key", false},      {"insecure", true},        {"broker_id", false},
-    {"heartbeat_ms", false},   {"max_frame_bytes", false}, {"max_recipients", false},
-    {"default_ttl_ms", false}, {"max_ttl_ms", false},     {"durability", false},
-    {"dedup_retention_ms", false}, {"ack_timeout_ms", false}, {"log_level", false},
+    {"bind", false},
+    {"data", false},
+    {"directory", false},
+    {"curve_key", false},
+    {"insecure", true},
+    {"broker_id", false},
+    {"heartbeat_ms", false},
+    {"max_frame_bytes", false},
+    {"max_recipients", false},
+    {"default_ttl_ms", false},
+    {"max_ttl_ms", false},
+    {"durability", false},
+    {"dedup_retention_ms", false},
+    {"ack_timeout_ms", false},
+    {"log_level", false},
     {"log_json", true},
 };
 #define N_KEYS (sizeof keys / sizeof keys[0])
@@ -122,8 +132,7 @@ int relaisd_config_parse(const void *yaml, size_t len, const char *name, relaisd
                 depth = 1;
             else if (pending != NULL)
                 rc = fail(err, err_len, name, line, "%s: wants a single value, not a %s",
-                          pending->name,
-                          ev.type == YAML_MAPPING_START_EVENT ? "mapping" : "list");
+                          pending->name, ev.type == YAML_MAPPING_START_EVENT ? "mapping" : "list");
             else
                 rc = fail(err, err_len, name, line,
                           "the file must be a mapping of options (key: value)");
@@ -168,7 +177,8 @@ int relaisd_config_parse(const void *yaml, size_t len, const char *name, relaisd
             pending = NULL;
             bool plain = ev.data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
             if (k->flag) {
-                if (plain && strcmp(v, "true") == 0) rc = add(&c, k, NULL, pending_line);
+                if (plain && strcmp(v, "true") == 0)
+                    rc = add(&c, k, NULL, pending_line);
                 else if (!(plain && strcmp(v, "false") == 0))
                     rc = fail(err, err_len, name, line, "%s: wants true or false, got '%.64s'",
                               k->name, v);
@@ -176,8 +186,7 @@ int relaisd_config_parse(const void *yaml, size_t len, const char *name, relaisd
                        (plain && strcmp(v, "null") == 0)) {
                 rc = fail(err, err_len, name, line, "%s: has no value", k->name);
             } else if (ev.data.scalar.length > MAX_VALUE) {
-                rc = fail(err, err_len, name, line, "%s: longer than %d bytes", k->name,
-                          MAX_VALUE);
+                rc = fail(err, err_len, name, line, "%s: longer than %d bytes", k->name, MAX_VALUE);
             } else {
                 rc = add(&c, k, v, pending_line);
             }
@@ -218,12 +227,14 @@ int relaisd_config_load(const char *path, relaisd_config_t *out, char *err, size
         buf = bigger;
         cap *= 2;
     }
-    if (buf == NULL) rc = -ENOMEM;
-    else if (ferror(f)) rc = -EIO;
-    else if (n == cap) rc = fail(err, err_len, path, 1, "larger than %zu bytes", cap);
+    if (buf == NULL)
+        rc = -ENOMEM;
+    else if (ferror(f))
+        rc = -EIO;
+    else if (n == cap)
+        rc = fail(err, err_len, path, 1, "larger than %zu bytes", cap);
     fclose(f);
-    if (rc == -ENOMEM || rc == -EIO)
-        snprintf(err, err_len, "%s: %s", path, strerror(-rc));
+    if (rc == -ENOMEM || rc == -EIO) snprintf(err, err_len, "%s: %s", path, strerror(-rc));
     if (rc == 0) rc = relaisd_config_parse(buf, n, path, out, err, err_len);
     free(buf);
     return rc;

@@ -24,7 +24,7 @@ RELAIS_BUILD_PACKAGES=(
     libcriterion-dev libsqlite3-dev libyaml-dev libsodium-dev
     python3-zmq python3-protobuf protobuf-compiler
     clang libclang-rt-14-dev
-    dpkg-dev fakeroot lintian
+    dpkg-dev lintian
 )
 
 relais_install_deps() {

@@ -34,8 +34,10 @@ static directory_t *load(const char *text, size_t len)
 
 static void check_add(const char *text, size_t len, directory_t *before)
 {
-    ctl_entry_t e = {.comment = CTL_ENROLLED_COMMENT ", fuzz", .address = ADDRESS,
-                     .role = "app", .public_key = KEY};
+    ctl_entry_t e = {.comment = CTL_ENROLLED_COMMENT ", fuzz",
+                     .address = ADDRESS,
+                     .role = "app",
+                     .public_key = KEY};
     char *out = NULL, err[300];
     size_t out_len = 0;
     int rc = ctl__dir_add(text, len, &e, &out, &out_len, err, sizeof err);

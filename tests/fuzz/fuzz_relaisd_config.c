@@ -15,9 +15,9 @@
 #include "relaisd_config.h"
 
 static const char *const names[] = {
-    "bind",           "data",       "directory",          "curve-key",      "insecure",
-    "broker-id",      "heartbeat-ms", "max-frame-bytes",  "max-recipients", "default-ttl-ms",
-    "max-ttl-ms",     "durability", "dedup-retention-ms", "ack-timeout-ms", "log-level",
+    "bind",       "data",         "directory",          "curve-key",      "insecure",
+    "broker-id",  "heartbeat-ms", "max-frame-bytes",    "max-recipients", "default-ttl-ms",
+    "max-ttl-ms", "durability",   "dedup-retention-ms", "ack-timeout-ms", "log-level",
     "log-json",
 };
 #define N_NAMES (sizeof names / sizeof names[0])
@@ -45,7 +45,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         const char *eq = strchr(opt, '=');
         size_t name_len = eq ? (size_t)(eq - opt - 2) : strlen(opt) - 2;
         size_t k = 0;
-        while (k < N_NAMES && !(strlen(names[k]) == name_len && strncmp(opt + 2, names[k], name_len) == 0))
+        while (k < N_NAMES &&
+               !(strlen(names[k]) == name_len && strncmp(opt + 2, names[k], name_len) == 0))
             k++;
         FUZZ_CHECKF(k < N_NAMES, "unknown option %s", opt);
         FUZZ_CHECKF(!seen[k], "%s twice", names[k]);

@@ -85,9 +85,13 @@ Test(identifier, leaves_other_schemes_and_corsica_to_the_address_rules)
 Test(edit, add_keeps_every_byte_of_the_file_and_the_result_loads)
 {
     const char *pools[] = {"service:physiotherapist@cpts-test"};
-    ctl_entry_t e = {.comment = "enrolled by the test", .address = "rpps:10102345674",
-                     .name = "Sophie \"Lemoine\"", .role = "physiotherapist",
-                     .public_key = KEY_B, .pools = pools, .n_pools = 1};
+    ctl_entry_t e = {.comment = "enrolled by the test",
+                     .address = "rpps:10102345674",
+                     .name = "Sophie \"Lemoine\"",
+                     .role = "physiotherapist",
+                     .public_key = KEY_B,
+                     .pools = pools,
+                     .n_pools = 1};
     char *out = NULL;
     size_t len = 0;
     cr_assert_eq(ctl__dir_add(DIRECTORY, strlen(DIRECTORY), &e, &out, &len, err, sizeof err), 0,
@@ -114,13 +118,17 @@ Test(edit, add_keeps_every_byte_of_the_file_and_the_result_loads)
 Test(edit, add_then_remove_gives_the_file_back_unchanged)
 {
     ctl_entry_t e = {.comment = CTL_ENROLLED_COMMENT ", 2026-12-02",
-                     .address = "app:gateway", .role = "app", .public_key = KEY_B};
+                     .address = "app:gateway",
+                     .role = "app",
+                     .public_key = KEY_B};
     char *added = NULL, *removed = NULL;
     size_t added_len = 0, removed_len = 0;
-    cr_assert_eq(ctl__dir_add(DIRECTORY, strlen(DIRECTORY), &e, &added, &added_len, err,
-                              sizeof err), 0, "%s", err);
-    cr_assert_eq(ctl__dir_remove(added, added_len, "app:gateway", &removed, &removed_len, err,
-                                 sizeof err), 0, "%s", err);
+    cr_assert_eq(
+        ctl__dir_add(DIRECTORY, strlen(DIRECTORY), &e, &added, &added_len, err, sizeof err), 0,
+        "%s", err);
+    cr_assert_eq(
+        ctl__dir_remove(added, added_len, "app:gateway", &removed, &removed_len, err, sizeof err),
+        0, "%s", err);
     cr_expect_str_eq(removed, DIRECTORY);
     free(added);
     free(removed);
@@ -131,10 +139,11 @@ Test(edit, remove_takes_out_one_entry_and_nothing_else)
     ctl_entry_t e = {.address = "app:gateway", .role = "app", .public_key = KEY_B};
     char *added = NULL, *removed = NULL;
     size_t added_len = 0, removed_len = 0;
-    cr_assert_eq(ctl__dir_add(DIRECTORY, strlen(DIRECTORY), &e, &added, &added_len, err,
-                              sizeof err), 0);
-    cr_assert_eq(ctl__dir_remove(added, added_len, "rpps:10103456785", &removed, &removed_len,
-                                 err, sizeof err), 0, "%s", err);
+    cr_assert_eq(
+        ctl__dir_add(DIRECTORY, strlen(DIRECTORY), &e, &added, &added_len, err, sizeof err), 0);
+    cr_assert_eq(ctl__dir_remove(added, added_len, "rpps:10103456785", &removed, &removed_len, err,
+                                 sizeof err),
+                 0, "%s", err);
     cr_expect(strstr(removed, "rpps:10103456785") == NULL, "%s", removed);
     cr_expect(strstr(removed, "service:nurse@cpts-test") == NULL, "%s", removed);
     cr_expect(strstr(removed, "# the practice's nurse\n") != NULL, "%s", removed);
@@ -151,8 +160,9 @@ Test(edit, remove_of_an_unknown_address_is_refused)
 {
     char *out = NULL;
     size_t len = 0;
-    cr_expect_eq(ctl__dir_remove(DIRECTORY, strlen(DIRECTORY), "app:nobody", &out, &len, err,
-                                 sizeof err), RELAIS_ECONFIG);
+    cr_expect_eq(
+        ctl__dir_remove(DIRECTORY, strlen(DIRECTORY), "app:nobody", &out, &len, err, sizeof err),
+        RELAIS_ECONFIG);
     cr_expect_null(out);
     cr_expect(strstr(err, "app:nobody") != NULL, "%s", err);
 }
@@ -179,8 +189,7 @@ Test(edit, a_flow_list_with_entries_is_refused_with_the_line)
     ctl_entry_t e = {.address = "app:gateway", .role = "app", .public_key = KEY_B};
     char *out = NULL;
     size_t len = 0;
-    cr_expect_eq(ctl__dir_add(text, strlen(text), &e, &out, &len, err, sizeof err),
-                 RELAIS_ECONFIG);
+    cr_expect_eq(ctl__dir_add(text, strlen(text), &e, &out, &len, err, sizeof err), RELAIS_ECONFIG);
     cr_expect(strstr(err, "line 2") != NULL, "%s", err);
 }
 
@@ -199,7 +208,9 @@ Test(edit, a_directory_without_agents_gets_the_list)
 
 Test(edit, strings_with_control_characters_are_refused)
 {
-    ctl_entry_t e = {.address = "app:gateway", .name = "a\nrole: coordinator", .role = "app",
+    ctl_entry_t e = {.address = "app:gateway",
+                     .name = "a\nrole: coordinator",
+                     .role = "app",
                      .public_key = KEY_B};
     char *out = NULL;
     size_t len = 0;
@@ -214,8 +225,9 @@ Test(edit, removing_the_last_agent_leaves_an_empty_list_that_loads)
     char *added = NULL, *removed = NULL;
     size_t added_len = 0, removed_len = 0;
     cr_assert_eq(ctl__dir_add(text, strlen(text), &e, &added, &added_len, err, sizeof err), 0);
-    cr_assert_eq(ctl__dir_remove(added, added_len, "app:gateway", &removed, &removed_len, err,
-                                 sizeof err), 0, "%s", err);
+    cr_assert_eq(
+        ctl__dir_remove(added, added_len, "app:gateway", &removed, &removed_len, err, sizeof err),
+        0, "%s", err);
     cr_expect_str_eq(removed, text);
     directory_t *d = load(removed);
     cr_expect_eq(directory_agent_count(d), 0);
@@ -231,13 +243,16 @@ Test(edit, accented_names_before_an_entry_do_not_shift_the_edit)
     const char *text = "territory: cpts-test\nproduction: false\nagents:\n"
                        "  - address: rpps:10103456785\n    name: \"Hélène Lévêque\"\n"
                        "    role: nurse\n";
-    ctl_entry_t e = {.comment = CTL_ENROLLED_COMMENT ", 2026-12-02", .address = "app:gateway",
-                     .role = "app", .public_key = KEY_B};
+    ctl_entry_t e = {.comment = CTL_ENROLLED_COMMENT ", 2026-12-02",
+                     .address = "app:gateway",
+                     .role = "app",
+                     .public_key = KEY_B};
     char *added = NULL, *removed = NULL;
     size_t added_len = 0, removed_len = 0;
     cr_assert_eq(ctl__dir_add(text, strlen(text), &e, &added, &added_len, err, sizeof err), 0);
-    cr_assert_eq(ctl__dir_remove(added, added_len, "app:gateway", &removed, &removed_len, err,
-                                 sizeof err), 0, "%s", err);
+    cr_assert_eq(
+        ctl__dir_remove(added, added_len, "app:gateway", &removed, &removed_len, err, sizeof err),
+        0, "%s", err);
     cr_expect_str_eq(removed, text);
     free(added);
     free(removed);

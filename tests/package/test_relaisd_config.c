@@ -20,7 +20,9 @@ Test(relaisd_config, settings_become_the_options_they_stand_for)
 {
     relaisd_config_t c;
     cr_assert_eq(parse("# comment\nbind: tcp://0.0.0.0:7400\ncurve_key: \"/etc/relais/b.key\"\n"
-                       "insecure: false\nlog_json: true\nheartbeat_ms: 2000\n", &c), 0, "%s", err);
+                       "insecure: false\nlog_json: true\nheartbeat_ms: 2000\n",
+                       &c),
+                 0, "%s", err);
     cr_assert_eq(c.n, 4);
     cr_expect_str_eq(c.settings[0].option, "--bind=tcp://0.0.0.0:7400");
     cr_expect_eq(c.settings[0].line, 2);
