@@ -157,6 +157,21 @@ wait "$relaisd_pid" || status=$?
 relaisd_pid=""
 [ "$status" -eq 0 ] || fail "the extracted relaisd exited $status on SIGTERM"
 
+# relais-dev over relais in the same tree is what a vendor's build machine has: a program
+# builds against it with pkg-config alone and links the packaged library.
+dpkg-deb -x "$dev" "$work/root"
+src=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+if PKG_CONFIG_PATH="$work/root/usr/lib/pkgconfig" cc -std=c11 -Wall -Werror \
+    -o "$work/sdk_hello" "$src/sdk_hello.c" \
+    $(PKG_CONFIG_PATH="$work/root/usr/lib/pkgconfig" pkg-config --cflags --libs relais) \
+    2>"$work/cc.log"; then
+    out=$(LD_LIBRARY_PATH="$work/root/usr/lib" "$work/sdk_hello" 2>&1 || true)
+    grep -q '^usage: sdk_hello' <<<"$out" || fail "sdk_hello built on relais-dev does not run: $out"
+else
+    cat "$work/cc.log" >&2
+    fail "a program does not build against the extracted relais-dev with pkg-config"
+fi
+
 if [ "$fails" -ne 0 ]; then
     echo "package: $fails check(s) failed" >&2
     exit 1
