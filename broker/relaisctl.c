@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "relais/version.h"
 #include "relaisctl.h"
 
 typedef struct command {
@@ -15,6 +16,7 @@ typedef struct command {
 static const command_t commands[] = {
     {"keygen", ctl__keygen, "keygen NAME            write a CURVE keypair: NAME.key (secret) and NAME.pub"},
     {"directory", ctl__directory, "directory check FILE   validate a territory directory"},
+    {"agent", ctl__agent, "agent add|revoke|list  enrol or revoke agents in a directory (agent --help)"},
     {"audit", ctl__audit, "audit verify|show …    check or read the audit journal (audit --help)"},
     {"status", ctl__live, "status                 the running broker: version, uptime, readiness, counts"},
     {"agents", ctl__live, "agents                 the directory's agents: online or not, pending"},
@@ -31,7 +33,7 @@ static const command_t commands[] = {
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: relaisctl COMMAND [ARGS]\n\n");
+    fprintf(out, "usage: relaisctl COMMAND [ARGS]   (relaisctl --version)\n\n");
     fprintf(out, "The commands from status on ask the running broker over its control socket\n"
                  "(--data DIR or $RELAIS_DATA; --json for JSON; COMMAND --help for more).\n\n");
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
@@ -43,6 +45,10 @@ int main(int argc, char **argv)
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("relaisctl %s\n", relais_version());
+        return 0;
     }
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc - 1, argv + 1);

@@ -1,22 +1,38 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages Relais needs to build, test and run, but only those that
-# are missing: when everything is present it changes nothing and returns at once, so the
-# test and demo commands call it every time. `apt-get update` runs at most once, and only
-# when something has to be installed. Uses sudo when not root and sudo exists.
+# Installs the Debian 12 packages Relais needs, but only those that are missing: when
+# everything is present it changes nothing and returns at once, so the test and demo
+# commands call it every time. `apt-get update` runs at most once, and only when something
+# has to be installed. Uses sudo when not root and sudo exists.
 #
-# Usage: bash deploy/install-deps.sh
+# Two sets, kept apart because a production server gets no compiler:
+#   runtime  what relaisd, relaisctl and the reference agents need to run: the shared
+#            libraries the .deb depends on (dpkg-shlibdeps computes the same list when the
+#            package is built; tests/package checks it names no -dev package).
+#   build    everything to build, test, fuzz and package Relais: compilers, headers,
+#            Criterion, the Python interop client, lintian and dpkg-dev for the package.
+#
+# Usage: bash deploy/install-deps.sh [--runtime]   (default: build, which includes runtime)
 # It may also be sourced; it then defines and runs relais_install_deps without changing
 # the caller's shell options.
 
+RELAIS_RUNTIME_PACKAGES=(
+    libzmq5 libprotobuf-c1 libuv1 libsqlite3-0 libyaml-0-2 libsodium23 adduser
+)
+RELAIS_BUILD_PACKAGES=(
+    build-essential cmake pkg-config
+    libzmq3-dev libprotobuf-c-dev protobuf-c-compiler libuv1-dev
+    libcriterion-dev libsqlite3-dev libyaml-dev libsodium-dev
+    python3-zmq python3-protobuf protobuf-compiler
+    clang libclang-rt-14-dev
+    dpkg-dev lintian
+    chromium
+)
+
 relais_install_deps() {
-    local packages=(
-        build-essential cmake pkg-config
-        libzmq3-dev libprotobuf-c-dev protobuf-c-compiler libuv1-dev
-        libcriterion-dev libsqlite3-dev libyaml-dev libsodium-dev
-        python3-zmq python3-protobuf protobuf-compiler
-        clang libclang-rt-14-dev
-        chromium
-    )
+    local packages=("${RELAIS_RUNTIME_PACKAGES[@]}")
+    if [ "${1:-}" != "--runtime" ]; then
+        packages+=("${RELAIS_BUILD_PACKAGES[@]}")
+    fi
     local missing=() p status
     for p in "${packages[@]}"; do
         status=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null) || status=""
@@ -50,7 +66,11 @@ relais_install_deps() {
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
     set -euo pipefail
-    relais_install_deps
+    case "${1:-}" in
+        ""|--runtime) relais_install_deps "$@" ;;
+        -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "install-deps: unknown option: $1 (--runtime or nothing)" >&2; exit 2 ;;
+    esac
 else
     relais_install_deps || return 1
 fi

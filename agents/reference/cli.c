@@ -14,6 +14,7 @@
 #include "refconfig.h"
 #include "relais/keys.h"
 #include "relais/log.h"
+#include "relais/version.h"
 
 static const char *state_name(relais_agent_state_t s)
 {
@@ -92,6 +93,9 @@ int ref__cli_option(ref_cli_t *cli, int c, const char *arg)
         return 1;
     case REF_OPT_HELP:
         return 2;
+    case REF_OPT_VERSION:
+        printf("%s %s\n", cli->prog, relais_version());
+        exit(0);
     default:
         return 0;
     }

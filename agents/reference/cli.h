@@ -24,6 +24,7 @@ enum {
     REF_OPT_SERVER_KEY,
     REF_OPT_CONFIG,
     REF_OPT_HELP,
+    REF_OPT_VERSION,
 };
 
 // clang-format off
@@ -35,7 +36,8 @@ enum {
     {"key", required_argument, NULL, REF_OPT_KEY},             \
     {"server-key", required_argument, NULL, REF_OPT_SERVER_KEY}, \
     {"config", required_argument, NULL, REF_OPT_CONFIG},       \
-    {"help", no_argument, NULL, REF_OPT_HELP}
+    {"help", no_argument, NULL, REF_OPT_HELP},                 \
+    {"version", no_argument, NULL, REF_OPT_VERSION}
 // clang-format on
 
 #define REF_CLI_COMMON_USAGE                                                                       \
@@ -48,7 +50,8 @@ enum {
     "  --server-key K     the broker's public key: its .pub file or the 40 Z85 characters\n"       \
     "                     (both or neither: without them, only an --insecure broker answers)\n"    \
     "  --config FILE      the role's configuration (YAML, see docs/AGENTS.md); options given\n"    \
-    "                     on the command line override it\n"
+    "                     on the command line override it\n"                           \
+    "  --version          print the version and exit\n"
 
 typedef struct ref_cli {
     const char *prog;

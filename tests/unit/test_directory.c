@@ -44,7 +44,7 @@ Test(directory, loads_the_example_cpts_shipped_in_deploy)
     const dir_agent_t *ma = directory_lookup(d, "staff:claire.martin@cabinet-dupont");
     cr_assert_not_null(ma);
     cr_expect_eq(ma->role, DIR_ROLE_MEDICAL_ASSISTANT);
-    cr_expect(directory_may_act_for(d, ma, "rpps:10101234567"));
+    cr_expect(directory_may_act_for(d, ma, "rpps:10101234564"));
     cr_expect_eq(
         directory_pool_members(d, "service:specialist/cardiology@cpts-rennes-nord", NULL, NULL), 1);
     cr_expect_eq(directory_limits(d).submissions_per_second, 50);
