@@ -15,6 +15,7 @@ relais_install_deps() {
         libcriterion-dev libsqlite3-dev libyaml-dev libsodium-dev
         python3-zmq python3-protobuf protobuf-compiler
         clang libclang-rt-14-dev
+        python3-hl7
     )
     local missing=() p status
     for p in "${packages[@]}"; do
