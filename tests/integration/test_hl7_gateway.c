@@ -1,0 +1,287 @@
+/*
+ * relais-hl7 end to end: a real relaisd (CURVE, test territory), the real gateway process,
+ * MLLP senders over real sockets, and the territory's receiving agents (the GP's assistant
+ * and the CPTS coordinator) as SDK agents. Each test states one rule of docs/HL7.md.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "test_hl7_support.h"
+
+#define WAIT 15000
+
+static rt_broker_t broker;
+static hl7_gwproc_t gw;
+static hl7_receiver_t assistant, coordinator;
+
+static void setup(void)
+{
+    memset(&broker, 0, sizeof broker);
+    rt_suite_start(&broker, NULL);
+    cr_assert_eq(hl7_receiver_start(&assistant, &broker, HL7_ASSISTANT), 0);
+    cr_assert_eq(hl7_receiver_start(&coordinator, &broker, HL7_COORDINATOR), 0);
+    cr_assert_eq(hl7_gw_start(&gw, &broker, "max_message_bytes: 4096"), 0);
+    /* The gateway answers AR until its agent has the broker's Welcome: wait for it. */
+    cr_assert_eq(rt_broker_wait_log(&gw.log, "state=ready", WAIT), 0);
+}
+
+static void teardown(void)
+{
+    cr_expect_eq(hl7_gw_stop(&gw), 0, "relais-hl7 exit status");
+    hl7_gw_cleanup(&gw);
+    hl7_receiver_stop(&assistant);
+    hl7_receiver_stop(&coordinator);
+    rt_suite_stop(&broker);
+}
+
+TestSuite(hl7_gateway, .init = setup, .fini = teardown, .timeout = 60);
+
+static int conn(void)
+{
+    int fd = hl7_connect(gw.port);
+    cr_assert_geq(fd, 0);
+    return fd;
+}
+
+Test(hl7_gateway, acknowledges_a_discharge_once_accepted_and_the_assistant_gets_it)
+{
+    int fd = conn();
+    size_t len;
+    char *msg = hl7_sample("a03-heart-failure.hl7", &len);
+    char code[4], *ack;
+    cr_assert_eq(hl7_roundtrip(fd, msg, code, &ack, WAIT), 0);
+    cr_assert_str_eq(code, "AA", "%s", ack);
+    cr_assert(strstr(ack, "MSA|AA|MSG-A03-0001") != NULL);
+    cr_assert_eq(hl7_receiver_wait(&assistant, &assistant.discharges, 1, WAIT), 0);
+    cr_assert_str_eq(assistant.last_encounter, "VN2026-000123");
+    cr_assert_str_eq(assistant.last_programme, "heart-failure");
+    cr_assert_eq(assistant.last_items, 3);
+    cr_assert_str_eq(assistant.last_ins, "248031234567890");
+    /* The log says what happened, and nothing of the patient. */
+    cr_assert_eq(rt_broker_wait_log(&gw.log, "control=MSG-A03-0001 type=ADT^A03^ADT_A03 ack=AA "
+                                             "route=practice messages=1",
+                                    WAIT),
+                 0);
+    cr_assert_neq(rt_broker_wait_log(&gw.log, "MARTIN", 1), 0);
+    cr_assert_neq(rt_broker_wait_log(&gw.log, "248031234567890", 1), 0);
+    free(ack);
+    free(msg);
+    close(fd);
+}
+
+Test(hl7_gateway, answers_a_resent_message_with_the_same_ack_and_delivers_nothing_new)
+{
+    int fd = conn();
+    char *a1 = hl7_a03("DUP-1", "VN-DUP-1"), *a2 = hl7_a03("DUP-2", "VN-DUP-2");
+    char code[4], *ack1, *ack2, *ack3;
+    cr_assert_eq(hl7_roundtrip(fd, a1, code, &ack1, WAIT), 0);
+    cr_assert_str_eq(code, "AA");
+    /* Sent again, on another connection as an engine does after a timeout. */
+    int fd2 = conn();
+    cr_assert_eq(hl7_roundtrip(fd2, a1, code, &ack2, WAIT), 0);
+    cr_assert_str_eq(ack2, ack1, "the stored ACK, byte for byte");
+    cr_assert_eq(hl7_roundtrip(fd, a2, code, &ack3, WAIT), 0);
+    cr_assert_str_eq(code, "AA");
+    /* The second message arrived after the resend: had the resend produced a delivery, it
+     * would have come before. */
+    cr_assert_eq(hl7_receiver_wait(&assistant, &assistant.discharges, 2, WAIT), 0);
+    cr_assert_eq(hl7_receiver_count(&assistant, "VN-DUP-1"), 1);
+    cr_assert_eq(hl7_receiver_count(&assistant, "VN-DUP-2"), 1);
+    cr_assert_eq(assistant.discharges, 2);
+    free(ack1), free(ack2), free(ack3), free(a1), free(a2);
+    close(fd), close(fd2);
+}
+
+Test(hl7_gateway, refuses_a_reused_control_id_with_other_content_with_error_205)
+{
+    int fd = conn();
+    char *a1 = hl7_a03("REUSE-1", "VN-R1"), *a2 = hl7_a03("REUSE-1", "VN-R2");
+    char code[4], *ack;
+    cr_assert_eq(hl7_roundtrip(fd, a1, code, NULL, WAIT), 0);
+    cr_assert_str_eq(code, "AA");
+    cr_assert_eq(hl7_roundtrip(fd, a2, code, &ack, WAIT), 0);
+    cr_assert_str_eq(code, "AE");
+    cr_assert(strstr(ack, "|205^") != NULL, "%s", ack);
+    free(ack), free(a1), free(a2);
+    close(fd);
+}
+
+Test(hl7_gateway, sends_an_unresolvable_gp_to_the_coordinator_and_still_answers_aa)
+{
+    int fd = conn();
+    size_t len;
+    char *msg = hl7_sample("a03-unknown-gp.hl7", &len);
+    char code[4];
+    cr_assert_eq(hl7_roundtrip(fd, msg, code, NULL, WAIT), 0);
+    cr_assert_str_eq(code, "AA");
+    cr_assert_eq(hl7_receiver_wait(&coordinator, &coordinator.discharges, 1, WAIT), 0);
+    cr_assert_eq(hl7_receiver_wait(&coordinator, &coordinator.escalations, 1, WAIT), 0);
+    cr_assert(strstr(coordinator.last_reason, "not in the territory directory") != NULL);
+    cr_assert_eq(assistant.discharges, 0);
+    free(msg);
+    close(fd);
+}
+
+Test(hl7_gateway, answers_ae_with_err_for_what_can_never_be_taken)
+{
+    static const struct {
+        const char *sample, *err;
+    } cases[] = {
+        {"a03-test-ins.hl7", "|103^"},      /* test INS, production territory */
+        {"a03-processing-t.hl7", "|202^"},  /* processing id T on a P channel */
+        {"a01-admission.hl7", "|201^"},     /* a trigger not mapped */
+        {"a03-no-time.hl7", "|101^"},       /* no discharge time anywhere */
+    };
+    int fd = conn();
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t len;
+        char *msg = hl7_sample(cases[i].sample, &len);
+        char code[4], *ack;
+        cr_assert_eq(hl7_roundtrip(fd, msg, code, &ack, WAIT), 0, "%s", cases[i].sample);
+        cr_assert_str_eq(code, "AE", "%s: %s", cases[i].sample, ack);
+        cr_assert(strstr(ack, "\rERR|") != NULL && strstr(ack, cases[i].err) != NULL, "%s: %s",
+                  cases[i].sample, ack);
+        free(ack), free(msg);
+    }
+    /* Not HL7 at all, inside a good frame: AE, and the connection keeps serving. */
+    char code[4];
+    cr_assert_eq(hl7_roundtrip(fd, "HELLO", code, NULL, WAIT), 0);
+    cr_assert_str_eq(code, "AE");
+    char *ok = hl7_a03("AFTER-AE", "VN-AFTER-AE");
+    cr_assert_eq(hl7_roundtrip(fd, ok, code, NULL, WAIT), 0);
+    cr_assert_str_eq(code, "AA");
+    free(ok);
+    close(fd);
+}
+
+Test(hl7_gateway, answers_pipelined_messages_in_order_one_at_a_time)
+{
+    int fd = conn();
+    char *m[3] = {hl7_a03("PIPE-1", "VN-P1"), hl7_a03("PIPE-2", "VN-P2"),
+                  hl7_a03("PIPE-3", "VN-P3")};
+    /* All three frames in one write: the gateway still takes them one by one. */
+    char all[16384];
+    size_t n = 0;
+    for (int i = 0; i < 3; i++) {
+        size_t l = strlen(m[i]);
+        all[n++] = 0x0B;
+        memcpy(all + n, m[i], l);
+        n += l;
+        all[n++] = 0x1C;
+        all[n++] = 0x0D;
+    }
+    cr_assert_eq(hl7_send_raw(fd, all, n), 0);
+    for (int i = 0; i < 3; i++) {
+        char *ack, want[32];
+        cr_assert_eq(hl7_recv(fd, WAIT, &ack), 0);
+        snprintf(want, sizeof want, "MSA|AA|PIPE-%d\r", i + 1);
+        cr_assert(strstr(ack, want) != NULL, "%s", ack);
+        free(ack);
+        free(m[i]);
+    }
+    close(fd);
+}
+
+Test(hl7_gateway, closes_a_connection_that_does_not_speak_mllp_and_keeps_serving)
+{
+    int fd = conn();
+    cr_assert_eq(hl7_send_raw(fd, "GET / HTTP/1.0\r\n\r\n", 18), 0);
+    char *out;
+    cr_assert_eq(hl7_recv(fd, WAIT, &out), 1, "closed without an answer");
+    close(fd);
+    cr_assert_eq(rt_broker_wait_log(&gw.log, "bytes before the MLLP start block", WAIT), 0);
+    /* Oversize (limit 4096 here): AE naming the limit, then the connection closes. */
+    fd = conn();
+    char big[6000];
+    memset(big, 'X', sizeof big);
+    memcpy(big, "MSH|^~\\&|DXCARE|H|R|C|1||ADT^A03|BIG-1|P|2.5\rNTE|1||", 48);
+    cr_assert_eq(hl7_send(fd, big, sizeof big), 0);
+    cr_assert_eq(hl7_recv(fd, WAIT, &out), 0);
+    cr_assert(strstr(out, "MSA|AE|BIG-1") != NULL && strstr(out, "size limit") != NULL, "%s",
+              out);
+    free(out);
+    cr_assert_eq(hl7_recv(fd, WAIT, &out), 1);
+    close(fd);
+    /* End of stream in the middle of a frame: logged. */
+    fd = conn();
+    cr_assert_eq(hl7_send_raw(fd, "\x0bMSH|^~\\&|DXCARE", 16), 0);
+    shutdown(fd, SHUT_WR);
+    cr_assert_eq(hl7_recv(fd, WAIT, &out), 1);
+    close(fd);
+    cr_assert_eq(rt_broker_wait_log(&gw.log, "end of stream in the middle of a frame", WAIT), 0);
+    /* Garbage after the end block: AE, closed. */
+    fd = conn();
+    char *m = hl7_a03("TRAILER-1", "VN-T1");
+    char framed[8192];
+    size_t l = strlen(m);
+    framed[0] = 0x0B;
+    memcpy(framed + 1, m, l);
+    framed[l + 1] = 0x1C;
+    framed[l + 2] = 'Z';
+    cr_assert_eq(hl7_send_raw(fd, framed, l + 3), 0);
+    cr_assert_eq(hl7_recv(fd, WAIT, &out), 0);
+    cr_assert(strstr(out, "MSA|AE|TRAILER-1") != NULL, "%s", out);
+    free(out);
+    free(m);
+    close(fd);
+    /* And a well-behaved sender is still served. */
+    fd = conn();
+    char code[4];
+    m = hl7_a03("AFTER-FRAMING", "VN-AF");
+    cr_assert_eq(hl7_roundtrip(fd, m, code, NULL, WAIT), 0);
+    cr_assert_str_eq(code, "AA");
+    free(m);
+    close(fd);
+}
+
+Test(hl7_gateway, answers_ar_while_the_broker_is_down_then_aa_once_it_is_back)
+{
+    int fd = conn();
+    char *m = hl7_a03("DOWN-1", "VN-DOWN-1");
+    rt_broker_kill9(&broker);
+    cr_assert_eq(rt_broker_wait_log(&gw.log, "state=disconnected", WAIT), 0);
+    char code[4], *ack;
+    cr_assert_eq(hl7_roundtrip(fd, m, code, &ack, WAIT), 0);
+    cr_assert_str_eq(code, "AR", "%s", ack);
+    free(ack);
+    cr_assert_eq(rt_broker_start(&broker, NULL, WAIT), 0);
+    /* The engine resends until AA. Each resend waits for the gateway's answer (an event),
+     * and the gateway answers AR at once while its agent is not connected. */
+    int tries = 0;
+    do {
+        cr_assert_eq(hl7_roundtrip(fd, m, code, NULL, WAIT), 0);
+        if (strcmp(code, "AA") != 0)
+            rt_broker_wait_log(&gw.log, "state=ready", 200);
+    } while (strcmp(code, "AA") != 0 && ++tries < 100);
+    cr_assert_str_eq(code, "AA");
+    cr_assert_eq(hl7_receiver_wait(&assistant, &assistant.discharges, 1, WAIT), 0);
+    cr_assert_eq(hl7_receiver_count(&assistant, "VN-DOWN-1"), 1);
+    free(m);
+    close(fd);
+}
+
+Test(hl7_gateway, keeps_acknowledgements_across_a_gateway_restart)
+{
+    int fd = conn();
+    char *m = hl7_a03("RESTART-1", "VN-RS1");
+    char code[4], *ack1, *ack2;
+    cr_assert_eq(hl7_roundtrip(fd, m, code, &ack1, WAIT), 0);
+    cr_assert_str_eq(code, "AA");
+    close(fd);
+    cr_assert_eq(hl7_gw_stop(&gw), 0);
+    cr_assert_eq(hl7_gw_restart(&gw), 0);
+    fd = conn();
+    cr_assert_eq(hl7_roundtrip(fd, m, code, &ack2, WAIT), 0);
+    cr_assert_str_eq(ack2, ack1);
+    char *m2 = hl7_a03("RESTART-2", "VN-RS2");
+    cr_assert_eq(rt_broker_wait_log(&gw.log, "state=ready", WAIT), 0);
+    cr_assert_eq(hl7_roundtrip(fd, m2, code, NULL, WAIT), 0);
+    cr_assert_str_eq(code, "AA");
+    cr_assert_eq(hl7_receiver_wait(&assistant, &assistant.discharges, 2, WAIT), 0);
+    cr_assert_eq(hl7_receiver_count(&assistant, "VN-RS1"), 1);
+    free(ack1), free(ack2), free(m), free(m2);
+    close(fd);
+}
