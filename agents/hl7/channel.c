@@ -213,8 +213,9 @@ static int read_channel(ref_cfg_t *cfg, const yaml_node_t *c, hl7_config_t *conf
 static int read_config(ref_cfg_t *cfg, hl7_config_t *conf, char *err, size_t err_len)
 {
     const yaml_node_t *root = ref__cfg_root(cfg);
-    static const char *const keys[] = {"broker", "directory", "state_dir", "coordinator",
-                                       "programmes", "limits", "channels", NULL};
+    static const char *const keys[] = {"broker",     "directory", "state_dir", "coordinator",
+                                       "programmes", "limits",    "channels",  "outbox",
+                                       NULL};
     if (root == NULL || ref__cfg_keys(cfg, root, "configuration", keys) != 0) return ref__cfg_status(cfg);
     const yaml_node_t *b = ref__cfg_get(cfg, root, "broker");
     if (b == NULL) return ref__cfg_fail(cfg, root, "broker", "required (endpoint, server_key)");
@@ -232,7 +233,12 @@ static int read_config(ref_cfg_t *cfg, hl7_config_t *conf, char *err, size_t err
         return ref__cfg_fail(cfg, b, "server_key", "required unless insecure: true");
     if (server_key != NULL) conf->server_key = xstrdup(server_key);
 
-    const char *dir = NULL, *state = NULL, *coord = NULL, *progs = NULL;
+    const char *dir = NULL, *state = NULL, *coord = NULL, *progs = NULL, *outbox = NULL;
+    ref__cfg_str(cfg, root, "outbox", &outbox);
+    if (outbox != NULL && strcmp(outbox, "disk") != 0 && strcmp(outbox, "memory") != 0)
+        return ref__cfg_fail(cfg, ref__cfg_get(cfg, root, "outbox"), "outbox",
+                             "disk or memory");
+    conf->outbox_memory = outbox != NULL && strcmp(outbox, "memory") == 0;
     ref__cfg_str(cfg, root, "directory", &dir);
     ref__cfg_str(cfg, root, "state_dir", &state);
     ref__cfg_str(cfg, root, "coordinator", &coord);

@@ -48,6 +48,13 @@ typedef struct hl7_config {
     bool insecure;    /* development only: no CURVE */
     char *directory;  /* the territory directory file */
     char *state_dir;  /* acknowledgement store and the channels' agent state files */
+    /*
+     * false (outbox: disk, the default): each channel's agent keeps its unconfirmed
+     * submissions in a state file, one synced write per submission. true (outbox: memory):
+     * no state file. Both keep the promise, because AA waits for Accepted and a sender
+     * resends what was not AA'd (under the same derived message ids); docs/HL7.md.
+     */
+    bool outbox_memory;
     char *coordinator; /* NULL: the directory's first coordinator */
     char *programmes_file; /* NULL: the built-in programmes (heart-failure, copd) */
     struct relais_ref_programmes *programmes; /* loaded from it; NULL: the built-in ones */

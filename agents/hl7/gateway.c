@@ -417,7 +417,7 @@ static int open_agent(gw_t *gw, gw_channel_t *ch)
                                 .address = ch->cfg->address,
                                 .software = "relais-hl7/1",
                                 .loop = gw->loop,
-                                .state_path = state};
+                                .state_path = cfg->outbox_memory ? NULL : state};
     if (!cfg->insecure) {
         int rc = relais_keyfile_read(ch->cfg->key_path, pub, sec, why, sizeof why);
         if (rc == 0) rc = relais_pubkey_read(cfg->server_key, spub, why, sizeof why);

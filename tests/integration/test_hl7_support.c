@@ -37,8 +37,9 @@ static int spawn(hl7_gwproc_t *g)
         dup2(out[1], 1);
         if (log >= 0) dup2(log, 2);
         close(out[0]);
-        execl(HL7_GATEWAY_PATH, "relais-hl7", "--config", g->config, "--log-level", "info",
-              (char *)NULL);
+        const char *level = getenv("HL7_GW_LOG_LEVEL");
+        execl(HL7_GATEWAY_PATH, "relais-hl7", "--config", g->config, "--log-level",
+              level != NULL ? level : "info", (char *)NULL);
         _exit(127);
     }
     close(out[1]);
@@ -83,6 +84,7 @@ int hl7_gw_start(hl7_gwproc_t *g, const rt_broker_t *b, const char *extra_limits
             "broker: {endpoint: \"%s\", server_key: \"%s\"}\n"
             "directory: \"%s/territory.yaml\"\n"
             "state_dir: \"%s\"\n"
+            "outbox: %s\n"
             "limits: {ack_timeout_ms: 3000%s%s}\n"
             "channels:\n"
             "  - name: test\n"
@@ -93,7 +95,8 @@ int hl7_gw_start(hl7_gwproc_t *g, const rt_broker_t *b, const char *extra_limits
             "    dispositions: [{pv1_36: \"01\", disposition: HOME}]\n"
             "    diagnoses: [{icd10: I50, programme: heart-failure}, {icd10: J44, programme: "
             "copd}]\n",
-            b->endpoint, b->server_pub_path, b->data_dir, g->dir, extra_limits ? ", " : "",
+            b->endpoint, b->server_pub_path, b->data_dir, g->dir,
+            getenv("HL7_GW_OUTBOX") != NULL ? getenv("HL7_GW_OUTBOX") : "disk", extra_limits ? ", " : "",
             extra_limits ? extra_limits : "", HL7_HOSPITAL, k->path);
     fclose(f);
     return spawn(g);
