@@ -117,6 +117,10 @@ int hl7_gw_restart(hl7_gwproc_t *g)
     fclose(in);
     fclose(out);
     rename(tmp, g->config);
+    /* A fresh log, so that waiting for a line waits for this run's. */
+    char old[320];
+    snprintf(old, sizeof old, "%s.previous", g->log.log_path);
+    rename(g->log.log_path, old);
     return spawn(g);
 }
 

@@ -32,7 +32,8 @@ typedef struct hl7_gwproc {
 /*
  * Writes a configuration for b (extra_limits: YAML text put under `limits:`, may be NULL)
  * and starts relais-hl7 on it; waits for its ready line. Restarting uses the same state
- * directory and port. 0 or -1 (reason on stderr).
+ * directory and port, and starts a fresh log (the previous one is kept as .previous).
+ * 0 or -1 (reason on stderr).
  */
 int hl7_gw_start(hl7_gwproc_t *g, const rt_broker_t *b, const char *extra_limits);
 int hl7_gw_restart(hl7_gwproc_t *g);
