@@ -193,7 +193,7 @@ static int map_patient(const hl7_map_ctx_t *ctx, const hl7_msg_t *m, hl7_plan_t 
             bool corsica = strlen(v) == 15 && (v[5] == 'A' || v[5] == 'B');
             if (!digits(v, 15) && !corsica)
                 return hl7_fail(err, HL7_ERR_DATA_TYPE, "PID", 1, 3, "INS is not 15 characters");
-            snprintf(p->ins, sizeof p->ins, "%s", v);
+            memcpy(p->ins, v, 16); /* 15 characters and the NUL, checked above */
             snprintf(p->ins_oid, sizeof p->ins_oid, "%s", oid);
         } else if (v[0] != '\0' && (p->local_id[0] == '\0' || strcmp(type, "PI") == 0)) {
             snprintf(p->local_id, sizeof p->local_id, "%s", v);
@@ -331,14 +331,15 @@ static int resolve_gp(const hl7_map_ctx_t *ctx, const hl7_msg_t *m, hl7_plan_t *
     return 0;
 }
 
-/* The discharge time: PV1-45, else ZBE-2 (PAM.fr movement time), else EVN-6. */
-static int discharge_time(const hl7_map_ctx_t *ctx, const hl7_msg_t *m, int64_t *out,
-                          hl7_error_t *err)
+/* The movement's time: PV1-first (45 for a discharge, 44 for an admission), else ZBE-2
+ * (PAM.fr movement time), else EVN-6 (event occurred). */
+static int movement_time(const hl7_map_ctx_t *ctx, const hl7_msg_t *m, unsigned first,
+                         int64_t *out, hl7_error_t *err)
 {
-    static const struct {
+    const struct {
         const char *seg;
         unsigned field;
-    } from[] = {{"PV1", 45}, {"ZBE", 2}, {"EVN", 6}};
+    } from[] = {{"PV1", first}, {"ZBE", 2}, {"EVN", 6}};
     char v[64];
     for (size_t i = 0; i < 3; i++) {
         int rc = get(m, hl7_find(m, from[i].seg, 0), from[i].field, 0, 1, 1, v, sizeof v, err);
@@ -349,8 +350,9 @@ static int discharge_time(const hl7_map_ctx_t *ctx, const hl7_msg_t *m, int64_t 
                             "not an HL7 date and time");
         return 0;
     }
-    return hl7_fail(err, HL7_ERR_REQUIRED_MISSING, "PV1", 1, 45,
-                    "no discharge time (PV1-45, ZBE-2 or EVN-6)");
+    return hl7_fail(err, HL7_ERR_REQUIRED_MISSING, "PV1", 1, first,
+                    "no %s time (PV1-%u, ZBE-2 or EVN-6)", first == 45 ? "discharge" : "admission",
+                    first);
 }
 
 /* The programme the first diagnosis matching the channel's table selects (longest prefix). */
@@ -438,7 +440,7 @@ static int map_discharge(const hl7_map_ctx_t *ctx, const hl7_msg_t *m, bool canc
     } else {
         p->kind = "discharge";
         int64_t at;
-        if ((rc = discharge_time(ctx, m, &at, err)) != 0) return rc;
+        if ((rc = movement_time(ctx, m, 45, &at, err)) != 0) return rc;
         const relais_ref_programme_t *prog;
         if ((rc = pick_programme(ctx, m, &prog, err)) != 0) return rc;
         Relais__V1__DischargeNotification *dn = &p->d.dn;
@@ -472,6 +474,43 @@ static int map_discharge(const hl7_map_ctx_t *ctx, const hl7_msg_t *m, bool canc
     return 0;
 }
 
+/* ADT^A01: the admission, as the AdmissionNotice the GP's practice would get from a
+ * facility it asked for a preadmission (PV1-5, the preadmit number, as its request id). */
+static int map_admission(const hl7_map_ctx_t *ctx, const hl7_msg_t *m, hl7_plan_t *p,
+                         hl7_error_t *err)
+{
+    int rc = map_patient(ctx, m, p, err);
+    if (rc != 0) return rc;
+    long pv1 = hl7_find(m, "PV1", 0);
+    if (pv1 < 0) return hl7_fail(err, HL7_ERR_REQUIRED_MISSING, "PV1", 1, 0, "no PV1 segment");
+    if ((rc = get(m, pv1, 19, 0, 1, 1, p->encounter, sizeof p->encounter, err)) != 0) return rc;
+    if (p->encounter[0] == '\0')
+        return hl7_fail(err, HL7_ERR_REQUIRED_MISSING, "PV1", 1, 19, "no visit number");
+    if ((rc = get(m, pv1, 5, 0, 1, 1, p->programme, sizeof p->programme, err)) != 0) return rc;
+    int64_t at;
+    if ((rc = movement_time(ctx, m, 44, &at, err)) != 0) return rc;
+    size_t n_to = 0;
+    if ((rc = resolve_gp(ctx, m, p, &n_to, err)) != 0) return rc;
+    if (n_to == 0) to_coordinator(ctx, p, &n_to);
+    snprintf(p->facility, sizeof p->facility, "%s", ctx->ch->address);
+    p->kind = "admission";
+    Relais__V1__AdmissionNotice *a = &p->admission;
+    relais__v1__admission_notice__init(a);
+    a->request_id = p->programme; /* the preadmit number, "" when none */
+    a->patient = &p->patient;
+    a->facility = p->facility;
+    a->encounter_id = p->encounter;
+    a->admitted_at_ms = at;
+    Relais__V1__Envelope *env = &p->env[p->n++];
+    relais__v1__envelope__init(env);
+    env->n_to = n_to;
+    env->to = p->to;
+    env->body_case = RELAIS__V1__ENVELOPE__BODY_ADMISSION_NOTICE;
+    env->admission_notice = a;
+    if (strcmp(p->route, "coordinator") == 0) add_escalation(p, "admission_notice");
+    return 0;
+}
+
 int hl7_map(const hl7_map_ctx_t *ctx, const hl7_msg_t *m, hl7_plan_t *plan, hl7_error_t *err)
 {
     memset(plan, 0, sizeof *plan);
@@ -484,6 +523,7 @@ int hl7_map(const hl7_map_ctx_t *ctx, const hl7_msg_t *m, hl7_plan_t *plan, hl7_
         return hl7_fail(err, HL7_ERR_UNSUPPORTED_TYPE, "MSH", 1, 9, "message type not supported");
     if (strcmp(trigger, "A03") == 0) return map_discharge(ctx, m, false, plan, err);
     if (strcmp(trigger, "A13") == 0) return map_discharge(ctx, m, true, plan, err);
+    if (strcmp(trigger, "A01") == 0) return map_admission(ctx, m, plan, err);
     return hl7_fail(err, HL7_ERR_UNSUPPORTED_EVENT, "MSH", 1, 9, "trigger event not supported");
 }
 

@@ -6,8 +6,8 @@
  * on the sample messages directly.
  *
  * Supported: ADT^A03 (discharge → DischargeNotification to the GP's practice, with the
- * follow-up plan of the programme the diagnoses select) and ADT^A13 (cancel discharge →
- * DischargeCancelled to the same recipients). A GP the directory cannot resolve sends
+ * follow-up plan of the programme the diagnoses select), ADT^A13 (cancel discharge →
+ * DischargeCancelled to the same recipients) and ADT^A01 (admission → AdmissionNotice). A GP the directory cannot resolve sends
  * the message to the CPTS coordinator instead, with an Escalation saying why.
  */
 #ifndef RELAIS_HL7_MAP_H
@@ -34,7 +34,7 @@ typedef struct hl7_map_ctx {
 } hl7_map_ctx_t;
 
 typedef struct hl7_plan {
-    const char *kind;      /* "discharge" or "discharge-cancel", for logs */
+    const char *kind;      /* "discharge", "discharge-cancel" or "admission", for logs */
     const char *route;     /* "practice", "gp" or "coordinator", for logs */
     char route_reason[160]; /* why the coordinator (no patient data) */
     size_t n;
@@ -42,6 +42,7 @@ typedef struct hl7_plan {
     /* What the envelopes point into. */
     relais_ref_discharge_t d;
     Relais__V1__DischargeCancelled cancel;
+    Relais__V1__AdmissionNotice admission;
     Relais__V1__Escalation esc;
     Relais__V1__PatientRef patient;
     char to_buf[HL7_RCPT_MAX][RELAIS_ADDRESS_MAX];

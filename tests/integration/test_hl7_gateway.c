@@ -72,6 +72,25 @@ Test(hl7_gateway, acknowledges_a_discharge_once_accepted_and_the_assistant_gets_
     close(fd);
 }
 
+Test(hl7_gateway, notifies_an_admission_and_a_cancelled_discharge_to_the_practice)
+{
+    int fd = conn();
+    size_t len;
+    char *msg = hl7_sample("a01-admission.hl7", &len);
+    char code[4];
+    cr_assert_eq(hl7_roundtrip(fd, msg, code, NULL, WAIT), 0);
+    cr_assert_str_eq(code, "AA");
+    cr_assert_eq(hl7_receiver_wait(&assistant, &assistant.admissions, 1, WAIT), 0);
+    free(msg);
+    const char *a13 = "MSH|^~\\&|DXCARE|CHU-RENNES|R|C|1||ADT^A13^ADT_A01|A13-1|P|2.5\r"
+                      "PID|1||9^^^X^PI\rROL|1|UC|ODRP|10101234567^^^^^^^^^^^^RPPS\r"
+                      "PV1|1|I|||||||||||||||||VN9\r";
+    cr_assert_eq(hl7_roundtrip(fd, a13, code, NULL, WAIT), 0);
+    cr_assert_str_eq(code, "AA");
+    cr_assert_eq(hl7_receiver_wait(&assistant, &assistant.cancels, 1, WAIT), 0);
+    close(fd);
+}
+
 Test(hl7_gateway, answers_a_resent_message_with_the_same_ack_and_delivers_nothing_new)
 {
     int fd = conn();
@@ -132,7 +151,7 @@ Test(hl7_gateway, answers_ae_with_err_for_what_can_never_be_taken)
     } cases[] = {
         {"a03-test-ins.hl7", "|103^"},      /* test INS, production territory */
         {"a03-processing-t.hl7", "|202^"},  /* processing id T on a P channel */
-        {"a01-admission.hl7", "|201^"},     /* a trigger not mapped */
+        {"a08-update.hl7", "|201^"},        /* a trigger not mapped */
         {"a03-no-time.hl7", "|101^"},       /* no discharge time anywhere */
     };
     int fd = conn();

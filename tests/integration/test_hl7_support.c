@@ -317,6 +317,10 @@ static relais_outcome_t on_body(relais_agent_t *agent, relais_delivery_t *d, voi
                  dn->patient != NULL ? dn->patient->ins_matricule : "");
         r->last_items = dn->n_follow_up;
         note_seen(r, dn->encounter_id);
+    } else if (env->body_case == RELAIS__V1__ENVELOPE__BODY_ADMISSION_NOTICE) {
+        r->admissions++;
+        snprintf(r->last_encounter, sizeof r->last_encounter, "%s",
+                 env->admission_notice->encounter_id);
     } else if (env->body_case == RELAIS__V1__ENVELOPE__BODY_DISCHARGE_CANCELLED) {
         r->cancels++;
     } else if (env->body_case == RELAIS__V1__ENVELOPE__BODY_ESCALATION) {

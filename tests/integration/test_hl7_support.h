@@ -67,7 +67,7 @@ typedef struct hl7_receiver {
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    int discharges, cancels, escalations, ready;
+    int discharges, cancels, escalations, admissions, ready;
     char last_encounter[128];
     char last_programme[64];
     size_t last_items;

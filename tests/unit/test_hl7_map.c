@@ -168,9 +168,24 @@ Test(hl7_map, refuses_what_the_channel_does_not_take)
 {
     cr_assert_eq(map_sample("a03-processing-t.hl7", dir, &plan, &err),
                  HL7_ERR_UNSUPPORTED_PROCESSING_ID);
-    cr_assert_eq(map_sample("a01-admission.hl7", dir, &plan, &err),
+    cr_assert_eq(map_sample("a08-update.hl7", dir, &plan, &err),
                  HL7_ERR_UNSUPPORTED_EVENT);
     cr_assert_eq(err.field, 9);
+}
+
+Test(hl7_map, notifies_an_admission_to_the_practice_with_the_preadmit_number)
+{
+    cr_assert_eq(map_sample("a01-admission.hl7", dir, &plan, &err), 0, "%s", err.text);
+    cr_assert_str_eq(plan.kind, "admission");
+    cr_assert_eq(plan.env[0].body_case, RELAIS__V1__ENVELOPE__BODY_ADMISSION_NOTICE);
+    cr_assert_str_eq(plan.env[0].to[0], "staff:claire.martin@cabinet-dupont");
+    const Relais__V1__AdmissionNotice *a = plan.env[0].admission_notice;
+    cr_assert_str_eq(a->request_id, "PRE-2026-0042");
+    cr_assert_str_eq(a->encounter_id, "VN2026-000123");
+    cr_assert_str_eq(a->facility, "finess:350000014");
+    /* PV1-44, 2026-11-25 08:30 in Paris = 07:30 UTC. */
+    cr_assert_eq(a->admitted_at_ms, 1796110200000LL - 6 * 86400000LL);
+    cr_assert_str_eq(a->patient->local_id, "123456");
 }
 
 Test(hl7_map, decides_the_message_type_from_msh_9_alone)

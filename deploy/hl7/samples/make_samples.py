@@ -36,8 +36,8 @@ def pid(ins=INS_OK, status="VALI~QUAL", name="MARTIN^JEANNE^MARIE^^^^L"):
     return seg("PID", {1: "1", 3: ids, 5: name, 7: "19480312", 8: "F", 32: status})
 
 
-def pv1(discharge="20261201100000", disposition="01", visit="VN2026-000123"):
-    return seg("PV1", {1: "1", 2: "I", 3: "CARDIO^^^CHU-RENNES",
+def pv1(discharge="20261201100000", disposition="01", visit="VN2026-000123", preadmit=""):
+    return seg("PV1", {1: "1", 2: "I", 3: "CARDIO^^^CHU-RENNES", 5: preadmit,
                        19: visit + "^^^CHU-RENNES&1.2.250.1.71.4.2.2&ISO^VN",
                        36: disposition, 44: "20261125083000", 45: discharge})
 
@@ -91,9 +91,14 @@ SAMPLES = {
     "a03-processing-t": a03("MSG-A03-0010", processing="T"),
     # Required data missing: no PV1-45, no ZBE, no EVN-6.
     "a03-no-time": a03("MSG-A03-0011", discharge="", zbe=False, evn6=""),
-    # An admission (A01): the trigger this version of the gateway does not map.
+    # An admission (A01) after a preadmission the practice asked for (PV1-5).
     "a01-admission": [msh("A01", "MSG-A01-0001"), seg("EVN", {2: "20261125083000"}),
-                      pid(), pv1(discharge="")],
+                      pid(), seg("ROL", {1: "1", 2: "UC", 3: "ODRP^Medecin traitant^FR-ROLE",
+                                         4: GP_ROL}),
+                      pv1(discharge="", preadmit="PRE-2026-0042")],
+    # A patient update (A08): a trigger this version of the gateway does not map.
+    "a08-update": [msh("A08", "MSG-A08-0001"), seg("EVN", {2: "20261125083000"}),
+                   pid(), pv1(discharge="")],
     # EVN-1 and MSH-9 disagree: MSH-9 decides (this is an A03).
     "a03-evn-says-a01": [m.replace("EVN|", "EVN|A01", 1) if m.startswith("EVN") else m
                          for m in a03("MSG-A03-0012")],
