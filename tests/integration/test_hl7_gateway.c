@@ -23,7 +23,9 @@ static void setup(void)
     rt_suite_start(&broker, NULL);
     cr_assert_eq(hl7_receiver_start(&assistant, &broker, HL7_ASSISTANT), 0);
     cr_assert_eq(hl7_receiver_start(&coordinator, &broker, HL7_COORDINATOR), 0);
-    cr_assert_eq(hl7_gw_start(&gw, &broker, "max_message_bytes: 4096"), 0);
+    cr_assert_eq(hl7_gw_start(&gw, &broker,
+                              "max_message_bytes: 4096, frame_timeout_ms: 500, max_connections: 8"),
+                 0);
     /* The gateway answers AR until its agent has the broker's Welcome: wait for it. */
     cr_assert_eq(rt_broker_wait_log(&gw.log, "state=ready", WAIT), 0);
 }
@@ -226,7 +228,8 @@ Test(hl7_gateway, closes_a_connection_that_does_not_speak_mllp_and_keeps_serving
     close(fd);
     /* End of stream in the middle of a frame: logged. */
     fd = conn();
-    cr_assert_eq(hl7_send_raw(fd, "\x0bMSH|^~\\&|DXCARE", 16), 0);
+    const char *part = "\x0bMSH|^~\\&|DXCARE";
+    cr_assert_eq(hl7_send_raw(fd, part, strlen(part)), 0);
     shutdown(fd, SHUT_WR);
     cr_assert_eq(hl7_recv(fd, WAIT, &out), 1);
     close(fd);
@@ -254,6 +257,30 @@ Test(hl7_gateway, closes_a_connection_that_does_not_speak_mllp_and_keeps_serving
     cr_assert_str_eq(code, "AA");
     free(m);
     close(fd);
+}
+
+Test(hl7_gateway, ends_a_slow_sender_and_refuses_connections_over_the_limit)
+{
+    /* Half a frame, then nothing: closed once frame_timeout_ms (500 here) has passed. */
+    int slow = conn();
+    const char *half = "\x0bMSH|^~\\&|DXCARE|CHU";
+    cr_assert_eq(hl7_send_raw(slow, half, strlen(half)), 0);
+    char *out;
+    cr_assert_eq(hl7_recv(slow, WAIT, &out), 1);
+    close(slow);
+    cr_assert_eq(rt_broker_wait_log(&gw.log, "frame not completed in time (slow sender)", WAIT),
+                 0);
+    /* max_connections is 8: the ninth is closed at once, the first eight still work. */
+    int fds[9];
+    for (int i = 0; i < 9; i++) fds[i] = conn();
+    cr_assert_eq(hl7_recv(fds[8], WAIT, &out), 1, "the ninth connection is closed");
+    cr_assert_eq(rt_broker_wait_log(&gw.log, "too many connections on this channel", WAIT), 0);
+    char code[4];
+    char *m = hl7_a03("LIMIT-1", "VN-LIMIT-1");
+    cr_assert_eq(hl7_roundtrip(fds[0], m, code, NULL, WAIT), 0);
+    cr_assert_str_eq(code, "AA");
+    free(m);
+    for (int i = 0; i < 9; i++) close(fds[i]);
 }
 
 Test(hl7_gateway, answers_ar_while_the_broker_is_down_then_aa_once_it_is_back)
