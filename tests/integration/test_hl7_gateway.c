@@ -331,3 +331,76 @@ Test(hl7_gateway, keeps_acknowledgements_across_a_gateway_restart)
     free(ack1), free(ack2), free(m), free(m2);
     close(fd);
 }
+
+Test(hl7_gateway, honours_enhanced_mode_and_sends_nothing_when_msh15_says_never)
+{
+    int fd = conn();
+    size_t len;
+    char *enh = hl7_sample("a03-enhanced.hl7", &len);
+    char code[4];
+    cr_assert_eq(hl7_roundtrip(fd, enh, code, NULL, WAIT), 0);
+    cr_assert_str_eq(code, "CA");
+    free(enh);
+    /* MSH-15 NE: accepted, delivered, and no acknowledgement on the connection; the next
+     * frame's ACK is the first one the sender reads. */
+    char *ne = hl7_a03("NE-1", "VN-NE-1"), *next = hl7_a03("NE-2", "VN-NE-2");
+    const char *from = "|2.5^FRA^2.11|||||FRA|", *to = "|2.5^FRA^2.11|||NE||FRA|";
+    char *p = strstr(ne, from);
+    cr_assert_not_null(p);
+    size_t n = strlen(ne) + strlen(to) + 1;
+    char *fixed = malloc(n);
+    snprintf(fixed, n, "%.*s%s%s", (int)(p - ne), ne, to, p + strlen(from));
+    cr_assert_eq(hl7_send(fd, fixed, strlen(fixed)), 0);
+    char *ack;
+    cr_assert_eq(hl7_roundtrip(fd, next, code, &ack, WAIT), 0);
+    cr_assert(strstr(ack, "MSA|AA|NE-2") != NULL, "%s", ack);
+    cr_assert_eq(hl7_receiver_wait(&assistant, &assistant.discharges, 3, WAIT), 0);
+    cr_assert_eq(hl7_receiver_count(&assistant, "VN-NE-1"), 1);
+    free(ack), free(ne), free(next), free(fixed);
+    close(fd);
+}
+
+/* A broker that takes 1 submission per second from each agent answers the rest
+ * OVERLOADED: the hospital gets AR (resend later), never AA without storage. */
+static rt_broker_t slow_broker;
+static hl7_gwproc_t slow_gw;
+
+static void slow_setup(void)
+{
+    memset(&slow_broker, 0, sizeof slow_broker);
+    slow_broker.rate_limit = 1; /* rt_suite_start() would clear it */
+    cr_assert_eq(rt_broker_start(&slow_broker, NULL, WAIT), 0);
+    cr_assert_eq(hl7_gw_start(&slow_gw, &slow_broker, NULL), 0);
+    cr_assert_eq(rt_broker_wait_log(&slow_gw.log, "state=ready", WAIT), 0);
+}
+
+static void slow_teardown(void)
+{
+    cr_expect_eq(hl7_gw_stop(&slow_gw), 0);
+    hl7_gw_cleanup(&slow_gw);
+    rt_suite_stop(&slow_broker);
+}
+
+Test(hl7_overloaded, answers_ar_when_the_broker_is_overloaded, .init = slow_setup,
+     .fini = slow_teardown, .timeout = 60)
+{
+    int fd = hl7_connect(slow_gw.port);
+    cr_assert_geq(fd, 0);
+    int aa = 0, ar = 0;
+    for (int i = 0; i < 6; i++) {
+        char control[16], visit[16], code[4], *ack;
+        snprintf(control, sizeof control, "OV-%d", i);
+        snprintf(visit, sizeof visit, "VN-OV-%d", i);
+        char *m = hl7_a03(control, visit);
+        cr_assert_eq(hl7_roundtrip(fd, m, code, &ack, WAIT), 0);
+        if (strcmp(code, "AA") == 0) aa++;
+        if (strcmp(code, "AR") == 0) {
+            ar++;
+            cr_assert(strstr(ack, "OVERLOADED") != NULL, "%s", ack);
+        }
+        free(ack), free(m);
+    }
+    cr_assert_geq(aa, 1);
+    cr_assert_geq(ar, 1, "six submissions within a second: the broker refuses some");
+    close(fd);
+}
