@@ -76,14 +76,16 @@ static int read_list(ref_cfg_t *cfg, const yaml_node_t *map, const char *key, ch
     return ref__cfg_status(cfg);
 }
 
+typedef enum table_kind { TABLE_DISPOSITIONS, TABLE_DIAGNOSES, TABLE_SPECIALTIES } table_kind_t;
+
 /* Reads a list of {code_key: code, value_key: value} into a table. */
 static int read_table(ref_cfg_t *cfg, const yaml_node_t *map, const char *key,
                       const char *code_key, const char *value_key, hl7_code_map_t **out,
-                      size_t *n, const relais_ref_programmes_t *progs)
+                      size_t *n, table_kind_t kind, const relais_ref_programmes_t *progs)
 {
     const yaml_node_t *seq = ref__cfg_get(cfg, map, key);
     if (seq == NULL) return 0;
-    bool dispositions = progs == NULL;
+    bool dispositions = kind == TABLE_DISPOSITIONS;
     size_t len = ref__cfg_len(cfg, seq, key);
     *out = xcalloc(len, sizeof **out);
     const char *const keys[] = {code_key, value_key, NULL};
@@ -97,7 +99,7 @@ static int read_table(ref_cfg_t *cfg, const yaml_node_t *map, const char *key,
         if (code == NULL || code[0] == '\0' || val == NULL)
             return ref__cfg_fail(cfg, e, key, "each entry needs %s and %s", code_key, value_key);
         char norm[16];
-        if (!dispositions) {
+        if (kind == TABLE_DIAGNOSES) {
             /* ICD-10 codes are compared without their dot: I50.0 and I500 are one code. */
             size_t o = 0;
             for (const char *c = code; *c && o + 1 < sizeof norm; c++) {
@@ -130,8 +132,11 @@ static int read_table(ref_cfg_t *cfg, const yaml_node_t *map, const char *key,
                                      val);
             }
             m->disposition = v->value;
-        } else if (relais_ref_programme_find(progs, val) == NULL) {
+        } else if (kind == TABLE_DIAGNOSES && relais_ref_programme_find(progs, val) == NULL) {
             return ref__cfg_fail(cfg, e, key, "unknown programme '%s'", val);
+        } else if (kind == TABLE_SPECIALTIES && !name_ok(val)) {
+            return ref__cfg_fail(cfg, e, key, "specialty '%s': lowercase letters, digits, . _ -",
+                                 val);
         }
         m->code = xstrdup(code);
         m->value = xstrdup(val);
@@ -146,7 +151,7 @@ static int read_channel(ref_cfg_t *cfg, const yaml_node_t *c, hl7_config_t *conf
     static const char *const keys[] = {"name",       "listen",          "address",
                                        "key",        "applications",    "facilities",
                                        "timezone",   "processing_ids",  "dispositions",
-                                       "diagnoses",  NULL};
+                                       "diagnoses",  "specialties",     NULL};
     if (ref__cfg_keys(cfg, c, "channels[]", keys) != 0) return ref__cfg_status(cfg);
     const char *name = NULL, *listen = NULL, *address = NULL, *key = NULL, *tz = NULL;
     ref__cfg_str(cfg, c, "name", &name);
@@ -202,11 +207,13 @@ static int read_channel(ref_cfg_t *cfg, const yaml_node_t *c, hl7_config_t *conf
             return ref__cfg_fail(cfg, c, "processing_ids", "at least one of P, T, D");
     }
     read_table(cfg, c, "dispositions", "pv1_36", "disposition", &ch->dispositions,
-               &ch->n_dispositions, NULL);
+               &ch->n_dispositions, TABLE_DISPOSITIONS, NULL);
+    read_table(cfg, c, "specialties", "rf1_3", "specialty", &ch->specialties,
+               &ch->n_specialties, TABLE_SPECIALTIES, NULL);
     const relais_ref_programmes_t *progs =
         conf->programmes != NULL ? conf->programmes : relais_ref_programmes_default();
     read_table(cfg, c, "diagnoses", "icd10", "programme", &ch->diagnoses, &ch->n_diagnoses,
-               progs);
+               TABLE_DIAGNOSES, progs);
     return ref__cfg_status(cfg);
 }
 
@@ -344,6 +351,7 @@ void hl7_config_free(hl7_config_t **cfg)
         free_strings(ch->facilities, ch->n_facilities);
         free_table(ch->dispositions, ch->n_dispositions);
         free_table(ch->diagnoses, ch->n_diagnoses);
+        free_table(ch->specialties, ch->n_specialties);
     }
     free(c->endpoint);
     free(c->server_key);

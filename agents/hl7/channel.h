@@ -40,6 +40,8 @@ typedef struct hl7_channel {
     size_t n_dispositions;
     hl7_code_map_t *diagnoses; /* ICD-10 prefix → programme, longest prefix wins */
     size_t n_diagnoses;
+    hl7_code_map_t *specialties; /* RF1-3 referral type → specialty of the pool asked */
+    size_t n_specialties;
 } hl7_channel_t;
 
 typedef struct hl7_config {

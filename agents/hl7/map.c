@@ -511,6 +511,112 @@ static int map_admission(const hl7_map_ctx_t *ctx, const hl7_msg_t *m, hl7_plan_
     return 0;
 }
 
+/* Where a referral goes: the referred-to provider (PRD with PRD-1 RT) when it has an RPPS
+ * the directory knows, else the specialists' pool of the specialty RF1-3 names through the
+ * channel's table, else the coordinator. */
+static int referral_target(const hl7_map_ctx_t *ctx, const hl7_msg_t *m, long rf1, hl7_plan_t *p,
+                           char *specialty, size_t spec_cap, hl7_error_t *err)
+{
+    char v[64], type[16];
+    int rc;
+    for (long s = hl7_find(m, "PRD", 0); s >= 0; s = hl7_find(m, "PRD", (size_t)s + 1)) {
+        if ((rc = get(m, s, 1, 0, 1, 1, v, sizeof v, err)) != 0) return rc;
+        if (strcmp(v, "RT") != 0) continue;
+        unsigned reps = hl7_repetitions(m, (size_t)s, 7);
+        for (unsigned r = 0; r < reps; r++) {
+            if ((rc = get(m, s, 7, r, 1, 1, v, sizeof v, err)) != 0) return rc;
+            if ((rc = get(m, s, 7, r, 2, 1, type, sizeof type, err)) != 0) return rc;
+            if (strcmp(type, "RPPS") != 0 || !digits(v, 11)) continue;
+            char addr[RELAIS_ADDRESS_MAX];
+            snprintf(addr, sizeof addr, "rpps:%s", v);
+            const dir_agent_t *a = directory_lookup(ctx->dir, addr);
+            if (a != NULL) {
+                snprintf(specialty, spec_cap, "%s", a->specialty);
+                snprintf(p->to_buf[0], RELAIS_ADDRESS_MAX, "%s", addr);
+                p->route = "specialist";
+                return 1;
+            }
+            snprintf(p->route_reason, sizeof p->route_reason,
+                     "referred-to specialist rpps:%.11s is not in the territory directory", v);
+        }
+    }
+    if ((rc = get(m, rf1, 3, 0, 1, 1, v, sizeof v, err)) != 0) return rc;
+    for (size_t i = 0; i < ctx->ch->n_specialties; i++) {
+        if (strcmp(v, ctx->ch->specialties[i].code) != 0) continue;
+        snprintf(specialty, spec_cap, "%s", ctx->ch->specialties[i].value);
+        snprintf(p->to_buf[0], RELAIS_ADDRESS_MAX, "service:specialist/%s@%s", specialty,
+                 directory_territory(ctx->dir));
+        if (directory_pool_members(ctx->dir, p->to_buf[0], NULL, NULL) > 0) {
+            p->route = "pool";
+            return 1;
+        }
+        snprintf(p->route_reason, sizeof p->route_reason,
+                 "no specialist of '%s' in the territory", specialty);
+        return 0;
+    }
+    if (p->route_reason[0] == '\0')
+        snprintf(p->route_reason, sizeof p->route_reason, "%s",
+                 "no referred-to specialist (PRD RT with an RPPS) and RF1-3 not in the channel's "
+                 "specialties");
+    return 0;
+}
+
+/* REF^I12: a referral, as the AppointmentRequest a practice would send. */
+static int map_referral(const hl7_map_ctx_t *ctx, const hl7_msg_t *m, hl7_plan_t *p,
+                        hl7_error_t *err)
+{
+    int rc = map_patient(ctx, m, p, err);
+    if (rc != 0) return rc;
+    long rf1 = hl7_find(m, "RF1", 0);
+    if (rf1 < 0) return hl7_fail(err, HL7_ERR_REQUIRED_MISSING, "RF1", 1, 0, "no RF1 segment");
+    /* RF1-6, the originating referral id, is the request id answers will name. */
+    if ((rc = get(m, rf1, 6, 0, 1, 1, p->encounter, sizeof p->encounter, err)) != 0) return rc;
+    if (p->encounter[0] == '\0')
+        return hl7_fail(err, HL7_ERR_REQUIRED_MISSING, "RF1", 1, 6, "no referral identifier");
+    Relais__V1__AppointmentRequest *r = &p->referral;
+    relais__v1__appointment_request__init(r);
+    r->request_id = p->encounter;
+    r->patient = &p->patient;
+    r->requested_role = "specialist";
+    char v[64];
+    if ((rc = get(m, rf1, 2, 0, 1, 1, v, sizeof v, err)) != 0) return rc;
+    r->urgency = strcmp(v, "S") == 0   ? RELAIS__V1__APPOINTMENT_REQUEST__URGENCY__URGENT
+                 : strcmp(v, "A") == 0 ? RELAIS__V1__APPOINTMENT_REQUEST__URGENCY__SOON
+                                       : RELAIS__V1__APPOINTMENT_REQUEST__URGENCY__ROUTINE;
+    relais__v1__time_window__init(&p->window);
+    int64_t t;
+    if ((rc = get(m, rf1, 7, 0, 1, 1, v, sizeof v, err)) != 0) return rc;
+    if (v[0] != '\0' && hl7_time_ms(v, ctx->ch->timezone, &t) == 0) p->window.not_before_ms = t;
+    if ((rc = get(m, rf1, 8, 0, 1, 1, v, sizeof v, err)) != 0) return rc;
+    if (v[0] != '\0' && hl7_time_ms(v, ctx->ch->timezone, &t) == 0) p->window.due_by_ms = t;
+    if (p->window.not_before_ms != 0 || p->window.due_by_ms != 0) r->window = &p->window;
+    /* RF1-10, the referral reason: its text, else its code. */
+    if ((rc = get(m, rf1, 10, 0, 2, 1, p->reason, sizeof p->reason, err)) != 0) return rc;
+    if (p->reason[0] == '\0' &&
+        (rc = get(m, rf1, 10, 0, 1, 1, p->reason, sizeof p->reason, err)) != 0)
+        return rc;
+    r->reason = p->reason;
+    rc = referral_target(ctx, m, rf1, p, p->programme, sizeof p->programme, err);
+    if (rc < 0 || rc > 1) return rc;
+    size_t n_to = 0;
+    if (rc == 1) {
+        p->to[0] = p->to_buf[0];
+        n_to = 1;
+    } else {
+        to_coordinator(ctx, p, &n_to);
+    }
+    r->specialty = p->programme;
+    p->kind = "referral";
+    Relais__V1__Envelope *env = &p->env[p->n++];
+    relais__v1__envelope__init(env);
+    env->n_to = n_to;
+    env->to = p->to;
+    env->body_case = RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_REQUEST;
+    env->appointment_request = r;
+    if (strcmp(p->route, "coordinator") == 0) add_escalation(p, "appointment_request");
+    return 0;
+}
+
 int hl7_map(const hl7_map_ctx_t *ctx, const hl7_msg_t *m, hl7_plan_t *plan, hl7_error_t *err)
 {
     memset(plan, 0, sizeof *plan);
@@ -519,6 +625,11 @@ int hl7_map(const hl7_map_ctx_t *ctx, const hl7_msg_t *m, hl7_plan_t *plan, hl7_
     int rc = check_header(ctx, m, type, trigger, err);
     if (rc != 0) return rc;
     /* What the message is comes from MSH-9 alone: EVN-1 and SCH-6 are filled loosely. */
+    if (strcmp(type, "REF") == 0) {
+        if (strcmp(trigger, "I12") == 0) return map_referral(ctx, m, plan, err);
+        return hl7_fail(err, HL7_ERR_UNSUPPORTED_EVENT, "MSH", 1, 9,
+                        "trigger event not supported");
+    }
     if (strcmp(type, "ADT") != 0)
         return hl7_fail(err, HL7_ERR_UNSUPPORTED_TYPE, "MSH", 1, 9, "message type not supported");
     if (strcmp(trigger, "A03") == 0) return map_discharge(ctx, m, false, plan, err);

@@ -7,7 +7,8 @@
  *
  * Supported: ADT^A03 (discharge → DischargeNotification to the GP's practice, with the
  * follow-up plan of the programme the diagnoses select), ADT^A13 (cancel discharge →
- * DischargeCancelled to the same recipients) and ADT^A01 (admission → AdmissionNotice). A GP the directory cannot resolve sends
+ * DischargeCancelled to the same recipients), ADT^A01 (admission → AdmissionNotice) and
+ * REF^I12 (referral → AppointmentRequest to the specialist or the specialty's pool). A GP the directory cannot resolve sends
  * the message to the CPTS coordinator instead, with an Escalation saying why.
  */
 #ifndef RELAIS_HL7_MAP_H
@@ -34,8 +35,8 @@ typedef struct hl7_map_ctx {
 } hl7_map_ctx_t;
 
 typedef struct hl7_plan {
-    const char *kind;      /* "discharge", "discharge-cancel" or "admission", for logs */
-    const char *route;     /* "practice", "gp" or "coordinator", for logs */
+    const char *kind;      /* "discharge", "discharge-cancel", "admission", "referral" */
+    const char *route;     /* "practice", "gp", "specialist", "pool", "coordinator" */
     char route_reason[160]; /* why the coordinator (no patient data) */
     size_t n;
     Relais__V1__Envelope env[HL7_PLAN_MAX];
@@ -43,6 +44,8 @@ typedef struct hl7_plan {
     relais_ref_discharge_t d;
     Relais__V1__DischargeCancelled cancel;
     Relais__V1__AdmissionNotice admission;
+    Relais__V1__AppointmentRequest referral;
+    Relais__V1__TimeWindow window;
     Relais__V1__Escalation esc;
     Relais__V1__PatientRef patient;
     char to_buf[HL7_RCPT_MAX][RELAIS_ADDRESS_MAX];

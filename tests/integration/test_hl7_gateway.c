@@ -93,6 +93,23 @@ Test(hl7_gateway, notifies_an_admission_and_a_cancelled_discharge_to_the_practic
     close(fd);
 }
 
+Test(hl7_gateway, refers_a_patient_to_the_named_specialist)
+{
+    hl7_receiver_t cardiologist;
+    cr_assert_eq(hl7_receiver_start(&cardiologist, &broker, HL7_CARDIOLOGIST), 0);
+    int fd = conn();
+    size_t len;
+    char *msg = hl7_sample("ref-i12-named.hl7", &len);
+    char code[4];
+    cr_assert_eq(hl7_roundtrip(fd, msg, code, NULL, WAIT), 0);
+    cr_assert_str_eq(code, "AA");
+    cr_assert_eq(hl7_receiver_wait(&cardiologist, &cardiologist.requests, 1, WAIT), 0);
+    cr_assert_str_eq(cardiologist.last_encounter, "REF-2026-0007");
+    free(msg);
+    close(fd);
+    hl7_receiver_stop(&cardiologist);
+}
+
 Test(hl7_gateway, answers_a_resent_message_with_the_same_ack_and_delivers_nothing_new)
 {
     int fd = conn();

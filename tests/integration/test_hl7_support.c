@@ -94,7 +94,8 @@ int hl7_gw_start(hl7_gwproc_t *g, const rt_broker_t *b, const char *extra_limits
             "    applications: [DXCARE]\n"
             "    dispositions: [{pv1_36: \"01\", disposition: HOME}]\n"
             "    diagnoses: [{icd10: I50, programme: heart-failure}, {icd10: J44, programme: "
-            "copd}]\n",
+            "copd}]\n"
+            "    specialties: [{rf1_3: CARDIO, specialty: cardiology}]\n",
             b->endpoint, b->server_pub_path, b->data_dir, g->dir,
             getenv("HL7_GW_OUTBOX") != NULL ? getenv("HL7_GW_OUTBOX") : "disk", extra_limits ? ", " : "",
             extra_limits ? extra_limits : "", HL7_HOSPITAL, k->path);
@@ -317,6 +318,10 @@ static relais_outcome_t on_body(relais_agent_t *agent, relais_delivery_t *d, voi
                  dn->patient != NULL ? dn->patient->ins_matricule : "");
         r->last_items = dn->n_follow_up;
         note_seen(r, dn->encounter_id);
+    } else if (env->body_case == RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_REQUEST) {
+        r->requests++;
+        snprintf(r->last_encounter, sizeof r->last_encounter, "%s",
+                 env->appointment_request->request_id);
     } else if (env->body_case == RELAIS__V1__ENVELOPE__BODY_ADMISSION_NOTICE) {
         r->admissions++;
         snprintf(r->last_encounter, sizeof r->last_encounter, "%s",

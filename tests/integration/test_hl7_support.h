@@ -20,6 +20,7 @@
 #define HL7_ASSISTANT "staff:claire.martin@cabinet-dupont"
 #define HL7_GP "rpps:10101234567"
 #define HL7_COORDINATOR "staff:coordination@relais-test"
+#define HL7_CARDIOLOGIST "rpps:10104567890"
 
 typedef struct hl7_gwproc {
     pid_t pid;
@@ -67,7 +68,7 @@ typedef struct hl7_receiver {
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    int discharges, cancels, escalations, admissions, ready;
+    int discharges, cancels, escalations, admissions, requests, ready;
     char last_encounter[128];
     char last_programme[64];
     size_t last_items;

@@ -188,6 +188,28 @@ Test(hl7_map, notifies_an_admission_to_the_practice_with_the_preadmit_number)
     cr_assert_str_eq(a->patient->local_id, "123456");
 }
 
+Test(hl7_map, refers_to_the_named_specialist_else_to_the_specialty_pool)
+{
+    cr_assert_eq(map_sample("ref-i12-named.hl7", dir, &plan, &err), 0, "%s", err.text);
+    cr_assert_str_eq(plan.kind, "referral");
+    cr_assert_str_eq(plan.route, "specialist");
+    cr_assert_eq(plan.env[0].body_case, RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_REQUEST);
+    cr_assert_str_eq(plan.env[0].to[0], "rpps:10104567890");
+    const Relais__V1__AppointmentRequest *r = plan.env[0].appointment_request;
+    cr_assert_str_eq(r->request_id, "REF-2026-0007");
+    cr_assert_str_eq(r->requested_role, "specialist");
+    cr_assert_str_eq(r->specialty, "cardiology");
+    cr_assert_eq(r->urgency, RELAIS__V1__APPOINTMENT_REQUEST__URGENCY__ROUTINE);
+    cr_assert_str_eq(r->reason, "Suivi insuffisance cardiaque");
+    cr_assert_not_null(r->window);
+    cr_assert_lt(r->window->not_before_ms, r->window->due_by_ms);
+    cr_assert_str_eq(r->patient->local_id, "123456");
+
+    cr_assert_eq(map_sample("ref-i12-pool.hl7", dir, &plan, &err), 0, "%s", err.text);
+    cr_assert_str_eq(plan.route, "pool");
+    cr_assert_str_eq(plan.env[0].to[0], "service:specialist/cardiology@cpts-rennes-nord");
+}
+
 Test(hl7_map, decides_the_message_type_from_msh_9_alone)
 {
     cr_assert_eq(map_sample("a03-evn-says-a01.hl7", dir, &plan, &err), 0, "%s", err.text);

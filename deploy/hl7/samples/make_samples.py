@@ -16,9 +16,11 @@ def seg(name, fields):
     return "|".join(parts)
 
 
-def msh(trigger, control, structure=None, charset="UNICODE UTF-8", processing="P", extra=None):
+def msh(trigger, control, structure=None, charset="UNICODE UTF-8", processing="P", extra=None,
+        mtype="ADT"):
     f = {2: "^~\\&", 3: "DXCARE", 4: "CHU-RENNES", 5: "RELAIS", 6: "CPTS",
-         7: "20261201103000", 9: "ADT^%s^%s" % (trigger, structure or "ADT_" + trigger),
+         7: "20261201103000",
+         9: "%s^%s^%s" % (mtype, trigger, structure or mtype + "_" + trigger),
          10: control, 11: processing, 12: "2.5^FRA^2.11", 17: "FRA", 18: charset}
     f.update(extra or {})
     # MSH-1 is the separator itself: the field list starts at MSH-2.
@@ -60,6 +62,17 @@ def a03(control="MSG-A03-0001", gp=GP_ROL, dg="I50.0", discharge="20261201100000
     return segs
 
 
+def ref_i12(control, rt_rpps):
+    rf1 = seg("RF1", {1: "A^Accepted", 2: "R^Routine", 3: "CARDIO^Cardiologie", 6: "REF-2026-0007^CHU",
+                      7: "20261202", 8: "20261231", 10: "HF^Suivi insuffisance cardiaque"})
+    segs = [msh("I12", control, mtype="REF"), rf1,
+            seg("PRD", {1: "RP^Referring", 2: "DUPONT^ALICE", 7: "10101234567^RPPS"})]
+    if rt_rpps:
+        segs.append(seg("PRD", {1: "RT^Referred to", 2: "BENALI^KARIM", 7: rt_rpps + "^RPPS"}))
+    segs.append(pid())
+    return segs
+
+
 SAMPLES = {
     # The main case: heart failure, GP in ROL ODRP with an RPPS, qualified INS.
     "a03-heart-failure": a03(),
@@ -96,6 +109,9 @@ SAMPLES = {
                       pid(), seg("ROL", {1: "1", 2: "UC", 3: "ODRP^Medecin traitant^FR-ROLE",
                                          4: GP_ROL}),
                       pv1(discharge="", preadmit="PRE-2026-0042")],
+    # A referral to a named cardiologist (PRD RT with an RPPS), and one to the pool.
+    "ref-i12-named": ref_i12("MSG-REF-0001", "10104567890"),
+    "ref-i12-pool": ref_i12("MSG-REF-0002", None),
     # A patient update (A08): a trigger this version of the gateway does not map.
     "a08-update": [msh("A08", "MSG-A08-0001"), seg("EVN", {2: "20261125083000"}),
                    pid(), pv1(discharge="")],
