@@ -511,6 +511,52 @@ static int map_admission(const hl7_map_ctx_t *ctx, const hl7_msg_t *m, hl7_plan_
     return 0;
 }
 
+/* ADT^A05 / A38: a pre-admission granted, or cancelled, as the facility's answer to the
+ * practice that asked for it (PreadmissionDecision; PV1-5, the preadmit number, as the
+ * request id). */
+static int map_preadmission(const hl7_map_ctx_t *ctx, const hl7_msg_t *m, bool cancel,
+                            hl7_plan_t *p, hl7_error_t *err)
+{
+    int rc = map_patient(ctx, m, p, err);
+    if (rc != 0) return rc;
+    long pv1 = hl7_find(m, "PV1", 0);
+    if (pv1 < 0) return hl7_fail(err, HL7_ERR_REQUIRED_MISSING, "PV1", 1, 0, "no PV1 segment");
+    if ((rc = get(m, pv1, 5, 0, 1, 1, p->encounter, sizeof p->encounter, err)) != 0) return rc;
+    if (p->encounter[0] == '\0')
+        return hl7_fail(err, HL7_ERR_REQUIRED_MISSING, "PV1", 1, 5, "no preadmit number");
+    Relais__V1__PreadmissionDecision *d = &p->decision;
+    relais__v1__preadmission_decision__init(d);
+    d->request_id = p->encounter;
+    if (cancel) {
+        d->decision = RELAIS__V1__PREADMISSION_DECISION__DECISION__REFUSED;
+        d->reason = "pre-admission cancelled by the hospital (ADT^A38)";
+    } else {
+        d->decision = RELAIS__V1__PREADMISSION_DECISION__DECISION__ACCEPTED;
+        /* The expected admission: PV2-8, else PV1-44. */
+        char v[64];
+        long pv2 = hl7_find(m, "PV2", 0);
+        if ((rc = get(m, pv2, 8, 0, 1, 1, v, sizeof v, err)) != 0) return rc;
+        if (v[0] == '\0' && (rc = get(m, pv1, 44, 0, 1, 1, v, sizeof v, err)) != 0) return rc;
+        int64_t at;
+        if (v[0] != '\0' && hl7_time_ms(v, ctx->ch->timezone, &at) != 0)
+            return hl7_fail(err, HL7_ERR_DATA_TYPE, pv2 >= 0 ? "PV2" : "PV1", 1,
+                            pv2 >= 0 ? 8 : 44, "not an HL7 date and time");
+        if (v[0] != '\0') d->admission_date_ms = at;
+    }
+    size_t n_to = 0;
+    if ((rc = resolve_gp(ctx, m, p, &n_to, err)) != 0) return rc;
+    if (n_to == 0) to_coordinator(ctx, p, &n_to);
+    p->kind = cancel ? "preadmission-cancel" : "preadmission";
+    Relais__V1__Envelope *env = &p->env[p->n++];
+    relais__v1__envelope__init(env);
+    env->n_to = n_to;
+    env->to = p->to;
+    env->body_case = RELAIS__V1__ENVELOPE__BODY_PREADMISSION_DECISION;
+    env->preadmission_decision = d;
+    if (strcmp(p->route, "coordinator") == 0) add_escalation(p, "preadmission_decision");
+    return 0;
+}
+
 /* Where a referral goes: the referred-to provider (PRD with PRD-1 RT) when it has an RPPS
  * the directory knows, else the specialists' pool of the specialty RF1-3 names through the
  * channel's table, else the coordinator. */
@@ -635,6 +681,8 @@ int hl7_map(const hl7_map_ctx_t *ctx, const hl7_msg_t *m, hl7_plan_t *plan, hl7_
     if (strcmp(trigger, "A03") == 0) return map_discharge(ctx, m, false, plan, err);
     if (strcmp(trigger, "A13") == 0) return map_discharge(ctx, m, true, plan, err);
     if (strcmp(trigger, "A01") == 0) return map_admission(ctx, m, plan, err);
+    if (strcmp(trigger, "A05") == 0) return map_preadmission(ctx, m, false, plan, err);
+    if (strcmp(trigger, "A38") == 0) return map_preadmission(ctx, m, true, plan, err);
     return hl7_fail(err, HL7_ERR_UNSUPPORTED_EVENT, "MSH", 1, 9, "trigger event not supported");
 }
 

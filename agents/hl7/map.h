@@ -7,8 +7,8 @@
  *
  * Supported: ADT^A03 (discharge → DischargeNotification to the GP's practice, with the
  * follow-up plan of the programme the diagnoses select), ADT^A13 (cancel discharge →
- * DischargeCancelled to the same recipients), ADT^A01 (admission → AdmissionNotice) and
- * REF^I12 (referral → AppointmentRequest to the specialist or the specialty's pool). A GP the directory cannot resolve sends
+ * DischargeCancelled to the same recipients), ADT^A01 (admission → AdmissionNotice),
+ * ADT^A05/A38 (pre-admission granted/cancelled → PreadmissionDecision) and REF^I12 (referral → AppointmentRequest to the specialist or the specialty's pool). A GP the directory cannot resolve sends
  * the message to the CPTS coordinator instead, with an Escalation saying why.
  */
 #ifndef RELAIS_HL7_MAP_H
@@ -45,6 +45,7 @@ typedef struct hl7_plan {
     Relais__V1__DischargeCancelled cancel;
     Relais__V1__AdmissionNotice admission;
     Relais__V1__AppointmentRequest referral;
+    Relais__V1__PreadmissionDecision decision;
     Relais__V1__TimeWindow window;
     Relais__V1__Escalation esc;
     Relais__V1__PatientRef patient;

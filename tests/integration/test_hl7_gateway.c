@@ -74,12 +74,17 @@ Test(hl7_gateway, acknowledges_a_discharge_once_accepted_and_the_assistant_gets_
     close(fd);
 }
 
-Test(hl7_gateway, notifies_an_admission_and_a_cancelled_discharge_to_the_practice)
+Test(hl7_gateway, notifies_a_preadmission_an_admission_and_a_cancelled_discharge)
 {
     int fd = conn();
     size_t len;
-    char *msg = hl7_sample("a01-admission.hl7", &len);
     char code[4];
+    char *msg = hl7_sample("a05-preadmission.hl7", &len);
+    cr_assert_eq(hl7_roundtrip(fd, msg, code, NULL, WAIT), 0);
+    cr_assert_str_eq(code, "AA");
+    cr_assert_eq(hl7_receiver_wait(&assistant, &assistant.decisions, 1, WAIT), 0);
+    free(msg);
+    msg = hl7_sample("a01-admission.hl7", &len);
     cr_assert_eq(hl7_roundtrip(fd, msg, code, NULL, WAIT), 0);
     cr_assert_str_eq(code, "AA");
     cr_assert_eq(hl7_receiver_wait(&assistant, &assistant.admissions, 1, WAIT), 0);

@@ -322,6 +322,8 @@ static relais_outcome_t on_body(relais_agent_t *agent, relais_delivery_t *d, voi
         r->requests++;
         snprintf(r->last_encounter, sizeof r->last_encounter, "%s",
                  env->appointment_request->request_id);
+    } else if (env->body_case == RELAIS__V1__ENVELOPE__BODY_PREADMISSION_DECISION) {
+        r->decisions++;
     } else if (env->body_case == RELAIS__V1__ENVELOPE__BODY_ADMISSION_NOTICE) {
         r->admissions++;
         snprintf(r->last_encounter, sizeof r->last_encounter, "%s",

@@ -68,7 +68,7 @@ typedef struct hl7_receiver {
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    int discharges, cancels, escalations, admissions, requests, ready;
+    int discharges, cancels, escalations, admissions, requests, decisions, ready;
     char last_encounter[128];
     char last_programme[64];
     size_t last_items;

@@ -210,6 +210,22 @@ Test(hl7_map, refers_to_the_named_specialist_else_to_the_specialty_pool)
     cr_assert_str_eq(plan.env[0].to[0], "service:specialist/cardiology@cpts-rennes-nord");
 }
 
+Test(hl7_map, answers_the_practice_for_a_preadmission_granted_then_cancelled)
+{
+    cr_assert_eq(map_sample("a05-preadmission.hl7", dir, &plan, &err), 0, "%s", err.text);
+    cr_assert_eq(plan.env[0].body_case, RELAIS__V1__ENVELOPE__BODY_PREADMISSION_DECISION);
+    cr_assert_str_eq(plan.env[0].to[0], "staff:claire.martin@cabinet-dupont");
+    const Relais__V1__PreadmissionDecision *d = plan.env[0].preadmission_decision;
+    cr_assert_str_eq(d->request_id, "PRE-2026-0042");
+    cr_assert_eq(d->decision, RELAIS__V1__PREADMISSION_DECISION__DECISION__ACCEPTED);
+    cr_assert_eq(d->admission_date_ms, 1795591800000LL);
+    cr_assert_eq(map_sample("a38-cancel-preadmission.hl7", dir, &plan, &err), 0, "%s", err.text);
+    d = plan.env[0].preadmission_decision;
+    cr_assert_eq(d->decision, RELAIS__V1__PREADMISSION_DECISION__DECISION__REFUSED);
+    cr_assert_str_eq(d->request_id, "PRE-2026-0042");
+    cr_assert_str_eq(plan.kind, "preadmission-cancel");
+}
+
 Test(hl7_map, decides_the_message_type_from_msh_9_alone)
 {
     cr_assert_eq(map_sample("a03-evn-says-a01.hl7", dir, &plan, &err), 0, "%s", err.text);

@@ -112,6 +112,15 @@ SAMPLES = {
     # A referral to a named cardiologist (PRD RT with an RPPS), and one to the pool.
     "ref-i12-named": ref_i12("MSG-REF-0001", "10104567890"),
     "ref-i12-pool": ref_i12("MSG-REF-0002", None),
+    # A pre-admission granted (A05, expected admission in PV2-8), then cancelled (A38).
+    "a05-preadmission": [msh("A05", "MSG-A05-0001"), seg("EVN", {2: "20261120090000"}), pid(),
+                         seg("ROL", {1: "1", 2: "UC", 3: "ODRP^Medecin traitant^FR-ROLE",
+                                     4: GP_ROL}),
+                         pv1(discharge="", preadmit="PRE-2026-0042"),
+                         seg("PV2", {8: "20261125083000"})],
+    "a38-cancel-preadmission": [msh("A38", "MSG-A38-0001"), seg("EVN", {2: "20261121090000"}),
+                                pid(), seg("PD1", {4: GP_ROL}),
+                                pv1(discharge="", preadmit="PRE-2026-0042")],
     # A patient update (A08): a trigger this version of the gateway does not map.
     "a08-update": [msh("A08", "MSG-A08-0001"), seg("EVN", {2: "20261125083000"}),
                    pid(), pv1(discharge="")],
