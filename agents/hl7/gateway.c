@@ -362,6 +362,8 @@ void gw__conn_gone(gw_conn_t *c)
 
 /* ---- Agents and start-up ------------------------------------------------------------ */
 
+static void pick_coordinator(gw_t *gw, const directory_t *dir, char out[RELAIS_ADDRESS_MAX]);
+
 static const char *state_name(relais_agent_state_t s)
 {
     switch (s) {
@@ -455,17 +457,7 @@ int gw_start(gw_t **out, uv_loop_t *loop, const hl7_config_t *cfg, FILE *ready)
         RLOG(RELAIS_LOG_ERROR, "hl7", "directory: %s", err);
         goto fail;
     }
-    if (cfg->coordinator != NULL) {
-        snprintf(gw->coordinator, sizeof gw->coordinator, "%s", cfg->coordinator);
-    } else {
-        for (size_t i = 0; i < directory_agent_count(gw->dir); i++) {
-            const dir_agent_t *a = directory_agent_at(gw->dir, i);
-            if (a->role == DIR_ROLE_COORDINATOR) {
-                snprintf(gw->coordinator, sizeof gw->coordinator, "%s", a->address);
-                break;
-            }
-        }
-    }
+    pick_coordinator(gw, gw->dir, gw->coordinator);
     if (gw->coordinator[0] == '\0') {
         RLOG(RELAIS_LOG_ERROR, "hl7", "no coordinator: set `coordinator:` or list one in the "
                                       "directory (unresolved GPs go to it)");
@@ -498,6 +490,49 @@ fail:
     uv_run(loop, UV_RUN_DEFAULT);
     gw_destroy(&gw);
     return rc;
+}
+
+/* The coordinator: the configured one, else the directory's first. "" when none. */
+static void pick_coordinator(gw_t *gw, const directory_t *dir, char out[RELAIS_ADDRESS_MAX])
+{
+    out[0] = '\0';
+    if (gw->cfg->coordinator != NULL) {
+        snprintf(out, RELAIS_ADDRESS_MAX, "%s", gw->cfg->coordinator);
+        return;
+    }
+    for (size_t i = 0; i < directory_agent_count(dir); i++) {
+        const dir_agent_t *a = directory_agent_at(dir, i);
+        if (a->role == DIR_ROLE_COORDINATOR) {
+            snprintf(out, RELAIS_ADDRESS_MAX, "%s", a->address);
+            return;
+        }
+    }
+}
+
+int gw_reload(gw_t *gw)
+{
+    directory_t *dir = NULL;
+    char err[512], coord[RELAIS_ADDRESS_MAX];
+    int rc = directory_load(gw->cfg->directory, &dir, err, sizeof err);
+    if (rc == 0) {
+        pick_coordinator(gw, dir, coord);
+        if (coord[0] == '\0') {
+            snprintf(err, sizeof err, "no coordinator in the new directory");
+            directory_destroy(&dir);
+            rc = RELAIS_ECONFIG;
+        }
+    }
+    if (rc != 0) {
+        RLOG(RELAIS_LOG_ERROR, "hl7", "directory reload failed, the previous one stays: %s", err);
+        return rc;
+    }
+    /* Mapping is synchronous on this thread: nothing holds the old directory now. */
+    directory_destroy(&gw->dir);
+    gw->dir = dir;
+    snprintf(gw->coordinator, sizeof gw->coordinator, "%s", coord);
+    RLOG(RELAIS_LOG_INFO, "hl7", "directory reloaded agents=%zu coordinator=%s",
+         directory_agent_count(dir), coord);
+    return 0;
 }
 
 void gw_stop(gw_t *gw)

@@ -28,6 +28,12 @@ typedef struct gw gw_t;
  */
 int gw_start(gw_t **out, uv_loop_t *loop, const hl7_config_t *cfg, FILE *ready);
 
+/*
+ * Loads the territory directory again (SIGHUP): GP resolution and the coordinator follow the
+ * new file at once. When it is invalid the previous one stays (logged). 0 or the error.
+ */
+int gw_reload(gw_t *gw);
+
 /* Closes listeners and connections, stops the agents; the loop then runs out. */
 void gw_stop(gw_t *gw);
 

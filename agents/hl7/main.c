@@ -1,6 +1,7 @@
 /*
  * relais-hl7: the HL7 v2 gateway program. Reads its configuration (--config, see
- * docs/HL7.md), runs the gateway on its own loop until SIGTERM or SIGINT, and stops in
+ * docs/HL7.md), runs the gateway on its own loop until SIGTERM or SIGINT (SIGHUP reloads
+ * the territory directory), and stops in
  * order: listeners and connections closed, agents stopped (their unconfirmed submissions
  * stay in their state files for the next run).
  */
@@ -15,8 +16,14 @@
 
 typedef struct app {
     gw_t *gw;
-    uv_signal_t term, intr;
+    uv_signal_t term, intr, hup;
 } app_t;
+
+static void on_hup(uv_signal_t *s, int signum)
+{
+    app_t *app = s->data;
+    gw_reload(app->gw);
+}
 
 static void on_signal(uv_signal_t *s, int signum)
 {
@@ -26,6 +33,7 @@ static void on_signal(uv_signal_t *s, int signum)
     /* Both signal handles close so that the loop can run out once the gateway has. */
     if (!uv_is_closing((uv_handle_t *)&app->term)) uv_close((uv_handle_t *)&app->term, NULL);
     if (!uv_is_closing((uv_handle_t *)&app->intr)) uv_close((uv_handle_t *)&app->intr, NULL);
+    if (!uv_is_closing((uv_handle_t *)&app->hup)) uv_close((uv_handle_t *)&app->hup, NULL);
 }
 
 static void usage(const char *prog)
@@ -89,9 +97,11 @@ int main(int argc, char **argv)
     app_t app = {.gw = gw};
     uv_signal_init(&loop, &app.term);
     uv_signal_init(&loop, &app.intr);
-    app.term.data = app.intr.data = &app;
+    uv_signal_init(&loop, &app.hup);
+    app.term.data = app.intr.data = app.hup.data = &app;
     uv_signal_start(&app.term, on_signal, SIGTERM);
     uv_signal_start(&app.intr, on_signal, SIGINT);
+    uv_signal_start(&app.hup, on_hup, SIGHUP);
     uv_run(&loop, UV_RUN_DEFAULT);
     gw_destroy(&gw);
     hl7_config_free(&cfg);

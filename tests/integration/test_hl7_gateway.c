@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include "test_hl7_support.h"
@@ -425,4 +426,26 @@ Test(hl7_overloaded, answers_ar_when_the_broker_is_overloaded, .init = slow_setu
     cr_assert_geq(aa, 1);
     cr_assert_geq(ar, 1, "six submissions within a second: the broker refuses some");
     close(fd);
+}
+
+Test(hl7_gateway, follows_the_directory_after_sighup)
+{
+    /* The CPTS removes the assistant: after SIGHUP the GP's discharges go to the GP. */
+    cr_assert_eq(rt_territory_revoke(&broker, HL7_ASSISTANT, WAIT), 0);
+    kill(gw.pid, SIGHUP);
+    cr_assert_eq(rt_broker_wait_log(&gw.log, "directory reloaded", WAIT), 0);
+    hl7_receiver_t gp;
+    cr_assert_eq(hl7_receiver_start(&gp, &broker, HL7_GP), 0);
+    int fd = conn();
+    char *m = hl7_a03("HUP-1", "VN-HUP-1");
+    char code[4];
+    cr_assert_eq(hl7_roundtrip(fd, m, code, NULL, WAIT), 0);
+    cr_assert_str_eq(code, "AA");
+    cr_assert_eq(hl7_receiver_wait(&gp, &gp.discharges, 1, WAIT), 0);
+    cr_assert_eq(rt_broker_wait_log(&gw.log, "control=HUP-1 type=ADT^A03^ADT_A03 ack=AA route=gp",
+                                    WAIT),
+                 0);
+    free(m);
+    close(fd);
+    hl7_receiver_stop(&gp);
 }
