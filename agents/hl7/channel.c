@@ -39,24 +39,25 @@ static bool name_ok(const char *s)
     return true;
 }
 
-/* Reads "host:port" or "[v6]:port" into the channel. */
-static int read_listen(ref_cfg_t *cfg, const yaml_node_t *n, const char *text, hl7_channel_t *ch)
+/* Reads "host:port" or "[v6]:port" into *host / *port. */
+static int read_hostport(ref_cfg_t *cfg, const yaml_node_t *n, const char *what, const char *text,
+                         char **host, int *port_out)
 {
     const char *colon = strrchr(text, ':');
     if (colon == NULL || colon == text) {
-        return ref__cfg_fail(cfg, n, "listen", "expected host:port, e.g. 0.0.0.0:2575");
+        return ref__cfg_fail(cfg, n, what, "expected host:port, e.g. 0.0.0.0:2575");
     }
     char *end;
     long port = strtol(colon + 1, &end, 10);
     if (*end != '\0' || colon[1] == '\0' || port < 0 || port > 65535) {
-        return ref__cfg_fail(cfg, n, "listen", "port must be 0..65535");
+        return ref__cfg_fail(cfg, n, what, "port must be 0..65535");
     }
     size_t hl = (size_t)(colon - text);
     const char *h = text;
     if (h[0] == '[' && hl >= 2 && h[hl - 1] == ']') h++, hl -= 2;
-    ch->listen_host = xcalloc(1, hl + 1);
-    memcpy(ch->listen_host, h, hl);
-    ch->listen_port = (int)port;
+    *host = xcalloc(1, hl + 1);
+    memcpy(*host, h, hl);
+    *port_out = (int)port;
     return 0;
 }
 
@@ -151,7 +152,8 @@ static int read_channel(ref_cfg_t *cfg, const yaml_node_t *c, hl7_config_t *conf
     static const char *const keys[] = {"name",       "listen",          "address",
                                        "key",        "applications",    "facilities",
                                        "timezone",   "processing_ids",  "dispositions",
-                                       "diagnoses",  "specialties",     NULL};
+                                       "diagnoses",  "specialties",     "outbound",
+                                       NULL};
     if (ref__cfg_keys(cfg, c, "channels[]", keys) != 0) return ref__cfg_status(cfg);
     const char *name = NULL, *listen = NULL, *address = NULL, *key = NULL, *tz = NULL;
     ref__cfg_str(cfg, c, "name", &name);
@@ -168,8 +170,17 @@ static int read_channel(ref_cfg_t *cfg, const yaml_node_t *c, hl7_config_t *conf
     }
     ch->name = xstrdup(name);
     if (listen == NULL) return ref__cfg_fail(cfg, c, "listen", "required (host:port)");
-    if (read_listen(cfg, ref__cfg_get(cfg, c, "listen"), listen, ch) != 0)
+    if (read_hostport(cfg, ref__cfg_get(cfg, c, "listen"), "listen", listen, &ch->listen_host,
+                      &ch->listen_port) != 0)
         return ref__cfg_status(cfg);
+    const char *outbound = NULL;
+    ref__cfg_str(cfg, c, "outbound", &outbound);
+    if (outbound != NULL &&
+        (read_hostport(cfg, ref__cfg_get(cfg, c, "outbound"), "outbound", outbound,
+                       &ch->outbound_host, &ch->outbound_port) != 0 ||
+         ch->outbound_port == 0))
+        return ref__cfg_fail(cfg, ref__cfg_get(cfg, c, "outbound"), "outbound",
+                             "the hospital's MLLP endpoint, host:port");
     relais_address_t a;
     char why[RELAIS_REASON_MAX];
     if (address == NULL || relais_address_parse(address, &a, why, sizeof why) != 0 ||
@@ -344,6 +355,7 @@ void hl7_config_free(hl7_config_t **cfg)
         hl7_channel_t *ch = &c->channels[i];
         free(ch->name);
         free(ch->listen_host);
+        free(ch->outbound_host);
         free(ch->address);
         free(ch->key_path);
         free(ch->timezone);

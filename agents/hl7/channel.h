@@ -28,6 +28,8 @@ typedef struct hl7_channel {
     char *name;        /* for logs and the state; [a-z0-9._-] */
     char *listen_host; /* numeric IPv4 or IPv6 */
     int listen_port;   /* 0: any free port (the ready line says which) */
+    char *outbound_host; /* the hospital's own MLLP endpoint, NULL when none */
+    int outbound_port;
     char *address;     /* the hospital's Relais address, finess:… */
     char *key_path;    /* its CurveZMQ keypair file; NULL with insecure */
     char **applications; /* accepted MSH-3 (namespace id); none: any */

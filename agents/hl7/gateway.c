@@ -30,6 +30,8 @@ struct gw_job {
     char app[128], fac[128], control[CONTROL_MAX];
     char type[32];
     const char *route;
+    hl7_produced_t produced; /* for the outbound status messages, when the channel has some */
+    uint8_t first_id[RELAIS_MESSAGE_ID_LEN];
     size_t n_msgs;
     unsigned pending;
     int fail;        /* first failure among the broker's answers */
@@ -140,6 +142,7 @@ static void job_finish(gw_job_t *j, bool timeout)
     size_t len = 0;
     if (build_ack(j->msg, code, e, &ack, &len) != 0) abort();
     if (code == HL7_AA) {
+        if (j->ch->out_enabled) hl7_store_produced(j->gw->store, j->first_id, &j->produced);
         /* Stored before it is sent: an AA the sender saw is always found again. */
         hl7_key_t key = {j->ch->cfg->name, j->app, j->fac, j->control};
         if (hl7_store_finish(j->gw->store, &key, ack, len) != 0 && !j->answered) {
@@ -308,6 +311,22 @@ void gw__frame(gw_conn_t *c, const char *data, size_t len)
     uint8_t ids[HL7_PLAN_MAX][RELAIS_MESSAGE_ID_LEN];
     derive_ids(j, hash, plan->n, ids);
     hl7_plan_set_ids(plan, ids);
+    /* Closing the loop: the first message's receipts come back, and it names the
+     * conversation in which answers arrive. */
+    static const Relais__V1__Receipt__Status wanted[3] = {
+        RELAIS__V1__RECEIPT__STATUS__PROCESSED, RELAIS__V1__RECEIPT__STATUS__REFUSED,
+        RELAIS__V1__RECEIPT__STATUS__EXPIRED};
+    if (ch->out_enabled) {
+        plan->env[0].n_receipts = 3;
+        plan->env[0].receipts = (Relais__V1__Receipt__Status *)wanted;
+        memcpy(j->first_id, ids[0], RELAIS_MESSAGE_ID_LEN);
+        hl7_produced_t *pr = &j->produced;
+        snprintf(pr->channel, sizeof pr->channel, "%s", ch->cfg->name);
+        snprintf(pr->control_id, sizeof pr->control_id, "%s", j->control);
+        snprintf(pr->encounter_id, sizeof pr->encounter_id, "%s", plan->encounter);
+        snprintf(pr->local_id, sizeof pr->local_id, "%s", plan->local_id);
+        snprintf(pr->kind, sizeof pr->kind, "%s", plan->kind);
+    }
     j->n_msgs = plan->n;
     j->conn = c;
     c->job = j;
@@ -391,23 +410,69 @@ static void on_recovered(relais_agent_t *agent, const relais_send_result_t *r, v
          r->status == 0 ? "accepted" : relais_err_name(r->status), r->duplicate);
 }
 
+static const char *receipt_name(int status)
+{
+    const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(
+        &relais__v1__receipt__status__descriptor, status);
+    return v != NULL ? v->name : "UNKNOWN";
+}
+
 static void on_receipt(relais_agent_t *agent, const Relais__V1__Receipt *r, void *ud)
 {
     gw_channel_t *ch = ud;
     char id[37];
-    RLOG(RELAIS_LOG_INFO, "hl7", "receipt channel=%s message=%s recipient=%s status=%d",
+    RLOG(RELAIS_LOG_INFO, "hl7", "receipt channel=%s message=%s recipient=%s status=%s",
          ch->cfg->name, relais_id_format(r->message_id.data, r->message_id.len, id),
-         r->recipient, (int)r->status);
+         r->recipient, receipt_name(r->status));
+    hl7_produced_t p;
+    if (!ch->out_enabled ||
+        hl7_store_find_produced(ch->gw->store, r->message_id.data, r->message_id.len, &p) != 1)
+        return;
+    char status[600];
+    snprintf(status, sizeof status, "%s %s by %s%s%s", p.kind, receipt_name(r->status),
+             r->recipient, r->reason[0] ? ": " : "", r->reason);
+    out__enqueue(ch, &p, status);
 }
 
-/* What the territory sends back (notes, task updates) is acknowledged and logged: sending
- * it on to the hospital as HL7 is not part of this version. */
+/* What the territory sends back in a conversation the gateway opened: sent on to the
+ * hospital as a status message when the channel has an outbound endpoint, else noted. */
 static relais_outcome_t on_delivery(relais_agent_t *agent, relais_delivery_t *d, void *ud)
 {
     gw_channel_t *ch = ud;
-    RLOG(RELAIS_LOG_INFO, "hl7", "delivery channel=%s body=%s from=%s (noted)", ch->cfg->name,
-         relais_body_name(d->envelope->body_case), d->envelope->sender);
-    return RELAIS_PROCESSED;
+    const Relais__V1__Envelope *env = d->envelope;
+    RLOG(RELAIS_LOG_INFO, "hl7", "delivery channel=%s body=%s from=%s", ch->cfg->name,
+         relais_body_name(env->body_case), env->sender);
+    hl7_produced_t p;
+    if (!ch->out_enabled || env->conversation_id.len == 0) return RELAIS_PROCESSED;
+    int rc = hl7_store_find_produced(ch->gw->store, env->conversation_id.data,
+                                     env->conversation_id.len, &p);
+    if (rc < 0) return RELAIS_RETRY_LATER;
+    if (rc == 0) return RELAIS_PROCESSED;
+    char status[900];
+    switch (env->body_case) {
+    case RELAIS__V1__ENVELOPE__BODY_CARE_TASK_UPDATE: {
+        const Relais__V1__CareTaskUpdate *u = env->care_task_update;
+        const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(
+            &relais__v1__care_task_update__status__descriptor, u->status);
+        snprintf(status, sizeof status, "care task %s %s by %s%s%s", u->task_id,
+                 v != NULL ? v->name : "UNKNOWN", env->sender, u->reason[0] ? ": " : "",
+                 u->reason);
+        break;
+    }
+    case RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_CONFIRM:
+        snprintf(status, sizeof status, "appointment %s booked by %s",
+                 env->appointment_confirm->appointment_id, env->sender);
+        break;
+    case RELAIS__V1__ENVELOPE__BODY_NOTE:
+        snprintf(status, sizeof status, "note from %s: %s", env->sender, env->note->text);
+        break;
+    default:
+        snprintf(status, sizeof status, "%s from %s", relais_body_name(env->body_case),
+                 env->sender);
+        break;
+    }
+    /* Queued before the Ack: if the store cannot take it, the broker redelivers later. */
+    return out__enqueue(ch, &p, status) == 0 ? RELAIS_PROCESSED : RELAIS_RETRY_LATER;
 }
 
 static int open_agent(gw_t *gw, gw_channel_t *ch)
@@ -474,6 +539,7 @@ int gw_start(gw_t **out, uv_loop_t *loop, const hl7_config_t *cfg, FILE *ready)
         ch->cfg = &cfg->channels[i];
         if ((rc = open_agent(gw, ch)) != 0) goto fail;
         if ((rc = conn__listen(ch)) != 0) goto fail;
+        if ((rc = out__start(ch)) != 0) goto fail;
     }
     for (size_t i = 0; i < gw->n_ch; i++) {
         RLOG(RELAIS_LOG_INFO, "hl7", "listening channel=%s listen=%s address=%s",
@@ -539,7 +605,10 @@ void gw_stop(gw_t *gw)
 {
     if (gw->stopping) return;
     gw->stopping = true;
-    for (size_t i = 0; i < gw->n_ch; i++) conn__close_all(&gw->ch[i]);
+    for (size_t i = 0; i < gw->n_ch; i++) {
+        conn__close_all(&gw->ch[i]);
+        out__close(&gw->ch[i]);
+    }
     for (size_t i = 0; i < gw->n_ch; i++) {
         if (gw->ch[i].agent != NULL) relais_agent_stop(gw->ch[i].agent);
     }

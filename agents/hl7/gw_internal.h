@@ -30,6 +30,16 @@ typedef struct gw_channel {
     char listen_text[80]; /* host:port actually bound */
     gw_conn_t *conns;     /* open connections, a doubly linked list */
     uint64_t n_conns;
+    /* Outbound (outbound.c), when the channel names the hospital's MLLP endpoint. */
+    bool out_enabled;
+    int out_state;
+    uv_tcp_t out_tcp;
+    uv_connect_t out_connect;
+    uv_timer_t out_timer;
+    int64_t out_seq; /* the queued message in flight */
+    uint8_t out_in[8192];
+    size_t out_len;
+    unsigned out_ctl;
 } gw_channel_t;
 
 struct gw {
@@ -57,6 +67,13 @@ struct gw_conn {
     bool in_process, closing, eof, frame_timing, close_after_write;
     int handles; /* open handles (tcp, timer): freed when both closed */
 };
+
+/* Starts the channel's outbound sender (nothing when it has no outbound endpoint). */
+int out__start(gw_channel_t *ch);
+void out__close(gw_channel_t *ch);
+/* Queues a status message about what p produced (docs/HL7.md) and sends it when it can.
+ * 0, or RELAIS_ESTORE (the caller should make the broker redeliver). */
+int out__enqueue(gw_channel_t *ch, const hl7_produced_t *p, const char *status);
 
 /* Listens for one channel. 0 or a libuv error (logged). */
 int conn__listen(gw_channel_t *ch);

@@ -6,6 +6,7 @@
  * delivered twice either way.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,6 +19,7 @@
 struct hl7_store {
     sqlite3 *db;
     sqlite3_stmt *get, *put, *done;
+    sqlite3_stmt *prod_put, *prod_get, *out_put, *out_next, *out_done;
 };
 
 static const char schema[] =
@@ -27,7 +29,14 @@ static const char schema[] =
     " channel TEXT NOT NULL, application TEXT NOT NULL, facility TEXT NOT NULL,"
     " control_id TEXT NOT NULL, content_hash BLOB NOT NULL, ack BLOB,"
     " created_ms INTEGER NOT NULL DEFAULT (CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)),"
-    " PRIMARY KEY (channel, application, facility, control_id));";
+    " PRIMARY KEY (channel, application, facility, control_id));"
+    "CREATE TABLE IF NOT EXISTS produced ("
+    " message_id BLOB PRIMARY KEY, channel TEXT NOT NULL, control_id TEXT NOT NULL,"
+    " encounter_id TEXT NOT NULL, local_id TEXT NOT NULL, kind TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS outbound ("
+    " seq INTEGER PRIMARY KEY AUTOINCREMENT, channel TEXT NOT NULL, message BLOB NOT NULL,"
+    " state INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX IF NOT EXISTS outbound_pending ON outbound(channel, state, seq);";
 
 static int fail(hl7_store_t *s, const char *what)
 {
@@ -54,7 +63,22 @@ int hl7_store_open(const char *path, hl7_store_t **out)
         sqlite3_prepare_v2(s->db,
                            "UPDATE acks SET ack=?5 WHERE channel=?1 AND application=?2 AND "
                            "facility=?3 AND control_id=?4",
-                           -1, &s->done, NULL) != SQLITE_OK)
+                           -1, &s->done, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(s->db,
+                           "INSERT OR IGNORE INTO produced VALUES (?1, ?2, ?3, ?4, ?5, ?6)", -1,
+                           &s->prod_put, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(s->db,
+                           "SELECT channel, control_id, encounter_id, local_id, kind FROM "
+                           "produced WHERE message_id=?1",
+                           -1, &s->prod_get, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(s->db, "INSERT INTO outbound(channel, message) VALUES (?1, ?2)", -1,
+                           &s->out_put, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(s->db,
+                           "SELECT seq, message FROM outbound WHERE channel=?1 AND state=0 "
+                           "ORDER BY seq LIMIT 1",
+                           -1, &s->out_next, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(s->db, "UPDATE outbound SET state=?2 WHERE seq=?1", -1, &s->out_done,
+                           NULL) != SQLITE_OK)
         goto err;
     *out = s;
     return 0;
@@ -72,6 +96,11 @@ void hl7_store_close(hl7_store_t **sp)
     sqlite3_finalize(s->get);
     sqlite3_finalize(s->put);
     sqlite3_finalize(s->done);
+    sqlite3_finalize(s->prod_put);
+    sqlite3_finalize(s->prod_get);
+    sqlite3_finalize(s->out_put);
+    sqlite3_finalize(s->out_next);
+    sqlite3_finalize(s->out_done);
     sqlite3_close(s->db);
     free(s);
     *sp = NULL;
@@ -132,4 +161,87 @@ int hl7_store_finish(hl7_store_t *s, const hl7_key_t *key, const char *ack, size
     int rc = sqlite3_step(s->done);
     sqlite3_reset(s->done);
     return rc == SQLITE_DONE ? 0 : fail(s, "update");
+}
+
+int hl7_store_produced(hl7_store_t *s, const uint8_t *message_id, const hl7_produced_t *p)
+{
+    sqlite3_stmt *st = s->prod_put;
+    sqlite3_reset(st);
+    sqlite3_bind_blob(st, 1, message_id, 16, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, p->channel, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, p->control_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, p->encounter_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, p->local_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, p->kind, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : fail(s, "produced");
+}
+
+static void col(sqlite3_stmt *st, int i, char *out, size_t cap)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    snprintf(out, cap, "%s", t != NULL ? (const char *)t : "");
+}
+
+int hl7_store_find_produced(hl7_store_t *s, const uint8_t *message_id, size_t len,
+                            hl7_produced_t *out)
+{
+    sqlite3_stmt *st = s->prod_get;
+    sqlite3_reset(st);
+    sqlite3_bind_blob(st, 1, message_id, (int)len, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        col(st, 0, out->channel, sizeof out->channel);
+        col(st, 1, out->control_id, sizeof out->control_id);
+        col(st, 2, out->encounter_id, sizeof out->encounter_id);
+        col(st, 3, out->local_id, sizeof out->local_id);
+        col(st, 4, out->kind, sizeof out->kind);
+    }
+    sqlite3_reset(st);
+    if (rc == SQLITE_ROW) return 1;
+    return rc == SQLITE_DONE ? 0 : fail(s, "find produced");
+}
+
+int hl7_store_enqueue(hl7_store_t *s, const char *channel, const char *msg, size_t len)
+{
+    sqlite3_stmt *st = s->out_put;
+    sqlite3_reset(st);
+    sqlite3_bind_text(st, 1, channel, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 2, msg, (int)len, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : fail(s, "enqueue");
+}
+
+int hl7_store_next_out(hl7_store_t *s, const char *channel, int64_t *seq, char **msg,
+                       size_t *len)
+{
+    sqlite3_stmt *st = s->out_next;
+    sqlite3_reset(st);
+    sqlite3_bind_text(st, 1, channel, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *seq = sqlite3_column_int64(st, 0);
+        int n = sqlite3_column_bytes(st, 1);
+        *msg = malloc((size_t)n + 1);
+        if (*msg == NULL) abort();
+        memcpy(*msg, sqlite3_column_blob(st, 1), (size_t)n);
+        (*msg)[n] = '\0';
+        *len = (size_t)n;
+    }
+    sqlite3_reset(st);
+    if (rc == SQLITE_ROW) return 1;
+    return rc == SQLITE_DONE ? 0 : fail(s, "next outbound");
+}
+
+int hl7_store_out_done(hl7_store_t *s, int64_t seq, int state)
+{
+    sqlite3_stmt *st = s->out_done;
+    sqlite3_reset(st);
+    sqlite3_bind_int64(st, 1, seq);
+    sqlite3_bind_int(st, 2, state);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : fail(s, "outbound done");
 }

@@ -40,4 +40,28 @@ int hl7_store_begin(hl7_store_t *s, const hl7_key_t *key, const uint8_t hash[32]
 /* Records the final ACK of a key (AA, or AE for a message that can never be taken). */
 int hl7_store_finish(hl7_store_t *s, const hl7_key_t *key, const char *ack, size_t ack_len);
 
+/* ---- Outbound: closing the loop (outbound.c) ---------------------------------------- */
+
+/* What the gateway produced for a message AA'd on a channel with an outbound endpoint,
+ * so that receipts and answers in its conversation can be sent back as HL7. */
+typedef struct hl7_produced {
+    char channel[72], control_id[200], encounter_id[128], local_id[128], kind[24];
+} hl7_produced_t;
+
+/* Records message_id (16 bytes) as produced for p. 0 or RELAIS_ESTORE. */
+int hl7_store_produced(hl7_store_t *s, const uint8_t *message_id, const hl7_produced_t *p);
+/* Finds what message_id (a message or conversation id) was produced for: 1 found, 0 not,
+ * RELAIS_ESTORE. */
+int hl7_store_find_produced(hl7_store_t *s, const uint8_t *message_id, size_t len,
+                            hl7_produced_t *out);
+
+/* Appends an outbound HL7 message for channel to the queue. 0 or RELAIS_ESTORE. */
+int hl7_store_enqueue(hl7_store_t *s, const char *channel, const char *msg, size_t len);
+/* The oldest pending outbound message of channel: 1 (with *seq and a malloc'd *msg),
+ * 0 when none, RELAIS_ESTORE. */
+int hl7_store_next_out(hl7_store_t *s, const char *channel, int64_t *seq, char **msg,
+                       size_t *len);
+/* Marks an outbound message sent (state 1) or refused by the hospital (state 2). */
+int hl7_store_out_done(hl7_store_t *s, int64_t seq, int state);
+
 #endif /* RELAIS_HL7_STORE_H */

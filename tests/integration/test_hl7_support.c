@@ -95,10 +95,14 @@ int hl7_gw_start(hl7_gwproc_t *g, const rt_broker_t *b, const char *extra_limits
             "    dispositions: [{pv1_36: \"01\", disposition: HOME}]\n"
             "    diagnoses: [{icd10: I50, programme: heart-failure}, {icd10: J44, programme: "
             "copd}]\n"
-            "    specialties: [{rf1_3: CARDIO, specialty: cardiology}]\n",
+            "    specialties: [{rf1_3: CARDIO, specialty: cardiology}]\n"
+            "%s%s%s",
             b->endpoint, b->server_pub_path, b->data_dir, g->dir,
-            getenv("HL7_GW_OUTBOX") != NULL ? getenv("HL7_GW_OUTBOX") : "disk", extra_limits ? ", " : "",
-            extra_limits ? extra_limits : "", HL7_HOSPITAL, k->path);
+            getenv("HL7_GW_OUTBOX") != NULL ? getenv("HL7_GW_OUTBOX") : "disk",
+            extra_limits ? ", " : "", extra_limits ? extra_limits : "", HL7_HOSPITAL, k->path,
+            getenv("HL7_GW_OUTBOUND") != NULL ? "    outbound: " : "",
+            getenv("HL7_GW_OUTBOUND") != NULL ? getenv("HL7_GW_OUTBOUND") : "",
+            getenv("HL7_GW_OUTBOUND") != NULL ? "\n" : "");
     fclose(f);
     return spawn(g);
 }
