@@ -80,9 +80,9 @@ static int read_list(ref_cfg_t *cfg, const yaml_node_t *map, const char *key, ch
 typedef enum table_kind { TABLE_DISPOSITIONS, TABLE_DIAGNOSES, TABLE_SPECIALTIES } table_kind_t;
 
 /* Reads a list of {code_key: code, value_key: value} into a table. */
-static int read_table(ref_cfg_t *cfg, const yaml_node_t *map, const char *key,
-                      const char *code_key, const char *value_key, hl7_code_map_t **out,
-                      size_t *n, table_kind_t kind, const relais_ref_programmes_t *progs)
+static int read_table(ref_cfg_t *cfg, const yaml_node_t *map, const char *key, const char *code_key,
+                      const char *value_key, hl7_code_map_t **out, size_t *n, table_kind_t kind,
+                      const relais_ref_programmes_t *progs)
 {
     const yaml_node_t *seq = ref__cfg_get(cfg, map, key);
     if (seq == NULL) return 0;
@@ -146,14 +146,12 @@ static int read_table(ref_cfg_t *cfg, const yaml_node_t *map, const char *key,
     return 0;
 }
 
-static int read_channel(ref_cfg_t *cfg, const yaml_node_t *c, hl7_config_t *conf,
-                        hl7_channel_t *ch)
+static int read_channel(ref_cfg_t *cfg, const yaml_node_t *c, hl7_config_t *conf, hl7_channel_t *ch)
 {
-    static const char *const keys[] = {"name",       "listen",          "address",
-                                       "key",        "applications",    "facilities",
-                                       "timezone",   "processing_ids",  "dispositions",
-                                       "diagnoses",  "specialties",     "outbound",
-                                       NULL};
+    static const char *const keys[] = {
+        "name",     "listen",         "address",      "key",       "applications", "facilities",
+        "timezone", "processing_ids", "dispositions", "diagnoses", "specialties",  "outbound",
+        NULL};
     if (ref__cfg_keys(cfg, c, "channels[]", keys) != 0) return ref__cfg_status(cfg);
     const char *name = NULL, *listen = NULL, *address = NULL, *key = NULL, *tz = NULL;
     ref__cfg_str(cfg, c, "name", &name);
@@ -175,10 +173,9 @@ static int read_channel(ref_cfg_t *cfg, const yaml_node_t *c, hl7_config_t *conf
         return ref__cfg_status(cfg);
     const char *outbound = NULL;
     ref__cfg_str(cfg, c, "outbound", &outbound);
-    if (outbound != NULL &&
-        (read_hostport(cfg, ref__cfg_get(cfg, c, "outbound"), "outbound", outbound,
-                       &ch->outbound_host, &ch->outbound_port) != 0 ||
-         ch->outbound_port == 0))
+    if (outbound != NULL && (read_hostport(cfg, ref__cfg_get(cfg, c, "outbound"), "outbound",
+                                           outbound, &ch->outbound_host, &ch->outbound_port) != 0 ||
+                             ch->outbound_port == 0))
         return ref__cfg_fail(cfg, ref__cfg_get(cfg, c, "outbound"), "outbound",
                              "the hospital's MLLP endpoint, host:port");
     relais_address_t a;
@@ -204,13 +201,14 @@ static int read_channel(ref_cfg_t *cfg, const yaml_node_t *c, hl7_config_t *conf
         ch->processing_ids[0] = '\0';
         for (size_t i = 0; i < nids; i++) {
             bool ok = strlen(ids[i]) == 1 && strchr("PTD", ids[i][0]) != NULL;
-            if (ok && strchr(ch->processing_ids, ids[i][0]) == NULL && strlen(ch->processing_ids) < 3)
+            if (ok && strchr(ch->processing_ids, ids[i][0]) == NULL &&
+                strlen(ch->processing_ids) < 3)
                 strncat(ch->processing_ids, ids[i], 1);
             free(ids[i]);
             if (!ok) {
                 free(ids);
-                return ref__cfg_fail(cfg, ref__cfg_get(cfg, c, "processing_ids"),
-                                     "processing_ids", "values are P, T or D (MSH-11)");
+                return ref__cfg_fail(cfg, ref__cfg_get(cfg, c, "processing_ids"), "processing_ids",
+                                     "values are P, T or D (MSH-11)");
             }
         }
         free(ids);
@@ -219,8 +217,8 @@ static int read_channel(ref_cfg_t *cfg, const yaml_node_t *c, hl7_config_t *conf
     }
     read_table(cfg, c, "dispositions", "pv1_36", "disposition", &ch->dispositions,
                &ch->n_dispositions, TABLE_DISPOSITIONS, NULL);
-    read_table(cfg, c, "specialties", "rf1_3", "specialty", &ch->specialties,
-               &ch->n_specialties, TABLE_SPECIALTIES, NULL);
+    read_table(cfg, c, "specialties", "rf1_3", "specialty", &ch->specialties, &ch->n_specialties,
+               TABLE_SPECIALTIES, NULL);
     const relais_ref_programmes_t *progs =
         conf->programmes != NULL ? conf->programmes : relais_ref_programmes_default();
     read_table(cfg, c, "diagnoses", "icd10", "programme", &ch->diagnoses, &ch->n_diagnoses,
@@ -231,10 +229,11 @@ static int read_channel(ref_cfg_t *cfg, const yaml_node_t *c, hl7_config_t *conf
 static int read_config(ref_cfg_t *cfg, hl7_config_t *conf, char *err, size_t err_len)
 {
     const yaml_node_t *root = ref__cfg_root(cfg);
-    static const char *const keys[] = {"broker",     "directory", "state_dir", "coordinator",
-                                       "programmes", "limits",    "channels",  "outbox",
-                                       NULL};
-    if (root == NULL || ref__cfg_keys(cfg, root, "configuration", keys) != 0) return ref__cfg_status(cfg);
+    static const char *const keys[] = {"broker",      "directory",  "state_dir",
+                                       "coordinator", "programmes", "limits",
+                                       "channels",    "outbox",     NULL};
+    if (root == NULL || ref__cfg_keys(cfg, root, "configuration", keys) != 0)
+        return ref__cfg_status(cfg);
     const yaml_node_t *b = ref__cfg_get(cfg, root, "broker");
     if (b == NULL) return ref__cfg_fail(cfg, root, "broker", "required (endpoint, server_key)");
     static const char *const bkeys[] = {"endpoint", "server_key", "insecure", NULL};
@@ -254,8 +253,7 @@ static int read_config(ref_cfg_t *cfg, hl7_config_t *conf, char *err, size_t err
     const char *dir = NULL, *state = NULL, *coord = NULL, *progs = NULL, *outbox = NULL;
     ref__cfg_str(cfg, root, "outbox", &outbox);
     if (outbox != NULL && strcmp(outbox, "disk") != 0 && strcmp(outbox, "memory") != 0)
-        return ref__cfg_fail(cfg, ref__cfg_get(cfg, root, "outbox"), "outbox",
-                             "disk or memory");
+        return ref__cfg_fail(cfg, ref__cfg_get(cfg, root, "outbox"), "outbox", "disk or memory");
     conf->outbox_memory = outbox != NULL && strcmp(outbox, "memory") == 0;
     ref__cfg_str(cfg, root, "directory", &dir);
     ref__cfg_str(cfg, root, "state_dir", &state);
@@ -286,8 +284,8 @@ static int read_config(ref_cfg_t *cfg, hl7_config_t *conf, char *err, size_t err
     const yaml_node_t *lim = ref__cfg_get(cfg, root, "limits");
     if (lim != NULL) {
         static const char *const lkeys[] = {"max_message_bytes", "max_connections",
-                                            "frame_timeout_ms", "idle_timeout_ms",
-                                            "ack_timeout_ms", NULL};
+                                            "frame_timeout_ms",  "idle_timeout_ms",
+                                            "ack_timeout_ms",    NULL};
         if (ref__cfg_keys(cfg, lim, "limits", lkeys) != 0) return ref__cfg_status(cfg);
         ref__cfg_uint(cfg, lim, "max_message_bytes", 1024, 16 * 1024 * 1024,
                       &conf->max_message_bytes);
@@ -312,8 +310,8 @@ static int read_config(ref_cfg_t *cfg, hl7_config_t *conf, char *err, size_t err
     return 0;
 }
 
-int hl7_config_load(const char *path, const char *yaml, size_t len, hl7_config_t **out,
-                    char *err, size_t err_len)
+int hl7_config_load(const char *path, const char *yaml, size_t len, hl7_config_t **out, char *err,
+                    size_t err_len)
 {
     *out = NULL;
     ref_cfg_t *cfg = NULL;

@@ -50,8 +50,8 @@ void conn__close(gw_conn_t *c, const char *why)
 static void on_timer(uv_timer_t *t)
 {
     gw_conn_t *c = t->data;
-    conn__close(c, c->frame_timing ? "frame not completed in time (slow sender)"
-                                   : "idle connection");
+    conn__close(c,
+                c->frame_timing ? "frame not completed in time (slow sender)" : "idle connection");
 }
 
 /* Arms the timer for what the connection waits for now. */
@@ -246,8 +246,8 @@ int conn__listen(gw_channel_t *ch)
                  ? uv_ip6_addr(cfg->listen_host, cfg->listen_port, (struct sockaddr_in6 *)&ss)
                  : uv_ip4_addr(cfg->listen_host, cfg->listen_port, (struct sockaddr_in *)&ss);
     if (rc != 0) {
-        RLOG(RELAIS_LOG_ERROR, "hl7", "channel=%s listen: '%s' is not a numeric address",
-             cfg->name, cfg->listen_host);
+        RLOG(RELAIS_LOG_ERROR, "hl7", "channel=%s listen: '%s' is not a numeric address", cfg->name,
+             cfg->listen_host);
         return rc;
     }
     uv_tcp_init(ch->gw->loop, &ch->server);

@@ -34,9 +34,9 @@ struct gw_job {
     uint8_t first_id[RELAIS_MESSAGE_ID_LEN];
     size_t n_msgs;
     unsigned pending;
-    int fail;        /* first failure among the broker's answers */
+    int fail; /* first failure among the broker's answers */
     char fail_reason[RELAIS_REASON_MAX];
-    bool answered;   /* an AR went out on timeout: the final outcome is only stored */
+    bool answered; /* an AR went out on timeout: the final outcome is only stored */
     uint64_t timer_id;
     uint64_t t0_ns;
 };
@@ -72,9 +72,9 @@ static int build_ack(hl7_msg_t *m, hl7_ack_code_t code, const hl7_error_t *err, 
     return hl7_ack_build(m, code, err, ctl, now, ack, len);
 }
 
-static void log_outcome(gw_channel_t *ch, uint64_t conn_id, const char *control,
-                        const char *type, const char *ack, const char *route, size_t n,
-                        const hl7_error_t *err, uint64_t t0)
+static void log_outcome(gw_channel_t *ch, uint64_t conn_id, const char *control, const char *type,
+                        const char *ack, const char *route, size_t n, const hl7_error_t *err,
+                        uint64_t t0)
 {
     double ms = (double)(uv_hrtime() - t0) / 1e6;
     if (err != NULL) {
@@ -93,8 +93,7 @@ static void log_outcome(gw_channel_t *ch, uint64_t conn_id, const char *control,
 
 /* Answers c now, without anything submitted; stores the ACK when store_key is set. */
 static void answer(gw_conn_t *c, hl7_msg_t *m, hl7_ack_code_t code, const hl7_error_t *err,
-                   const hl7_key_t *store_key, const char *control, const char *type,
-                   uint64_t t0)
+                   const hl7_key_t *store_key, const char *control, const char *type, uint64_t t0)
 {
     char *ack = NULL;
     size_t len = 0;
@@ -273,9 +272,10 @@ void gw__frame(gw_conn_t *c, const char *data, size_t len)
         return;
     }
     if (st == HL7_STORE_DONE) {
-        RLOG(RELAIS_LOG_INFO, "hl7", "message channel=%s conn=%llu control=%s type=%s "
-             "duplicate=true ack=stored", ch->cfg->name, (unsigned long long)c->id, j->control,
-             j->type);
+        RLOG(RELAIS_LOG_INFO, "hl7",
+             "message channel=%s conn=%llu control=%s type=%s "
+             "duplicate=true ack=stored",
+             ch->cfg->name, (unsigned long long)c->id, j->control, j->type);
         conn__reply(c, stored, stored_len, false);
         free(stored);
         job_free(j);
@@ -313,9 +313,9 @@ void gw__frame(gw_conn_t *c, const char *data, size_t len)
     hl7_plan_set_ids(plan, ids);
     /* Closing the loop: the first message's receipts come back, and it names the
      * conversation in which answers arrive. */
-    static const Relais__V1__Receipt__Status wanted[3] = {
-        RELAIS__V1__RECEIPT__STATUS__PROCESSED, RELAIS__V1__RECEIPT__STATUS__REFUSED,
-        RELAIS__V1__RECEIPT__STATUS__EXPIRED};
+    static const Relais__V1__Receipt__Status wanted[3] = {RELAIS__V1__RECEIPT__STATUS__PROCESSED,
+                                                          RELAIS__V1__RECEIPT__STATUS__REFUSED,
+                                                          RELAIS__V1__RECEIPT__STATUS__EXPIRED};
     if (ch->out_enabled) {
         plan->env[0].n_receipts = 3;
         plan->env[0].receipts = (Relais__V1__Receipt__Status *)wanted;
@@ -386,11 +386,16 @@ static void pick_coordinator(gw_t *gw, const directory_t *dir, char out[RELAIS_A
 static const char *state_name(relais_agent_state_t s)
 {
     switch (s) {
-    case RELAIS_AGENT_CONNECTING: return "connecting";
-    case RELAIS_AGENT_READY: return "ready";
-    case RELAIS_AGENT_DISCONNECTED: return "disconnected";
-    case RELAIS_AGENT_STOPPED: return "stopped";
-    default: return "unknown";
+    case RELAIS_AGENT_CONNECTING:
+        return "connecting";
+    case RELAIS_AGENT_READY:
+        return "ready";
+    case RELAIS_AGENT_DISCONNECTED:
+        return "disconnected";
+    case RELAIS_AGENT_STOPPED:
+        return "stopped";
+    default:
+        return "unknown";
     }
 }
 
@@ -412,8 +417,8 @@ static void on_recovered(relais_agent_t *agent, const relais_send_result_t *r, v
 
 static const char *receipt_name(int status)
 {
-    const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(
-        &relais__v1__receipt__status__descriptor, status);
+    const ProtobufCEnumValue *v =
+        protobuf_c_enum_descriptor_get_value(&relais__v1__receipt__status__descriptor, status);
     return v != NULL ? v->name : "UNKNOWN";
 }
 
@@ -422,8 +427,8 @@ static void on_receipt(relais_agent_t *agent, const Relais__V1__Receipt *r, void
     gw_channel_t *ch = ud;
     char id[37];
     RLOG(RELAIS_LOG_INFO, "hl7", "receipt channel=%s message=%s recipient=%s status=%s",
-         ch->cfg->name, relais_id_format(r->message_id.data, r->message_id.len, id),
-         r->recipient, receipt_name(r->status));
+         ch->cfg->name, relais_id_format(r->message_id.data, r->message_id.len, id), r->recipient,
+         receipt_name(r->status));
     hl7_produced_t p;
     if (!ch->out_enabled ||
         hl7_store_find_produced(ch->gw->store, r->message_id.data, r->message_id.len, &p) != 1)
@@ -455,8 +460,7 @@ static relais_outcome_t on_delivery(relais_agent_t *agent, relais_delivery_t *d,
         const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(
             &relais__v1__care_task_update__status__descriptor, u->status);
         snprintf(status, sizeof status, "care task %s %s by %s%s%s", u->task_id,
-                 v != NULL ? v->name : "UNKNOWN", env->sender, u->reason[0] ? ": " : "",
-                 u->reason);
+                 v != NULL ? v->name : "UNKNOWN", env->sender, u->reason[0] ? ": " : "", u->reason);
         break;
     }
     case RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_CONFIRM:
@@ -524,8 +528,9 @@ int gw_start(gw_t **out, uv_loop_t *loop, const hl7_config_t *cfg, FILE *ready)
     }
     pick_coordinator(gw, gw->dir, gw->coordinator);
     if (gw->coordinator[0] == '\0') {
-        RLOG(RELAIS_LOG_ERROR, "hl7", "no coordinator: set `coordinator:` or list one in the "
-                                      "directory (unresolved GPs go to it)");
+        RLOG(RELAIS_LOG_ERROR, "hl7",
+             "no coordinator: set `coordinator:` or list one in the "
+             "directory (unresolved GPs go to it)");
         rc = RELAIS_ECONFIG;
         goto fail;
     }

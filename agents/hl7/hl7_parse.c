@@ -86,15 +86,24 @@ static size_t utf8_check(const unsigned char *p, size_t n)
 static unsigned latin9_cp(unsigned char c)
 {
     switch (c) {
-    case 0xA4: return 0x20AC;
-    case 0xA6: return 0x0160;
-    case 0xA8: return 0x0161;
-    case 0xB4: return 0x017D;
-    case 0xB8: return 0x017E;
-    case 0xBC: return 0x0152;
-    case 0xBD: return 0x0153;
-    case 0xBE: return 0x0178;
-    default: return c;
+    case 0xA4:
+        return 0x20AC;
+    case 0xA6:
+        return 0x0160;
+    case 0xA8:
+        return 0x0161;
+    case 0xB4:
+        return 0x017D;
+    case 0xB8:
+        return 0x017E;
+    case 0xBC:
+        return 0x0152;
+    case 0xBD:
+        return 0x0153;
+    case 0xBE:
+        return 0x0178;
+    default:
+        return c;
     }
 }
 
@@ -449,14 +458,26 @@ static int unescape(const hl7_msg_t *m, const char *p, size_t n, char *out, size
         if (blen == 1) {
             char c;
             switch (body[0]) {
-            case 'F': c = m->fs; break;
-            case 'S': c = m->cs; break;
-            case 'T': c = m->ss; break;
-            case 'R': c = m->rs; break;
-            case 'E': c = m->ec; break;
+            case 'F':
+                c = m->fs;
+                break;
+            case 'S':
+                c = m->cs;
+                break;
+            case 'T':
+                c = m->ss;
+                break;
+            case 'R':
+                c = m->rs;
+                break;
+            case 'E':
+                c = m->ec;
+                break;
             case 'H':
-            case 'N': continue; /* highlighting on/off: no meaning in plain text */
-            default: return HL7_ERR_DATA_TYPE;
+            case 'N':
+                continue; /* highlighting on/off: no meaning in plain text */
+            default:
+                return HL7_ERR_DATA_TYPE;
             }
             if (!put(out, cap, &o, &c, 1)) return -E2BIG;
         } else if (blen >= 3 && body[0] == 'X' && (blen - 1) % 2 == 0) {

@@ -92,8 +92,13 @@ int hl7_time_ms(const char *dtm, const char *tz, int64_t *out)
     if (*p != '\0') return HL7_ERR_DATA_TYPE;
     if (v[1] < 1 || v[1] > 12 || v[2] < 1 || v[2] > 31 || v[3] > 23 || v[4] > 59 || v[5] > 59)
         return HL7_ERR_DATA_TYPE;
-    struct tm tm = {.tm_year = v[0] - 1900, .tm_mon = v[1] - 1, .tm_mday = v[2],
-                    .tm_hour = v[3], .tm_min = v[4], .tm_sec = v[5], .tm_isdst = -1};
+    struct tm tm = {.tm_year = v[0] - 1900,
+                    .tm_mon = v[1] - 1,
+                    .tm_mday = v[2],
+                    .tm_hour = v[3],
+                    .tm_min = v[4],
+                    .tm_sec = v[5],
+                    .tm_isdst = -1};
     time_t t;
     if (has_offset) {
         t = timegm(&tm) - (time_t)offset_min * 60;
@@ -126,8 +131,8 @@ static int check_header(const hl7_map_ctx_t *ctx, const hl7_msg_t *m, char *type
     int rc;
     const hl7_channel_t *ch = ctx->ch;
     if ((rc = get(m, 0, 3, 0, 1, 1, v, sizeof v, err)) != 0) return rc;
-    if (ch->n_applications > 0 && !in_list(v, (const char *const *)ch->applications,
-                                           ch->n_applications)) {
+    if (ch->n_applications > 0 &&
+        !in_list(v, (const char *const *)ch->applications, ch->n_applications)) {
         return hl7_fail(err, HL7_ERR_INTERNAL, "MSH", 1, 3,
                         "sending application not accepted on channel %s", ch->name);
     }
@@ -181,7 +186,8 @@ static int map_patient(const hl7_map_ctx_t *ctx, const hl7_msg_t *m, hl7_plan_t 
         if ((rc = get(m, pid, 3, r, 1, 1, v, sizeof v, err)) != 0) return rc;
         if ((rc = get(m, pid, 3, r, 5, 1, type, sizeof type, err)) != 0) return rc;
         if ((rc = get(m, pid, 3, r, 4, 2, oid, sizeof oid, err)) != 0) return rc;
-        if (strcmp(type, "INS") == 0 || in_list(oid, ins_oids, 2) || in_list(oid, ins_test_oids, 2)) {
+        if (strcmp(type, "INS") == 0 || in_list(oid, ins_oids, 2) ||
+            in_list(oid, ins_test_oids, 2)) {
             if (in_list(oid, ins_test_oids, 2) && ctx->production) {
                 return hl7_fail(err, HL7_ERR_TABLE_VALUE, "PID", 1, 3,
                                 "INS from a test authority refused in a production territory");
@@ -229,16 +235,15 @@ static int map_patient(const hl7_map_ctx_t *ctx, const hl7_msg_t *m, hl7_plan_t 
     if (v[0] != '\0') {
         bool ok = strlen(v) >= 8;
         for (int i = 0; ok && i < 8; i++) ok = v[i] >= '0' && v[i] <= '9';
-        if (!ok)
-            return hl7_fail(err, HL7_ERR_DATA_TYPE, "PID", 1, 7, "birth date is not YYYYMMDD");
+        if (!ok) return hl7_fail(err, HL7_ERR_DATA_TYPE, "PID", 1, 7, "birth date is not YYYYMMDD");
         snprintf(p->birth, sizeof p->birth, "%.4s-%.2s-%.2s", v, v + 4, v + 6);
         pt->birth_date = p->birth;
     }
     if ((rc = get(m, pid, 8, 0, 1, 1, v, sizeof v, err)) != 0) return rc;
-    pt->sex = strcmp(v, "F") == 0   ? RELAIS__V1__PATIENT_REF__SEX__FEMALE
-              : strcmp(v, "M") == 0 ? RELAIS__V1__PATIENT_REF__SEX__MALE
+    pt->sex = strcmp(v, "F") == 0                   ? RELAIS__V1__PATIENT_REF__SEX__FEMALE
+              : strcmp(v, "M") == 0                 ? RELAIS__V1__PATIENT_REF__SEX__MALE
               : v[0] != '\0' && strcmp(v, "U") != 0 ? RELAIS__V1__PATIENT_REF__SEX__OTHER
-                                                  : RELAIS__V1__PATIENT_REF__SEX__SEX_UNSPECIFIED;
+                                                    : RELAIS__V1__PATIENT_REF__SEX__SEX_UNSPECIFIED;
     return 0;
 }
 
@@ -251,8 +256,8 @@ static int xcn_rpps(const hl7_msg_t *m, long seg, unsigned field, char rpps[12],
     if ((rc = get(m, seg, field, 0, 1, 1, id, sizeof id, err)) != 0) return rc;
     if ((rc = get(m, seg, field, 0, 13, 1, type, sizeof type, err)) != 0) return rc;
     if ((rc = get(m, seg, field, 0, 9, 2, oid, sizeof oid, err)) != 0) return rc;
-    bool rpps_kind = strcmp(type, "RPPS") == 0 || strcmp(type, "IDNPS") == 0 ||
-                     strcmp(oid, RPPS_OID) == 0;
+    bool rpps_kind =
+        strcmp(type, "RPPS") == 0 || strcmp(type, "IDNPS") == 0 || strcmp(oid, RPPS_OID) == 0;
     if (!rpps_kind) return 0;
     /* The national PS identifier of an RPPS holder is "8" followed by the RPPS number. */
     const char *num = digits(id, 12) && id[0] == '8' ? id + 1 : id;
@@ -333,8 +338,8 @@ static int resolve_gp(const hl7_map_ctx_t *ctx, const hl7_msg_t *m, hl7_plan_t *
 
 /* The movement's time: PV1-first (45 for a discharge, 44 for an admission), else ZBE-2
  * (PAM.fr movement time), else EVN-6 (event occurred). */
-static int movement_time(const hl7_map_ctx_t *ctx, const hl7_msg_t *m, unsigned first,
-                         int64_t *out, hl7_error_t *err)
+static int movement_time(const hl7_map_ctx_t *ctx, const hl7_msg_t *m, unsigned first, int64_t *out,
+                         hl7_error_t *err)
 {
     const struct {
         const char *seg;
@@ -411,8 +416,8 @@ static void add_escalation(hl7_plan_t *p, const char *original_body)
     env->escalation = e;
 }
 
-static int map_discharge(const hl7_map_ctx_t *ctx, const hl7_msg_t *m, bool cancel,
-                         hl7_plan_t *p, hl7_error_t *err)
+static int map_discharge(const hl7_map_ctx_t *ctx, const hl7_msg_t *m, bool cancel, hl7_plan_t *p,
+                         hl7_error_t *err)
 {
     int rc = map_patient(ctx, m, p, err);
     if (rc != 0) return rc;
@@ -539,8 +544,8 @@ static int map_preadmission(const hl7_map_ctx_t *ctx, const hl7_msg_t *m, bool c
         if (v[0] == '\0' && (rc = get(m, pv1, 44, 0, 1, 1, v, sizeof v, err)) != 0) return rc;
         int64_t at;
         if (v[0] != '\0' && hl7_time_ms(v, ctx->ch->timezone, &at) != 0)
-            return hl7_fail(err, HL7_ERR_DATA_TYPE, pv2 >= 0 ? "PV2" : "PV1", 1,
-                            pv2 >= 0 ? 8 : 44, "not an HL7 date and time");
+            return hl7_fail(err, HL7_ERR_DATA_TYPE, pv2 >= 0 ? "PV2" : "PV1", 1, pv2 >= 0 ? 8 : 44,
+                            "not an HL7 date and time");
         if (v[0] != '\0') d->admission_date_ms = at;
     }
     size_t n_to = 0;
@@ -596,8 +601,8 @@ static int referral_target(const hl7_map_ctx_t *ctx, const hl7_msg_t *m, long rf
             p->route = "pool";
             return 1;
         }
-        snprintf(p->route_reason, sizeof p->route_reason,
-                 "no specialist of '%s' in the territory", specialty);
+        snprintf(p->route_reason, sizeof p->route_reason, "no specialist of '%s' in the territory",
+                 specialty);
         return 0;
     }
     if (p->route_reason[0] == '\0')
@@ -673,8 +678,7 @@ int hl7_map(const hl7_map_ctx_t *ctx, const hl7_msg_t *m, hl7_plan_t *plan, hl7_
     /* What the message is comes from MSH-9 alone: EVN-1 and SCH-6 are filled loosely. */
     if (strcmp(type, "REF") == 0) {
         if (strcmp(trigger, "I12") == 0) return map_referral(ctx, m, plan, err);
-        return hl7_fail(err, HL7_ERR_UNSUPPORTED_EVENT, "MSH", 1, 9,
-                        "trigger event not supported");
+        return hl7_fail(err, HL7_ERR_UNSUPPORTED_EVENT, "MSH", 1, 9, "trigger event not supported");
     }
     if (strcmp(type, "ADT") != 0)
         return hl7_fail(err, HL7_ERR_UNSUPPORTED_TYPE, "MSH", 1, 9, "message type not supported");

@@ -8,8 +8,9 @@
  * Supported: ADT^A03 (discharge → DischargeNotification to the GP's practice, with the
  * follow-up plan of the programme the diagnoses select), ADT^A13 (cancel discharge →
  * DischargeCancelled to the same recipients), ADT^A01 (admission → AdmissionNotice),
- * ADT^A05/A38 (pre-admission granted/cancelled → PreadmissionDecision) and REF^I12 (referral → AppointmentRequest to the specialist or the specialty's pool). A GP the directory cannot resolve sends
- * the message to the CPTS coordinator instead, with an Escalation saying why.
+ * ADT^A05/A38 (pre-admission granted/cancelled → PreadmissionDecision) and REF^I12 (referral →
+ * AppointmentRequest to the specialist or the specialty's pool). A GP the directory cannot resolve
+ * sends the message to the CPTS coordinator instead, with an Escalation saying why.
  */
 #ifndef RELAIS_HL7_MAP_H
 #define RELAIS_HL7_MAP_H
@@ -35,8 +36,8 @@ typedef struct hl7_map_ctx {
 } hl7_map_ctx_t;
 
 typedef struct hl7_plan {
-    const char *kind;      /* "discharge", "discharge-cancel", "admission", "referral" */
-    const char *route;     /* "practice", "gp", "specialist", "pool", "coordinator" */
+    const char *kind;       /* "discharge", "discharge-cancel", "admission", "referral" */
+    const char *route;      /* "practice", "gp", "specialist", "pool", "coordinator" */
     char route_reason[160]; /* why the coordinator (no patient data) */
     size_t n;
     Relais__V1__Envelope env[HL7_PLAN_MAX];

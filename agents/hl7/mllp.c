@@ -10,11 +10,16 @@
 const char *mllp_strerror(int code)
 {
     switch (code) {
-    case MLLP_EGARBAGE: return "bytes before the MLLP start block (0x0B)";
-    case MLLP_ENESTED: return "a start block (0x0B) inside an unfinished frame";
-    case MLLP_ETRAILER: return "the end block (0x1C) is not followed by a carriage return";
-    case MLLP_ETOOBIG: return "frame over the size limit";
-    default: return "no error";
+    case MLLP_EGARBAGE:
+        return "bytes before the MLLP start block (0x0B)";
+    case MLLP_ENESTED:
+        return "a start block (0x0B) inside an unfinished frame";
+    case MLLP_ETRAILER:
+        return "the end block (0x1C) is not followed by a carriage return";
+    case MLLP_ETOOBIG:
+        return "frame over the size limit";
+    default:
+        return "no error";
     }
 }
 

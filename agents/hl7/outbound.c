@@ -33,14 +33,27 @@ static size_t escape(char *out, size_t cap, const char *text)
     for (const char *p = text; *p && o + 4 < cap; p++) {
         const char *e = NULL;
         switch (*p) {
-        case '|': e = "\\F\\"; break;
-        case '^': e = "\\S\\"; break;
-        case '~': e = "\\R\\"; break;
-        case '&': e = "\\T\\"; break;
-        case '\\': e = "\\E\\"; break;
+        case '|':
+            e = "\\F\\";
+            break;
+        case '^':
+            e = "\\S\\";
+            break;
+        case '~':
+            e = "\\R\\";
+            break;
+        case '&':
+            e = "\\T\\";
+            break;
+        case '\\':
+            e = "\\E\\";
+            break;
         case '\r':
-        case '\n': e = " "; break;
-        default: break;
+        case '\n':
+            e = " ";
+            break;
+        default:
+            break;
         }
         if (e != NULL) {
             size_t n = strlen(e);
@@ -69,22 +82,22 @@ int out__enqueue(gw_channel_t *ch, const hl7_produced_t *p, const char *status)
     escape(e_local, sizeof e_local, p->local_id);
     const hl7_channel_t *c = ch->cfg;
     char msg[4096];
-    int n = snprintf(msg, sizeof msg,
-                     "MSH|^~\\&|RELAIS|%s|%s|%s|%s||ORU^R01^ORU_R01|%s|P|2.5|||AL|NE||"
-                     "UNICODE UTF-8\r"
-                     "PID|1||%s^^^^PI\r"
-                     "PV1|1|N||||||||||||||||||%s\r"
-                     "OBR|1|%s||RELAIS-FOLLOWUP^Relais follow-up^L|||%s\r"
-                     "OBX|1|ST|RELAIS-STATUS^Relais status^L||%s||||||F|||%s\r",
-                     directory_territory(ch->gw->dir),
-                     c->n_applications > 0 ? c->applications[0] : "",
-                     c->n_facilities > 0 ? c->facilities[0] : "", ts, ctl, e_local, e_enc, e_ctl,
-                     ts, e_status, ts);
+    int n =
+        snprintf(msg, sizeof msg,
+                 "MSH|^~\\&|RELAIS|%s|%s|%s|%s||ORU^R01^ORU_R01|%s|P|2.5|||AL|NE||"
+                 "UNICODE UTF-8\r"
+                 "PID|1||%s^^^^PI\r"
+                 "PV1|1|N||||||||||||||||||%s\r"
+                 "OBR|1|%s||RELAIS-FOLLOWUP^Relais follow-up^L|||%s\r"
+                 "OBX|1|ST|RELAIS-STATUS^Relais status^L||%s||||||F|||%s\r",
+                 directory_territory(ch->gw->dir), c->n_applications > 0 ? c->applications[0] : "",
+                 c->n_facilities > 0 ? c->facilities[0] : "", ts, ctl, e_local, e_enc, e_ctl, ts,
+                 e_status, ts);
     if (n < 0 || (size_t)n >= sizeof msg) return RELAIS_EINVALID;
     int rc = hl7_store_enqueue(ch->gw->store, c->name, msg, (size_t)n);
     if (rc == 0) {
-        RLOG(RELAIS_LOG_INFO, "hl7", "outbound queued channel=%s control=%s for=%s",
-             c->name, ctl, p->control_id);
+        RLOG(RELAIS_LOG_INFO, "hl7", "outbound queued channel=%s control=%s for=%s", c->name, ctl,
+             p->control_id);
         if (ch->out_state == OUT_IDLE) send_next(ch);
     }
     return rc;
@@ -180,8 +193,8 @@ static void on_ack(gw_channel_t *ch, const char *data, size_t len)
         send_next(ch);
     } else {
         /* AR, CR or an answer that is not an ACK: the same message again, a little later. */
-        RLOG(RELAIS_LOG_INFO, "hl7", "outbound channel=%s seq=%lld ack=%s: retrying",
-             ch->cfg->name, (long long)ch->out_seq, code[0] ? code : "unreadable");
+        RLOG(RELAIS_LOG_INFO, "hl7", "outbound channel=%s seq=%lld ack=%s: retrying", ch->cfg->name,
+             (long long)ch->out_seq, code[0] ? code : "unreadable");
         uv_timer_start(&ch->out_timer, on_retry, RETRY_MS, 0);
     }
 }
@@ -189,8 +202,8 @@ static void on_ack(gw_channel_t *ch, const char *data, size_t len)
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     gw_channel_t *ch = h->data;
-    *buf = uv_buf_init((char *)ch->out_in + ch->out_len, (unsigned)(sizeof ch->out_in -
-                                                                     ch->out_len));
+    *buf =
+        uv_buf_init((char *)ch->out_in + ch->out_len, (unsigned)(sizeof ch->out_in - ch->out_len));
 }
 
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
@@ -203,8 +216,8 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     ch->out_len += (size_t)n;
     for (;;) {
         size_t scan = 0, start, flen, consumed;
-        int rc = mllp_extract(ch->out_in, ch->out_len, sizeof ch->out_in - 3, &scan, &start,
-                              &flen, &consumed);
+        int rc = mllp_extract(ch->out_in, ch->out_len, sizeof ch->out_in - 3, &scan, &start, &flen,
+                              &consumed);
         if (rc < 0) {
             out_drop(ch, mllp_strerror(rc));
             return;
@@ -221,8 +234,8 @@ static void on_connect(uv_connect_t *req, int status)
     gw_channel_t *ch = req->data;
     if (ch->out_state != OUT_CONNECTING) return;
     if (status < 0) {
-        RLOG(RELAIS_LOG_INFO, "hl7", "outbound channel=%s connect: %s (retrying)",
-             ch->cfg->name, uv_strerror(status));
+        RLOG(RELAIS_LOG_INFO, "hl7", "outbound channel=%s connect: %s (retrying)", ch->cfg->name,
+             uv_strerror(status));
         ch->out_state = OUT_CLOSING;
         uv_close((uv_handle_t *)&ch->out_tcp, out_closed);
         return;
@@ -242,16 +255,16 @@ static void out_connect(gw_channel_t *ch)
                  ? uv_ip6_addr(c->outbound_host, c->outbound_port, (struct sockaddr_in6 *)&ss)
                  : uv_ip4_addr(c->outbound_host, c->outbound_port, (struct sockaddr_in *)&ss);
     if (rc != 0) {
-        RLOG(RELAIS_LOG_ERROR, "hl7", "outbound channel=%s: '%s' is not a numeric address",
-             c->name, c->outbound_host);
+        RLOG(RELAIS_LOG_ERROR, "hl7", "outbound channel=%s: '%s' is not a numeric address", c->name,
+             c->outbound_host);
         return;
     }
     uv_tcp_init(ch->gw->loop, &ch->out_tcp);
     ch->out_tcp.data = ch;
     ch->out_connect.data = ch;
     ch->out_state = OUT_CONNECTING;
-    if (uv_tcp_connect(&ch->out_connect, &ch->out_tcp, (const struct sockaddr *)&ss,
-                       on_connect) != 0) {
+    if (uv_tcp_connect(&ch->out_connect, &ch->out_tcp, (const struct sockaddr *)&ss, on_connect) !=
+        0) {
         ch->out_state = OUT_CLOSING;
         uv_close((uv_handle_t *)&ch->out_tcp, out_closed);
     }

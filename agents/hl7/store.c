@@ -28,7 +28,8 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS acks ("
     " channel TEXT NOT NULL, application TEXT NOT NULL, facility TEXT NOT NULL,"
     " control_id TEXT NOT NULL, content_hash BLOB NOT NULL, ack BLOB,"
-    " created_ms INTEGER NOT NULL DEFAULT (CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)),"
+    " created_ms INTEGER NOT NULL DEFAULT (CAST((julianday('now') - 2440587.5) * 86400000 AS "
+    "INTEGER)),"
     " PRIMARY KEY (channel, application, facility, control_id));"
     "CREATE TABLE IF NOT EXISTS produced ("
     " message_id BLOB PRIMARY KEY, channel TEXT NOT NULL, control_id TEXT NOT NULL,"
@@ -64,9 +65,8 @@ int hl7_store_open(const char *path, hl7_store_t **out)
                            "UPDATE acks SET ack=?5 WHERE channel=?1 AND application=?2 AND "
                            "facility=?3 AND control_id=?4",
                            -1, &s->done, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(s->db,
-                           "INSERT OR IGNORE INTO produced VALUES (?1, ?2, ?3, ?4, ?5, ?6)", -1,
-                           &s->prod_put, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(s->db, "INSERT OR IGNORE INTO produced VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                           -1, &s->prod_put, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(s->db,
                            "SELECT channel, control_id, encounter_id, local_id, kind FROM "
                            "produced WHERE message_id=?1",
@@ -214,8 +214,7 @@ int hl7_store_enqueue(hl7_store_t *s, const char *channel, const char *msg, size
     return rc == SQLITE_DONE ? 0 : fail(s, "enqueue");
 }
 
-int hl7_store_next_out(hl7_store_t *s, const char *channel, int64_t *seq, char **msg,
-                       size_t *len)
+int hl7_store_next_out(hl7_store_t *s, const char *channel, int64_t *seq, char **msg, size_t *len)
 {
     sqlite3_stmt *st = s->out_next;
     sqlite3_reset(st);

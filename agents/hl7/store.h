@@ -59,8 +59,7 @@ int hl7_store_find_produced(hl7_store_t *s, const uint8_t *message_id, size_t le
 int hl7_store_enqueue(hl7_store_t *s, const char *channel, const char *msg, size_t len);
 /* The oldest pending outbound message of channel: 1 (with *seq and a malloc'd *msg),
  * 0 when none, RELAIS_ESTORE. */
-int hl7_store_next_out(hl7_store_t *s, const char *channel, int64_t *seq, char **msg,
-                       size_t *len);
+int hl7_store_next_out(hl7_store_t *s, const char *channel, int64_t *seq, char **msg, size_t *len);
 /* Marks an outbound message sent (state 1) or refused by the hospital (state 2). */
 int hl7_store_out_done(hl7_store_t *s, int64_t seq, int state);
 

@@ -116,8 +116,9 @@ static double run(int port, const char *what, const char *tag, int conns, int to
 
 /* ---- The baseline: an MLLP server answering AA at once ----------------------------- */
 
-static const char mllp_baseline_ack[] = "\x0bMSH|^~\\&|RELAIS|CPTS|DXCARE|CHU-RENNES|20261201103001+0000"
-                                   "||ACK^A03^ACK|R1|P|2.5\rMSA|AA|X\r\x1c\r";
+static const char mllp_baseline_ack[] =
+    "\x0bMSH|^~\\&|RELAIS|CPTS|DXCARE|CHU-RENNES|20261201103001+0000"
+    "||ACK^A03^ACK|R1|P|2.5\rMSA|AA|X\r\x1c\r";
 
 static void *mllp_baseline_conn(void *ud)
 {
@@ -132,7 +133,8 @@ static void *mllp_baseline_conn(void *ud)
         size_t done = 0;
         for (size_t i = 0; i + 1 < len; i++) {
             if (buf[i] == 0x1C && buf[i + 1] == 0x0D) {
-                if (send(fd, mllp_baseline_ack, sizeof mllp_baseline_ack - 1, MSG_NOSIGNAL) < 0) goto out;
+                if (send(fd, mllp_baseline_ack, sizeof mllp_baseline_ack - 1, MSG_NOSIGNAL) < 0)
+                    goto out;
                 done = i + 2;
             }
         }

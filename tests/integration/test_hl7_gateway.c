@@ -64,8 +64,9 @@ Test(hl7_gateway, acknowledges_a_discharge_once_accepted_and_the_assistant_gets_
     cr_assert_eq(assistant.last_items, 3);
     cr_assert_str_eq(assistant.last_ins, "248031234567890");
     /* The log says what happened, and nothing of the patient. */
-    cr_assert_eq(rt_broker_wait_log(&gw.log, "control=MSG-A03-0001 type=ADT^A03^ADT_A03 ack=AA "
-                                             "route=practice messages=1",
+    cr_assert_eq(rt_broker_wait_log(&gw.log,
+                                    "control=MSG-A03-0001 type=ADT^A03^ADT_A03 ack=AA "
+                                    "route=practice messages=1",
                                     WAIT),
                  0);
     cr_assert_neq(rt_broker_wait_log(&gw.log, "MARTIN", 1), 0);
@@ -174,10 +175,10 @@ Test(hl7_gateway, answers_ae_with_err_for_what_can_never_be_taken)
     static const struct {
         const char *sample, *err;
     } cases[] = {
-        {"a03-test-ins.hl7", "|103^"},      /* test INS, production territory */
-        {"a03-processing-t.hl7", "|202^"},  /* processing id T on a P channel */
-        {"a08-update.hl7", "|201^"},        /* a trigger not mapped */
-        {"a03-no-time.hl7", "|101^"},       /* no discharge time anywhere */
+        {"a03-test-ins.hl7", "|103^"},     /* test INS, production territory */
+        {"a03-processing-t.hl7", "|202^"}, /* processing id T on a P channel */
+        {"a08-update.hl7", "|201^"},       /* a trigger not mapped */
+        {"a03-no-time.hl7", "|101^"},      /* no discharge time anywhere */
     };
     int fd = conn();
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -244,8 +245,7 @@ Test(hl7_gateway, closes_a_connection_that_does_not_speak_mllp_and_keeps_serving
     memcpy(big, "MSH|^~\\&|DXCARE|H|R|C|1||ADT^A03|BIG-1|P|2.5\rNTE|1||", 48);
     cr_assert_eq(hl7_send(fd, big, sizeof big), 0);
     cr_assert_eq(hl7_recv(fd, WAIT, &out), 0);
-    cr_assert(strstr(out, "MSA|AE|BIG-1") != NULL && strstr(out, "size limit") != NULL, "%s",
-              out);
+    cr_assert(strstr(out, "MSA|AE|BIG-1") != NULL && strstr(out, "size limit") != NULL, "%s", out);
     free(out);
     cr_assert_eq(hl7_recv(fd, WAIT, &out), 1);
     close(fd);
@@ -291,8 +291,7 @@ Test(hl7_gateway, ends_a_slow_sender_and_refuses_connections_over_the_limit)
     char *out;
     cr_assert_eq(hl7_recv(slow, WAIT, &out), 1);
     close(slow);
-    cr_assert_eq(rt_broker_wait_log(&gw.log, "frame not completed in time (slow sender)", WAIT),
-                 0);
+    cr_assert_eq(rt_broker_wait_log(&gw.log, "frame not completed in time (slow sender)", WAIT), 0);
     /* max_connections is 8: the ninth is closed at once, the first eight still work. */
     int fds[9];
     for (int i = 0; i < 9; i++) fds[i] = conn();
@@ -322,8 +321,7 @@ Test(hl7_gateway, answers_ar_while_the_broker_is_down_then_aa_once_it_is_back)
     int tries = 0;
     do {
         cr_assert_eq(hl7_roundtrip(fd, m, code, NULL, WAIT), 0);
-        if (strcmp(code, "AA") != 0)
-            rt_broker_wait_log(&gw.log, "state=ready", 200);
+        if (strcmp(code, "AA") != 0) rt_broker_wait_log(&gw.log, "state=ready", 200);
     } while (strcmp(code, "AA") != 0 && ++tries < 100);
     cr_assert_str_eq(code, "AA");
     cr_assert_eq(hl7_receiver_wait(&assistant, &assistant.discharges, 1, WAIT), 0);
@@ -442,9 +440,8 @@ Test(hl7_gateway, follows_the_directory_after_sighup)
     cr_assert_eq(hl7_roundtrip(fd, m, code, NULL, WAIT), 0);
     cr_assert_str_eq(code, "AA");
     cr_assert_eq(hl7_receiver_wait(&gp, &gp.discharges, 1, WAIT), 0);
-    cr_assert_eq(rt_broker_wait_log(&gw.log, "control=HUP-1 type=ADT^A03^ADT_A03 ack=AA route=gp",
-                                    WAIT),
-                 0);
+    cr_assert_eq(
+        rt_broker_wait_log(&gw.log, "control=HUP-1 type=ADT^A03^ADT_A03 ack=AA route=gp", WAIT), 0);
     free(m);
     close(fd);
     hl7_receiver_stop(&gp);

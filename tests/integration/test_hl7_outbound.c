@@ -43,8 +43,10 @@ static void answer(hospital_t *h, int fd, const char *msg)
     pthread_cond_broadcast(&h->cv);
     pthread_mutex_unlock(&h->mu);
     char ack[256];
-    int n = snprintf(ack, sizeof ack, "\x0bMSH|^~\\&|HIS|CHU|RELAIS|T|1||ACK|A%s|P|2.5\rMSA|%s|%s\r"
-                     "\x1c\r", id, code, id);
+    int n = snprintf(ack, sizeof ack,
+                     "\x0bMSH|^~\\&|HIS|CHU|RELAIS|T|1||ACK|A%s|P|2.5\rMSA|%s|%s\r"
+                     "\x1c\r",
+                     id, code, id);
     if (send(fd, ack, (size_t)n, MSG_NOSIGNAL) < 0) return;
 }
 
@@ -55,8 +57,8 @@ static void *serve(void *ud)
     char buf[65536];
     size_t len = 0;
     for (;;) {
-        struct pollfd p[3] = {{h->stop_pipe[0], POLLIN, 0}, {h->listen_fd, POLLIN, 0},
-                              {conn, POLLIN, 0}};
+        struct pollfd p[3] = {
+            {h->stop_pipe[0], POLLIN, 0}, {h->listen_fd, POLLIN, 0}, {conn, POLLIN, 0}};
         if (poll(p, conn >= 0 ? 3 : 2, -1) < 0) break;
         if (p[0].revents) break;
         if (p[1].revents) {
@@ -94,7 +96,8 @@ static int hospital_start(hospital_t *h, int port)
     h->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     int one = 1;
     setsockopt(h->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t al = sizeof a;
     if (bind(h->listen_fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(h->listen_fd, 8) != 0)

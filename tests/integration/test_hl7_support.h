@@ -25,9 +25,9 @@
 typedef struct hl7_gwproc {
     pid_t pid;
     int port;
-    char dir[256];       /* its state directory (kept across restarts) */
+    char dir[256]; /* its state directory (kept across restarts) */
     char config[300];
-    rt_broker_t log;     /* only log_path is used, for rt_broker_wait_log() */
+    rt_broker_t log; /* only log_path is used, for rt_broker_wait_log() */
 } hl7_gwproc_t;
 
 /*

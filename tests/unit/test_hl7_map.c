@@ -51,8 +51,7 @@ static void teardown(void)
 
 TestSuite(hl7_map, .init = setup, .fini = teardown);
 
-static int map_sample(const char *name, const directory_t *d, hl7_plan_t *plan,
-                      hl7_error_t *err)
+static int map_sample(const char *name, const directory_t *d, hl7_plan_t *plan, hl7_error_t *err)
 {
     char path[512];
     snprintf(path, sizeof path, "%s/samples/%s", HL7_DEPLOY_DIR, name);
@@ -113,8 +112,7 @@ Test(hl7_map, keeps_the_ins_back_when_the_identity_is_not_qualified)
 {
     cr_assert_eq(map_sample("a03-copd-pd1.hl7", dir, &plan, &err), 0, "%s", err.text);
     const Relais__V1__DischargeNotification *dn = plan.env[0].discharge_notification;
-    cr_assert_eq(dn->patient->identity_status,
-                 RELAIS__V1__PATIENT_REF__IDENTITY_STATUS__VALIDATED);
+    cr_assert_eq(dn->patient->identity_status, RELAIS__V1__PATIENT_REF__IDENTITY_STATUS__VALIDATED);
     cr_assert_str_eq(dn->patient->ins_matricule, "");
     cr_assert_str_eq(dn->patient->local_id, "123456");
     /* The GP from PD1-4, COPD from J44.1, disposition 02 from the channel's table. */
@@ -168,8 +166,7 @@ Test(hl7_map, refuses_what_the_channel_does_not_take)
 {
     cr_assert_eq(map_sample("a03-processing-t.hl7", dir, &plan, &err),
                  HL7_ERR_UNSUPPORTED_PROCESSING_ID);
-    cr_assert_eq(map_sample("a08-update.hl7", dir, &plan, &err),
-                 HL7_ERR_UNSUPPORTED_EVENT);
+    cr_assert_eq(map_sample("a08-update.hl7", dir, &plan, &err), HL7_ERR_UNSUPPORTED_EVENT);
     cr_assert_eq(err.field, 9);
 }
 
@@ -243,9 +240,8 @@ static int map_text(const char *text)
 {
     hl7_msg_t *m = NULL;
     cr_assert_eq(hl7_parse(text, strlen(text), NULL, &m, &err), 0, "%s", err.text);
-    hl7_map_ctx_t ctx = {.ch = &cfg->channels[0],
-                         .dir = dir,
-                         .coordinator = "staff:coordination@cpts-rennes-nord"};
+    hl7_map_ctx_t ctx = {
+        .ch = &cfg->channels[0], .dir = dir, .coordinator = "staff:coordination@cpts-rennes-nord"};
     int rc = hl7_map(&ctx, m, &plan, &err);
     hl7_msg_free(&m);
     return rc;
@@ -287,8 +283,14 @@ Test(hl7_map, reads_hl7_times_with_and_without_offset)
     cr_assert_eq(hl7_time_ms("20260701120000.5-0130", "Europe/Paris", &t), 0);
     cr_assert_eq(t, 1782907200000LL + 90 * 60000 + 500);
     cr_assert_eq(hl7_time_ms("20260701", "UTC", &t), 0);
-    const char *bad[] = {"", "2026", "202607011", "20261301", "20260701256000", "2026070112x",
-                         "20260701120000+01", "20260701.5"};
+    const char *bad[] = {"",
+                         "2026",
+                         "202607011",
+                         "20261301",
+                         "20260701256000",
+                         "2026070112x",
+                         "20260701120000+01",
+                         "20260701.5"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         cr_assert_eq(hl7_time_ms(bad[i], "UTC", &t), HL7_ERR_DATA_TYPE, "%s", bad[i]);
 }
@@ -316,8 +318,7 @@ Test(hl7_config, names_the_file_and_line_of_each_mistake)
          "channels:\n  - name: a\n    listen: 127.0.0.1:0\n    address: finess:350000014\n"
          "    diagnoses:\n      - {icd10: I50, programme: gout}\n",
          "unknown programme 'gout'"},
-        {"broker: {endpoint: tcp://x:1}\ndirectory: d\nstate_dir: s\nchannels: []\n",
-         "server_key"},
+        {"broker: {endpoint: tcp://x:1}\ndirectory: d\nstate_dir: s\nchannels: []\n", "server_key"},
         {"broker: {endpoint: tcp://x:1, insecure: true}\ndirectory: d\nstate_dir: s\n"
          "channels:\n  - {name: a, listen: '127.0.0.1:0', address: 'finess:350000014', "
          "processing_ids: [X]}\n",

@@ -44,8 +44,8 @@ static hl7_msg_t *sample(const char *name)
     return m;
 }
 
-static void expect(const hl7_msg_t *m, const char *seg, unsigned field, unsigned rep,
-                   unsigned comp, unsigned sub, const char *want)
+static void expect(const hl7_msg_t *m, const char *seg, unsigned field, unsigned rep, unsigned comp,
+                   unsigned sub, const char *want)
 {
     long i = hl7_find(m, seg, 0);
     cr_assert_geq(i, 0, "no %s", seg);
@@ -175,12 +175,12 @@ Test(hl7_parse, refuses_what_is_not_an_hl7_message)
         "",
         "HELLO",
         "PID|1\rMSH|^~\\&|A\r",
-        "MSH|^^\\&|A\r",         /* repeated delimiter */
-        "MSH|^~a&|A\r",          /* a letter as delimiter */
-        "MSH|^~\\&XY|A\r",       /* MSH-2 too long */
-        "MSH|^~\\&|A\rpid|1\r",  /* lowercase segment name */
-        "MSH|^~\\&|A\rPI\r",     /* short segment name */
-        "MSH|^~\\&|A\rPIDX|1\r", /* no separator after the name */
+        "MSH|^^\\&|A\r",              /* repeated delimiter */
+        "MSH|^~a&|A\r",               /* a letter as delimiter */
+        "MSH|^~\\&XY|A\r",            /* MSH-2 too long */
+        "MSH|^~\\&|A\rpid|1\r",       /* lowercase segment name */
+        "MSH|^~\\&|A\rPI\r",          /* short segment name */
+        "MSH|^~\\&|A\rPIDX|1\r",      /* no separator after the name */
         "MSH|^~\\&|A\rMSH|^~\\&|B\r", /* two messages in one frame */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -335,8 +335,7 @@ Test(hl7_mllp, finds_one_frame_then_the_next)
     cr_assert_eq(extract(in, len, 100, &start, &flen, &consumed), MLLP_FRAME);
     cr_assert_eq(flen, 5);
     cr_assert_eq(memcmp(in + start, "MSH|A", 5), 0);
-    cr_assert_eq(extract(in + consumed, len - consumed, 100, &start, &flen, &consumed),
-                 MLLP_FRAME);
+    cr_assert_eq(extract(in + consumed, len - consumed, 100, &start, &flen, &consumed), MLLP_FRAME);
     cr_assert_eq(flen, 5);
 }
 
@@ -348,21 +347,19 @@ Test(hl7_mllp, waits_for_a_frame_that_arrives_byte_by_byte)
         cr_assert_eq(mllp_extract((const uint8_t *)in, n, 100, &scan, &start, &flen, &consumed),
                      MLLP_MORE, "%zu", n);
     }
-    cr_assert_eq(mllp_extract((const uint8_t *)in, sizeof in - 1, 100, &scan, &start, &flen,
-                              &consumed),
-                 MLLP_FRAME);
+    cr_assert_eq(
+        mllp_extract((const uint8_t *)in, sizeof in - 1, 100, &scan, &start, &flen, &consumed),
+        MLLP_FRAME);
 }
 
 Test(hl7_mllp, names_each_framing_error)
 {
     size_t start, flen, consumed;
     cr_assert_eq(extract("MSH|A\x1c\r", 7, 100, &start, &flen, &consumed), MLLP_EGARBAGE);
-    cr_assert_eq(extract("\x0bMSH\x0bMSH\x1c\r", 10, 100, &start, &flen, &consumed),
-                 MLLP_ENESTED);
+    cr_assert_eq(extract("\x0bMSH\x0bMSH\x1c\r", 10, 100, &start, &flen, &consumed), MLLP_ENESTED);
     cr_assert_eq(extract("\x0bMSH\x1cX", 6, 100, &start, &flen, &consumed), MLLP_ETRAILER);
     cr_assert_eq(extract("\x0bMSH|AAAAAAAA", 14, 8, &start, &flen, &consumed), MLLP_ETOOBIG);
-    cr_assert_eq(extract("\x0bMSH|AAAAAAAA\x1c\r", 16, 8, &start, &flen, &consumed),
-                 MLLP_ETOOBIG);
+    cr_assert_eq(extract("\x0bMSH|AAAAAAAA\x1c\r", 16, 8, &start, &flen, &consumed), MLLP_ETOOBIG);
     cr_assert_str_neq(mllp_strerror(MLLP_ETOOBIG), "no error");
 }
 
