@@ -446,3 +446,53 @@ Test(hl7_gateway, follows_the_directory_after_sighup)
     close(fd);
     hl7_receiver_stop(&gp);
 }
+
+/* Many hospital engines at once: 200 connections, each with its message in flight. */
+static rt_broker_t many_broker;
+static hl7_gwproc_t many_gw;
+static hl7_receiver_t many_assistant;
+
+static void many_setup(void)
+{
+    memset(&many_broker, 0, sizeof many_broker);
+    rt_suite_start(&many_broker, NULL);
+    cr_assert_eq(hl7_receiver_start(&many_assistant, &many_broker, HL7_ASSISTANT), 0);
+    cr_assert_eq(hl7_gw_start(&many_gw, &many_broker, NULL), 0);
+    cr_assert_eq(rt_broker_wait_log(&many_gw.log, "state=ready", WAIT), 0);
+}
+
+static void many_teardown(void)
+{
+    cr_expect_eq(hl7_gw_stop(&many_gw), 0);
+    hl7_gw_cleanup(&many_gw);
+    hl7_receiver_stop(&many_assistant);
+    rt_suite_stop(&many_broker);
+}
+
+Test(hl7_many, serves_two_hundred_connections_with_a_message_in_flight_each, .init = many_setup,
+     .fini = many_teardown, .timeout = 60)
+{
+    enum { N = 200 };
+    int fds[N];
+    for (int i = 0; i < N; i++) {
+        fds[i] = hl7_connect(many_gw.port);
+        cr_assert_geq(fds[i], 0, "connection %d", i);
+    }
+    for (int i = 0; i < N; i++) {
+        char control[16], visit[16];
+        snprintf(control, sizeof control, "MANY-%d", i);
+        snprintf(visit, sizeof visit, "VN-MANY-%d", i);
+        char *m = hl7_a03(control, visit);
+        cr_assert_eq(hl7_send(fds[i], m, strlen(m)), 0);
+        free(m);
+    }
+    for (int i = 0; i < N; i++) {
+        char *ack, want[32];
+        cr_assert_eq(hl7_recv(fds[i], WAIT, &ack), 0, "connection %d", i);
+        snprintf(want, sizeof want, "MSA|AA|MANY-%d\r", i);
+        cr_assert(strstr(ack, want) != NULL, "%s", ack);
+        free(ack);
+        close(fds[i]);
+    }
+    cr_assert_eq(hl7_receiver_wait(&many_assistant, &many_assistant.discharges, N, WAIT), 0);
+}
