@@ -26,6 +26,7 @@ RELAIS_BUILD_PACKAGES=(
     clang libclang-rt-14-dev
     dpkg-dev lintian
     chromium
+    python3-hl7
 )
 
 relais_install_deps() {
