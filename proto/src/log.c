@@ -124,6 +124,94 @@ static void put_escaped(char *buf, size_t cap, size_t *pos, const char *s, bool 
     }
 }
 
+/* Whether the token at p (up to a space) is key=value with a key of [a-z_][a-z0-9_.-]*. */
+static size_t key_length(const char *p)
+{
+    size_t n = 0;
+    if (!((p[0] >= 'a' && p[0] <= 'z') || p[0] == '_')) return 0;
+    while ((p[n] >= 'a' && p[n] <= 'z') || (p[n] >= '0' && p[n] <= '9') || p[n] == '_' ||
+           p[n] == '.' || p[n] == '-')
+        n++;
+    return p[n] == '=' ? n : 0;
+}
+
+/* The end of a value starting at p: the next space, or for a quoted value the closing quote
+ * (a backslash escapes the next byte). */
+static const char *value_end(const char *p)
+{
+    if (*p != '"') return p + strcspn(p, " ");
+    for (p++; *p && *p != '"'; p++)
+        if (*p == '\\' && p[1]) p++;
+    return *p == '"' ? p + 1 : p;
+}
+
+/*
+ * The JSON line: the message's key=value pairs (the logging convention of STYLE.md) as
+ * fields of their own, and the words around them as "msg". A key that would clash with the
+ * line's own fields gets an "f_" prefix.
+ */
+static void put_json_fields(char *buf, size_t cap, size_t *pos, const char *msg)
+{
+    char text[MSG_MAX_BYTES];
+    size_t tlen = 0;
+    char fields[MSG_MAX_BYTES + 256];
+    size_t fpos = 0;
+    fields[0] = '\0';
+    for (const char *p = msg; *p;) {
+        if (*p == ' ') {
+            p++;
+            continue;
+        }
+        size_t klen = key_length(p);
+        const char *v = p + klen + 1, *end = klen ? value_end(v) : p + strcspn(p, " ");
+        if (klen == 0) {
+            if (tlen > 0 && tlen < sizeof text - 1) text[tlen++] = ' ';
+            size_t n = (size_t)(end - p);
+            if (n > sizeof text - 1 - tlen) n = sizeof text - 1 - tlen;
+            memcpy(text + tlen, p, n);
+            tlen += n;
+            p = end;
+            continue;
+        }
+        char key[64], val[MSG_MAX_BYTES];
+        bool clash = (klen == 2 && memcmp(p, "ts", 2) == 0) ||
+                     (klen == 5 && memcmp(p, "level", 5) == 0) ||
+                     (klen == 9 && memcmp(p, "component", 9) == 0) ||
+                     (klen == 3 && memcmp(p, "msg", 3) == 0);
+        snprintf(key, sizeof key, "%s%.*s", clash ? "f_" : "", (int)(klen < 60 ? klen : 60), p);
+        size_t vlen = (size_t)(end - v);
+        if (vlen >= 2 && v[0] == '"' && v[vlen - 1] == '"') {
+            v++;
+            vlen -= 2;
+        }
+        if (vlen > sizeof val - 1) vlen = sizeof val - 1;
+        memcpy(val, v, vlen);
+        val[vlen] = '\0';
+        put(fields, sizeof fields, &fpos, ",\"");
+        put_escaped(fields, sizeof fields, &fpos, key, true);
+        put(fields, sizeof fields, &fpos, "\":\"");
+        put_escaped(fields, sizeof fields - 2, &fpos, val, true);
+        put(fields, sizeof fields, &fpos, "\"");
+        p = end;
+    }
+    text[tlen] = '\0';
+    put(buf, cap, pos, "\"msg\":\"");
+    put_escaped(buf, cap - 1, pos, text, true); /* room kept for the closing quote */
+    put(buf, cap, pos, "\"");
+    /* Fields are whole or absent: a line cut short stays valid JSON. */
+    const char *f = fields;
+    while (*f) {
+        const char *next = strstr(f + 1, ",\"");
+        while (next != NULL && next[-1] != '"') next = strstr(next + 1, ",\"");
+        size_t n = next ? (size_t)(next - f) : strlen(f);
+        if (*pos + n >= cap) break;
+        memcpy(buf + *pos, f, n);
+        *pos += n;
+        buf[*pos] = '\0';
+        f += n;
+    }
+}
+
 static void format_time(char out[32])
 {
     struct timespec ts;
@@ -163,10 +251,10 @@ void relais_log_write(relais_log_level_t level, const char *component, const cha
         put(line, body_cap, &pos, "{\"ts\":\"%s\",\"level\":\"%s\",\"component\":\"", ts,
             level_names[level]);
         put_escaped(line, body_cap, &pos, component, true);
-        put(line, body_cap, &pos, "\",\"msg\":\"");
-        put_escaped(line, body_cap, &pos, msg, true);
-        memcpy(line + pos, "\"}\n", 4);
-        pos += 3;
+        put(line, body_cap, &pos, "\",");
+        put_json_fields(line, body_cap, &pos, msg);
+        memcpy(line + pos, "}\n", 3);
+        pos += 2;
     } else {
         put(line, body_cap, &pos, "%s %s ", ts, level_labels[level]);
         put_escaped(line, body_cap, &pos, component, false);

@@ -120,6 +120,19 @@ Test(log, writes_json_lines_with_escaped_strings)
     free(text);
 }
 
+Test(log, json_lines_carry_the_key_value_pairs_as_fields_of_their_own)
+{
+    relais_log_set_json(true);
+    struct capture c = capture_start();
+    relais_log_write(RELAIS_LOG_INFO, "session", "opened agent=%s credit=%u why=\"%s\" msg=%s",
+                     "rpps:10101234567", 32u, "silent for 3 intervals", "x");
+    char *text = capture_end(&c);
+    expect_match(text, "^\\{\"ts\":\"" TS "\",\"level\":\"info\",\"component\":\"session\","
+                       "\"msg\":\"opened\",\"agent\":\"rpps:10101234567\",\"credit\":\"32\","
+                       "\"why\":\"silent for 3 intervals\",\"f_msg\":\"x\"\\}\n$");
+    free(text);
+}
+
 Test(log, keeps_one_line_per_call_when_a_message_holds_a_newline)
 {
     struct capture c = capture_start();
