@@ -280,32 +280,85 @@ int auth__identify(broker_t *b, zmq_msg_t *msg, const Relais__V1__Hello *hello,
     return identify_curve(b, msg, hello, address, reason, reason_len);
 }
 
-void auth__reload(broker_t *b)
+/* Whether two entries of the same address differ in what the broker acts on. */
+static bool agent_changed(const dir_agent_t *x, const dir_agent_t *y)
+{
+    if (x->role != y->role || x->has_key != y->has_key || strcmp(x->specialty, y->specialty) ||
+        memcmp(x->public_key, y->public_key, DIR_KEY_LEN) || x->n_pools != y->n_pools ||
+        x->n_acts_for != y->n_acts_for)
+        return true;
+    for (size_t i = 0; i < x->n_pools; i++)
+        if (strcmp(x->pools[i], y->pools[i])) return true;
+    for (size_t i = 0; i < x->n_acts_for; i++)
+        if (strcmp(x->acts_for[i], y->acts_for[i])) return true;
+    return false;
+}
+
+/* Logs each agent the new directory adds, removes or changes, and counts them. */
+static void log_changes(const directory_t *old, const directory_t *fresh, size_t counts[3])
+{
+    counts[0] = counts[1] = counts[2] = 0;
+    for (size_t i = 0; old != NULL && i < directory_agent_count(old); i++) {
+        const dir_agent_t *a = directory_agent_at(old, i);
+        const dir_agent_t *n = directory_lookup(fresh, a->address);
+        if (n == NULL) {
+            counts[1]++;
+            RLOG(RELAIS_LOG_INFO, "auth", "reload: removed agent=%s role=%s", a->address,
+                 dir_role_name(a->role));
+        } else if (agent_changed(a, n)) {
+            counts[2]++;
+            RLOG(RELAIS_LOG_INFO, "auth", "reload: changed agent=%s role=%s%s", a->address,
+                 dir_role_name(n->role),
+                 memcmp(a->public_key, n->public_key, DIR_KEY_LEN) ? " key=new" : "");
+        }
+    }
+    for (size_t i = 0; i < directory_agent_count(fresh); i++) {
+        const dir_agent_t *n = directory_agent_at(fresh, i);
+        if (old != NULL && directory_lookup(old, n->address) != NULL) continue;
+        counts[0]++;
+        RLOG(RELAIS_LOG_INFO, "auth", "reload: added agent=%s role=%s", n->address,
+             dir_role_name(n->role));
+    }
+}
+
+int auth__reload(broker_t *b, char *result, size_t result_len)
 {
     if (b->cfg.directory_path == NULL) {
-        RLOG(RELAIS_LOG_INFO, "auth", "no directory to reload");
-        return;
+        snprintf(result, result_len, "no directory to reload (started without --directory)");
+        RLOG(RELAIS_LOG_INFO, "auth", "%s", result);
+        return RELAIS_ECONFIG;
     }
     char reason[RELAIS_REASON_MAX];
     directory_t *fresh = NULL;
     if (directory_load(b->cfg.directory_path, &fresh, reason, sizeof(reason)) < 0) {
-        RLOG(RELAIS_LOG_ERROR, "auth", "reload refused, the previous directory stays: %s", reason);
-        return;
+        snprintf(result, result_len, "reload refused, the previous directory stays: %s", reason);
+        RLOG(RELAIS_LOG_ERROR, "auth", "%s", result);
+        broker__audit(b, AUDIT_DIRECTORY_RELOAD, b->cfg.broker_id, NULL, NULL, NULL, 0, "failed",
+                      RELAIS_ECONFIG);
+        return RELAIS_ECONFIG;
     }
     if (b->cfg.insecure && directory_production(fresh)) {
-        RLOG(RELAIS_LOG_ERROR, "auth",
-             "reload refused: the new directory is a production one "
-             "and this broker runs --insecure");
+        snprintf(result, result_len, "reload refused: the new directory is a production one "
+                                     "and this broker runs --insecure");
+        RLOG(RELAIS_LOG_ERROR, "auth", "%s", result);
         directory_destroy(&fresh);
-        return;
+        broker__audit(b, AUDIT_DIRECTORY_RELOAD, b->cfg.broker_id, NULL, NULL, NULL, 0, "failed",
+                      RELAIS_ECONFIG);
+        return RELAIS_ECONFIG;
     }
+    size_t counts[3];
+    log_changes(b->dir, fresh, counts);
     directory_t *old = b->dir;
     b->dir = fresh;
     session__revalidate(b);
     directory_destroy(&old);
     admin_directory_loaded(b);
-    RLOG(RELAIS_LOG_INFO, "auth", "directory reloaded territory=%s agents=%zu",
-         directory_territory(b->dir), directory_agent_count(b->dir));
+    snprintf(result, result_len,
+             "directory reloaded territory=%s agents=%zu added=%zu removed=%zu changed=%zu",
+             directory_territory(b->dir), directory_agent_count(b->dir), counts[0], counts[1],
+             counts[2]);
+    RLOG(RELAIS_LOG_INFO, "auth", "%s", result);
     broker__audit(b, AUDIT_DIRECTORY_RELOAD, directory_territory(b->dir), NULL, NULL, NULL, 0,
                   "reloaded", 0);
+    return 0;
 }

@@ -469,6 +469,10 @@ static void on_tick(uv_timer_t *t)
     }
     session__free_closed(b);
     give_back_memory(b, mono);
+    if (b->watchdog_ms > 0 && mono >= b->watchdog_at_ms) {
+        notify__send("WATCHDOG=1");
+        b->watchdog_at_ms = mono + b->watchdog_ms;
+    }
     if (!reserve_ok(b->reserve) && mono >= b->reserve_check_ms) {
         uint64_t inside = 0;
         b->store->vt->free_bytes(b->store, &inside);
@@ -520,7 +524,10 @@ static void on_sighup(uv_signal_t *h, int signum)
 {
     broker_t *b = h->data;
     RLOG(RELAIS_LOG_INFO, "broker", "SIGHUP: reloading the directory");
-    auth__reload(b);
+    char result[512];
+    notify__send("RELOADING=1");
+    int rc = auth__reload(b, result, sizeof(result));
+    notify__status(b, rc == 0 ? NULL : result);
 }
 
 static int set_int(void *sock, int opt, int value)
@@ -679,6 +686,7 @@ void broker_shutdown(broker_t *b)
 {
     if (b->stopping) return;
     b->stopping = true;
+    notify__send("STOPPING=1");
     uv_poll_stop(&b->poll);
     uv_close((uv_handle_t *)&b->poll, NULL);
     uv_close((uv_handle_t *)&b->kick, NULL);

@@ -244,6 +244,7 @@ typedef struct broker {
     bool throttled; /* reading paused until the store catches up */
     int64_t next_prune_ms;
     int64_t trim_at_ms;    /* give_back_memory: not before (relais_mono_ms) */
+    int64_t watchdog_ms, watchdog_at_ms; /* systemd's watchdog: period, next (mono) */
     uint64_t trim_closes;  /* sessions_closed at the last trim */
     int64_t last_close_ms; /* relais_mono_ms() of the last session closed */
 
@@ -410,9 +411,10 @@ void auth__rejected_retryable(broker_t *b, const char *sender, int code, const c
  * ended (or now, with force: at shutdown). */
 void auth__flush_refusals(broker_t *b, bool force);
 
-/* Re-reads the directory (SIGHUP): on success sessions whose key is gone are closed; on
- * failure the previous directory stays. */
-void auth__reload(broker_t *b);
+/* Re-reads the directory (SIGHUP, relaisctl reload): on success sessions whose key is gone
+ * are closed, and each agent added, removed or changed is logged; on failure the previous
+ * directory stays. Writes the outcome in a sentence to result. 0 or RELAIS_ECONFIG. */
+int auth__reload(broker_t *b, char *result, size_t result_len);
 
 /* The directory role of address ("gp", "nurse", …), or NULL. */
 const char *auth__role(broker_t *b, const char *address);
@@ -440,6 +442,16 @@ void authorize__pool_member(broker_t *b, const msg_t *m, const char *member);
 void authorize__settled(broker_t *b, keyvec_t *keys);
 /* Forgets participations older than the retention window. */
 void authorize__prune(broker_t *b, int64_t now);
+
+/* ---- notify.c (systemd's notification protocol) ------------------------------------ */
+
+/* Sends state ("READY=1", "STOPPING=1", …) to $NOTIFY_SOCKET; nothing without it. 0 or a
+ * negative errno (logged). */
+int notify__send(const char *state);
+/* READY=1 with a STATUS= line: what the broker serves, or the problem given. */
+void notify__status(broker_t *b, const char *problem);
+/* The watchdog's period in ms (half of WATCHDOG_USEC), or 0 when none is asked. */
+int64_t notify__watchdog_ms(void);
 
 /* ---- zap.c ------------------------------------------------------------------------- */
 

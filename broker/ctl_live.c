@@ -171,7 +171,7 @@ int ctl__live(int argc, char **argv)
         }
     }
     bool is_kick = strcmp(cmd, "kick") == 0, is_replay = strcmp(cmd, "replay") == 0;
-    bool is_purge = strcmp(cmd, "purge") == 0;
+    bool is_purge = strcmp(cmd, "purge") == 0, is_reload = strcmp(cmd, "reload") == 0;
     bool is_message = strcmp(cmd, "message") == 0 || is_kick || is_replay;
     long long older_ms = -1;
     if (older != NULL) {
@@ -222,7 +222,7 @@ int ctl__live(int argc, char **argv)
         append(target, sizeof(target), strcmp(cmd, "deadletters") == 0 ? "&before=" : "&after=");
         encode(target, sizeof(target), next);
     }
-    char *resp = ask(path, is_kick || is_replay || is_purge ? "POST" : "GET", target);
+    char *resp = ask(path, is_kick || is_replay || is_purge || is_reload ? "POST" : "GET", target);
     if (resp == NULL) return 1;
     int status = 0;
     char *body = strstr(resp, "\r\n\r\n");

@@ -424,6 +424,9 @@ static int run(broker_config_t *cfg_in)
     fflush(stdout);
     RLOG(RELAIS_LOG_INFO, "broker", "listening endpoint=%s store=%s heartbeat_ms=%u", b.endpoint,
          b.store->vt->name, cfg.heartbeat_ms);
+    /* Under systemd (Type=notify): ready now, and the watchdog fed from the loop's tick. */
+    notify__status(&b, NULL);
+    b.watchdog_ms = notify__watchdog_ms();
 
     uv_run(&loop, UV_RUN_DEFAULT);
     RLOG(RELAIS_LOG_INFO, "broker",

@@ -27,6 +27,7 @@ static const command_t commands[] = {
     {"escalations", ctl__live, "escalations            escalations accepted in the last 24 hours"},
     {"atrisk", ctl__live, "atrisk                 deliveries whose deadline falls in the next 24 hours"},
     {"kick", ctl__live, "kick ADDRESS           end an agent's session (it reconnects); journaled"},
+    {"reload", ctl__live, "reload                 re-read the territory directory now; fails if it does not load"},
     {"replay", ctl__live, "replay ID              deliver a message's dead letters again; journaled"},
     {"purge", ctl__live, "purge --older-than D   forget dead letters older than D (30d, 12h, 90m); journaled"},
 };

@@ -85,8 +85,29 @@ static void purge(admin_t *a, const http_request_t *req, http_response_t *resp)
                 (unsigned long long)n, ms);
 }
 
+/* Re-reads the directory now and says how it went: what `systemctl reload` runs
+ * (ExecReload=relaisctl reload), so that a directory that does not load fails the reload
+ * instead of being only logged. */
+static void reload(admin_t *a, http_response_t *resp)
+{
+    char result[512];
+    notify__send("RELOADING=1");
+    int rc = auth__reload(a->b, result, sizeof(result));
+    notify__status(a->b, rc == 0 ? NULL : result);
+    if (rc < 0) {
+        resp->status = 409;
+        abuf_printf(&resp->body, "409 Conflict: %s\n", result);
+        return;
+    }
+    abuf_printf(&resp->body, "%s\n", result);
+}
+
 void actions__handle(admin_t *a, const http_request_t *req, http_response_t *resp)
 {
+    if (req->path_len == 14 && memcmp(req->path, "/api/v1/reload", 14) == 0) {
+        reload(a, resp);
+        return;
+    }
     static const char replay_prefix[] = "/api/v1/replay/";
     size_t rlen = sizeof(replay_prefix) - 1;
     if (req->path_len > rlen && memcmp(req->path, replay_prefix, rlen) == 0) {
@@ -120,6 +141,6 @@ void actions__handle(admin_t *a, const http_request_t *req, http_response_t *res
         return;
     }
     resp->status = 404;
-    abuf_puts(&resp->body, "404 Not Found: the write actions are kick/ADDRESS, replay/ID and "
-                           "purge?older_than_ms=N\n");
+    abuf_puts(&resp->body, "404 Not Found: the write actions are kick/ADDRESS, replay/ID, "
+                           "purge?older_than_ms=N and reload\n");
 }
