@@ -17,6 +17,8 @@ static const command_t commands[] = {
     {"keygen", ctl__keygen, "keygen NAME            write a CURVE keypair: NAME.key (secret) and NAME.pub"},
     {"directory", ctl__directory, "directory check FILE   validate a territory directory"},
     {"agent", ctl__agent, "agent add|revoke|list  enrol or revoke agents in a directory (agent --help)"},
+    {"backup", ctl__backup, "backup DIR             copy the running broker's store, journal and directory (online)"},
+    {"restore", ctl__backup, "restore DIR --data D   put a backup into a new data directory, checked"},
     {"audit", ctl__audit, "audit verify|show …    check or read the audit journal (audit --help)"},
     {"status", ctl__live, "status                 the running broker: version, uptime, readiness, counts"},
     {"agents", ctl__live, "agents                 the directory's agents: online or not, pending"},

@@ -25,6 +25,10 @@ int ctl__audit(int argc, char **argv);
  * the running broker over its control socket (argv[0] names the question). */
 int ctl__live(int argc, char **argv);
 
+/* relaisctl backup DIR / restore DIR: the broker's state copied while it runs, and put back
+ * into a new data directory (argv[0] names which). */
+int ctl__backup(int argc, char **argv);
+
 /* relaisctl agent add|revoke|list …: enrols and revokes agents in a directory file. */
 int ctl__agent(int argc, char **argv);
 
