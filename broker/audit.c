@@ -60,6 +60,8 @@ static const char *const kind_names[AUDIT_KIND_COUNT] = {
     [AUDIT_CLAIM] = "claim",
     [AUDIT_REPLAY] = "deadletter.replay",
     [AUDIT_PURGE] = "deadletter.purge",
+    [AUDIT_ROTATE] = "audit.rotate",
+    [AUDIT_RETENTION] = "audit.retention",
 };
 
 const char *audit_kind_name(audit_kind_t kind)
@@ -109,11 +111,14 @@ struct audit {
     uint8_t hash[HASH_LEN];
     uint64_t written_records; /* records written to the file (not necessarily synced) */
     bool disk_full;           /* the last failed write met a full disk */
+    off_t rotate_bytes;       /* rotate once the file is this large (0: never) */
     off_t size; /* file size after the last good write */
     bool dirty; /* written since the last fdatasync */
     uint64_t last_sync_ns;
     uint64_t retry_at_ns; /* after a failed write: not before */
 };
+
+static void sync_dir(const char *path);
 
 /* The writer appends lines to out and writes them whenever this much has gathered. */
 #define OUT_CHUNK (1u << 20)
@@ -232,6 +237,69 @@ static void take_queue(audit_t *a)
     a->queue_len = 0;
 }
 
+/*
+ * Closes the current file as PATH.<last seq, 20 digits> (so that names sort as the chain
+ * runs) and opens a new PATH; the chain goes on: the new file's first record has the next seq
+ * and the last record's hash as its prev. Writer thread, without the lock; the file was
+ * written and synced. On failure the current file stays, and rotation is tried again later.
+ */
+static void rotate(audit_t *a)
+{
+    if (sync_file(a) < 0) return;
+    size_t n = strlen(a->path) + 32;
+    char *old = malloc(n);
+    if (old == NULL) return;
+    snprintf(old, n, "%s.%020" PRIu64, a->path, a->seq);
+    /* The old file keeps its descriptor until the new one is open: whatever fails, records
+     * still go to a file of the chain, and no record is ever written twice. */
+    int fd = -1;
+    if (rename(a->path, old) == 0) {
+        fd = open(a->path, O_RDWR | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd < 0 && rename(old, a->path) < 0)
+            RLOG(RELAIS_LOG_ERROR, "audit", "%s is now %s", a->path, old);
+    }
+    if (fd < 0) {
+        RLOG(RELAIS_LOG_ERROR, "audit", "cannot rotate %s: %s; it grows on", a->path,
+             strerror(errno));
+        free(old);
+        return;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0)
+        RLOG(RELAIS_LOG_WARN, "audit", "cannot lock the new %s: %s", a->path, strerror(errno));
+    close(a->fd);
+    a->fd = fd;
+    a->size = 0;
+    sync_dir(a->path);
+    /* The new file opens with a record naming the one before: a set whose oldest file was
+     * removed by retention starts at such a record, and only there may the chain start
+     * mid-way (relaisctl audit verify). */
+    const char *base = strrchr(old, '/');
+    audit_event_t ev = {.kind = AUDIT_ROTATE, .outcome = base ? base + 1 : old};
+    char text[AUDIT_LINE_MAX];
+    size_t len = audit__format_event(text, sizeof(text), &ev, kind_names[AUDIT_ROTATE], wall_ms());
+    if (len > 0 && a->pending_len == 0 && a->pending_cap < len) {
+        char *grown = realloc(a->pending, len);
+        if (grown != NULL) {
+            a->pending = grown;
+            a->pending_cap = len;
+        }
+    }
+    if (len > 0 && a->pending_len == 0 && a->pending_cap >= len) {
+        memcpy(a->pending, text, len);
+        a->pending_len = len;
+        bool broken = false;
+        if (write_pending(a, &broken) == 0) {
+            uv_mutex_lock(&a->mu);
+            a->queued_records++; /* counted as if queued: positions stay aligned */
+            uv_mutex_unlock(&a->mu);
+        }
+        a->pending_len = 0;
+    }
+    RLOG(RELAIS_LOG_INFO, "audit", "rotated: %s, the chain goes on in %s at seq %" PRIu64, old,
+         a->path, a->seq + 1);
+    free(old);
+}
+
 static void writer_main(void *arg)
 {
     audit_t *a = arg;
@@ -253,6 +321,11 @@ static void writer_main(void *arg)
                 a->queued_bytes -= a->pending_len;
                 a->pending_len = 0;
                 uv_cond_broadcast(&a->room);
+                if (a->rotate_bytes > 0 && a->size >= a->rotate_bytes) {
+                    uv_mutex_unlock(&a->mu);
+                    rotate(a);
+                    uv_mutex_lock(&a->mu);
+                }
                 if (a->err != 0) RLOG(RELAIS_LOG_WARN, "audit", "%s is writable again", a->path);
                 a->err = 0;
             } else {
@@ -457,6 +530,13 @@ void audit_on_durable(audit_t *a, audit_notify_fn fn, void *ud)
     a->notify = fn;
     a->notify_ud = ud;
     uv_mutex_unlock(&a->notify_mu);
+}
+
+void audit_set_rotation(audit_t *a, uint64_t bytes)
+{
+    uv_mutex_lock(&a->mu);
+    a->rotate_bytes = (off_t)bytes;
+    uv_mutex_unlock(&a->mu);
 }
 
 void audit_on_full(audit_t *a, audit_notify_fn fn, void *ud)

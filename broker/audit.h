@@ -75,6 +75,10 @@ typedef enum audit_kind {
     AUDIT_CLAIM,            /* actor: sender; msg; to: the member whose claim won */
     AUDIT_REPLAY,           /* actor: "admin"; msg; to: a dead letter pending again */
     AUDIT_PURGE,            /* actor: "admin" or "retention"; count: dead letters forgotten */
+    AUDIT_ROTATE,           /* written by this module: first record of a file after rotation;
+                             * outcome: the previous file's name */
+    AUDIT_RETENTION,        /* actor: "retention"; outcome: a rotated file removed, past the
+                             * retention period */
     AUDIT_KIND_COUNT
 } audit_kind_t;
 
@@ -153,6 +157,11 @@ void audit_want_durable(audit_t *a, uint64_t position);
  * wake its own thread (uv_async_send). */
 typedef void (*audit_notify_fn)(void *ud);
 void audit_on_durable(audit_t *a, audit_notify_fn fn, void *ud);
+
+/* Rotates the journal once it reaches bytes (0: never): PATH becomes PATH.<last seq> and a
+ * new PATH goes on with the chain (the next seq, the last hash as prev). `relaisctl audit
+ * verify PATH` checks the whole set. */
+void audit_set_rotation(audit_t *a, uint64_t bytes);
 
 /* fn(ud) is called from the writer thread when a write fails on a full disk (ENOSPC,
  * EDQUOT, EFBIG): the broker spends its disk reserve (reserve.h). */

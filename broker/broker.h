@@ -49,6 +49,8 @@ typedef struct broker_config {
                                  * insecure */
     size_t store_reserve_bytes; /* the disk reserve, spent when the disk fills (reserve.h) */
     int64_t dead_letter_retention_ms; /* dead letters are forgotten after this (0: never) */
+    uint64_t audit_rotate_bytes;      /* the journal is rotated at this size (0: never) */
+    int64_t audit_retention_ms;       /* rotated journal files are removed after this (0: never) */
     const char *admin_bind;       /* admin HTTP listener HOST:PORT, "off"; NULL: the default */
     const char *admin_token_path; /* bearer token file (0600) for the admin listener */
 } broker_config_t;

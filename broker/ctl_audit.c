@@ -12,6 +12,7 @@
  * crash relaisd repairs at its next start) and is left out, with a note.
  */
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdbool.h>
@@ -95,6 +96,10 @@ typedef struct verify_state {
     const uint8_t *anchor; /* NULL: none asked */
     uint64_t anchor_seq;   /* 0: not seen */
     bool broken;
+    bool starts;           /* the next record opens the set: it may start mid-chain */
+    uint64_t first_seq;    /* where the set's chain starts */
+    const char *file;      /* the file being read, for messages */
+    bool several;          /* rotated files too: messages name the file */
 } verify_state_t;
 
 static bool verify_line(void *ctx, uint64_t lineno, const char *line, size_t len)
@@ -107,15 +112,23 @@ static bool verify_line(void *ctx, uint64_t lineno, const char *line, size_t len
         snprintf(what, sizeof(what), "unparseable line");
     else if (st == AUDIT_LINE_BAD_HASH)
         snprintf(what, sizeof(what), "hash mismatch");
-    else if (memcmp(e.prev, v->prev, sizeof(v->prev)) != 0)
+    else if (v->starts && e.seq != 1 && strcmp(e.event, "audit.rotate") == 0) {
+        /* The oldest file kept opens with a rotation: the files before it may have gone with
+         * the retention period. Anywhere else the chain must start at seq 1. */
+        v->first_seq = e.seq;
+    } else if (memcmp(e.prev, v->prev, sizeof(v->prev)) != 0)
         snprintf(what, sizeof(what), "prev does not match the previous record");
     else if (e.seq != v->seq + 1)
         snprintf(what, sizeof(what), "seq gap (expected %" PRIu64 ")", v->seq + 1);
+    v->starts = false;
     if (what[0] != '\0') {
+        char where[1100] = "";
+        if (v->several) snprintf(where, sizeof(where), "%s ", v->file);
         if (e.seq != 0)
-            printf("broken at line %" PRIu64 " (seq %" PRIu64 "): %s\n", lineno, e.seq, what);
+            printf("broken at %sline %" PRIu64 " (seq %" PRIu64 "): %s\n", where, lineno, e.seq,
+                   what);
         else
-            printf("broken at line %" PRIu64 ": %s\n", lineno, what);
+            printf("broken at %sline %" PRIu64 ": %s\n", where, lineno, what);
         v->broken = true;
         return false;
     }
@@ -124,6 +137,46 @@ static bool verify_line(void *ctx, uint64_t lineno, const char *line, size_t len
     v->count++;
     if (v->anchor != NULL && memcmp(e.hash, v->anchor, sizeof(e.hash)) == 0) v->anchor_seq = e.seq;
     return true;
+}
+
+static int by_name(const void *x, const void *y)
+{
+    return strcmp(*(char *const *)x, *(char *const *)y);
+}
+
+/* The rotated files of the journal at path (PATH.<20 digits>), sorted; their count. */
+static size_t rotated_files(const char *path, char ***out)
+{
+    *out = NULL;
+    char *copy = strdup(path);
+    if (copy == NULL) return 0;
+    char *slash = strrchr(copy, '/');
+    const char *dir = slash ? (slash == copy ? "/" : copy) : ".";
+    const char *base = slash ? slash + 1 : copy;
+    if (slash) *slash = '\0';
+    size_t blen = strlen(base), n = 0, cap = 0;
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d != NULL && (e = readdir(d)) != NULL) {
+        const char *name = e->d_name;
+        if (strncmp(name, base, blen) != 0 || name[blen] != '.' ||
+            strlen(name + blen + 1) != 20 || strspn(name + blen + 1, "0123456789") != 20)
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 8;
+            char **grown = realloc(*out, cap * sizeof(**out));
+            if (grown == NULL) break;
+            *out = grown;
+        }
+        size_t len = strlen(dir) + strlen(name) + 2;
+        (*out)[n] = malloc(len);
+        if ((*out)[n] == NULL) break;
+        snprintf((*out)[n++], len, "%s/%s", dir, name);
+    }
+    if (d != NULL) closedir(d);
+    free(copy);
+    if (n > 1) qsort(*out, n, sizeof(**out), by_name);
+    return n;
 }
 
 static int verify(const char *path, const char *anchor_hex)
@@ -140,8 +193,19 @@ static int verify(const char *path, const char *anchor_hex)
         }
         v.anchor = anchor;
     }
-    uint64_t torn;
-    if (each_line(path, verify_line, &v, &torn) != 0) return 1;
+    /* The rotated files first, oldest first (their names sort as the chain runs), then the
+     * file given: one chain across them all. */
+    char **files = NULL;
+    size_t nfiles = rotated_files(path, &files);
+    v.starts = true;
+    v.several = nfiles > 0;
+    uint64_t torn = 0;
+    for (size_t i = 0; i <= nfiles && !v.broken; i++) {
+        v.file = i < nfiles ? files[i] : path;
+        if (each_line(v.file, verify_line, &v, &torn) != 0) v.broken = true;
+    }
+    for (size_t i = 0; i < nfiles; i++) free(files[i]);
+    free(files);
     if (v.broken) return 1;
     note_torn(torn);
     char hex[65];
@@ -152,7 +216,10 @@ static int verify(const char *path, const char *anchor_hex)
                anchor_hex, v.seq, hex);
         return 1;
     }
-    printf("ok: %" PRIu64 " records, last seq %" PRIu64 ", last hash %s", v.count, v.seq, hex);
+    printf("ok: %" PRIu64 " records", v.count);
+    if (nfiles > 0) printf(" in %zu files", nfiles + 1);
+    if (v.first_seq > 1) printf(" (the chain starts at seq %" PRIu64 ": older files removed)", v.first_seq);
+    printf(", last seq %" PRIu64 ", last hash %s", v.seq, hex);
     if (v.anchor != NULL) printf(", anchor at seq %" PRIu64, v.anchor_seq);
     printf("\n");
     return 0;

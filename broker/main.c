@@ -60,6 +60,10 @@ static void usage(FILE *out)
         "  --dead-letter-retention-days N  dead letters (expired or refused deliveries, with\n"
         "                         their content) are forgotten after N days, journaled\n"
         "                         (30; 0: kept until purged by hand)\n"
+        "  --audit-rotate-mb N    the audit journal is rotated at N MiB, its chain going on\n"
+        "                         in the next file (64; 0: never)\n"
+        "  --audit-retention-days N  rotated journal files are removed after N days,\n"
+        "                         journaled (365; 0: kept)\n"
         "  --store-reserve-kb N   disk space kept in reserve beside the store, given back\n"
         "                         when the disk fills so that acknowledgements are still\n"
         "                         recorded (8192; 0: none)\n"
@@ -175,6 +179,8 @@ enum {
     OPT_ACKTIMEOUT,
     OPT_RESERVE,
     OPT_DEADRETENTION,
+    OPT_AUDITROTATE,
+    OPT_AUDITRETENTION,
     OPT_ADMIN,
     OPT_ADMINTOKEN,
     OPT_CONFIG
@@ -213,6 +219,8 @@ static int parse_args(int argc, char **argv, broker_config_t *cfg, const char *w
         {"ack-timeout-ms", required_argument, NULL, OPT_ACKTIMEOUT},
         {"store-reserve-kb", required_argument, NULL, OPT_RESERVE},
         {"dead-letter-retention-days", required_argument, NULL, OPT_DEADRETENTION},
+        {"audit-rotate-mb", required_argument, NULL, OPT_AUDITROTATE},
+        {"audit-retention-days", required_argument, NULL, OPT_AUDITRETENTION},
         {"admin", required_argument, NULL, OPT_ADMIN},
         {"admin-token", required_argument, NULL, OPT_ADMINTOKEN},
         {"config", required_argument, NULL, OPT_CONFIG},
@@ -298,6 +306,14 @@ static int parse_args(int argc, char **argv, broker_config_t *cfg, const char *w
         case OPT_DEADRETENTION:
             if (parse_num(who, "--dead-letter-retention-days", optarg, 0, 36500, &v) < 0) return -1;
             cfg->dead_letter_retention_ms = v * 24LL * 3600 * 1000;
+            break;
+        case OPT_AUDITROTATE:
+            if (parse_num(who, "--audit-rotate-mb", optarg, 0, 1 << 20, &v) < 0) return -1;
+            cfg->audit_rotate_bytes = (uint64_t)v << 20;
+            break;
+        case OPT_AUDITRETENTION:
+            if (parse_num(who, "--audit-retention-days", optarg, 0, 36500, &v) < 0) return -1;
+            cfg->audit_retention_ms = v * 24LL * 3600 * 1000;
             break;
         case OPT_RESERVE:
             if (parse_num(who, "--store-reserve-kb", optarg, 0, 1LL << 30, &v) < 0) return -1;

@@ -37,6 +37,8 @@ static const struct key {
     {"ack_timeout_ms", false},
     {"store_reserve_kb", false},
     {"dead_letter_retention_days", false},
+    {"audit_rotate_mb", false},
+    {"audit_retention_days", false},
     {"admin", false},
     {"admin_token", false},
     {"log_level", false},
