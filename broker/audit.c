@@ -627,10 +627,13 @@ static int resume_chain(audit_t *a, off_t size, off_t *torn, char *reason, size_
         if (rc < 0) goto io;
         if (st != AUDIT_LINE_OK) {
             snprintf(reason, reason_len,
-                     "the last record of %s is not a valid audit record (damaged or altered): "
-                     "check it with relaisctl audit verify",
-                     a->path);
-            return RELAIS_ESTORE;
+                     "the last record of %s is not a valid audit record (damaged or altered). "
+                     "Restarting will not fix it: run `relaisctl audit verify %s` to see where "
+                     "the chain breaks, keep the file as evidence (move it aside, e.g. to "
+                     "%s.damaged), then start relaisd again: it opens a new journal, whose "
+                     "first record is the start of a new chain",
+                     a->path, a->path, a->path);
+            return RELAIS_ECONFIG;
         }
         a->seq = e.seq;
         memcpy(a->hash, e.hash, HASH_LEN);

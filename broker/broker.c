@@ -648,18 +648,25 @@ int broker_open(broker_t *b, const broker_config_t *cfg, uv_loop_t *loop)
         (rc = map_new(&b->refusals)) < 0)
         goto err;
     char path[1024], reason[RELAIS_REASON_MAX];
-    snprintf(path, sizeof(path), "%s/relais.db", cfg->data_dir);
+    /* The directory, the keys and the socket first: a start that fails on them (a port in
+     * use, a bad directory) creates nothing on disk and migrates nothing. */
+    if ((rc = auth__open(b)) < 0) goto err;
+    if ((rc = open_socket(b)) < 0) goto err;
+    if (mkdir(cfg->data_dir, 0700) < 0 && errno != EEXIST) {
+        rc = -errno;
+        RLOG(RELAIS_LOG_ERROR, "broker", "cannot create the data directory %s: %s",
+             cfg->data_dir, strerror(errno));
+        goto err;
+    }
     snprintf(path, sizeof(path), "%s/disk.reserve", cfg->data_dir);
     if ((rc = reserve_open(&b->reserve, path, cfg->store_reserve_bytes)) < 0) goto err;
     snprintf(path, sizeof(path), "%s/relais.db", cfg->data_dir);
     rc = store_sqlite_open(&b->store, path, (store_durability_t)cfg->durability, b->reserve,
-                           loop, reason,
-                           sizeof(reason));
+                           loop, reason, sizeof(reason));
     if (rc < 0) {
         RLOG(RELAIS_LOG_ERROR, "broker", "store: %s", reason);
         goto err;
     }
-    if ((rc = auth__open(b)) < 0) goto err;
     snprintf(path, sizeof(path), "%s/audit.log", cfg->data_dir);
     if ((rc = audit_open(&b->audit, path, reason, sizeof(reason))) < 0) {
         RLOG(RELAIS_LOG_ERROR, "broker", "audit journal: %s", reason);
@@ -675,7 +682,6 @@ int broker_open(broker_t *b, const broker_config_t *cfg, uv_loop_t *loop)
         RLOG(RELAIS_LOG_ERROR, "broker", "recovery from the store failed: %s", relais_strerror(rc));
         goto err;
     }
-    if ((rc = open_socket(b)) < 0) goto err;
     if ((rc = admin_open(b)) < 0) goto err;
 
     uv_poll_init_socket(loop, &b->poll, b->zfd);
@@ -707,11 +713,9 @@ err:
         uv_close((uv_handle_t *)&b->mon_poll, NULL);
         b->mon_polling = false;
     }
-    if (b->store) {
-        /* Let the store's loop handle close before its memory goes. */
-        b->store->vt->detach(b->store);
-        uv_run(loop, UV_RUN_NOWAIT);
-    }
+    if (b->store) b->store->vt->detach(b->store);
+    /* Let the closed handles' callbacks run before their memory goes. */
+    uv_run(loop, UV_RUN_NOWAIT);
     broker_close(b);
     return rc;
 }

@@ -407,11 +407,8 @@ static int run(broker_config_t *cfg_in)
         return EXIT_CONFIG;
     }
     if (preflight(&cfg) < 0) return EXIT_CONFIG;
-    if (mkdir(cfg.data_dir, 0700) < 0 && errno != EEXIST) {
-        fprintf(stderr, "relaisd: cannot create data directory %s: %s\n", cfg.data_dir,
-                strerror(errno));
-        return errno == EACCES || errno == EROFS ? EXIT_CONFIG : 1;
-    }
+    /* The data directory is created by broker_open once the socket is bound: a start that
+     * fails before that leaves nothing behind. */
     if (relais_clock_factor() != 1.0)
         RLOG(RELAIS_LOG_WARN, "broker",
              "SIMULATED CLOCK: business time runs %.0f times faster than real time "

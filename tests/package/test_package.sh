@@ -98,9 +98,12 @@ grep -qx 'User=relais' "$unit" || fail "the unit does not run as relais"
 exe=$(sed -n 's/^ExecStart=\([^ ]*\).*/\1/p' "$unit")
 [ -x "$work/root$exe" ] || fail "the unit starts $exe, which the package does not install"
 if command -v systemd-analyze >/dev/null 2>&1; then
-    # verify resolves ExecStart on this machine's root, so it runs on a copy that points
-    # into the extracted tree.
-    sed "s|^ExecStart=$exe|ExecStart=$work/root$exe|" "$unit" >"$work/relaisd.service"
+    # verify resolves ExecStart and ExecReload on this machine's root, so it runs on a copy
+    # that points into the extracted tree.
+    ctl=$(sed -n 's/^ExecReload=\([^ ]*\).*/\1/p' "$unit")
+    [ -z "$ctl" ] || [ -x "$work/root$ctl" ] || fail "the unit reloads with $ctl, which the package does not install"
+    sed -e "s|^ExecStart=$exe|ExecStart=$work/root$exe|" \
+        -e "s|^ExecReload=$ctl|ExecReload=$work/root$ctl|" "$unit" >"$work/relaisd.service"
     systemd-analyze verify "$work/relaisd.service" 2>"$work/verify.log" ||
         { cat "$work/verify.log" >&2; fail "systemd-analyze verify rejects the unit"; }
 fi

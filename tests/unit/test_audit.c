@@ -406,7 +406,7 @@ Test(audit, an_altered_last_record_is_not_repaired_and_open_refuses)
 
     audit_t *a = NULL;
     char reason[256] = "";
-    cr_expect_eq(audit_open(&a, path, reason, sizeof(reason)), RELAIS_ESTORE);
+    cr_expect_eq(audit_open(&a, path, reason, sizeof(reason)), RELAIS_ECONFIG);
     cr_expect_null(a);
     cr_expect(strstr(reason, "not a valid audit record") != NULL, "%s", reason);
     size_t after_len;
