@@ -174,6 +174,7 @@ struct mailbox {
     list_node_t pool_node; /* in broker.pools */
     list_node_t offering;  /* pool: OFFER deliveries out to its members, unclaimed */
     size_t offering_count;
+    uint64_t pool_given; /* when it was last given pool work (broker.pool_given_seq) */
     unsigned refs; /* deliveries in memory to it, or naming it as a pool member (tried,
                     * claimed_by): it is not freed while any is */
 };
@@ -285,6 +286,7 @@ typedef struct broker {
     list_node_t idle;       /* mailboxes to evict once their state is committed */
     list_node_t pools;      /* every service-pool mailbox */
     uint64_t next_receipt_id;
+    uint64_t pool_given_seq; /* counts ANYCAST hand-outs: who had pool work last */
     int64_t next_expiry_ms;
 
     struct {

@@ -4,8 +4,8 @@
  *
  * A pool has a mailbox of its own, queued and paged like any other, but no session:
  * pumping it means finding, for its next delivery, a member with a session and room in its
- * credit window. Dispatch is ANYCAST: the least loaded such member gets it (ties go to the
- * first in directory order). If that member refuses it (Ack REFUSED), the next member is
+ * credit window. Dispatch is ANYCAST: the least loaded such member gets it (between equals,
+ * the one given pool work least recently). If that member refuses it (Ack REFUSED), the next member is
  * tried; the refusal is final only when every member has refused, and the sender's receipts
  * name the pool and, in claimed_by, the member who handled it. A member that leaves with
  * pool work unacknowledged puts it back in the pool's queue (the session's in-flight
@@ -54,7 +54,12 @@ static void consider(const dir_agent_t *member, void *ud)
         return;
     /* Acks name a message id only: never two messages with one id in flight to a member. */
     if (map_get(s->inflight_by_id, p->d->msg->message_id, RELAIS_MESSAGE_ID_LEN) != NULL) return;
-    if (p->best == NULL || s->inflight_count < p->best->inflight_count) p->best = s;
+    /* The least loaded; between equals, the one given pool work least recently, so that work
+     * spreads over the members instead of piling onto the first in the directory. */
+    if (p->best == NULL || s->inflight_count < p->best->inflight_count ||
+        (s->inflight_count == p->best->inflight_count &&
+         s->mbox->pool_given < p->best->mbox->pool_given))
+        p->best = s;
 }
 
 static bool is_offer(const delivery_t *d)
@@ -164,6 +169,7 @@ void pool__pump(broker_t *b, mailbox_t *pool)
             pick_t pk = {.b = b, .d = d};
             directory_pool_members(b->dir, pool->address, consider, &pk);
             if (pk.best == NULL) return; /* ANYCAST keeps its order: nobody can take it now */
+            pk.best->mbox->pool_given = ++b->pool_given_seq;
             if (delivery__send(b, d, pk.best) < 0) return;
         }
     }

@@ -323,3 +323,48 @@ Test(pools, a_claim_survives_a_crash_and_binds_the_delivery_to_its_claimer)
     rt_client_close(&n1b);
     rt_client_close(&n2b);
 }
+
+Test(pools, anycast_work_is_spread_over_equally_loaded_members)
+{
+    /* Every member idle each time: the least loaded are all of them, and the work must not
+     * pile onto the first in the directory. */
+    rt_client_t a = rt_session(&broker, A, 8);
+    rt_client_t m[3] = {rt_session(&broker, N1, 8), rt_session(&broker, N2, 8),
+                        rt_session(&broker, N3, 8)};
+    enum { N = 30 };
+    int got[3] = {0};
+    for (int i = 0; i < N; i++) {
+        rt_env_t e;
+        rt_env_note(&e, POOL, "spread");
+        Relais__V1__Frame *acc;
+        cr_assert_eq(rt_client_submit_nowait(&a, &e), 0);
+        cr_assert_eq(rt_client_expect(&a, RELAIS__V1__FRAME__KIND_ACCEPTED, T, &acc), 0);
+        relais_frame_free(&acc);
+        int who = -1;
+        for (int tries = 0; who < 0 && tries < 30; tries++) {
+            for (int k = 0; k < 3 && who < 0; k++) {
+                Relais__V1__Frame *d;
+                if (rt_client_recv(&m[k], 100, &d) != 0) continue;
+                if (d->kind_case == RELAIS__V1__FRAME__KIND_DELIVER) {
+                    who = k;
+                    rt_client_ack(&m[k], d->deliver->envelope->message_id.data,
+                                  RELAIS__V1__ACK__OUTCOME__PROCESSED, NULL);
+                }
+                relais_frame_free(&d);
+            }
+        }
+        cr_assert_geq(who, 0, "message %d reached a member", i);
+        got[who]++;
+        /* The ack is handled before the next submission is. */
+        rt_env_t sync;
+        rt_env_note(&sync, "rpps:10000000001", "sync");
+        cr_assert_eq(rt_client_submit_nowait(&m[who], &sync), 0);
+        cr_assert_eq(rt_client_expect(&m[who], RELAIS__V1__FRAME__KIND_ACCEPTED, T, &acc), 0);
+        relais_frame_free(&acc);
+    }
+    for (int k = 0; k < 3; k++)
+        cr_expect_geq(got[k], N / 3 - 2, "member %d had %d of %d (%d/%d/%d)", k, got[k], N, got[0],
+                      got[1], got[2]);
+    for (int k = 0; k < 3; k++) rt_client_close(&m[k]);
+    rt_client_close(&a);
+}
