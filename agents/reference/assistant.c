@@ -156,14 +156,29 @@ static const char *candidate(const relais_ref_assistant_t *a, int route, size_t 
     return strcmp(c, "@gp") == 0 ? gp : c;
 }
 
-/* The candidate after `current` on the route, or NULL when it was the last (or unknown). */
-static const char *next_candidate(const relais_ref_assistant_t *a, int route, const char *current,
-                                  const char *gp)
+/* True when addr is one of the candidates the SDK says already had the request. */
+static bool already_had(const relais_conv_info_t *conv, const char *addr)
+{
+    for (size_t i = 0; i < conv->nparts; i++) {
+        if (strcmp(conv->parts[i].key, addr) == 0) return true;
+    }
+    return false;
+}
+
+/*
+ * The first candidate of the route that never had the request, or NULL when every one did.
+ * Going by who had it rather than by the position of the current one matters when a pool
+ * is on the route: its member who answered may be an earlier candidate, and "the one after
+ * it" would send the request round the route for ever.
+ */
+static const char *next_candidate(const relais_ref_assistant_t *a, int route,
+                                  const relais_conv_info_t *conv, const char *gp)
 {
     if (route < 0) return NULL;
     const route_t *r = &a->routes[route];
-    for (size_t k = 0; k + 1 < r->n_candidates; k++) {
-        if (strcmp(candidate(a, route, k, gp), current) == 0) return candidate(a, route, k + 1, gp);
+    for (size_t k = 0; k < r->n_candidates; k++) {
+        const char *c = candidate(a, route, k, gp);
+        if (strcmp(c, conv->counterpart) != 0 && !already_had(conv, c)) return c;
     }
     return NULL;
 }
@@ -816,7 +831,7 @@ static void on_escalation(relais_agent_t *agent, const relais_conv_info_t *conv,
 
 /*
  * The SDK asks where a declined, rejected, unanswered or undeliverable request goes next:
- * the route's next candidate after the one that had it, if any.
+ * the route's first candidate that never had it, if any (then the SDK escalates, once).
  */
 static bool on_redispatch(relais_agent_t *agent, const relais_conv_info_t *conv,
                           char next[RELAIS_ADDRESS_MAX], void *ud)
@@ -825,8 +840,8 @@ static bool on_redispatch(relais_agent_t *agent, const relais_conv_info_t *conv,
     const char *to = NULL;
     appt_t *ap = find_appt(a, conv->request_id);
     task_t *t = ap == NULL ? find_task(a, conv->request_id) : NULL;
-    if (ap != NULL) to = next_candidate(a, ap->route, conv->counterpart, ap->gp);
-    if (t != NULL) to = next_candidate(a, t->route, conv->counterpart, t->gp);
+    if (ap != NULL) to = next_candidate(a, ap->route, conv, ap->gp);
+    if (t != NULL) to = next_candidate(a, t->route, conv, t->gp);
     if (to == NULL) return false;
     snprintf(next, RELAIS_ADDRESS_MAX, "%s", to);
     if (ap != NULL) ap->state = APPT_REQUESTED; /* its answers start again */
@@ -940,7 +955,10 @@ int relais_ref_assistant_new(relais_ref_assistant_t **out, relais_agent_t *agent
                                      .redispatch = on_redispatch,
                                      .ud = a};
         a->tracking = true;
-        rc = relais_conv_enable(agent, cfg->tracking, &hooks);
+        /* A route that offers to its pool does so on a re-dispatch too. */
+        relais_conv_options_t opts = *cfg->tracking;
+        for (size_t i = 0; i < a->n_routes; i++) opts.offer_to_pools |= a->routes[i].offer;
+        rc = relais_conv_enable(agent, &opts, &hooks);
         if (rc != 0) goto err;
     }
     *out = a;
