@@ -751,21 +751,35 @@ static relais_outcome_t on_note(relais_agent_t *agent, relais_delivery_t *d, voi
         return RELAIS_PROCESSED;
     }
     int rc = relais_conv_redispatch(agent, note->about_conversation_id.data, note->reassign_to);
-    char state[RELAIS_ADDRESS_MAX + 96];
+    char state[RELAIS_ADDRESS_MAX + RELAIS_REASON_MAX + 64];
+    const char *ref = "", *enc = "";
+    for (size_t i = 0; i < a->n_appts; i++) {
+        if (memcmp(a->appts[i].conversation_id, note->about_conversation_id.data,
+                   RELAIS_MESSAGE_ID_LEN) != 0)
+            continue;
+        if (rc == 0) a->appts[i].state = APPT_REQUESTED; /* its answers start again */
+        ref = a->appts[i].request_id;
+        enc = a->appts[i].encounter_id;
+    }
+    for (size_t i = 0; i < a->n_tasks; i++) {
+        if (memcmp(a->tasks[i].conversation_id, note->about_conversation_id.data,
+                   RELAIS_MESSAGE_ID_LEN) != 0)
+            continue;
+        ref = a->tasks[i].task_id;
+        enc = a->tasks[i].encounter_id;
+    }
     if (rc == 0) {
-        for (size_t i = 0; i < a->n_appts; i++) {
-            if (memcmp(a->appts[i].conversation_id, note->about_conversation_id.data,
-                       RELAIS_MESSAGE_ID_LEN) == 0)
-                a->appts[i].state = APPT_REQUESTED; /* its answers start again */
-        }
         snprintf(state, sizeof state, "reassigned by the coordinator to %s", note->reassign_to);
     } else {
+        const char *why = relais_conv_last_refusal(agent);
         snprintf(state, sizeof state, "coordinator's reassignment to %s not applied: %s",
                  note->reassign_to,
-                 rc == RELAIS_EINVALID ? "the request is no longer open" : relais_strerror(rc));
+                 rc != RELAIS_EINVALID ? relais_strerror(rc)
+                 : why[0] != '\0'     ? why
+                                       : "the request is no longer open");
     }
-    ref__emit_received(&a->em, d, "", "", rc == 0 ? RELAIS_REF_MS_REASSIGNED : RELAIS_REF_MS_FAILED,
-                       state);
+    ref__emit_received(&a->em, d, ref, enc,
+                       rc == 0 ? RELAIS_REF_MS_REASSIGNED : RELAIS_REF_MS_FAILED, state);
     return RELAIS_PROCESSED;
 }
 

@@ -100,6 +100,9 @@ typedef struct relais_ref_event {
     int status;                     /* SEND_FAILED: RELAIS_E…; RECEIPT: Receipt.Status */
     const char *reason;             /* SEND_FAILED and RECEIPT: why; else "" */
     bool duplicate;                 /* ACCEPTED: the broker had this message id already */
+    int64_t submitted_at_ms;        /* ACCEPTED, SEND_FAILED: business time of the send
+                                     * (the SDK's dispatch, before the broker's Accepted) */
+    const char *via;                /* RECEIVED: the pool address it was sent to, or "" */
 } relais_ref_event_t;
 
 typedef void (*relais_ref_event_fn)(const relais_ref_event_t *ev, void *ud);

@@ -461,6 +461,11 @@ static void after_broker_change(relais_agent_t *a, conv_t *c, relais_conv_state_
 void agent__conv_on_result(relais_agent_t *a, const uint8_t *message_id, int status,
                            const char *reason)
 {
+    if (a->submitted_fn) {
+        relais_send_result_t r = {
+            .status = status, .reason = reason ? reason : "", .message_id = message_id};
+        a->submitted_fn(a, &r, a->submitted_ud);
+    }
     agent_conv_t *cv = a->conv;
     if (!cv || status == 0) return;
     /* A stopping agent with a state file keeps the submission for its next run. */

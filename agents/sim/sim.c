@@ -16,7 +16,9 @@
  * escalations and the coordinator's reassignments follow), some go offline for hours and
  * come back with their state file. At the end every professional comes back, the run
  * drains, and the report says what happened to every request and checks that every
- * message the broker accepted was handled or reported back to its sender (lost = 0).
+ * message the broker accepted was handled or reported back to its sender (lost = 0), that
+ * no request was re-dispatched or escalated past its bounds, and that every due request
+ * was acted on by its deadline; the exit status is 1 when one of these fails.
  *
  * Everything random is drawn from --seed, so a run can be replayed.
  */
@@ -42,6 +44,10 @@
 #define HOUR_MS (3600 * 1000LL)
 #define DAY_MS (24 * HOUR_MS)
 #define WEEK_MS (7 * DAY_MS)
+/* The longest route of a practice (two nurses then the nurses' pool; three cardiologists):
+ * a request goes to each of its candidates at most once, the coordinator's one
+ * reassignment included, so it is re-dispatched at most this many times. */
+#define SIM_MAX_CANDIDATES 3
 
 /* ---- Options --------------------------------------------------------------------------- */
 
@@ -318,6 +324,13 @@ static void on_state(relais_agent_t *agent, relais_agent_state_t state, const ch
     pthread_mutex_unlock(&m->sim->mu);
 }
 
+static void on_submitted(relais_agent_t *agent, const relais_send_result_t *res, void *ud)
+{
+    member_t *m = ud;
+    if (res->status == 0 && res->message_id != NULL)
+        sim_stats_submitted(m->sim->stats, m->address, res->message_id);
+}
+
 static void on_acked(relais_agent_t *agent, const Relais__V1__Envelope *env,
                      relais_outcome_t outcome, const char *reason, void *ud)
 {
@@ -340,6 +353,7 @@ static int new_agent(member_t *m)
     if (rc == 0) {
         relais_agent_on_state(m->agent, on_state, m);
         relais_agent_on_acked(m->agent, on_acked, m);
+        relais_agent_on_submitted(m->agent, on_submitted, m);
     }
     return rc;
 }
@@ -764,6 +778,37 @@ static int drive(sim_t *s, const action_t *plan, size_t n)
     return 0;
 }
 
+/* ---- Stalls ------------------------------------------------------------------------------------ */
+
+/* At 40,000× one second of machine stall is 11 simulated hours: a thread that asks to wake
+ * every 10 ms measures how late it wakes, the simulator's clock being as late. */
+typedef struct stall_watch {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    bool stop;
+    double max_ms;
+    unsigned over_100ms;
+} stall_watch_t;
+
+static void *watch_stalls(void *arg)
+{
+    stall_watch_t *w = arg;
+    for (;;) {
+        pthread_mutex_lock(&w->mu);
+        bool stop = w->stop;
+        pthread_mutex_unlock(&w->mu);
+        if (stop) return NULL;
+        int64_t before = relais_mono_ms();
+        struct timespec ts = {0, 10 * 1000000L};
+        nanosleep(&ts, NULL);
+        double late = (double)(relais_mono_ms() - before - 10);
+        pthread_mutex_lock(&w->mu);
+        if (late > w->max_ms) w->max_ms = late;
+        if (late > 100) w->over_100ms++;
+        pthread_mutex_unlock(&w->mu);
+    }
+}
+
 /* ---- Main --------------------------------------------------------------------------------------
  */
 
@@ -1045,18 +1090,37 @@ int main(int argc, char **argv)
     if (actions == NULL) goto stop;
     wait_until(s.origin_ms);
     int64_t real_start = relais_mono_ms();
+    stall_watch_t watch = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    bool watching = pthread_create(&watch.thread, NULL, watch_stalls, &watch) == 0;
     int rc = drive(&s, actions, n_actions);
     free(actions);
-    if (rc != 0) goto stop;
-    wait_until(s.origin_ms + (int64_t)s.opt.weeks * WEEK_MS);
+    int64_t end_ms = s.origin_ms + (int64_t)s.opt.weeks * WEEK_MS;
+    if (rc == 0) wait_until(end_ms);
 
-    /* The drain: every message accepted is handled or reported back, within 30 s. */
-    sim_stats_wait_drained(s.stats, 30000);
+    /* The drain: every message the broker accepted — the SDKs' own included — is handled
+     * or reported back, within 30 s. */
+    size_t undrained = rc == 0 ? sim_stats_wait_drained(s.stats, 30000) : 0;
     double real_seconds = (double)(relais_mono_ms() - real_start) / 1000.0;
+    if (watching) {
+        pthread_mutex_lock(&watch.mu);
+        watch.stop = true;
+        pthread_mutex_unlock(&watch.mu);
+        pthread_join(watch.thread, NULL);
+    }
+    if (rc != 0) goto stop;
     for (size_t i = 0; i < s.n; i++) join_thread(&s.m[i]);
     if (demo_broker_stop(&s.broker, 10000, err, sizeof err) != 0)
         fprintf(stderr, "relais-sim: relaisd: %s\n", err);
 
+    char nurse_pool[64], physio_pool[64], cardio_pool[64], pneumo_pool[64];
+    snprintf(nurse_pool, sizeof nurse_pool, "service:nurse@%s", TERRITORY);
+    snprintf(physio_pool, sizeof physio_pool, "service:physiotherapist@%s", TERRITORY);
+    snprintf(cardio_pool, sizeof cardio_pool, "service:specialist/cardiology@%s", TERRITORY);
+    snprintf(pneumo_pool, sizeof pneumo_pool, "service:specialist/pneumology@%s", TERRITORY);
+    sim_pool_t pools[] = {{nurse_pool, s.opt.nurses},
+                          {physio_pool, s.opt.physios},
+                          {cardio_pool, s.opt.cardiologists},
+                          {pneumo_pool, s.opt.pneumologists}};
     sim_run_info_t info = {
         .professionals = professionals,
         .practices = s.opt.practices,
@@ -1070,16 +1134,28 @@ int main(int argc, char **argv)
         .offline_periods = s.offline_periods,
         .silent = s.silent,
         .answer_ms = 48 * HOUR_MS,
+        .end_ms = end_ms,
+        .max_redispatches = SIM_MAX_CANDIDATES,
+        .max_escalations = 1,
+        .stall_max_ms = watch.max_ms,
+        .stalls = watch.over_100ms,
+        .undrained = undrained,
+        .pools = pools,
+        .n_pools = sizeof pools / sizeof pools[0],
     };
-    size_t lost = sim_stats_report(s.stats, &info, stdout);
+    sim_verdict_t verdict;
+    size_t failures = sim_stats_report(s.stats, &info, stdout, &verdict);
     if (s.opt.report_path != NULL) {
         FILE *f = fopen(s.opt.report_path, "w");
         if (f != NULL) {
-            sim_stats_report(s.stats, &info, f);
+            sim_stats_report(s.stats, &info, f, NULL);
             fclose(f);
         }
     }
-    status = lost == 0 ? 0 : 1;
+    if (failures != 0)
+        fprintf(stderr, "relais-sim: FAILED: %zu lost, %zu requests past a bound, %zu late\n",
+                verdict.lost, verdict.over_bound, verdict.late);
+    status = failures == 0 ? 0 : 1;
     goto cleanup;
 
 stop:

@@ -46,6 +46,8 @@ static struct {
     int milestones[64];
     int ready;
     int escalations_received;
+    int app_accepted;   /* the assistant's own sends the broker accepted (its events) */
+    int all_submitted;  /* every submission of the assistant's agent the broker accepted */
     char reassigned_to[RELAIS_ADDRESS_MAX];
     bool queried;
     relais_conv_state_t task_state;
@@ -70,6 +72,16 @@ static void on_event(const relais_ref_event_t *ev, void *ud)
 {
     pthread_mutex_lock(&seen.mu);
     if (ev->milestone > 0 && ev->milestone < 64) seen.milestones[ev->milestone]++;
+    if (ev->kind == RELAIS_REF_EV_ACCEPTED && strcmp(ev->from, ASSISTANT) == 0)
+        seen.app_accepted++;
+    pthread_cond_broadcast(&seen.cv);
+    pthread_mutex_unlock(&seen.mu);
+}
+
+static void on_submitted(relais_agent_t *agent, const relais_send_result_t *res, void *ud)
+{
+    pthread_mutex_lock(&seen.mu);
+    if (res->status == 0) seen.all_submitted++;
     pthread_cond_broadcast(&seen.cv);
     pthread_mutex_unlock(&seen.mu);
 }
@@ -223,6 +235,7 @@ Test(acceptance, a_care_task_every_nurse_rejects_tries_each_once_then_escalates_
                                         .on_event = on_event};
     relais_ref_assistant_t *a = NULL;
     cr_assert_eq(relais_ref_assistant_new(&a, assistant.agent, &ac), 0);
+    relais_agent_on_submitted(assistant.agent, on_submitted, NULL);
     relais_ref_provider_t *p0 = busy_nurse(&n0), *p1 = busy_nurse(&n1), *p2 = busy_nurse(&n2);
 
     const char *group[3] = {NURSE0, NURSE1, NURSE2};
@@ -264,6 +277,16 @@ Test(acceptance, a_care_task_every_nurse_rejects_tries_each_once_then_escalates_
      * and only if the pool gave the request to one of the first two. */
     cr_assert(to[0] == '\0' || strcmp(to, NURSE2) == 0, "the coordinator named %s", to);
     cr_assert_leq(rejected, 4);
+
+    /* The SDK's own sends (re-dispatches, the escalation) are seen by the submitted
+     * observer, which the application's events miss: what relais-sim counts with. */
+    AWAIT(seen.all_submitted >= seen.app_accepted + redispatched + reassigned + escalated);
+    pthread_mutex_lock(&seen.mu);
+    int sdk_own = seen.all_submitted - seen.app_accepted;
+    pthread_mutex_unlock(&seen.mu);
+    cr_assert_eq(sdk_own, redispatched + reassigned + escalated,
+                 "%d submissions of the SDK's own for %d re-dispatches and %d escalation", sdk_own,
+                 redispatched + reassigned, escalated);
 
     cr_assert_eq(relais_agent_post(assistant.agent, query, NULL), 0);
     AWAIT(seen.queried);
