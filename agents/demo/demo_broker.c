@@ -199,11 +199,15 @@ int demo_broker_start(demo_broker_t *b, const char *relaisd, const char *directo
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, fds[1], STDOUT_FILENO);
-    posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, b->log_path, O_WRONLY | O_CREAT | O_TRUNC,
-                                     0600);
+    /* A restart binds the endpoint its agents know, and its log follows the first run's. */
+    bool restart = b->endpoint[0] != '\0';
+    char bind[sizeof b->endpoint];
+    snprintf(bind, sizeof bind, "%s", restart ? b->endpoint : "tcp://127.0.0.1:0");
+    posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, b->log_path,
+                                     O_WRONLY | O_CREAT | (restart ? O_APPEND : O_TRUNC), 0600);
     char *argv[] = {(char *)relaisd,
                     "--bind",
-                    "tcp://127.0.0.1:0",
+                    bind,
                     "--data",
                     b->data_dir,
                     "--directory",
@@ -282,6 +286,22 @@ int demo_broker_stop(demo_broker_t *b, int timeout_ms, char *err, size_t errlen)
     close(b->out_fd);
     b->pidfd = b->out_fd = -1;
     return result;
+}
+
+int demo_broker_kill(demo_broker_t *b)
+{
+    if (b->pid <= 0) return -1;
+    kill(b->pid, SIGKILL);
+    waitpid(b->pid, NULL, 0);
+    b->pid = 0;
+    if (b->drain_started) {
+        pthread_join(b->drain, NULL); /* EOF: the broker, sole writer, is gone */
+        b->drain_started = false;
+    }
+    close(b->pidfd);
+    close(b->out_fd);
+    b->pidfd = b->out_fd = -1;
+    return 0;
 }
 
 static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)

@@ -79,6 +79,7 @@ struct relais_ref_assistant {
     relais_ref_booking_policy_t booking;
     unsigned rebook_no_show;
     bool tracking;
+    relais_conv_options_t tracking_opts; /* its coordinator points at ->coordinator */
     appt_t *appts;
     size_t n_appts, cap_appts;
     preadm_t *preadms;
@@ -248,6 +249,18 @@ int relais_ref_assistant_request_pool(relais_ref_assistant_t *a, const char *poo
 {
     if (pool == NULL || strncmp(pool, "service:", 8) != 0) return RELAIS_EINVALID;
     return send_appointment_request(a, pool, gp != NULL ? gp : a->gps[0], req, "", true, -1);
+}
+
+int relais_ref_assistant_refer(relais_ref_assistant_t *a, const char *gp,
+                               const Relais__V1__AppointmentRequest *req)
+{
+    if (gp == NULL) gp = a->gps[0];
+    int route = find_route(a, req->requested_role != NULL ? req->requested_role : "",
+                           req->specialty);
+    if (route < 0) return RELAIS_ECONFIG;
+    const char *to = candidate(a, route, 0, gp);
+    bool offer = a->routes[route].offer && strncmp(to, "service:", 8) == 0;
+    return send_appointment_request(a, to, gp, req, "", offer, route);
 }
 
 static int send_care_task(relais_ref_assistant_t *a, const char *to, bool offer, int route,
@@ -940,7 +953,30 @@ int relais_ref_assistant_new(relais_ref_assistant_t **out, relais_agent_t *agent
     if ((rc = copy_routes(a, cfg)) != 0) goto err;
     a->booking = cfg->booking;
     a->rebook_no_show = cfg->rebook_no_show;
+    if (cfg->tracking != NULL) {
+        if ((rc = copy_addr(&a->coordinator, cfg->tracking->coordinator)) != 0) goto err;
+        a->tracking = true;
+        /* A route that offers to its pool does so on a re-dispatch too. */
+        a->tracking_opts = *cfg->tracking;
+        a->tracking_opts.coordinator = a->coordinator;
+        for (size_t i = 0; i < a->n_routes; i++)
+            a->tracking_opts.offer_to_pools |= a->routes[i].offer;
+    }
+    rc = relais_ref_assistant_rebind(a, agent);
+    if (rc != 0) goto err;
+    *out = a;
+    return 0;
 
+err:
+    relais_ref_assistant_destroy(&a);
+    return rc;
+}
+
+int relais_ref_assistant_rebind(relais_ref_assistant_t *a, relais_agent_t *agent)
+{
+    if (a == NULL || agent == NULL) return RELAIS_EINVALID;
+    a->agent = agent;
+    a->em.agent = agent;
     static const int cases[] = {
         RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_OFFER,
         RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_DECLINE,
@@ -958,29 +994,18 @@ int relais_ref_assistant_new(relais_ref_assistant_t **out, relais_agent_t *agent
                                             on_task_update, on_note,    on_preadmission_decision,
                                             on_admission};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        rc = relais_agent_on(agent, cases[i], fns[i], a);
-        if (rc != 0) goto err;
+        int rc = relais_agent_on(agent, cases[i], fns[i], a);
+        if (rc != 0) return rc;
     }
     relais_agent_on_receipt(agent, on_receipt, a);
-    if (cfg->tracking != NULL) {
-        if ((rc = copy_addr(&a->coordinator, cfg->tracking->coordinator)) != 0) goto err;
-        relais_conv_hooks_t hooks = {.on_reminder = on_reminder,
-                                     .on_escalation = on_escalation,
-                                     .redispatch = on_redispatch,
-                                     .ud = a};
-        a->tracking = true;
-        /* A route that offers to its pool does so on a re-dispatch too. */
-        relais_conv_options_t opts = *cfg->tracking;
-        for (size_t i = 0; i < a->n_routes; i++) opts.offer_to_pools |= a->routes[i].offer;
-        rc = relais_conv_enable(agent, &opts, &hooks);
-        if (rc != 0) goto err;
-    }
-    *out = a;
-    return 0;
-
-err:
-    relais_ref_assistant_destroy(&a);
-    return rc;
+    if (!a->tracking) return 0;
+    /* The conversations are in the agent's state file: a new agent on the same file picks
+     * them up with their deadlines. */
+    relais_conv_hooks_t hooks = {.on_reminder = on_reminder,
+                                 .on_escalation = on_escalation,
+                                 .redispatch = on_redispatch,
+                                 .ud = a};
+    return relais_conv_enable(agent, &a->tracking_opts, &hooks);
 }
 
 void relais_ref_assistant_destroy(relais_ref_assistant_t **ap)

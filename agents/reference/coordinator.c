@@ -211,6 +211,16 @@ static void on_receipt(relais_agent_t *agent, const Relais__V1__Receipt *r, void
     ref__emit_receipt(&c->em, r);
 }
 
+int relais_ref_coordinator_rebind(relais_ref_coordinator_t *c, relais_agent_t *agent)
+{
+    if (c == NULL || agent == NULL) return RELAIS_EINVALID;
+    c->agent = agent;
+    c->em.agent = agent;
+    int rc = relais_agent_on(agent, RELAIS__V1__ENVELOPE__BODY_ESCALATION, on_escalation_msg, c);
+    if (rc == 0) relais_agent_on_receipt(agent, on_receipt, c);
+    return rc;
+}
+
 int relais_ref_coordinator_new(relais_ref_coordinator_t **out, relais_agent_t *agent,
                                const relais_ref_coordinator_config_t *cfg)
 {
@@ -243,9 +253,8 @@ int relais_ref_coordinator_new(relais_ref_coordinator_t **out, relais_agent_t *a
             }
         }
     }
-    rc = relais_agent_on(agent, RELAIS__V1__ENVELOPE__BODY_ESCALATION, on_escalation_msg, c);
+    rc = relais_ref_coordinator_rebind(c, agent);
     if (rc != 0) goto err;
-    relais_agent_on_receipt(agent, on_receipt, c);
     *out = c;
     return 0;
 

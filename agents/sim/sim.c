@@ -59,8 +59,12 @@ typedef struct sim_options {
     unsigned referrals;     /* per practice per week */
     unsigned preadmissions; /* per practice per week */
     double silent_share;    /* specialists who never answer */
-    double offline_share;   /* nurses and physiotherapists who go offline once */
+    double offline_share;   /* members of every role but facilities who go offline once */
     double decline_rate, no_show_rate;
+    double answer_median_h; /* providers' answer delay, median, in working hours */
+    double answer_sigma;    /* its log-normal spread */
+    double kill_at;         /* when relaisd is killed (SIGKILL) and restarted, as a share of
+                             * the run; 0: never */
     uint64_t seed;
     const char *relaisd;
     const char *report_path;
@@ -83,8 +87,13 @@ static void usage(FILE *f)
                "  --referrals N        referrals per practice per week (10)\n"
                "  --preadmissions N    preadmissions per practice per week (1)\n"
                "  --silent SHARE       share of specialists who never answer (0.1)\n"
-               "  --offline SHARE      share of nurses and physiotherapists offline once (0.1)\n"
-               "  --decline RATE       providers' busy-decline rate (0.1)\n"
+               "  --offline SHARE      share of every role's members offline once, 2-12 h;\n"
+               "                       at least one of each role but facilities (0.1)\n"
+               "  --decline RATE       busy-decline rate of a provider half booked (0.1)\n"
+               "  --answer-median H    providers' answer delay, median, working hours (2)\n"
+               "  --answer-sigma S     its log-normal spread (1.2; 0: answer at once)\n"
+               "  --kill-broker AT     kill -9 relaisd and restart it at this share of the\n"
+               "                       run (0.5; 0: never)\n"
                "  --no-show RATE       patients' no-show rate (0.05)\n"
                "  --seed N             random seed (1)\n"
                "  --relaisd PATH       the broker to run (default: the build's)\n"
@@ -150,6 +159,10 @@ typedef struct member {
     relais_ref_coordinator_t *coordinator;
     /* Assistants: their routes, kept alive as long as the role (it copies them anyway). */
     const char *gps[8];
+    /* What it was to do while offline (a desk away: the work waits for it). */
+    struct action **waiting;
+    size_t n_waiting;
+    int64_t tick_due; /* assistants: when the lag probe should fire (monotonic ms) */
 } member_t;
 
 struct sim {
@@ -167,6 +180,10 @@ struct sim {
     const relais_ref_programmes_t *programmes;
     int64_t origin_ms; /* business time at the start of the scenario */
     unsigned offline_periods, silent;
+    const char *relaisd;
+    double loop_lag_max_ms; /* the assistants' loops: how late a timer fired, at most */
+    unsigned broker_restarts;
+    double restart_real_ms; /* how long the last restart took (real time) */
 };
 
 static member_t *of_kind(sim_t *s, member_kind_t k, size_t i)
@@ -339,6 +356,29 @@ static void on_acked(relais_agent_t *agent, const Relais__V1__Envelope *env,
         sim_stats_acked(m->sim->stats, env->message_id.data, outcome != RELAIS_RETRY_LATER);
 }
 
+/* A deadline is acted on when its assistant's loop runs: a 50 ms timer on each assistant
+ * measures how late that loop is, the honest tolerance for a deadline. */
+#define LAG_PROBE_MS 50
+
+static void on_lag_tick(relais_agent_t *agent, void *ud)
+{
+    member_t *m = ud;
+    int64_t now = relais_mono_ms();
+    double late = m->tick_due ? (double)(now - m->tick_due) : 0;
+    pthread_mutex_lock(&m->sim->mu);
+    if (late > m->sim->loop_lag_max_ms) m->sim->loop_lag_max_ms = late;
+    pthread_mutex_unlock(&m->sim->mu);
+    m->tick_due = now + LAG_PROBE_MS;
+    relais_agent_timer(agent, LAG_PROBE_MS, on_lag_tick, m, NULL);
+}
+
+static void start_lag_probe(relais_agent_t *agent, void *ud)
+{
+    member_t *m = ud;
+    m->tick_due = 0;
+    on_lag_tick(agent, m);
+}
+
 static int new_agent(member_t *m)
 {
     relais_agent_options_t ao = {
@@ -381,6 +421,9 @@ static int make_provider(member_t *m)
         .no_show_rate = s->opt.no_show_rate,
         .seed = s->opt.seed * 1000003u + (uint64_t)(m - s->m),
         .report_outcomes = true,
+        .answer_median_ms = s->opt.answer_sigma > 0 ? (int64_t)(s->opt.answer_median_h * HOUR_MS) : 0,
+        .answer_sigma = s->opt.answer_sigma,
+        .decline_by_load = true,
         .on_event = on_event,
         .event_ud = m,
     };
@@ -515,6 +558,7 @@ static void *run_thread(void *arg)
 
 static int start_thread(member_t *m)
 {
+    if (m->kind == M_ASSISTANT) relais_agent_post(m->agent, start_lag_probe, m);
     if (pthread_create(&m->thread, NULL, run_thread, m) != 0) return -errno;
     m->thread_running = true;
     return 0;
@@ -549,17 +593,21 @@ typedef enum action_kind {
     A_REFERRAL,
     A_PREADMISSION,
     A_OFFLINE,
-    A_ONLINE
+    A_ONLINE,
+    A_BROKER_KILL
 } action_kind_t;
 
-typedef struct action {
+typedef struct action action_t;
+static relais_agent_fn action_fn(const action_t *a);
+
+struct action {
     int64_t at_ms; /* business time */
     action_kind_t kind;
     member_t *who;   /* the acting member (hospital, assistant) or the one going offline */
     member_t *about; /* discharge and referral: the practice's assistant / GP */
     unsigned n;      /* a running number for identifiers */
     int variant;     /* programme, specialty… */
-} action_t;
+};
 
 static int cmp_action(const void *a, const void *b)
 {
@@ -579,7 +627,7 @@ static action_t *plan(sim_t *s, size_t *n_out)
 {
     const sim_options_t *o = &s->opt;
     size_t per_practice = (size_t)(o->discharges + o->referrals + o->preadmissions) * o->weeks;
-    size_t cap = per_practice * o->practices + 2 * (s->count[M_NURSE] + s->count[M_PHYSIO]);
+    size_t cap = per_practice * o->practices + 2 * s->n + 2 * (M_COORDINATOR + 1) + 1;
     action_t *a = calloc(cap + 1, sizeof *a);
     if (a == NULL) return NULL;
     size_t n = 0;
@@ -608,12 +656,15 @@ static action_t *plan(sim_t *s, size_t *n_out)
                     random_time(s, week, WEEK_MS), A_PREADMISSION, assistant, NULL, ++serial, 0};
         }
     }
-    /* Offline periods: 2 to 12 simulated hours, in the first three quarters of the run. */
-    member_kind_t kinds[2] = {M_NURSE, M_PHYSIO};
-    for (int k = 0; k < 2; k++) {
-        for (size_t i = 0; i < s->count[kinds[k]]; i++) {
-            if (rng_unit() >= o->offline_share) continue;
-            member_t *m = of_kind(s, kinds[k], i);
+    /* Offline periods: 2 to 12 simulated hours, in the first three quarters of the run,
+     * for any member but the facilities (whose timers are not moved to a new agent), and
+     * at least one member of each of those roles, the coordinator included. */
+    for (int k = 0; k <= M_COORDINATOR; k++) {
+        if (k == M_FACILITY || s->count[k] == 0) continue;
+        size_t forced = rng_below(s->count[k]);
+        for (size_t i = 0; i < s->count[k]; i++) {
+            if (i != forced && rng_unit() >= o->offline_share) continue;
+            member_t *m = of_kind(s, (member_kind_t)k, i);
             int64_t off = random_time(s, s->origin_ms, span * 3 / 4);
             int64_t on = off + 2 * HOUR_MS + (int64_t)rng_below(10 * HOUR_MS);
             a[n++] = (action_t){off, A_OFFLINE, m, NULL, 0, 0};
@@ -621,6 +672,9 @@ static action_t *plan(sim_t *s, size_t *n_out)
             s->offline_periods++;
         }
     }
+    if (o->kill_at > 0)
+        a[n++] = (action_t){s->origin_ms + (int64_t)((double)span * o->kill_at), A_BROKER_KILL,
+                            NULL, NULL, 0, 0};
     qsort(a, n, sizeof *a, cmp_action);
     *n_out = n;
     return a;
@@ -680,15 +734,14 @@ static void do_referral(relais_agent_t *agent, void *ud)
         window.due_by_ms = now + 21 * DAY_MS;
         rc = relais_ref_assistant_request_pool(m->assistant, pool, gp, &req);
     } else {
+        /* The practice's own correspondents, by its routes: the usual cardiologist or
+         * pneumologist first, the next ones if declined or silent. */
         bool cardio = a->variant == 1;
-        size_t nc = s->opt.cardiologists, np = s->opt.pneumologists;
-        size_t i = cardio ? rng_below(nc) : nc + rng_below(np);
         req.requested_role = "specialist";
         req.specialty = cardio ? "cardiology" : "pneumology";
         req.reason = "Avis spécialisé";
         window.due_by_ms = now + 60 * DAY_MS;
-        rc = relais_ref_assistant_request(m->assistant, of_kind(s, M_SPECIALIST, i)->address, gp,
-                                          &req);
+        rc = relais_ref_assistant_refer(m->assistant, gp, &req);
     }
     if (rc != 0) RLOG(RELAIS_LOG_WARN, "sim", "referral %s not sent: %s", rid, relais_strerror(rc));
     free(a);
@@ -719,22 +772,69 @@ static void do_preadmission(relais_agent_t *agent, void *ud)
     free(a);
 }
 
-/* Takes a professional offline: its agent stops (its state file keeps what it owes). */
+/* Takes a member offline: its agent stops (its state file keeps what it owes, its role's
+ * object keeps its memory: calendar, requests, reassignment history). */
 static void go_offline(member_t *m)
 {
     if (!m->thread_running) return;
+    sim_stats_offline(m->sim->stats, m->address, relais_now_ms(), 0);
     join_thread(m);
     relais_agent_destroy(&m->agent);
 }
 
-/* Brings it back: a new agent on the same state file, the same calendar rebound to it. */
+/* Brings it back: a new agent on the same state file, the same role rebound to it. */
 static int go_online(member_t *m)
 {
     if (m->thread_running) return 0;
     int rc = new_agent(m);
-    if (rc == 0) rc = relais_ref_provider_rebind(m->provider, m->agent);
+    if (rc == 0) {
+        switch (m->kind) {
+        case M_ASSISTANT:
+            rc = relais_ref_assistant_rebind(m->assistant, m->agent);
+            break;
+        case M_HOSPITAL:
+            rc = relais_ref_hospital_rebind(m->hospital, m->agent);
+            break;
+        case M_COORDINATOR:
+            rc = relais_ref_coordinator_rebind(m->coordinator, m->agent);
+            break;
+        case M_FACILITY:
+            rc = RELAIS_EINVALID;
+            break;
+        default:
+            rc = relais_ref_provider_rebind(m->provider, m->agent);
+            break;
+        }
+    }
     if (rc == 0) rc = start_thread(m);
+    if (rc == 0) sim_stats_offline(m->sim->stats, m->address, 0, relais_now_ms());
+    /* The work that waited for it. */
+    for (size_t i = 0; rc == 0 && i < m->n_waiting; i++) {
+        if (relais_agent_post(m->agent, action_fn(m->waiting[i]), m->waiting[i]) != 0)
+            free(m->waiting[i]);
+    }
+    if (rc == 0) m->n_waiting = 0;
     return rc;
+}
+
+/* relaisd crashes (SIGKILL) and comes back on the same endpoint and data: the agents
+ * reconnect by themselves and resend what it had not acknowledged. */
+static int restart_broker(sim_t *s)
+{
+    char err[512];
+    int64_t t0 = relais_mono_ms();
+    demo_broker_kill(&s->broker);
+    if (demo_broker_start(&s->broker, s->relaisd, s->directory_path, s->broker_key_path, 30000,
+                          err, sizeof err) != 0) {
+        fprintf(stderr, "relais-sim: relaisd did not come back: %s\n", err);
+        return -1;
+    }
+    s->broker_restarts++;
+    s->restart_real_ms = (double)(relais_mono_ms() - t0);
+    if (!s->opt.quiet)
+        fprintf(stderr, "relais-sim: relaisd killed (SIGKILL) and restarted in %.0f ms\n",
+                s->restart_real_ms);
+    return 0;
 }
 
 /* Sleeps the driver until business time reaches at_ms (a simulation clock, not a test
@@ -749,6 +849,12 @@ static void wait_until(int64_t at_ms)
     }
 }
 
+static relais_agent_fn action_fn(const action_t *a)
+{
+    return a->kind == A_DISCHARGE ? do_discharge : a->kind == A_REFERRAL ? do_referral
+                                                                          : do_preadmission;
+}
+
 static int drive(sim_t *s, const action_t *plan, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -756,6 +862,10 @@ static int drive(sim_t *s, const action_t *plan, size_t n)
         const action_t *p = &plan[i];
         if (p->kind == A_OFFLINE) {
             go_offline(p->who);
+            continue;
+        }
+        if (p->kind == A_BROKER_KILL) {
+            if (restart_broker(s) != 0) return -1;
             continue;
         }
         if (p->kind == A_ONLINE) {
@@ -770,10 +880,18 @@ static int drive(sim_t *s, const action_t *plan, size_t n)
         action_t *copy = malloc(sizeof *copy);
         if (copy == NULL) return -1;
         *copy = *p;
-        relais_agent_fn fn = p->kind == A_DISCHARGE  ? do_discharge
-                             : p->kind == A_REFERRAL ? do_referral
-                                                     : do_preadmission;
-        if (relais_agent_post(p->who->agent, fn, copy) != 0) free(copy);
+        member_t *who = p->who;
+        if (!who->thread_running) {
+            action_t **grown = realloc(who->waiting, (who->n_waiting + 1) * sizeof *grown);
+            if (grown == NULL) {
+                free(copy);
+                return -1;
+            }
+            who->waiting = grown;
+            who->waiting[who->n_waiting++] = copy;
+            continue;
+        }
+        if (relais_agent_post(who->agent, action_fn(copy), copy) != 0) free(copy);
     }
     return 0;
 }
@@ -845,6 +963,9 @@ static int parse_options(int argc, char **argv, sim_options_t *o)
                          .offline_share = 0.1,
                          .decline_rate = 0.1,
                          .no_show_rate = 0.05,
+                         .answer_median_h = 2,
+                         .answer_sigma = 1.2,
+                         .kill_at = 0.5,
                          .seed = 1};
     enum {
         O_PRACTICES = 1,
@@ -864,6 +985,9 @@ static int parse_options(int argc, char **argv, sim_options_t *o)
         O_OFFLINE,
         O_DECLINE,
         O_NOSHOW,
+        O_ANSWER_MEDIAN,
+        O_ANSWER_SIGMA,
+        O_KILL,
         O_SEED,
         O_RELAISD,
         O_REPORT,
@@ -889,6 +1013,9 @@ static int parse_options(int argc, char **argv, sim_options_t *o)
         {"offline", required_argument, NULL, O_OFFLINE},
         {"decline", required_argument, NULL, O_DECLINE},
         {"no-show", required_argument, NULL, O_NOSHOW},
+        {"answer-median", required_argument, NULL, O_ANSWER_MEDIAN},
+        {"answer-sigma", required_argument, NULL, O_ANSWER_SIGMA},
+        {"kill-broker", required_argument, NULL, O_KILL},
         {"seed", required_argument, NULL, O_SEED},
         {"relaisd", required_argument, NULL, O_RELAISD},
         {"report", required_argument, NULL, O_REPORT},
@@ -974,6 +1101,18 @@ static int parse_options(int argc, char **argv, sim_options_t *o)
             if (!share) goto bad;
             o->no_show_rate = d;
             break;
+        case O_ANSWER_MEDIAN:
+            if (!number || d > 200) goto bad;
+            o->answer_median_h = d;
+            break;
+        case O_ANSWER_SIGMA:
+            if (!number || d > 3) goto bad;
+            o->answer_sigma = d;
+            break;
+        case O_KILL:
+            if (!number || d >= 1) goto bad;
+            o->kill_at = d;
+            break;
         case O_SEED:
             if (!number) goto bad;
             o->seed = (uint64_t)d;
@@ -1025,6 +1164,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "relais-sim: relaisd not found (use --relaisd)\n");
         return 1;
     }
+    s.relaisd = relaisd;
     s.programmes = relais_ref_programmes_default();
     if (sim_stats_new(&s.stats) != 0) {
         fprintf(stderr, "relais-sim: out of memory\n");
@@ -1137,8 +1277,12 @@ int main(int argc, char **argv)
         .end_ms = end_ms,
         .max_redispatches = SIM_MAX_CANDIDATES,
         .max_escalations = 1,
-        .stall_max_ms = watch.max_ms,
+        .stall_max_ms = watch.max_ms > s.loop_lag_max_ms ? watch.max_ms : s.loop_lag_max_ms,
+        .watch_stall_ms = watch.max_ms,
+        .loop_lag_ms = s.loop_lag_max_ms,
         .stalls = watch.over_100ms,
+        .broker_restarts = s.broker_restarts,
+        .restart_real_ms = s.restart_real_ms,
         .undrained = undrained,
         .pools = pools,
         .n_pools = sizeof pools / sizeof pools[0],
@@ -1170,6 +1314,8 @@ cleanup:
         relais_ref_hospital_destroy(&m->hospital);
         relais_ref_facility_destroy(&m->facility);
         relais_ref_coordinator_destroy(&m->coordinator);
+        for (size_t k = 0; k < m->n_waiting; k++) free(m->waiting[k]);
+        free(m->waiting);
     }
 out:
     if (!s.opt.keep) {

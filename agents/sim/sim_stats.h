@@ -35,6 +35,10 @@ void sim_stats_event(sim_stats_t *s, const char *self, const relais_ref_event_t 
  * SDK's own (relais_agent_on_submitted). Thread-safe. */
 void sim_stats_submitted(sim_stats_t *s, const char *self, const uint8_t *message_id);
 
+/* The agent at `self` was offline from from_ms to to_ms (business time; to_ms 0: still
+ * is). A requester away at its own deadline acts when it is back. Thread-safe. */
+void sim_stats_offline(sim_stats_t *s, const char *self, int64_t from_ms, int64_t to_ms);
+
 /* A delivery the agent at `self` acknowledged (relais_agent_on_acked): accounted for
  * unless the outcome asks for another attempt. Thread-safe. */
 void sim_stats_acked(sim_stats_t *s, const uint8_t *message_id, bool final);
@@ -63,9 +67,12 @@ typedef struct sim_run_info {
     unsigned max_redispatches; /* bound: the longest route's candidates (the coordinator's
                                 * reassignment included) */
     unsigned max_escalations;  /* bound: per request */
-    double stall_max_ms;       /* the longest stall of the machine seen (real ms) */
+    double stall_max_ms;       /* the longest stall seen (real ms): the tolerance's base */
+    double watch_stall_ms;     /* of which: how late a plain thread woke, at most */
+    double loop_lag_ms;        /* and how late an assistant's loop ran a timer, at most */
     unsigned stalls;           /* stalls over 100 ms */
     unsigned broker_restarts;  /* relaisd killed with SIGKILL and restarted */
+    double restart_real_ms;    /* how long the last restart took, real time */
     size_t undrained;          /* accepted messages still open when the drain gave up */
     const sim_pool_t *pools;
     size_t n_pools;
@@ -76,7 +83,8 @@ typedef struct sim_verdict {
     size_t lost;       /* accepted, never handled nor reported back */
     size_t over_bound; /* requests re-dispatched or escalated more than the bounds */
     size_t late;       /* due requests not acted on by their deadline, beyond the tolerance
-                        * the machine's longest stall gives */
+                        * the machine's longest stall gives (and the requesting desk's own
+                        * absence, when it was away at the deadline) */
 } sim_verdict_t;
 
 /* Prints the report (Markdown) to f and fills v (may be NULL). Returns v's total. */
