@@ -556,7 +556,7 @@ int relais_conv_set_deadline(relais_agent_t *a, const uint8_t id[RELAIS_MESSAGE_
     unsigned flags = c->flags;
     c->deadline_ms = deadline_ms;
     /* A later deadline gives the step its reminder and escalation back. */
-    if (deadline_ms > before) c->flags = 0;
+    if (deadline_ms > before) c->flags &= CONV_F_STICKY;
     int rc = conv__persist(a, c);
     if (rc != 0) {
         c->deadline_ms = before;

@@ -7,6 +7,7 @@
  * Now the request tries each candidate once (the pool and the member who took it both
  * count), is escalated once to the coordinator, who may name the one nurse that never had
  * it and no one who did, and then stops: the re-dispatches are bounded by the candidates.
+ * The route offers to its pool, and the re-dispatch there keeps the OFFER dispatch.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -224,7 +225,7 @@ Test(acceptance, a_care_task_every_nurse_rejects_tries_each_once_then_escalates_
     const char *gps[1] = {GP};
     const char *nurses[3] = {NURSE0, NURSE1, POOL};
     relais_ref_route_t routes[] = {
-        {.role = "nurse", .candidates = nurses, .n_candidates = 3},
+        {.role = "nurse", .candidates = nurses, .n_candidates = 3, .offer = true},
     };
     relais_conv_options_t tracking = {.coordinator = COORDINATOR, .answer_ms = 6 * HOUR_MS};
     relais_ref_assistant_config_t ac = {.gps = gps,
@@ -277,6 +278,9 @@ Test(acceptance, a_care_task_every_nurse_rejects_tries_each_once_then_escalates_
      * and only if the pool gave the request to one of the first two. */
     cr_assert(to[0] == '\0' || strcmp(to, NURSE2) == 0, "the coordinator named %s", to);
     cr_assert_leq(rejected, 4);
+    /* The re-dispatch to the pool kept the route's OFFER: every member was offered it and
+     * one claimed it (an ANYCAST delivery has no claim). */
+    AWAIT(seen.milestones[RELAIS_REF_MS_CLAIMED] >= 1);
 
     /* The SDK's own sends (re-dispatches, the escalation) are seen by the submitted
      * observer, which the application's events miss: what relais-sim counts with. */
