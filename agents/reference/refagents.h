@@ -554,6 +554,11 @@ int relais_ref_facility_new(relais_ref_facility_t **out, relais_agent_t *agent,
 
 void relais_ref_facility_destroy(relais_ref_facility_t **f);
 
+/* Moves the facility to a new agent (the old one stopped and was destroyed): handlers, and
+ * the decisions and admission notices still due, armed again (at once when their time
+ * passed while it was away). 0 or the SDK's error. */
+int relais_ref_facility_rebind(relais_ref_facility_t *f, relais_agent_t *agent);
+
 /* Copies the facility's counters to *out (on the loop thread, or after the loop ended). */
 void relais_ref_facility_stats(const relais_ref_facility_t *f, relais_ref_facility_stats_t *out);
 

@@ -607,10 +607,9 @@ static action_t *plan(sim_t *s, size_t *n_out)
         }
     }
     /* Offline periods: 2 to 12 simulated hours, in the first three quarters of the run,
-     * for any member but the facilities (whose timers are not moved to a new agent), and
-     * at least one member of each of those roles, the coordinator included. */
+     * for any member, and at least one member of each role, the coordinator included. */
     for (int k = 0; k <= M_COORDINATOR; k++) {
-        if (k == M_FACILITY || s->count[k] == 0) continue;
+        if (s->count[k] == 0) continue;
         size_t forced = rng_below(s->count[k]);
         for (size_t i = 0; i < s->count[k]; i++) {
             if (i != forced && rng_unit() >= o->offline_share) continue;
@@ -749,7 +748,7 @@ static int go_online(member_t *m)
             rc = relais_ref_coordinator_rebind(m->coordinator, m->agent);
             break;
         case M_FACILITY:
-            rc = RELAIS_EINVALID;
+            rc = relais_ref_facility_rebind(m->facility, m->agent);
             break;
         default:
             rc = relais_ref_provider_rebind(m->provider, m->agent);

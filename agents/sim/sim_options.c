@@ -22,7 +22,7 @@ void sim_options_usage(FILE *f)
                "  --preadmissions N    preadmissions per practice per week (1)\n"
                "  --silent SHARE       share of specialists who never answer (0.1)\n"
                "  --offline SHARE      share of every role's members offline once, 2-12 h;\n"
-               "                       at least one of each role but facilities (0.1)\n"
+               "                       at least one of each role (0.1)\n"
                "  --decline RATE       busy-decline rate of a provider half booked (0.1)\n"
                "  --answer-median H    providers' answer delay, median, working hours (2)\n"
                "  --answer-sigma S     its log-normal spread (1.2; 0: answer at once)\n"

@@ -19,7 +19,7 @@ typedef struct sim_options {
     unsigned referrals;     /* per practice per week */
     unsigned preadmissions; /* per practice per week */
     double silent_share;    /* specialists who never answer */
-    double offline_share;   /* members of every role but facilities who go offline once */
+    double offline_share;   /* members of every role who go offline once */
     double decline_rate, no_show_rate;
     double answer_median_h; /* providers' answer delay, median, in working hours */
     double answer_sigma;    /* its log-normal spread */

@@ -459,7 +459,8 @@ size_t sim_stats_report(sim_stats_t *s, const sim_run_info_t *in, FILE *f, sim_v
     unsigned escalated_reqs = 0, all = 0, all_in_time = 0;
     unsigned max_redispatches = 0, max_escalations = 0, chains[4] = {0};
     unsigned due = 0, late_strict = 0, late = 0, late_away = 0;
-    const char *named[NAMED_MAX], *late_named[NAMED_MAX];
+    const char *named[NAMED_MAX];
+    const req_t *late_named[NAMED_MAX];
     int64_t late_by[NAMED_MAX];
     size_t n_named = 0, over_bound = 0, n_late_named = 0;
     /* A deadline fires on a timer of the machine: a stall delays it by the stall times the
@@ -505,7 +506,7 @@ size_t sim_stats_report(sim_stats_t *s, const sim_run_info_t *in, FILE *f, sim_v
                     late++;
                     if (n_late_named < NAMED_MAX) {
                         late_by[n_late_named] = acted == INT64_MAX ? -1 : acted - deadline;
-                        late_named[n_late_named++] = r->key;
+                        late_named[n_late_named++] = r;
                     }
                 }
             }
@@ -591,10 +592,16 @@ size_t sim_stats_report(sim_stats_t *s, const sim_run_info_t *in, FILE *f, sim_v
             "return), **%u otherwise**\n",
             due, late_strict, (double)tolerance / 3600000.0, late_away, late);
     for (size_t i = 0; i < n_late_named; i++) {
+        const req_t *r = late_named[i];
         if (late_by[i] < 0) {
-            fprintf(f, "  - %s: not acted on at all\n", late_named[i]);
+            fprintf(f, "  - %s (%s): not acted on at all\n", r->key, type_names[r->type]);
         } else {
-            fprintf(f, "  - %s: %.1f h late\n", late_named[i], (double)late_by[i] / 3600000.0);
+            fprintf(f,
+                    "  - %s (%s): %.1f h late; answered %.1f h after the dispatch, %u "
+                    "re-dispatches, %u escalations, ended %s\n",
+                    r->key, type_names[r->type], (double)late_by[i] / 3600000.0,
+                    r->answer_ms ? (double)(r->answer_ms - r->sent_ms) / 3600000.0 : -1.0,
+                    r->n_redispatches, r->n_escalations, outcome_names[r->outcome]);
         }
     }
 
