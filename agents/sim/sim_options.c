@@ -33,7 +33,9 @@ void sim_options_usage(FILE *f)
                "  --relaisd PATH       the broker to run (default: the build's)\n"
                "  --report FILE        also write the report to FILE\n"
                "  --keep               keep the run's data directory\n"
-               "  --quiet              only the report\n");
+               "  --quiet              only the report\n"
+               "  --late-not-fatal     report late requests without failing the run (for\n"
+               "                       the test suite: deadlines depend on the machine)\n");
 }
 
 int sim_options_parse(int argc, char **argv, sim_options_t *o)
@@ -85,6 +87,7 @@ int sim_options_parse(int argc, char **argv, sim_options_t *o)
         O_REPORT,
         O_KEEP,
         O_QUIET,
+        O_LATE_NOT_FATAL,
         O_HELP
     };
     static const struct option opts[] = {
@@ -113,6 +116,7 @@ int sim_options_parse(int argc, char **argv, sim_options_t *o)
         {"report", required_argument, NULL, O_REPORT},
         {"keep", no_argument, NULL, O_KEEP},
         {"quiet", no_argument, NULL, O_QUIET},
+        {"late-not-fatal", no_argument, NULL, O_LATE_NOT_FATAL},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -220,6 +224,9 @@ int sim_options_parse(int argc, char **argv, sim_options_t *o)
             break;
         case O_QUIET:
             o->quiet = true;
+            break;
+        case O_LATE_NOT_FATAL:
+            o->late_not_fatal = true;
             break;
         case O_HELP:
             sim_options_usage(stdout);

@@ -30,6 +30,7 @@ typedef struct sim_options {
     const char *report_path;
     bool keep;
     bool quiet;
+    bool late_not_fatal; /* late requests are reported, and the exit status ignores them */
 } sim_options_t;
 
 /* Prints the usage to f. */

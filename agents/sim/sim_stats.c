@@ -586,8 +586,9 @@ size_t sim_stats_report(sim_stats_t *s, const sim_run_info_t *in, FILE *f, sim_v
     fprintf(f, "- **requests past a bound: %zu**\n", over_bound);
     for (size_t i = 0; i < n_named; i++) fprintf(f, "  - %s\n", named[i]);
     fprintf(f,
-            "- due requests (deadline before the end): %u; not answered, refused, escalated or "
-            "re-dispatched by the deadline: %u; of which beyond the %.1f h the longest stall "
+            "- due requests (deadline before the end): %u; acted on only when their deadline "
+            "fired, or later (re-dispatched or escalated by the SDK at the deadline, which is "
+            "on time, plus any late): %u; of which beyond the %.1f h the longest stall "
             "allows: %u because the requesting desk was offline at its deadline (acted on its "
             "return), **%u otherwise**\n",
             due, late_strict, (double)tolerance / 3600000.0, late_away, late);
