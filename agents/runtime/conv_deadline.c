@@ -359,6 +359,10 @@ static void on_timer(relais_agent_t *a, void *ud)
     agent_conv_t *cv = a->conv;
     c->timer_id = 0;
     if (c->deadline_ms == 0 || (c->flags & CONV_F_ESCALATED)) return;
+    /* A stopping agent cannot send: acting now would mark the step escalated (or the
+     * request re-dispatched) with nothing sent. The deadline stays in the state file and
+     * fires on the next start's first loop turn. */
+    if (a->phase != AGENT_PHASE_RUNNING) return;
     int64_t now = relais_now_ms();
     int64_t reminder = conv__reminder_at(c, cv->opts.reminder_fraction);
     if (now >= c->deadline_ms) {
