@@ -400,8 +400,9 @@ void sim_stats_offline(sim_stats_t *s, const char *self, int64_t from_ms, int64_
 }
 
 /* When the requester of key ("assistant|ref") could act on a deadline at t: t, or when it
- * came back if it was away then. Under s->mu. */
-static int64_t able_at(sim_stats_t *s, const char *key, int64_t t)
+ * came back if it was away then — or went away less than `lag` after t, its loop not
+ * having run the deadline's timer yet (the SDK then acts on the next start). Under s->mu. */
+static int64_t able_at(sim_stats_t *s, const char *key, int64_t t, int64_t lag)
 {
     const char *bar = strchr(key, '|');
     if (bar == NULL) return t;
@@ -410,7 +411,7 @@ static int64_t able_at(sim_stats_t *s, const char *key, int64_t t)
         if (strncmp(s->addrs[w->who], key, (size_t)(bar - key)) != 0 ||
             s->addrs[w->who][bar - key] != '\0')
             continue;
-        if (w->from_ms <= t && (w->to_ms == 0 || t < w->to_ms))
+        if (w->from_ms - lag <= t && (w->to_ms == 0 || t < w->to_ms))
             return w->to_ms != 0 ? w->to_ms : INT64_MAX / 2;
     }
     return t;
@@ -499,7 +500,7 @@ size_t sim_stats_report(sim_stats_t *s, const sim_run_info_t *in, FILE *f, sim_v
             if (acted > deadline + tolerance) {
                 /* A desk away at its deadline acts when it is back: late, but not the SDK's
                  * doing; counted apart. */
-                int64_t able = able_at(s, r->key, deadline);
+                int64_t able = able_at(s, r->key, deadline, tolerance);
                 if (able > deadline && acted <= able + tolerance) {
                     late_away++;
                 } else {
