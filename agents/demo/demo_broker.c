@@ -44,8 +44,11 @@ int demo_broker_start(demo_broker_t *b, const char *relaisd, const char *directo
                       const char *curve_key_path, int timeout_ms, char *err, size_t errlen)
 {
     b->pidfd = -1;
-    const char *argv[] = {relaisd,        "--bind",      "tcp://127.0.0.1:0", "--data",
-                          b->data_dir,    "--directory", directory_path,      "--curve-key",
+    /* A restart binds the endpoint its agents know (relaisd's log is appended to). */
+    char bind[sizeof b->endpoint];
+    snprintf(bind, sizeof bind, "%s", b->endpoint[0] ? b->endpoint : "tcp://127.0.0.1:0");
+    const char *argv[] = {relaisd,        "--bind",      bind,           "--data",
+                          b->data_dir,    "--directory", directory_path, "--curve-key",
                           curve_key_path, NULL};
     relaisd_ready_t ready;
     if (relaisd_child_start(argv, b->log_path, timeout_ms, &b->pid, &b->out_fd, &ready, err,
@@ -80,6 +83,13 @@ int demo_broker_stop(demo_broker_t *b, int timeout_ms, char *err, size_t errlen)
     if (status != 0)
         snprintf(err, errlen, "relaisd exited with status %d (see %s)", status, b->log_path);
     return status;
+}
+
+int demo_broker_kill(demo_broker_t *b)
+{
+    if (b->pid <= 0) return -1;
+    relaisd_child_stop(&b->pid, &b->out_fd, SIGKILL, 10000, NULL);
+    return 0;
 }
 
 int demo_broker_rmdata(demo_broker_t *b)

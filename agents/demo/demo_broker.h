@@ -30,7 +30,8 @@ const char *demo_broker_find(const char *explicit_path, char buf[PATH_MAX]);
 int demo_broker_mkdata(demo_broker_t *b, char *err, size_t errlen);
 
 /*
- * Spawns relaisd --bind tcp://127.0.0.1:0 --data DIR --directory directory_path
+ * Spawns relaisd --bind tcp://127.0.0.1:0 (or b->endpoint when set: a restart) --data DIR
+ * --directory directory_path
  * --curve-key curve_key_path (CurveZMQ, never --insecure) and waits up to timeout_ms for
  * its ready line. 0 with b->endpoint (and what the line announces of b->mode and
  * b->server_key) set, or -1 with err filled (the process, if any, is killed and reaped).
@@ -43,6 +44,11 @@ int demo_broker_start(demo_broker_t *b, const char *relaisd, const char *directo
  * expected), or -1 with err filled when it had to be killed or died of a signal.
  */
 int demo_broker_stop(demo_broker_t *b, int timeout_ms, char *err, size_t errlen);
+
+/* Kills relaisd with SIGKILL (a crash: nothing flushed, nothing said) and reaps it. A
+ * demo_broker_start() on the same b then restarts it on the same endpoint and data. 0, or
+ * -1 when it was not running. */
+int demo_broker_kill(demo_broker_t *b);
 
 /* Removes the data directory and everything in it. 0 or -1. */
 int demo_broker_rmdata(demo_broker_t *b);

@@ -79,6 +79,7 @@ struct relais_ref_assistant {
     relais_ref_booking_policy_t booking;
     unsigned rebook_no_show;
     bool tracking;
+    relais_conv_options_t tracking_opts; /* its coordinator points at ->coordinator */
     appt_t *appts;
     size_t n_appts, cap_appts;
     preadm_t *preadms;
@@ -156,14 +157,29 @@ static const char *candidate(const relais_ref_assistant_t *a, int route, size_t 
     return strcmp(c, "@gp") == 0 ? gp : c;
 }
 
-/* The candidate after `current` on the route, or NULL when it was the last (or unknown). */
-static const char *next_candidate(const relais_ref_assistant_t *a, int route, const char *current,
-                                  const char *gp)
+/* True when addr is one of the candidates the SDK says already had the request. */
+static bool already_had(const relais_conv_info_t *conv, const char *addr)
+{
+    for (size_t i = 0; i < conv->nparts; i++) {
+        if (strcmp(conv->parts[i].key, addr) == 0) return true;
+    }
+    return false;
+}
+
+/*
+ * The first candidate of the route that never had the request, or NULL when every one did.
+ * Going by who had it rather than by the position of the current one matters when a pool
+ * is on the route: its member who answered may be an earlier candidate, and "the one after
+ * it" would send the request round the route for ever.
+ */
+static const char *next_candidate(const relais_ref_assistant_t *a, int route,
+                                  const relais_conv_info_t *conv, const char *gp)
 {
     if (route < 0) return NULL;
     const route_t *r = &a->routes[route];
-    for (size_t k = 0; k + 1 < r->n_candidates; k++) {
-        if (strcmp(candidate(a, route, k, gp), current) == 0) return candidate(a, route, k + 1, gp);
+    for (size_t k = 0; k < r->n_candidates; k++) {
+        const char *c = candidate(a, route, k, gp);
+        if (strcmp(c, conv->counterpart) != 0 && !already_had(conv, c)) return c;
     }
     return NULL;
 }
@@ -233,6 +249,18 @@ int relais_ref_assistant_request_pool(relais_ref_assistant_t *a, const char *poo
 {
     if (pool == NULL || strncmp(pool, "service:", 8) != 0) return RELAIS_EINVALID;
     return send_appointment_request(a, pool, gp != NULL ? gp : a->gps[0], req, "", true, -1);
+}
+
+int relais_ref_assistant_refer(relais_ref_assistant_t *a, const char *gp,
+                               const Relais__V1__AppointmentRequest *req)
+{
+    if (gp == NULL) gp = a->gps[0];
+    int route = find_route(a, req->requested_role != NULL ? req->requested_role : "",
+                           req->specialty);
+    if (route < 0) return RELAIS_ECONFIG;
+    const char *to = candidate(a, route, 0, gp);
+    bool offer = a->routes[route].offer && strncmp(to, "service:", 8) == 0;
+    return send_appointment_request(a, to, gp, req, "", offer, route);
 }
 
 static int send_care_task(relais_ref_assistant_t *a, const char *to, bool offer, int route,
@@ -736,21 +764,35 @@ static relais_outcome_t on_note(relais_agent_t *agent, relais_delivery_t *d, voi
         return RELAIS_PROCESSED;
     }
     int rc = relais_conv_redispatch(agent, note->about_conversation_id.data, note->reassign_to);
-    char state[RELAIS_ADDRESS_MAX + 96];
+    char state[RELAIS_ADDRESS_MAX + RELAIS_REASON_MAX + 64];
+    const char *ref = "", *enc = "";
+    for (size_t i = 0; i < a->n_appts; i++) {
+        if (memcmp(a->appts[i].conversation_id, note->about_conversation_id.data,
+                   RELAIS_MESSAGE_ID_LEN) != 0)
+            continue;
+        if (rc == 0) a->appts[i].state = APPT_REQUESTED; /* its answers start again */
+        ref = a->appts[i].request_id;
+        enc = a->appts[i].encounter_id;
+    }
+    for (size_t i = 0; i < a->n_tasks; i++) {
+        if (memcmp(a->tasks[i].conversation_id, note->about_conversation_id.data,
+                   RELAIS_MESSAGE_ID_LEN) != 0)
+            continue;
+        ref = a->tasks[i].task_id;
+        enc = a->tasks[i].encounter_id;
+    }
     if (rc == 0) {
-        for (size_t i = 0; i < a->n_appts; i++) {
-            if (memcmp(a->appts[i].conversation_id, note->about_conversation_id.data,
-                       RELAIS_MESSAGE_ID_LEN) == 0)
-                a->appts[i].state = APPT_REQUESTED; /* its answers start again */
-        }
         snprintf(state, sizeof state, "reassigned by the coordinator to %s", note->reassign_to);
     } else {
+        const char *why = relais_conv_last_refusal(agent);
         snprintf(state, sizeof state, "coordinator's reassignment to %s not applied: %s",
                  note->reassign_to,
-                 rc == RELAIS_EINVALID ? "the request is no longer open" : relais_strerror(rc));
+                 rc != RELAIS_EINVALID ? relais_strerror(rc)
+                 : why[0] != '\0'     ? why
+                                       : "the request is no longer open");
     }
-    ref__emit_received(&a->em, d, "", "", rc == 0 ? RELAIS_REF_MS_REASSIGNED : RELAIS_REF_MS_FAILED,
-                       state);
+    ref__emit_received(&a->em, d, ref, enc,
+                       rc == 0 ? RELAIS_REF_MS_REASSIGNED : RELAIS_REF_MS_FAILED, state);
     return RELAIS_PROCESSED;
 }
 
@@ -816,7 +858,7 @@ static void on_escalation(relais_agent_t *agent, const relais_conv_info_t *conv,
 
 /*
  * The SDK asks where a declined, rejected, unanswered or undeliverable request goes next:
- * the route's next candidate after the one that had it, if any.
+ * the route's first candidate that never had it, if any (then the SDK escalates, once).
  */
 static bool on_redispatch(relais_agent_t *agent, const relais_conv_info_t *conv,
                           char next[RELAIS_ADDRESS_MAX], void *ud)
@@ -825,8 +867,8 @@ static bool on_redispatch(relais_agent_t *agent, const relais_conv_info_t *conv,
     const char *to = NULL;
     appt_t *ap = find_appt(a, conv->request_id);
     task_t *t = ap == NULL ? find_task(a, conv->request_id) : NULL;
-    if (ap != NULL) to = next_candidate(a, ap->route, conv->counterpart, ap->gp);
-    if (t != NULL) to = next_candidate(a, t->route, conv->counterpart, t->gp);
+    if (ap != NULL) to = next_candidate(a, ap->route, conv, ap->gp);
+    if (t != NULL) to = next_candidate(a, t->route, conv, t->gp);
     if (to == NULL) return false;
     snprintf(next, RELAIS_ADDRESS_MAX, "%s", to);
     if (ap != NULL) ap->state = APPT_REQUESTED; /* its answers start again */
@@ -911,7 +953,30 @@ int relais_ref_assistant_new(relais_ref_assistant_t **out, relais_agent_t *agent
     if ((rc = copy_routes(a, cfg)) != 0) goto err;
     a->booking = cfg->booking;
     a->rebook_no_show = cfg->rebook_no_show;
+    if (cfg->tracking != NULL) {
+        if ((rc = copy_addr(&a->coordinator, cfg->tracking->coordinator)) != 0) goto err;
+        a->tracking = true;
+        /* A route that offers to its pool does so on a re-dispatch too. */
+        a->tracking_opts = *cfg->tracking;
+        a->tracking_opts.coordinator = a->coordinator;
+        for (size_t i = 0; i < a->n_routes; i++)
+            a->tracking_opts.offer_to_pools |= a->routes[i].offer;
+    }
+    rc = relais_ref_assistant_rebind(a, agent);
+    if (rc != 0) goto err;
+    *out = a;
+    return 0;
 
+err:
+    relais_ref_assistant_destroy(&a);
+    return rc;
+}
+
+int relais_ref_assistant_rebind(relais_ref_assistant_t *a, relais_agent_t *agent)
+{
+    if (a == NULL || agent == NULL) return RELAIS_EINVALID;
+    a->agent = agent;
+    a->em.agent = agent;
     static const int cases[] = {
         RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_OFFER,
         RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_DECLINE,
@@ -929,26 +994,18 @@ int relais_ref_assistant_new(relais_ref_assistant_t **out, relais_agent_t *agent
                                             on_task_update, on_note,    on_preadmission_decision,
                                             on_admission};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        rc = relais_agent_on(agent, cases[i], fns[i], a);
-        if (rc != 0) goto err;
+        int rc = relais_agent_on(agent, cases[i], fns[i], a);
+        if (rc != 0) return rc;
     }
     relais_agent_on_receipt(agent, on_receipt, a);
-    if (cfg->tracking != NULL) {
-        if ((rc = copy_addr(&a->coordinator, cfg->tracking->coordinator)) != 0) goto err;
-        relais_conv_hooks_t hooks = {.on_reminder = on_reminder,
-                                     .on_escalation = on_escalation,
-                                     .redispatch = on_redispatch,
-                                     .ud = a};
-        a->tracking = true;
-        rc = relais_conv_enable(agent, cfg->tracking, &hooks);
-        if (rc != 0) goto err;
-    }
-    *out = a;
-    return 0;
-
-err:
-    relais_ref_assistant_destroy(&a);
-    return rc;
+    if (!a->tracking) return 0;
+    /* The conversations are in the agent's state file: a new agent on the same file picks
+     * them up with their deadlines. */
+    relais_conv_hooks_t hooks = {.on_reminder = on_reminder,
+                                 .on_escalation = on_escalation,
+                                 .redispatch = on_redispatch,
+                                 .ud = a};
+    return relais_conv_enable(agent, &a->tracking_opts, &hooks);
 }
 
 void relais_ref_assistant_destroy(relais_ref_assistant_t **ap)

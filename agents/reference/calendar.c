@@ -363,3 +363,16 @@ size_t ref__calendar_free_count(const ref_calendar_t *cal, int64_t now)
     }
     return n;
 }
+
+double ref__calendar_load(const ref_calendar_t *cal, int64_t from_ms, int64_t to_ms)
+{
+    size_t booked = 0, all = 0;
+    for (size_t si = 0; si < cal->n; si++) {
+        if (cal->slots[si].start_ms < from_ms || cal->slots[si].start_ms >= to_ms) continue;
+        for (size_t i = si * cal->capacity; i < (si + 1) * cal->capacity; i++) {
+            booked += cal->places[i].state == REF_SLOT_BOOKED;
+            all++;
+        }
+    }
+    return all ? (double)booked / (double)all : 0.0;
+}

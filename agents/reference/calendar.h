@@ -154,4 +154,8 @@ void ref__calendar_release(ref_calendar_t *cal, size_t idx);
 /* Places free at now (expired holds included) in slots that have not started. */
 size_t ref__calendar_free_count(const ref_calendar_t *cal, int64_t now);
 
+/* The booked share of the places whose slot starts in [from_ms, to_ms), in [0, 1]; 0 when
+ * there is none. How loaded the practice really is, for a busy decline. */
+double ref__calendar_load(const ref_calendar_t *cal, int64_t from_ms, int64_t to_ms);
+
 #endif /* RELAIS_REF_CALENDAR_H */

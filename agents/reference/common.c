@@ -23,6 +23,7 @@ typedef struct pending {
     char *state;
     uint8_t conversation_id[RELAIS_MESSAGE_ID_LEN];
     bool has_conversation;
+    int64_t submitted_ms;
 } pending_t;
 
 const char *relais_ref_body_title(int body_case)
@@ -99,6 +100,8 @@ static void on_sent(relais_agent_t *agent, const relais_send_result_t *res, void
             .status = res->status,
             .reason = res->reason != NULL ? res->reason : "",
             .duplicate = res->duplicate,
+            .submitted_at_ms = p->submitted_ms,
+            .via = "",
         };
         p->em.fn(&ev, p->em.ud);
     }
@@ -139,6 +142,7 @@ int ref__submit(const ref__emitter_t *em, const Relais__V1__Envelope *original,
         p->has_conversation = true;
     }
 
+    p->submitted_ms = relais_now_ms();
     int rc = original != NULL ? relais_agent_reply(em->agent, original, env, id_out, on_sent, p)
                               : relais_agent_send(em->agent, env, id_out, on_sent, p);
     if (rc != 0) pending_free(p); /* the callback is never called after an error */
@@ -156,7 +160,14 @@ void ref__emit_received(const ref__emitter_t *em, const relais_delivery_t *d, co
     } else if (env->message_id.len == RELAIS_MESSAGE_ID_LEN) {
         conv = env->message_id.data; /* a first message opens its own conversation */
     }
+    /* A request addressed to a pool: which one, so that an observer can see how the pool
+     * shares its work. */
+    const char *via = "";
+    for (size_t i = 0; i < env->n_to; i++) {
+        if (env->to[i] != NULL && strncmp(env->to[i], "service:", 8) == 0) via = env->to[i];
+    }
     relais_ref_event_t ev = {
+        .via = via,
         .kind = RELAIS_REF_EV_RECEIVED,
         .milestone = ms,
         .body_case = (int)env->body_case,
@@ -183,6 +194,7 @@ void ref__emit_receipt(const ref__emitter_t *em, const Relais__V1__Receipt *r)
     if (claimed) snprintf(state, sizeof state, "claimed by %s", r->claimed_by);
     relais_ref_event_t ev = {
         .kind = RELAIS_REF_EV_RECEIPT,
+        .via = "",
         .milestone = claimed ? RELAIS_REF_MS_CLAIMED : RELAIS_REF_MS_NONE,
         .from = relais_agent_address(em->agent),
         .to = r->recipient != NULL ? r->recipient : "",
@@ -206,6 +218,7 @@ void ref__emit_notice(const ref__emitter_t *em, const char *ref, const char *enc
     const char *self = relais_agent_address(em->agent);
     relais_ref_event_t ev = {
         .kind = RELAIS_REF_EV_NOTICE,
+        .via = "",
         .milestone = ms,
         .from = self,
         .to = self,
@@ -226,6 +239,7 @@ void ref__emit_withdrawn(const ref__emitter_t *em, const uint8_t *message_id, co
     snprintf(state, sizeof state, "offer withdrawn: %s", why != NULL && why[0] ? why : "no reason");
     relais_ref_event_t ev = {
         .kind = RELAIS_REF_EV_NOTICE,
+        .via = "",
         .milestone = RELAIS_REF_MS_OFFER_WITHDRAWN,
         .from = self,
         .to = self,

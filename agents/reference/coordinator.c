@@ -4,8 +4,12 @@
  * reports it to its observer, reassigns, and acknowledges it PROCESSED.
  *
  * Reassigning is deliberately small: the coordinator keeps a configured list of candidates
- * and names the next one — round robin, skipping whoever was responsible — in a Note to the
- * agent that escalated, or says that it has no one else. The Note is a reply in the
+ * (and groups of interchangeable ones) and names one in a Note to the agent that escalated,
+ * or says that it has no one else. It never names the responsible nor anyone the
+ * escalation says already had the request; it prefers professionals who answer (one left
+ * silent until a deadline is passed over for a day) and, among those, the one named least
+ * recently, so that reassignments spread over the group instead of following a blind
+ * round robin. The Note is a reply in the
  * Escalation's own conversation, the one the broker knows both parties take part in (the
  * coordinator was never a participant of the escalated conversation itself); its text
  * names the escalated conversation. Whoever escalated decides what to do with the advice;
@@ -18,11 +22,16 @@
 
 #include "ref_internal.h"
 
-/* A list of addresses and where its round robin resumes. */
+/* A professional named as silent in an escalation is passed over for this long (business
+ * time) when another one can take the request: likely away, or not reading. */
+#define QUIET_MS (24 * 3600 * 1000LL)
+
+/* A list of addresses, with what the coordinator learnt of each. */
 typedef struct clist {
     char **a;
     size_t n;
-    size_t next;
+    int64_t *quiet_until; /* business time until which a[i] counts as silent */
+    uint64_t *given;      /* when a[i] was last named (a counter: 0 = never) */
 } clist_t;
 
 struct relais_ref_coordinator {
@@ -32,19 +41,39 @@ struct relais_ref_coordinator {
     clist_t candidates;
     clist_t *groups;
     size_t n_groups;
+    uint64_t picks; /* the counter behind clist_t.given */
 };
 
-/* The next address of l that is not responsible, advancing the round robin; or NULL. */
-static const char *pick_in(clist_t *l, const char *responsible)
+static bool in_tried(const Relais__V1__Escalation *esc, const char *addr)
 {
-    for (size_t k = 0; k < l->n; k++) {
-        size_t i = (l->next + k) % l->n;
-        if (strcmp(l->a[i], responsible) != 0) {
-            l->next = (i + 1) % l->n;
-            return l->a[i];
-        }
+    for (size_t i = 0; i < esc->n_tried; i++) {
+        if (esc->tried[i] != NULL && strcmp(esc->tried[i], addr) == 0) return true;
     }
-    return NULL;
+    return false;
+}
+
+/*
+ * The best address of l for this escalation, or NULL: never the responsible nor anyone who
+ * already had the request; among the others, one not recently silent before one who was,
+ * then the one named least recently (so that reassignments spread over the group).
+ */
+static const char *pick_in(relais_ref_coordinator_t *c, clist_t *l,
+                           const Relais__V1__Escalation *esc, const char *responsible,
+                           int64_t now)
+{
+    size_t best = l->n;
+    for (size_t i = 0; i < l->n; i++) {
+        if (strcmp(l->a[i], responsible) == 0 || in_tried(esc, l->a[i])) continue;
+        if (best == l->n) {
+            best = i;
+            continue;
+        }
+        bool quiet_i = l->quiet_until[i] > now, quiet_b = l->quiet_until[best] > now;
+        if (quiet_i != quiet_b ? !quiet_i : l->given[i] < l->given[best]) best = i;
+    }
+    if (best == l->n) return NULL;
+    l->given[best] = ++c->picks;
+    return l->a[best];
 }
 
 static bool in_list(const clist_t *l, const char *addr)
@@ -55,15 +84,27 @@ static bool in_list(const clist_t *l, const char *addr)
     return false;
 }
 
+/* Remembers that addr let a request wait until its deadline, in every list it is in. */
+static void mark_quiet(relais_ref_coordinator_t *c, const char *addr, int64_t now)
+{
+    for (size_t g = 0; g <= c->n_groups; g++) {
+        clist_t *l = g < c->n_groups ? &c->groups[g] : &c->candidates;
+        for (size_t i = 0; i < l->n; i++) {
+            if (strcmp(l->a[i], addr) == 0) l->quiet_until[i] = now + QUIET_MS;
+        }
+    }
+}
+
 /* Someone of the responsible's group, else of the general candidates; NULL when none. */
-static const char *pick(relais_ref_coordinator_t *c, const char *responsible)
+static const char *pick(relais_ref_coordinator_t *c, const Relais__V1__Escalation *esc,
+                        const char *responsible, int64_t now)
 {
     for (size_t g = 0; g < c->n_groups; g++) {
         if (!in_list(&c->groups[g], responsible)) continue;
-        const char *next = pick_in(&c->groups[g], responsible);
+        const char *next = pick_in(c, &c->groups[g], esc, responsible, now);
         if (next != NULL) return next;
     }
-    return pick_in(&c->candidates, responsible);
+    return pick_in(c, &c->candidates, esc, responsible, now);
 }
 
 /* Copies n addresses into l; 0, RELAIS_ECONFIG for an invalid one, -ENOMEM. */
@@ -72,7 +113,9 @@ static int copy_list(clist_t *l, const char *const *addrs, size_t n)
     if (n == 0) return 0;
     if (addrs == NULL) return RELAIS_ECONFIG;
     l->a = calloc(n, sizeof *l->a);
-    if (l->a == NULL) return -ENOMEM;
+    l->quiet_until = calloc(n, sizeof *l->quiet_until);
+    l->given = calloc(n, sizeof *l->given);
+    if (l->a == NULL || l->quiet_until == NULL || l->given == NULL) return -ENOMEM;
     for (; l->n < n; l->n++) {
         if (addrs[l->n] == NULL || !relais_address_valid(addrs[l->n])) return RELAIS_ECONFIG;
         l->a[l->n] = strdup(addrs[l->n]);
@@ -85,6 +128,8 @@ static void free_list(clist_t *l)
 {
     for (size_t i = 0; i < l->n; i++) free(l->a[i]);
     free(l->a);
+    free(l->quiet_until);
+    free(l->given);
     memset(l, 0, sizeof *l);
 }
 
@@ -100,7 +145,12 @@ static relais_outcome_t on_escalation_msg(relais_agent_t *agent, relais_delivery
     const uint8_t *conv =
         esc->conversation_id.len == RELAIS_MESSAGE_ID_LEN ? esc->conversation_id.data : NULL;
     const char *responsible = esc->responsible != NULL ? esc->responsible : "";
-    const char *next = pick(c, responsible);
+    int64_t now = relais_now_ms();
+    /* The escalated message is still the request itself: the responsible never answered
+     * (a decline would be the last message instead). */
+    bool silent = esc->original_body != NULL && strstr(esc->original_body, "Request") != NULL;
+    if (silent && responsible[0] != '\0') mark_quiet(c, responsible, now);
+    const char *next = pick(c, esc, responsible, now);
 
     if (c->on_escalation != NULL) {
         relais_ref_escalation_t ev = {
@@ -161,6 +211,16 @@ static void on_receipt(relais_agent_t *agent, const Relais__V1__Receipt *r, void
     ref__emit_receipt(&c->em, r);
 }
 
+int relais_ref_coordinator_rebind(relais_ref_coordinator_t *c, relais_agent_t *agent)
+{
+    if (c == NULL || agent == NULL) return RELAIS_EINVALID;
+    c->agent = agent;
+    c->em.agent = agent;
+    int rc = relais_agent_on(agent, RELAIS__V1__ENVELOPE__BODY_ESCALATION, on_escalation_msg, c);
+    if (rc == 0) relais_agent_on_receipt(agent, on_receipt, c);
+    return rc;
+}
+
 int relais_ref_coordinator_new(relais_ref_coordinator_t **out, relais_agent_t *agent,
                                const relais_ref_coordinator_config_t *cfg)
 {
@@ -193,9 +253,8 @@ int relais_ref_coordinator_new(relais_ref_coordinator_t **out, relais_agent_t *a
             }
         }
     }
-    rc = relais_agent_on(agent, RELAIS__V1__ENVELOPE__BODY_ESCALATION, on_escalation_msg, c);
+    rc = relais_ref_coordinator_rebind(c, agent);
     if (rc != 0) goto err;
-    relais_agent_on_receipt(agent, on_receipt, c);
     *out = c;
     return 0;
 

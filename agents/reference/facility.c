@@ -51,7 +51,8 @@ typedef struct entry {
     size_t patient_len;
     bool timer_armed;
     uint64_t timer_id;
-    char reason[128]; /* of the last decision */
+    int64_t decide_at_ms; /* E_DECIDING: when the decision is due (business time) */
+    char reason[128];     /* of the last decision */
 } entry_t;
 
 struct relais_ref_facility {
@@ -66,6 +67,7 @@ struct relais_ref_facility {
     char *facility; /* NULL: the agent's address */
     char *instructions;
     entry_t *head, *tail; /* oldest first: the waiting list's order */
+    bool receipts;        /* its receipts are reported (not cfg->no_receipts) */
     unsigned beds_used;
     relais_ref_facility_stats_t stats;
 };
@@ -419,6 +421,7 @@ static relais_outcome_t on_request(relais_agent_t *agent, relais_delivery_t *d, 
     f->stats.requests++;
     if (f->decision_delay_ms > 0) {
         e->state = E_DECIDING;
+        e->decide_at_ms = relais_now_ms() + f->decision_delay_ms;
         uint64_t delay = (uint64_t)relais_clock_real_delay_ms(f->decision_delay_ms);
         if (relais_agent_timer(agent, delay, decide_later, e, &e->timer_id) == 0) {
             e->timer_armed = true;
@@ -533,6 +536,36 @@ void relais_ref_facility_config_defaults(relais_ref_facility_config_t *cfg)
     cfg->seed = 1;
 }
 
+int relais_ref_facility_rebind(relais_ref_facility_t *f, relais_agent_t *agent)
+{
+    if (f == NULL || agent == NULL) return RELAIS_EINVALID;
+    bool moving = f->agent != agent;
+    f->agent = agent;
+    f->em.agent = agent;
+    int rc = relais_agent_on(agent, RELAIS__V1__ENVELOPE__BODY_PREADMISSION_REQUEST, on_request, f);
+    if (rc == 0)
+        rc = relais_agent_on(agent, RELAIS__V1__ENVELOPE__BODY_PREADMISSION_CHOICE, on_choice, f);
+    if (rc == 0)
+        rc = relais_agent_on(agent, RELAIS__V1__ENVELOPE__BODY_PREADMISSION_CANCEL, on_cancel, f);
+    if (rc != 0) return rc;
+    if (f->receipts) relais_agent_on_receipt(agent, on_receipt, f);
+    if (!moving) return 0;
+    /* The old agent's timers went with it: decisions and admission notices still due are
+     * armed again on the new one (at once when their time passed while it was away). */
+    for (entry_t *e = f->head; e != NULL; e = e->next) {
+        e->timer_armed = false;
+        relais_agent_fn fn = e->state == E_DECIDING ? decide_later
+                             : e->state == E_CHOSEN ? admit_later
+                                                    : NULL;
+        if (fn == NULL) continue;
+        int64_t at = e->state == E_DECIDING ? e->decide_at_ms : e->admission_ms;
+        int64_t left = at - relais_now_ms();
+        uint64_t delay = left > 0 ? (uint64_t)relais_clock_real_delay_ms(left) : 0;
+        if (relais_agent_timer(agent, delay, fn, e, &e->timer_id) == 0) e->timer_armed = true;
+    }
+    return 0;
+}
+
 int relais_ref_facility_new(relais_ref_facility_t **out, relais_agent_t *agent,
                             const relais_ref_facility_config_t *cfg)
 {
@@ -565,13 +598,9 @@ int relais_ref_facility_new(relais_ref_facility_t **out, relais_agent_t *agent,
         strdup(cfg->instructions != NULL && cfg->instructions[0] != '\0' ? cfg->instructions
                                                                          : DEFAULT_INSTRUCTIONS);
     if (f->instructions == NULL) goto err;
-    rc = relais_agent_on(agent, RELAIS__V1__ENVELOPE__BODY_PREADMISSION_REQUEST, on_request, f);
+    f->receipts = !cfg->no_receipts;
+    rc = relais_ref_facility_rebind(f, agent);
     if (rc != 0) goto err;
-    rc = relais_agent_on(agent, RELAIS__V1__ENVELOPE__BODY_PREADMISSION_CHOICE, on_choice, f);
-    if (rc != 0) goto err;
-    rc = relais_agent_on(agent, RELAIS__V1__ENVELOPE__BODY_PREADMISSION_CANCEL, on_cancel, f);
-    if (rc != 0) goto err;
-    if (!cfg->no_receipts) relais_agent_on_receipt(agent, on_receipt, f);
     *out = f;
     return 0;
 

@@ -104,6 +104,18 @@ static void on_receipt(relais_agent_t *agent, const Relais__V1__Receipt *r, void
     ref__emit_receipt(&h->em, r);
 }
 
+int relais_ref_hospital_rebind(relais_ref_hospital_t *h, relais_agent_t *agent)
+{
+    if (h == NULL || agent == NULL) return RELAIS_EINVALID;
+    h->agent = agent;
+    h->em.agent = agent;
+    int rc = relais_agent_on(agent, RELAIS__V1__ENVELOPE__BODY_NOTE, on_note, h);
+    if (rc == 0)
+        rc = relais_agent_on(agent, RELAIS__V1__ENVELOPE__BODY_CARE_TASK_UPDATE, on_task_update, h);
+    if (rc == 0) relais_agent_on_receipt(agent, on_receipt, h);
+    return rc;
+}
+
 int relais_ref_hospital_new(relais_ref_hospital_t **out, relais_agent_t *agent,
                             const relais_ref_hospital_config_t *cfg)
 {
@@ -122,11 +134,8 @@ int relais_ref_hospital_new(relais_ref_hospital_t **out, relais_agent_t *agent,
         h->facility = strdup(cfg->facility);
         if (h->facility == NULL) goto err;
     }
-    rc = relais_agent_on(agent, RELAIS__V1__ENVELOPE__BODY_NOTE, on_note, h);
+    rc = relais_ref_hospital_rebind(h, agent);
     if (rc != 0) goto err;
-    rc = relais_agent_on(agent, RELAIS__V1__ENVELOPE__BODY_CARE_TASK_UPDATE, on_task_update, h);
-    if (rc != 0) goto err;
-    relais_agent_on_receipt(agent, on_receipt, h);
     *out = h;
     return 0;
 

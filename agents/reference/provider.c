@@ -45,6 +45,12 @@ struct relais_ref_provider {
     double no_show_rate;
     uint64_t seed;
     ref_calendar_t cal;
+    ref_calendar_spec_t spec; /* its working hours: answers take working time */
+    int64_t answer_median_ms;
+    double answer_sigma;
+    bool decline_by_load;
+    ref__later_t *later; /* requests acknowledged, to be answered after their delay */
+    bool replaying; /* a handler runs again for a request it deferred */
     uint64_t timer_id;   /* the outcome timer on agent, 0 when none is armed */
     int64_t timer_at_ms; /* the business time it was armed for */
     relais_ref_provider_stats_t stats;
@@ -84,6 +90,22 @@ static bool draw(const relais_ref_provider_t *p, const char *what, const char *h
     uint64_t h = fnv1a(fnv1a(fnv1a(0xCBF29CE484222325ULL, what), holder), id);
     uint64_t x = splitmix64(p->seed ^ splitmix64(h ^ (uint64_t)salt));
     return (double)(x >> 11) * 0x1.0p-53 < rate;
+}
+
+/* A uniform number in [0, 1) keyed like draw(). */
+static double keyed_unit(const relais_ref_provider_t *p, const char *what, const char *holder,
+                         const char *id)
+{
+    uint64_t h = fnv1a(fnv1a(fnv1a(0xCBF29CE484222325ULL, what), holder), id);
+    return (double)(splitmix64(p->seed ^ splitmix64(h)) >> 11) * 0x1.0p-53;
+}
+
+/* The busy-decline rate now: fixed, or following the calendar's load. */
+static double busy_rate(const relais_ref_provider_t *p, int64_t now)
+{
+    if (!p->decline_by_load) return p->decline_rate;
+    double rate = p->decline_rate * ref__calendar_load(&p->cal, now, now + 14 * 86400000LL) / 0.5;
+    return rate < 1.0 ? rate : 1.0;
 }
 
 /* ---- Replies ------------------------------------------------------------------------ */
@@ -293,6 +315,62 @@ static void expect_outcome(relais_ref_provider_t *p, ref_place_t *pl, const rela
     arm_outcomes(p, false);
 }
 
+/* ---- Answers that take working time ------------------------------------------------ */
+
+static relais_outcome_t on_request(relais_agent_t *agent, relais_delivery_t *d, void *ud);
+static relais_outcome_t on_task(relais_agent_t *agent, relais_delivery_t *d, void *ud);
+static void arm_later(relais_ref_provider_t *p, ref__later_t *l);
+
+/* The request's answer is due: its handler runs again on the stored copy. */
+static void on_later_timer(relais_agent_t *agent, void *ud)
+{
+    ref__later_t *l = ud;
+    relais_ref_provider_t *p = l->owner;
+    l->timer_id = 0;
+    if (relais_now_ms() < l->at_ms) { /* early (the loop's clock is not business time) */
+        arm_later(p, l);
+        return;
+    }
+    Relais__V1__Envelope *env = relais__v1__envelope__unpack(NULL, l->len, l->bytes);
+    relais_outcome_t out = RELAIS_PROCESSED;
+    if (env != NULL) {
+        relais_delivery_t d = {.envelope = env, .attempt = 1, .offered = l->offered};
+        p->replaying = true;
+        out = env->body_case == RELAIS__V1__ENVELOPE__BODY_CARE_TASK_REQUEST
+                  ? on_task(agent, &d, p)
+                  : on_request(agent, &d, p);
+        p->replaying = false;
+        relais__v1__envelope__free_unpacked(env, NULL);
+    }
+    if (out == RELAIS_RETRY_LATER) { /* could not send: an hour later */
+        l->at_ms = relais_now_ms() + 3600 * 1000LL;
+        arm_later(p, l);
+        return;
+    }
+    ref__later_remove(&p->later, l);
+}
+
+static void arm_later(relais_ref_provider_t *p, ref__later_t *l)
+{
+    int64_t delay = relais_clock_real_delay_ms(l->at_ms - relais_now_ms());
+    if (relais_agent_timer(p->agent, (uint64_t)delay, on_later_timer, l, &l->timer_id) != 0)
+        l->timer_id = 0; /* closing: relais_ref_provider_rebind() arms it again */
+}
+
+/* Acknowledges d now and keeps a copy to answer once its delay of working time ends. */
+static relais_outcome_t defer(relais_ref_provider_t *p, relais_delivery_t *d, const char *id)
+{
+    double u1 = keyed_unit(p, "delay-1", ref__sender(d), id);
+    double u2 = keyed_unit(p, "delay-2", ref__sender(d), id);
+    int64_t work = ref__lognormal_ms(p->answer_median_ms, p->answer_sigma, u1, u2);
+    int64_t at = ref__working_time_add(&p->spec, relais_now_ms(), work);
+    ref__later_t *l = ref__later_add(&p->later, d->envelope, at, d->offered, p);
+    if (l == NULL) return out_of_memory(p, d, id, "");
+    p->stats.deferred++;
+    arm_later(p, l);
+    return RELAIS_PROCESSED;
+}
+
 /* ---- Handlers ----------------------------------------------------------------------- */
 
 static relais_outcome_t on_request(relais_agent_t *agent, relais_delivery_t *d, void *ud)
@@ -310,9 +388,12 @@ static relais_outcome_t on_request(relais_agent_t *agent, relais_delivery_t *d, 
     } else {
         snprintf(got, sizeof got, "requested%s", p->silent ? " (silent: will not answer)" : "");
     }
-    ref__emit_received(&p->em, d, rid, "", RELAIS_REF_MS_NONE, got);
-    p->stats.requests++;
-    if (p->silent) return RELAIS_PROCESSED;
+    if (!p->replaying) {
+        ref__emit_received(&p->em, d, rid, "", RELAIS_REF_MS_NONE, got);
+        p->stats.requests++;
+        if (p->silent) return RELAIS_PROCESSED;
+        if (p->answer_median_ms > 0) return defer(p, d, rid);
+    }
 
     char why[160];
     if (req->requested_role[0] != '\0' && strcmp(req->requested_role, p->role) != 0) {
@@ -342,7 +423,7 @@ static relais_outcome_t on_request(relais_agent_t *agent, relais_delivery_t *d, 
         return decline(p, d, rid, RELAIS__V1__APPOINTMENT_DECLINE__REASON_CODE__NO_CAPACITY,
                        "calendar full");
     }
-    if (draw(p, "decline", from, rid, 0, p->decline_rate)) {
+    if (draw(p, "decline", from, rid, 0, busy_rate(p, now))) {
         ref__calendar_release_holds(&p->cal, from, rid);
         relais_outcome_t out = decline(
             p, d, rid, RELAIS__V1__APPOINTMENT_DECLINE__REASON_CODE__NO_CAPACITY, BUSY_REASON);
@@ -444,8 +525,11 @@ static relais_outcome_t on_task(relais_agent_t *agent, relais_delivery_t *d, voi
     char tid[RELAIS_REF_ID_MAX];
     if (!usable(d, t->task_id, tid, "care_task_request.task_id")) return RELAIS_REFUSED;
     const char *encounter = t->encounter_id;
-    ref__emit_received(&p->em, d, tid, encounter, RELAIS_REF_MS_NONE, "task requested");
-    p->stats.tasks++;
+    if (!p->replaying) {
+        ref__emit_received(&p->em, d, tid, encounter, RELAIS_REF_MS_NONE, "task requested");
+        p->stats.tasks++;
+        if (p->answer_median_ms > 0) return defer(p, d, tid);
+    }
 
     int64_t now = relais_now_ms();
     int64_t not_before = t->window != NULL ? t->window->not_before_ms : 0;
@@ -454,7 +538,7 @@ static relais_outcome_t on_task(relais_agent_t *agent, relais_delivery_t *d, voi
     size_t i;
     int rc = ref__calendar_take(&p->cal, now, from, tid, not_before, due_by, &i);
     if (rc == -ENOMEM) return out_of_memory(p, d, tid, encounter);
-    bool busy = rc == 0 && draw(p, "decline", from, tid, 0, p->decline_rate);
+    bool busy = rc == 0 && draw(p, "decline", from, tid, 0, busy_rate(p, now));
     if (busy) ref__calendar_release(&p->cal, i);
 
     char why[128], when[32], state[160];
@@ -594,6 +678,10 @@ int relais_ref_provider_new(relais_ref_provider_t **out, relais_agent_t *agent,
     if (p->max_offer > MAX_OFFER_LIMIT) p->max_offer = MAX_OFFER_LIMIT;
     p->decline_rate = cfg->decline_rate;
     p->no_show_rate = cfg->no_show_rate;
+    p->spec = spec;
+    p->answer_median_ms = cfg->answer_median_ms > 0 ? cfg->answer_median_ms : 0;
+    p->answer_sigma = cfg->answer_sigma > 0 ? cfg->answer_sigma : 1.0;
+    p->decline_by_load = cfg->decline_by_load;
     p->seed = cfg->seed != 0
                   ? cfg->seed
                   : splitmix64(fnv1a(0xCBF29CE484222325ULL, relais_agent_address(agent)));
@@ -618,6 +706,7 @@ int relais_ref_provider_rebind(relais_ref_provider_t *p, relais_agent_t *agent)
     int rc = attach(p, agent);
     if (rc != 0) return rc;
     if (p->report_outcomes) arm_outcomes(p, false);
+    for (ref__later_t *l = p->later; l != NULL; l = l->next) arm_later(p, l);
     return 0;
 }
 
@@ -626,6 +715,7 @@ void relais_ref_provider_destroy(relais_ref_provider_t **pp)
     if (pp == NULL || *pp == NULL) return;
     relais_ref_provider_t *p = *pp;
     ref__calendar_free(&p->cal);
+    ref__later_free_all(&p->later);
     free(p->role);
     free(p->specialty);
     free(p->location);

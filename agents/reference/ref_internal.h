@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "calendar.h"
 #include "refagents.h"
 
 /* Where a role's events go. A NULL fn drops them. */
@@ -64,5 +65,34 @@ const char *ref__format_time(int64_t ms, char out[32]);
 
 /* The sender stamped on a delivery, or "" when the broker left it empty. */
 const char *ref__sender(const relais_delivery_t *d);
+
+/* ---- provider_later.c: answers that take working time ------------------------------ */
+
+/* A request acknowledged now and answered later: a packed copy, and when. */
+typedef struct ref__later {
+    struct ref__later *next;
+    void *owner; /* the provider */
+    uint8_t *bytes;
+    size_t len;
+    int64_t at_ms; /* business time of the answer */
+    bool offered;
+    uint64_t timer_id; /* its timer on the owner's agent, 0 when none */
+} ref__later_t;
+
+/* Keeps a packed copy of env at the head of *head; the node never moves (timers point at
+ * it). NULL on -ENOMEM. */
+ref__later_t *ref__later_add(ref__later_t **head, const Relais__V1__Envelope *env, int64_t at_ms,
+                             bool offered, void *owner);
+/* Unlinks and frees l. */
+void ref__later_remove(ref__later_t **head, ref__later_t *l);
+void ref__later_free_all(ref__later_t **head);
+
+/* A log-normal draw of this median (ms) and sigma from two uniforms in [0, 1), capped at
+ * 40 times the median. */
+int64_t ref__lognormal_ms(int64_t median_ms, double sigma, double u1, double u2);
+
+/* The business time at which work_ms of working time (spec's hours on its working days)
+ * has passed since from_ms; work starts at the next opening when from_ms is outside. */
+int64_t ref__working_time_add(const ref_calendar_spec_t *spec, int64_t from_ms, int64_t work_ms);
 
 #endif /* RELAIS_REF_INTERNAL_H */

@@ -100,6 +100,9 @@ typedef struct relais_ref_event {
     int status;                     /* SEND_FAILED: RELAIS_E…; RECEIPT: Receipt.Status */
     const char *reason;             /* SEND_FAILED and RECEIPT: why; else "" */
     bool duplicate;                 /* ACCEPTED: the broker had this message id already */
+    int64_t submitted_at_ms;        /* ACCEPTED, SEND_FAILED: business time of the send
+                                     * (the SDK's dispatch, before the broker's Accepted) */
+    const char *via;                /* RECEIVED: the pool address it was sent to, or "" */
 } relais_ref_event_t;
 
 typedef void (*relais_ref_event_fn)(const relais_ref_event_t *ev, void *ud);
@@ -154,6 +157,22 @@ typedef struct relais_ref_provider_config {
      * an accepted care task a CareTaskUpdate COMPLETED (or FAILED "patient absent").
      */
     bool report_outcomes;
+    /*
+     * How long answering takes. With answer_median_ms > 0 each AppointmentRequest and
+     * CareTaskRequest is acknowledged at once and answered after a delay of working time
+     * (counted within `hours` on working days, as a desk works) drawn from a log-normal
+     * distribution of that median and answer_sigma (0: 1.0), keyed like the other draws:
+     * most answers within hours, a tail over days. The answer is decided when the delay
+     * ends, against the calendar as it is then. 0: at once.
+     */
+    int64_t answer_median_ms;
+    double answer_sigma;
+    /*
+     * Busy declines follow the calendar's real load rather than a fixed draw: the rate is
+     * decline_rate × load / 0.5, load being the booked share of the places of the next 14
+     * days (never busy when empty, twice the rate when full).
+     */
+    bool decline_by_load;
     relais_ref_event_fn on_event;
     void *event_ud;
 } relais_ref_provider_config_t;
@@ -204,6 +223,7 @@ typedef struct relais_ref_provider_stats {
     unsigned tasks;          /* CareTaskRequests handled */
     unsigned tasks_accepted; /* answered ACCEPTED */
     unsigned tasks_rejected; /* answered REJECTED (no room, or busy) */
+    unsigned deferred;       /* requests whose answer waited for answer_median_ms's delay */
 } relais_ref_provider_stats_t;
 
 /* Copies p's counters into *out (on the agent's loop thread, or once it has stopped). */
@@ -283,6 +303,11 @@ int relais_ref_assistant_new(relais_ref_assistant_t **out, relais_agent_t *agent
 
 void relais_ref_assistant_destroy(relais_ref_assistant_t **a);
 
+/* Moves the assistant to a new agent on the same state file (the old one stopped and was
+ * destroyed: an assistant back from a break): its handlers, and its conversation tracking,
+ * which the state file gives back with their deadlines. 0 or the SDK's error. */
+int relais_ref_assistant_rebind(relais_ref_assistant_t *a, relais_agent_t *agent);
+
 /*
  * Asks `to` (a professional or a pool) for an appointment, on behalf of gp (NULL: the first
  * configured GP), in a new conversation. req->request_id must be set and unique for this
@@ -302,6 +327,16 @@ int relais_ref_assistant_request(relais_ref_assistant_t *a, const char *to, cons
  */
 int relais_ref_assistant_request_pool(relais_ref_assistant_t *a, const char *pool, const char *gp,
                                       const Relais__V1__AppointmentRequest *req);
+
+/*
+ * A referral by the practice's own policy: the request goes to the first candidate of the
+ * route configured for req->requested_role and req->specialty (the practice's usual
+ * correspondent), in OFFER when that route offers to a pool, and follows the route when
+ * it is declined or not answered. RELAIS_ECONFIG when no route matches; otherwise as
+ * relais_ref_assistant_request().
+ */
+int relais_ref_assistant_refer(relais_ref_assistant_t *a, const char *gp,
+                               const Relais__V1__AppointmentRequest *req);
 
 /*
  * Asks each of the n facilities (at most 8) for a preadmission, in one conversation, on
@@ -418,6 +453,9 @@ int relais_ref_hospital_new(relais_ref_hospital_t **out, relais_agent_t *agent,
 
 void relais_ref_hospital_destroy(relais_ref_hospital_t **h);
 
+/* Moves the hospital to a new agent (the old one stopped and was destroyed). */
+int relais_ref_hospital_rebind(relais_ref_hospital_t *h, relais_agent_t *agent);
+
 /*
  * Sends dn to `to` (usually the GP's assistant) in a new conversation. dn->encounter_id
  * must be set; an empty dn->facility is filled with the hospital's. Returns 0,
@@ -516,6 +554,11 @@ int relais_ref_facility_new(relais_ref_facility_t **out, relais_agent_t *agent,
 
 void relais_ref_facility_destroy(relais_ref_facility_t **f);
 
+/* Moves the facility to a new agent (the old one stopped and was destroyed): handlers, and
+ * the decisions and admission notices still due, armed again (at once when their time
+ * passed while it was away). 0 or the SDK's error. */
+int relais_ref_facility_rebind(relais_ref_facility_t *f, relais_agent_t *agent);
+
 /* Copies the facility's counters to *out (on the loop thread, or after the loop ended). */
 void relais_ref_facility_stats(const relais_ref_facility_t *f, relais_ref_facility_stats_t *out);
 
@@ -575,6 +618,9 @@ int relais_ref_coordinator_new(relais_ref_coordinator_t **out, relais_agent_t *a
                                const relais_ref_coordinator_config_t *cfg);
 
 void relais_ref_coordinator_destroy(relais_ref_coordinator_t **c);
+
+/* Moves the coordinator to a new agent (the old one stopped and was destroyed). */
+int relais_ref_coordinator_rebind(relais_ref_coordinator_t *c, relais_agent_t *agent);
 
 /* ---- Sample data -------------------------------------------------------------------- */
 

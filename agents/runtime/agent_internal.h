@@ -318,6 +318,8 @@ struct relais_agent {
     void *withdrawn_ud;
     relais_acked_fn acked_fn;
     void *acked_ud;
+    relais_submitted_fn submitted_fn; /* told by agent__conv_on_result() (conv.c) */
+    void *submitted_ud;
     struct agent_offer *offers; /* claimed offers awaiting the broker's ClaimResult */
     relais_state_fn state_fn;
     void *state_ud;
@@ -469,7 +471,8 @@ int agent__conv_deliver_end(relais_agent_t *agent, conv_delivery_t *cd, relais_o
  * request where the policy says so. Empties cd. */
 void agent__conv_deliver_done(relais_agent_t *agent, conv_delivery_t *cd);
 
-/* The broker answered one of our submissions (status 0: accepted). */
+/* The broker answered one of our submissions (status 0: accepted); also tells the
+ * relais_agent_on_submitted() observer, with tracking on or off. */
 void agent__conv_on_result(relais_agent_t *agent, const uint8_t *message_id, int status,
                            const char *reason);
 

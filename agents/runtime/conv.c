@@ -428,9 +428,13 @@ void agent__conv_deliver_done(relais_agent_t *a, conv_delivery_t *cd)
     if (!c) return;
     conv__arm(a, c);
     conv__notify(a, c, (relais_conv_state_t)cd->old_state);
+    /* Every candidate declined or rejected it: the coordinator hears it now, once, rather
+     * than never (a declined request has no deadline left to miss). */
     if ((int)c->state != cd->old_state &&
-        (c->state == RELAIS_CONV_DECLINED || c->state == RELAIS_CONV_REJECTED))
-        conv__try_redispatch(a, c, false);
+        (c->state == RELAIS_CONV_DECLINED || c->state == RELAIS_CONV_REJECTED) &&
+        c->role == RELAIS_CONV_REQUESTER && !conv__try_redispatch(a, c, false) &&
+        a->phase == AGENT_PHASE_RUNNING && !(c->flags & CONV_F_ESCALATED_ONCE))
+        conv__escalate(a, c);
 }
 
 /* ---- What the broker says about our messages --------------------------------------- */
@@ -446,7 +450,7 @@ static void after_broker_change(relais_agent_t *a, conv_t *c, relais_conv_state_
     conv__notify(a, c, old);
     if (c->state == RELAIS_CONV_UNDELIVERABLE && old != c->state &&
         a->phase == AGENT_PHASE_RUNNING && !conv__try_redispatch(a, c, false) &&
-        !(c->flags & CONV_F_ESCALATED)) {
+        !(c->flags & (CONV_F_ESCALATED | CONV_F_ESCALATED_ONCE))) {
         /* Nobody took it and no one else is lined up: waiting for the deadline would only
          * lose time a human needs. The escalation names the deadline that was awaited. */
         if (c->deadline_ms == 0) c->deadline_ms = prev_deadline;
@@ -457,6 +461,11 @@ static void after_broker_change(relais_agent_t *a, conv_t *c, relais_conv_state_
 void agent__conv_on_result(relais_agent_t *a, const uint8_t *message_id, int status,
                            const char *reason)
 {
+    if (a->submitted_fn) {
+        relais_send_result_t r = {
+            .status = status, .reason = reason ? reason : "", .message_id = message_id};
+        a->submitted_fn(a, &r, a->submitted_ud);
+    }
     agent_conv_t *cv = a->conv;
     if (!cv || status == 0) return;
     /* A stopping agent with a state file keeps the submission for its next run. */
@@ -491,6 +500,13 @@ void agent__conv_on_receipt(relais_agent_t *a, const Relais__V1__Receipt *r)
     case RELAIS__V1__RECEIPT__STATUS__PROCESSED:
     case RELAIS__V1__RECEIPT__STATUS__CLAIMED:
         changed = conv__on_delivered(c, r->message_id.data, r->recipient, now);
+        /* The member who claimed it from a pool has had it, whatever it does next. */
+        if (r->status == RELAIS__V1__RECEIPT__STATUS__CLAIMED && r->claimed_by &&
+            *r->claimed_by && !conv__tried(c, r->claimed_by)) {
+            size_t before = c->nparts;
+            conv__note_candidate(c, r->claimed_by, RELAIS_CONV_RECEIVED, now);
+            changed = changed || c->nparts != before;
+        }
         break;
     case RELAIS__V1__RECEIPT__STATUS__REFUSED:
     case RELAIS__V1__RECEIPT__STATUS__EXPIRED:
@@ -540,7 +556,7 @@ int relais_conv_set_deadline(relais_agent_t *a, const uint8_t id[RELAIS_MESSAGE_
     unsigned flags = c->flags;
     c->deadline_ms = deadline_ms;
     /* A later deadline gives the step its reminder and escalation back. */
-    if (deadline_ms > before) c->flags = 0;
+    if (deadline_ms > before) c->flags &= CONV_F_STICKY;
     int rc = conv__persist(a, c);
     if (rc != 0) {
         c->deadline_ms = before;

@@ -128,6 +128,12 @@ static int redispatch_to(relais_agent_t *a, conv_t *c, const char *next, bool ca
     env.accepted_at_ms = 0;
     env.to = to;
     env.n_to = 1;
+    /* A pool gets OFFER when the request was first offered, or when the application asks
+     * for it; a professional gets the request itself. */
+    bool pool = strncmp(target, "service:", 8) == 0;
+    bool offer = req->dispatch == RELAIS__V1__ENVELOPE__DISPATCH__OFFER || cv->opts.offer_to_pools;
+    env.dispatch = pool && offer ? RELAIS__V1__ENVELOPE__DISPATCH__OFFER
+                                 : RELAIS__V1__ENVELOPE__DISPATCH__ANYCAST;
     cv->internal = CONV_SEND_REDISPATCH;
     int rc = relais_agent_send(a, &env, NULL, NULL, NULL);
     cv->internal = CONV_SEND_APP;
@@ -142,19 +148,45 @@ static int redispatch_to(relais_agent_t *a, conv_t *c, const char *next, bool ca
     return 0;
 }
 
+/* Why c's request may not go to next now (writes the sentence to why), or NULL when it may. */
+static const char *redispatch_veto(const conv_t *c, const char *next, char *why, size_t len)
+{
+    if (conv__tried(c, next)) {
+        snprintf(why, len, "%s already had this request: a request tries each candidate once",
+                 next);
+        return why;
+    }
+    int64_t end = conv__window_end(c);
+    if (end && relais_now_ms() >= end) {
+        snprintf(why, len,
+                 "the request's window ended %lld s ago: it is not offered to anyone as new",
+                 (long long)((relais_now_ms() - end) / 1000));
+        return why;
+    }
+    return NULL;
+}
+
 bool conv__try_redispatch(relais_agent_t *a, conv_t *c, bool cancel_current)
 {
     agent_conv_t *cv = a->conv;
     if (!cv->hooks.redispatch || !conv__may_redispatch(c)) return false;
+    char id[37], why[RELAIS_REASON_MAX];
+    relais_id_format(c->id, RELAIS_MESSAGE_ID_LEN, id);
+    int64_t end = conv__window_end(c);
+    if (end && relais_now_ms() >= end) return false; /* not asked: nobody may take it now */
     ask_ctx_t ctx = {0};
     conv__with_info(a, c, ask_policy, &ctx);
     if (!ctx.go || !ctx.next[0]) return false;
     if (!relais_address_valid(ctx.next)) {
-        char id[37];
         RLOG(RELAIS_LOG_WARN, "agent",
              "agent=%s conv=%s redispatch policy gave an invalid "
              "address: not re-dispatched",
-             a->address, relais_id_format(c->id, RELAIS_MESSAGE_ID_LEN, id));
+             a->address, id);
+        return false;
+    }
+    if (redispatch_veto(c, ctx.next, why, sizeof(why))) {
+        RLOG(RELAIS_LOG_WARN, "agent", "agent=%s conv=%s not re-dispatched: %s", a->address, id,
+             why);
         return false;
     }
     return redispatch_to(a, c, ctx.next, cancel_current) == 0;
@@ -167,9 +199,9 @@ int relais_conv_redispatch(relais_agent_t *a, const uint8_t id[RELAIS_MESSAGE_ID
     conv_t *c = conv__lookup(a->conv, id);
     if (!c) return -ENOENT;
     if (!next || !relais_address_valid(next) || !conv__may_redispatch(c)) return RELAIS_EINVALID;
-    if (strcmp(next, c->counterpart) == 0 && c->state != RELAIS_CONV_DECLINED &&
-        c->state != RELAIS_CONV_REJECTED && c->state != RELAIS_CONV_UNDELIVERABLE)
-        return RELAIS_EINVALID; /* already waiting on that one */
+    if (redispatch_veto(c, next, a->conv->refusal, sizeof(a->conv->refusal)))
+        return RELAIS_EINVALID;
+    a->conv->refusal[0] = '\0';
     return redispatch_to(a, c, next, true);
 }
 
@@ -220,6 +252,19 @@ void conv__escalate(relais_agent_t *a, conv_t *c)
     agent_conv_t *cv = a->conv;
     char responsible[RELAIS_ADDRESS_MAX], reason[RELAIS_REASON_MAX];
     conv__responsible(c, a->address, responsible);
+    bool request = c->kind == RELAIS_CONV_APPOINTMENT || c->kind == RELAIS_CONV_CARE_TASK;
+    if (request && (c->flags & CONV_F_ESCALATED_ONCE)) {
+        /* The coordinator already has this request and decided: asking again would only
+         * repeat it. The step is marked so that its timer stays quiet. */
+        conv__mark(c, &cv->opts, CONV_F_ESCALATED);
+        conv__persist(a, c);
+        char id[37];
+        RLOG(RELAIS_LOG_INFO, "agent",
+             "agent=%s conv=%s kind=%s state=%s not escalated again: the coordinator has it",
+             a->address, relais_id_format(c->id, RELAIS_MESSAGE_ID_LEN, id),
+             relais_conv_kind_name(c->kind), relais_conv_state_name(c->state));
+        return;
+    }
     const conv_part_t *item = conv__current_item(c, &cv->opts);
     if (item) {
         const conv_t *child = item->has_ref ? conv__lookup(cv, item->ref) : NULL;
@@ -227,11 +272,22 @@ void conv__escalate(relais_agent_t *a, conv_t *c)
         snprintf(reason, sizeof(reason),
                  "follow-up item %.40s (%.80s) of discharge %.64s is %s past its due date",
                  item->key, item->label, c->request_id, relais_conv_state_name(item->state));
+    } else if (c->state == RELAIS_CONV_DECLINED || c->state == RELAIS_CONV_REJECTED ||
+               c->state == RELAIS_CONV_UNDELIVERABLE) {
+        snprintf(responsible, sizeof(responsible), "%s", c->counterpart);
+        snprintf(reason, sizeof(reason), "%s %.64s %s by %.120s; %zu candidate(s) tried",
+                 relais_conv_kind_name(c->kind), c->request_id, relais_conv_state_name(c->state),
+                 responsible, c->nparts);
     } else {
         snprintf(reason, sizeof(reason), "%s %.64s %s: no move from %.120s before the deadline",
                  relais_conv_kind_name(c->kind), c->request_id, relais_conv_state_name(c->state),
                  responsible);
     }
+    /* Whom the coordinator should not name again: everyone who already had it. */
+    char *tried[64];
+    size_t ntried = 0;
+    for (size_t i = 0; request && i < c->nparts && ntried < 64; i++)
+        tried[ntried++] = c->parts[i].key;
     Relais__V1__Escalation esc = RELAIS__V1__ESCALATION__INIT;
     esc.conversation_id = (ProtobufCBinaryData){RELAIS_MESSAGE_ID_LEN, c->id};
     esc.reason = reason;
@@ -239,10 +295,13 @@ void conv__escalate(relais_agent_t *a, conv_t *c)
         esc.original_message_id = (ProtobufCBinaryData){RELAIS_MESSAGE_ID_LEN, c->last_msg};
         esc.original_body = (char *)relais_body_name(c->last_body);
     }
-    esc.deadline_ms = c->deadline_ms;
+    esc.deadline_ms = c->deadline_ms ? c->deadline_ms : c->entered_ms;
     esc.responsible = responsible;
-    /* Marked first: whatever the send does, this step is not escalated twice. */
-    conv__mark(c, &cv->opts, CONV_F_ESCALATED);
+    esc.tried = tried;
+    esc.n_tried = ntried;
+    /* Marked first: whatever the send does, this step is not escalated twice, nor the
+     * request. */
+    conv__mark(c, &cv->opts, CONV_F_ESCALATED | (request ? CONV_F_ESCALATED_ONCE : 0u));
     conv__persist(a, c);
     int rc = RELAIS_ECONFIG;
     if (cv->coordinator[0]) {
@@ -300,6 +359,10 @@ static void on_timer(relais_agent_t *a, void *ud)
     agent_conv_t *cv = a->conv;
     c->timer_id = 0;
     if (c->deadline_ms == 0 || (c->flags & CONV_F_ESCALATED)) return;
+    /* A stopping agent cannot send: acting now would mark the step escalated (or the
+     * request re-dispatched) with nothing sent. The deadline stays in the state file and
+     * fires on the next start's first loop turn. */
+    if (a->phase != AGENT_PHASE_RUNNING) return;
     int64_t now = relais_now_ms();
     int64_t reminder = conv__reminder_at(c, cv->opts.reminder_fraction);
     if (now >= c->deadline_ms) {

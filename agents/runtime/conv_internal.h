@@ -20,8 +20,14 @@
 /* Flags of a conversation's current step (and of a follow-up item's). */
 #define CONV_F_REMINDED 1u
 #define CONV_F_ESCALATED 2u
+/* Of the whole request, kept across steps: it went to the coordinator once already, and
+ * an appointment or care task is escalated at most once (the coordinator then decides). */
+#define CONV_F_ESCALATED_ONCE 4u
+#define CONV_F_STICKY CONV_F_ESCALATED_ONCE
 
-/* A preadmission candidate or a follow-up item. */
+/* A preadmission candidate, a follow-up item, or (requester of an appointment or care task)
+ * a candidate that already had the request: every address it was sent to, and every pool
+ * member who claimed or answered it. Its state is where that candidate left it. */
 typedef struct conv_part {
     char key[RELAIS_ADDRESS_MAX];
     char label[CONV_TEXT_MAX];
@@ -104,6 +110,22 @@ void conv__replace(conv_t *dst, conv_t **src);
 conv_part_t *conv__add_part(conv_t *c, const char *key, const char *label,
                             relais_conv_state_t state, int64_t due_ms, int64_t now_ms);
 conv_part_t *conv__find_part(conv_t *c, const char *key);
+
+/* Label of the parts that record an appointment's or care task's candidates. */
+#define CONV_CANDIDATE_LABEL "candidate"
+
+/*
+ * Records that addr had c's request (an appointment or care task on the requester's side),
+ * leaving it in state; an address already recorded is updated. False on -ENOMEM.
+ */
+bool conv__note_candidate(conv_t *c, const char *addr, relais_conv_state_t state, int64_t now_ms);
+
+/* True when addr already had c's request (sent to it, claimed or answered by it). */
+bool conv__tried(const conv_t *c, const char *addr);
+
+/* The end of the request's own window (TimeWindow.due_by_ms of the opening request), or 0
+ * when it has none: past it, the request is not offered to anyone as if it were fresh. */
+int64_t conv__window_end(const conv_t *c);
 
 /*
  * A message that would open a new conversation. APPLIED with a new conv_t in *out, or

@@ -182,7 +182,7 @@ void conv__enter(conv_t *c, relais_conv_state_t to, int64_t now)
         c->prev_state = c->state;
         c->state = to;
         c->entered_ms = now;
-        c->flags = 0;
+        c->flags &= CONV_F_STICKY;
     }
 }
 
@@ -466,6 +466,8 @@ conv_verdict_t conv__open(const conv_event_t *ev, conv_t **out, char *reason, si
         c->state = ev->outgoing ? RELAIS_CONV_REQUESTED : RELAIS_CONV_RECEIVED;
         if (kind == RELAIS_CONV_CARE_TASK && e->care_task_request->window)
             c->due_ms = e->care_task_request->window->due_by_ms;
+        if (ev->outgoing && !conv__note_candidate(c, peer, c->state, ev->now_ms))
+            v = CONV_UNTRACKED;
         break;
     case RELAIS_CONV_PREADMISSION:
         if (ev->outgoing) {
@@ -546,6 +548,11 @@ static conv_verdict_t re_request(conv_t *c, const conv_event_t *ev, char *reason
                             relais_conv_state_name(c->state));
 apply:
     if (!same_peer) c->redispatches++;
+    /* The one who had it keeps the state it left the request in; the new one is recorded
+     * too, so that no policy sends it the same request twice. */
+    if (c->role == R && (!conv__note_candidate(c, c->counterpart, c->state, ev->now_ms) ||
+                         !conv__note_candidate(c, peer, RELAIS_CONV_REQUESTED, ev->now_ms)))
+        return conv__refuse(reason, len, "%s refused: out of memory", body((int)e->body_case));
     conv__copy(c->counterpart, sizeof(c->counterpart), peer);
     c->reason[0] = '\0';
     c->state = 0; /* a fresh step even when the state name does not change */
@@ -641,7 +648,15 @@ static conv_verdict_t advance_linear(conv_t *c, const conv_event_t *ev, const ru
                             relais_conv_state_name(c->state), relais_conv_state_name(rule->to),
                             need);
     }
-    if (bind) conv__copy(c->counterpart, sizeof(c->counterpart), e->sender);
+    if (bind) {
+        /* The pool had it, and now its member: both count as tried. */
+        if (!conv__note_candidate(c, c->counterpart, rule->to, ev->now_ms) ||
+            !conv__note_candidate(c, e->sender, rule->to, ev->now_ms))
+            return conv__refuse(reason, len, "%s refused: out of memory", body(bc));
+        conv__copy(c->counterpart, sizeof(c->counterpart), e->sender);
+    } else if (c->role == R && !ev->outgoing && conv__find_part(c, c->counterpart)) {
+        conv__find_part(c, c->counterpart)->state = rule->to;
+    }
     absorb_details(c, e);
     /* A new offer replaces the previous one: its window starts again. */
     if (c->state == rule->to) c->state = 0;

@@ -238,6 +238,7 @@ void conv__info(const conv_t *c, double fraction, relais_conv_info_t *info,
     info->reminded = (c->flags & CONV_F_REMINDED) != 0;
     info->escalated = (c->flags & CONV_F_ESCALATED) != 0;
     info->redispatches = c->redispatches;
+    info->escalations = (c->flags & CONV_F_ESCALATED_ONCE) ? 1u : 0u;
     info->nparts = c->nparts;
     info->parts = parts;
     for (size_t i = 0; i < c->nparts; i++) {
@@ -250,4 +251,42 @@ void conv__info(const conv_t *c, double fraction, relais_conv_info_t *info,
             .due_by_ms = c->kind == RELAIS_CONV_DISCHARGE ? p->due_ms : 0,
             .conversation = c->kind == RELAIS_CONV_DISCHARGE && p->has_ref ? p->ref : NULL};
     }
+}
+
+/* ---- Candidates of a request ------------------------------------------------------- */
+
+bool conv__note_candidate(conv_t *c, const char *addr, relais_conv_state_t state, int64_t now)
+{
+    if (c->role != R || (c->kind != RELAIS_CONV_APPOINTMENT && c->kind != RELAIS_CONV_CARE_TASK) ||
+        !addr || !*addr)
+        return true;
+    conv_part_t *p = conv__find_part(c, addr);
+    if (p) {
+        p->state = state;
+        p->updated_ms = now;
+        return true;
+    }
+    return conv__add_part(c, addr, CONV_CANDIDATE_LABEL, state, 0, now) != NULL;
+}
+
+bool conv__tried(const conv_t *c, const char *addr)
+{
+    for (size_t i = 0; i < c->nparts; i++)
+        if (strcmp(c->parts[i].key, addr) == 0) return true;
+    return false;
+}
+
+int64_t conv__window_end(const conv_t *c)
+{
+    if (!c->opening_len) return 0;
+    Relais__V1__Envelope *req = relais__v1__envelope__unpack(NULL, c->opening_len, c->opening);
+    if (!req) return 0;
+    const Relais__V1__TimeWindow *w = NULL;
+    if (req->body_case == RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_REQUEST)
+        w = req->appointment_request->window;
+    else if (req->body_case == RELAIS__V1__ENVELOPE__BODY_CARE_TASK_REQUEST)
+        w = req->care_task_request->window;
+    int64_t end = w ? w->due_by_ms : 0;
+    relais__v1__envelope__free_unpacked(req, NULL);
+    return end;
 }

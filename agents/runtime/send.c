@@ -16,6 +16,12 @@
 #include "agent_internal.h"
 #include "relais/log.h"
 
+void relais_agent_on_submitted(relais_agent_t *agent, relais_submitted_fn fn, void *ud)
+{
+    agent->submitted_fn = fn;
+    agent->submitted_ud = ud;
+}
+
 int relais_agent_send(relais_agent_t *agent, const Relais__V1__Envelope *env,
                       uint8_t message_id_out[RELAIS_MESSAGE_ID_LEN], relais_send_cb cb, void *ud)
 {

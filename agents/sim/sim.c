@@ -16,7 +16,9 @@
  * escalations and the coordinator's reassignments follow), some go offline for hours and
  * come back with their state file. At the end every professional comes back, the run
  * drains, and the report says what happened to every request and checks that every
- * message the broker accepted was handled or reported back to its sender (lost = 0).
+ * message the broker accepted was handled or reported back to its sender (lost = 0), that
+ * no request was re-dispatched or escalated past its bounds, and that every due request
+ * was acted on by its deadline; the exit status is 1 when one of these fails.
  *
  * Everything random is drawn from --seed, so a run can be replayed.
  */
@@ -36,56 +38,19 @@
 #include "demo_broker.h"
 #include "refagents.h"
 #include "relais/log.h"
+#include "sim_options.h"
 #include "sim_stats.h"
 
 #define TERRITORY "sim"
 #define HOUR_MS (3600 * 1000LL)
 #define DAY_MS (24 * HOUR_MS)
 #define WEEK_MS (7 * DAY_MS)
+/* The longest route of a practice (two nurses then the nurses' pool; three cardiologists):
+ * a request goes to each of its candidates at most once, the coordinator's one
+ * reassignment included, so it is re-dispatched at most this many times. */
+#define SIM_MAX_CANDIDATES 3
 
 /* ---- Options --------------------------------------------------------------------------- */
-
-typedef struct sim_options {
-    unsigned practices, gps_per_practice, nurses, physios, cardiologists, pneumologists;
-    unsigned hospitals, facilities, weeks;
-    double factor;          /* business ms per real ms */
-    unsigned discharges;    /* per practice per week */
-    unsigned referrals;     /* per practice per week */
-    unsigned preadmissions; /* per practice per week */
-    double silent_share;    /* specialists who never answer */
-    double offline_share;   /* nurses and physiotherapists who go offline once */
-    double decline_rate, no_show_rate;
-    uint64_t seed;
-    const char *relaisd;
-    const char *report_path;
-    bool keep;
-    bool quiet;
-} sim_options_t;
-
-static void usage(FILE *f)
-{
-    fprintf(f, "usage: relais-sim [options]\n"
-               "Runs a simulated CPTS territory against a real relaisd and prints a report.\n"
-               "  --practices N        GP practices, each with an assistant (20)\n"
-               "  --gps N              GPs per practice (2)\n"
-               "  --nurses N           (70)   --physios N (45)\n"
-               "  --cardiologists N    (25)   --pneumologists N (20)\n"
-               "  --hospitals N        (3)    --facilities N (3, preadmission facilities)\n"
-               "  --weeks N            simulated weeks (4)\n"
-               "  --factor F           simulated ms per real ms (40000: 4 weeks in ~61 s)\n"
-               "  --discharges N       discharges per practice per week (8)\n"
-               "  --referrals N        referrals per practice per week (10)\n"
-               "  --preadmissions N    preadmissions per practice per week (1)\n"
-               "  --silent SHARE       share of specialists who never answer (0.1)\n"
-               "  --offline SHARE      share of nurses and physiotherapists offline once (0.1)\n"
-               "  --decline RATE       providers' busy-decline rate (0.1)\n"
-               "  --no-show RATE       patients' no-show rate (0.05)\n"
-               "  --seed N             random seed (1)\n"
-               "  --relaisd PATH       the broker to run (default: the build's)\n"
-               "  --report FILE        also write the report to FILE\n"
-               "  --keep               keep the run's data directory\n"
-               "  --quiet              only the report\n");
-}
 
 /* ---- Randomness -------------------------------------------------------------------------- */
 
@@ -144,6 +109,10 @@ typedef struct member {
     relais_ref_coordinator_t *coordinator;
     /* Assistants: their routes, kept alive as long as the role (it copies them anyway). */
     const char *gps[8];
+    /* What it was to do while offline (a desk away: the work waits for it). */
+    struct action **waiting;
+    size_t n_waiting;
+    int64_t tick_due; /* assistants: when the lag probe should fire (monotonic ms) */
 } member_t;
 
 struct sim {
@@ -161,6 +130,10 @@ struct sim {
     const relais_ref_programmes_t *programmes;
     int64_t origin_ms; /* business time at the start of the scenario */
     unsigned offline_periods, silent;
+    const char *relaisd;
+    double loop_lag_max_ms; /* the assistants' loops: how late a timer fired, at most */
+    unsigned broker_restarts;
+    double restart_real_ms; /* how long the last restart took (real time) */
 };
 
 static member_t *of_kind(sim_t *s, member_kind_t k, size_t i)
@@ -318,12 +291,42 @@ static void on_state(relais_agent_t *agent, relais_agent_state_t state, const ch
     pthread_mutex_unlock(&m->sim->mu);
 }
 
+static void on_submitted(relais_agent_t *agent, const relais_send_result_t *res, void *ud)
+{
+    member_t *m = ud;
+    if (res->status == 0 && res->message_id != NULL)
+        sim_stats_submitted(m->sim->stats, m->address, res->message_id);
+}
+
 static void on_acked(relais_agent_t *agent, const Relais__V1__Envelope *env,
                      relais_outcome_t outcome, const char *reason, void *ud)
 {
     member_t *m = ud;
     if (env->message_id.len == RELAIS_MESSAGE_ID_LEN)
         sim_stats_acked(m->sim->stats, env->message_id.data, outcome != RELAIS_RETRY_LATER);
+}
+
+/* A deadline is acted on when its assistant's loop runs: a 50 ms timer on each assistant
+ * measures how late that loop is, the honest tolerance for a deadline. */
+#define LAG_PROBE_MS 50
+
+static void on_lag_tick(relais_agent_t *agent, void *ud)
+{
+    member_t *m = ud;
+    int64_t now = relais_mono_ms();
+    double late = m->tick_due ? (double)(now - m->tick_due) : 0;
+    pthread_mutex_lock(&m->sim->mu);
+    if (late > m->sim->loop_lag_max_ms) m->sim->loop_lag_max_ms = late;
+    pthread_mutex_unlock(&m->sim->mu);
+    m->tick_due = now + LAG_PROBE_MS;
+    relais_agent_timer(agent, LAG_PROBE_MS, on_lag_tick, m, NULL);
+}
+
+static void start_lag_probe(relais_agent_t *agent, void *ud)
+{
+    member_t *m = ud;
+    m->tick_due = 0;
+    on_lag_tick(agent, m);
 }
 
 static int new_agent(member_t *m)
@@ -340,6 +343,7 @@ static int new_agent(member_t *m)
     if (rc == 0) {
         relais_agent_on_state(m->agent, on_state, m);
         relais_agent_on_acked(m->agent, on_acked, m);
+        relais_agent_on_submitted(m->agent, on_submitted, m);
     }
     return rc;
 }
@@ -367,6 +371,9 @@ static int make_provider(member_t *m)
         .no_show_rate = s->opt.no_show_rate,
         .seed = s->opt.seed * 1000003u + (uint64_t)(m - s->m),
         .report_outcomes = true,
+        .answer_median_ms = s->opt.answer_sigma > 0 ? (int64_t)(s->opt.answer_median_h * HOUR_MS) : 0,
+        .answer_sigma = s->opt.answer_sigma,
+        .decline_by_load = true,
         .on_event = on_event,
         .event_ud = m,
     };
@@ -501,6 +508,7 @@ static void *run_thread(void *arg)
 
 static int start_thread(member_t *m)
 {
+    if (m->kind == M_ASSISTANT) relais_agent_post(m->agent, start_lag_probe, m);
     if (pthread_create(&m->thread, NULL, run_thread, m) != 0) return -errno;
     m->thread_running = true;
     return 0;
@@ -535,17 +543,21 @@ typedef enum action_kind {
     A_REFERRAL,
     A_PREADMISSION,
     A_OFFLINE,
-    A_ONLINE
+    A_ONLINE,
+    A_BROKER_KILL
 } action_kind_t;
 
-typedef struct action {
+typedef struct action action_t;
+static relais_agent_fn action_fn(const action_t *a);
+
+struct action {
     int64_t at_ms; /* business time */
     action_kind_t kind;
     member_t *who;   /* the acting member (hospital, assistant) or the one going offline */
     member_t *about; /* discharge and referral: the practice's assistant / GP */
     unsigned n;      /* a running number for identifiers */
     int variant;     /* programme, specialty… */
-} action_t;
+};
 
 static int cmp_action(const void *a, const void *b)
 {
@@ -565,7 +577,7 @@ static action_t *plan(sim_t *s, size_t *n_out)
 {
     const sim_options_t *o = &s->opt;
     size_t per_practice = (size_t)(o->discharges + o->referrals + o->preadmissions) * o->weeks;
-    size_t cap = per_practice * o->practices + 2 * (s->count[M_NURSE] + s->count[M_PHYSIO]);
+    size_t cap = per_practice * o->practices + 2 * s->n + 2 * (M_COORDINATOR + 1) + 1;
     action_t *a = calloc(cap + 1, sizeof *a);
     if (a == NULL) return NULL;
     size_t n = 0;
@@ -594,12 +606,14 @@ static action_t *plan(sim_t *s, size_t *n_out)
                     random_time(s, week, WEEK_MS), A_PREADMISSION, assistant, NULL, ++serial, 0};
         }
     }
-    /* Offline periods: 2 to 12 simulated hours, in the first three quarters of the run. */
-    member_kind_t kinds[2] = {M_NURSE, M_PHYSIO};
-    for (int k = 0; k < 2; k++) {
-        for (size_t i = 0; i < s->count[kinds[k]]; i++) {
-            if (rng_unit() >= o->offline_share) continue;
-            member_t *m = of_kind(s, kinds[k], i);
+    /* Offline periods: 2 to 12 simulated hours, in the first three quarters of the run,
+     * for any member, and at least one member of each role, the coordinator included. */
+    for (int k = 0; k <= M_COORDINATOR; k++) {
+        if (s->count[k] == 0) continue;
+        size_t forced = rng_below(s->count[k]);
+        for (size_t i = 0; i < s->count[k]; i++) {
+            if (i != forced && rng_unit() >= o->offline_share) continue;
+            member_t *m = of_kind(s, (member_kind_t)k, i);
             int64_t off = random_time(s, s->origin_ms, span * 3 / 4);
             int64_t on = off + 2 * HOUR_MS + (int64_t)rng_below(10 * HOUR_MS);
             a[n++] = (action_t){off, A_OFFLINE, m, NULL, 0, 0};
@@ -607,6 +621,9 @@ static action_t *plan(sim_t *s, size_t *n_out)
             s->offline_periods++;
         }
     }
+    if (o->kill_at > 0)
+        a[n++] = (action_t){s->origin_ms + (int64_t)((double)span * o->kill_at), A_BROKER_KILL,
+                            NULL, NULL, 0, 0};
     qsort(a, n, sizeof *a, cmp_action);
     *n_out = n;
     return a;
@@ -666,15 +683,14 @@ static void do_referral(relais_agent_t *agent, void *ud)
         window.due_by_ms = now + 21 * DAY_MS;
         rc = relais_ref_assistant_request_pool(m->assistant, pool, gp, &req);
     } else {
+        /* The practice's own correspondents, by its routes: the usual cardiologist or
+         * pneumologist first, the next ones if declined or silent. */
         bool cardio = a->variant == 1;
-        size_t nc = s->opt.cardiologists, np = s->opt.pneumologists;
-        size_t i = cardio ? rng_below(nc) : nc + rng_below(np);
         req.requested_role = "specialist";
         req.specialty = cardio ? "cardiology" : "pneumology";
         req.reason = "Avis spécialisé";
         window.due_by_ms = now + 60 * DAY_MS;
-        rc = relais_ref_assistant_request(m->assistant, of_kind(s, M_SPECIALIST, i)->address, gp,
-                                          &req);
+        rc = relais_ref_assistant_refer(m->assistant, gp, &req);
     }
     if (rc != 0) RLOG(RELAIS_LOG_WARN, "sim", "referral %s not sent: %s", rid, relais_strerror(rc));
     free(a);
@@ -705,22 +721,77 @@ static void do_preadmission(relais_agent_t *agent, void *ud)
     free(a);
 }
 
-/* Takes a professional offline: its agent stops (its state file keeps what it owes). */
+/* Takes a member offline: its agent stops (its state file keeps what it owes, its role's
+ * object keeps its memory: calendar, requests, reassignment history). */
 static void go_offline(member_t *m)
 {
     if (!m->thread_running) return;
+    sim_stats_offline(m->sim->stats, m->address, relais_now_ms(), 0);
     join_thread(m);
     relais_agent_destroy(&m->agent);
 }
 
-/* Brings it back: a new agent on the same state file, the same calendar rebound to it. */
+static void mark_back(relais_agent_t *agent, void *ud)
+{
+    member_t *m = ud;
+    sim_stats_offline(m->sim->stats, m->address, 0, relais_now_ms());
+}
+
+/* Brings it back: a new agent on the same state file, the same role rebound to it. */
 static int go_online(member_t *m)
 {
     if (m->thread_running) return 0;
     int rc = new_agent(m);
-    if (rc == 0) rc = relais_ref_provider_rebind(m->provider, m->agent);
+    if (rc == 0) {
+        switch (m->kind) {
+        case M_ASSISTANT:
+            rc = relais_ref_assistant_rebind(m->assistant, m->agent);
+            break;
+        case M_HOSPITAL:
+            rc = relais_ref_hospital_rebind(m->hospital, m->agent);
+            break;
+        case M_COORDINATOR:
+            rc = relais_ref_coordinator_rebind(m->coordinator, m->agent);
+            break;
+        case M_FACILITY:
+            rc = relais_ref_facility_rebind(m->facility, m->agent);
+            break;
+        default:
+            rc = relais_ref_provider_rebind(m->provider, m->agent);
+            break;
+        }
+    }
+    /* Back when its loop turns again, not when its thread is created: a restart on a busy
+     * machine takes a few hundred milliseconds, hours of business time. */
+    if (rc == 0) relais_agent_post(m->agent, mark_back, m);
     if (rc == 0) rc = start_thread(m);
+    /* The work that waited for it. */
+    for (size_t i = 0; rc == 0 && i < m->n_waiting; i++) {
+        if (relais_agent_post(m->agent, action_fn(m->waiting[i]), m->waiting[i]) != 0)
+            free(m->waiting[i]);
+    }
+    if (rc == 0) m->n_waiting = 0;
     return rc;
+}
+
+/* relaisd crashes (SIGKILL) and comes back on the same endpoint and data: the agents
+ * reconnect by themselves and resend what it had not acknowledged. */
+static int restart_broker(sim_t *s)
+{
+    char err[512];
+    int64_t t0 = relais_mono_ms();
+    demo_broker_kill(&s->broker);
+    if (demo_broker_start(&s->broker, s->relaisd, s->directory_path, s->broker_key_path, 30000,
+                          err, sizeof err) != 0) {
+        fprintf(stderr, "relais-sim: relaisd did not come back: %s\n", err);
+        return -1;
+    }
+    s->broker_restarts++;
+    s->restart_real_ms = (double)(relais_mono_ms() - t0);
+    if (!s->opt.quiet)
+        fprintf(stderr, "relais-sim: relaisd killed (SIGKILL) and restarted in %.0f ms\n",
+                s->restart_real_ms);
+    return 0;
 }
 
 /* Sleeps the driver until business time reaches at_ms (a simulation clock, not a test
@@ -735,6 +806,12 @@ static void wait_until(int64_t at_ms)
     }
 }
 
+static relais_agent_fn action_fn(const action_t *a)
+{
+    return a->kind == A_DISCHARGE ? do_discharge : a->kind == A_REFERRAL ? do_referral
+                                                                          : do_preadmission;
+}
+
 static int drive(sim_t *s, const action_t *plan, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -742,6 +819,10 @@ static int drive(sim_t *s, const action_t *plan, size_t n)
         const action_t *p = &plan[i];
         if (p->kind == A_OFFLINE) {
             go_offline(p->who);
+            continue;
+        }
+        if (p->kind == A_BROKER_KILL) {
+            if (restart_broker(s) != 0) return -1;
             continue;
         }
         if (p->kind == A_ONLINE) {
@@ -756,12 +837,51 @@ static int drive(sim_t *s, const action_t *plan, size_t n)
         action_t *copy = malloc(sizeof *copy);
         if (copy == NULL) return -1;
         *copy = *p;
-        relais_agent_fn fn = p->kind == A_DISCHARGE  ? do_discharge
-                             : p->kind == A_REFERRAL ? do_referral
-                                                     : do_preadmission;
-        if (relais_agent_post(p->who->agent, fn, copy) != 0) free(copy);
+        member_t *who = p->who;
+        if (!who->thread_running) {
+            action_t **grown = realloc(who->waiting, (who->n_waiting + 1) * sizeof *grown);
+            if (grown == NULL) {
+                free(copy);
+                return -1;
+            }
+            who->waiting = grown;
+            who->waiting[who->n_waiting++] = copy;
+            continue;
+        }
+        if (relais_agent_post(who->agent, action_fn(copy), copy) != 0) free(copy);
     }
     return 0;
+}
+
+/* ---- Stalls ------------------------------------------------------------------------------------ */
+
+/* At 40,000× one second of machine stall is 11 simulated hours: a thread that asks to wake
+ * every 10 ms measures how late it wakes, the simulator's clock being as late. */
+typedef struct stall_watch {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    bool stop;
+    double max_ms;
+    unsigned over_100ms;
+} stall_watch_t;
+
+static void *watch_stalls(void *arg)
+{
+    stall_watch_t *w = arg;
+    for (;;) {
+        pthread_mutex_lock(&w->mu);
+        bool stop = w->stop;
+        pthread_mutex_unlock(&w->mu);
+        if (stop) return NULL;
+        int64_t before = relais_mono_ms();
+        struct timespec ts = {0, 10 * 1000000L};
+        nanosleep(&ts, NULL);
+        double late = (double)(relais_mono_ms() - before - 10);
+        pthread_mutex_lock(&w->mu);
+        if (late > w->max_ms) w->max_ms = late;
+        if (late > 100) w->over_100ms++;
+        pthread_mutex_unlock(&w->mu);
+    }
 }
 
 /* ---- Main --------------------------------------------------------------------------------------
@@ -781,193 +901,10 @@ static uint64_t broker_accepted(const char *log_path)
     return v;
 }
 
-static int parse_options(int argc, char **argv, sim_options_t *o)
-{
-    *o = (sim_options_t){.practices = 20,
-                         .gps_per_practice = 2,
-                         .nurses = 70,
-                         .physios = 45,
-                         .cardiologists = 25,
-                         .pneumologists = 20,
-                         .hospitals = 3,
-                         .facilities = 3,
-                         .weeks = 4,
-                         .factor = 40000,
-                         .discharges = 8,
-                         .referrals = 10,
-                         .preadmissions = 1,
-                         .silent_share = 0.1,
-                         .offline_share = 0.1,
-                         .decline_rate = 0.1,
-                         .no_show_rate = 0.05,
-                         .seed = 1};
-    enum {
-        O_PRACTICES = 1,
-        O_GPS,
-        O_NURSES,
-        O_PHYSIOS,
-        O_CARDIO,
-        O_PNEUMO,
-        O_HOSPITALS,
-        O_FACILITIES,
-        O_WEEKS,
-        O_FACTOR,
-        O_DISCHARGES,
-        O_REFERRALS,
-        O_PREADMISSIONS,
-        O_SILENT,
-        O_OFFLINE,
-        O_DECLINE,
-        O_NOSHOW,
-        O_SEED,
-        O_RELAISD,
-        O_REPORT,
-        O_KEEP,
-        O_QUIET,
-        O_HELP
-    };
-    static const struct option opts[] = {
-        {"practices", required_argument, NULL, O_PRACTICES},
-        {"gps", required_argument, NULL, O_GPS},
-        {"nurses", required_argument, NULL, O_NURSES},
-        {"physios", required_argument, NULL, O_PHYSIOS},
-        {"cardiologists", required_argument, NULL, O_CARDIO},
-        {"pneumologists", required_argument, NULL, O_PNEUMO},
-        {"hospitals", required_argument, NULL, O_HOSPITALS},
-        {"facilities", required_argument, NULL, O_FACILITIES},
-        {"weeks", required_argument, NULL, O_WEEKS},
-        {"factor", required_argument, NULL, O_FACTOR},
-        {"discharges", required_argument, NULL, O_DISCHARGES},
-        {"referrals", required_argument, NULL, O_REFERRALS},
-        {"preadmissions", required_argument, NULL, O_PREADMISSIONS},
-        {"silent", required_argument, NULL, O_SILENT},
-        {"offline", required_argument, NULL, O_OFFLINE},
-        {"decline", required_argument, NULL, O_DECLINE},
-        {"no-show", required_argument, NULL, O_NOSHOW},
-        {"seed", required_argument, NULL, O_SEED},
-        {"relaisd", required_argument, NULL, O_RELAISD},
-        {"report", required_argument, NULL, O_REPORT},
-        {"keep", no_argument, NULL, O_KEEP},
-        {"quiet", no_argument, NULL, O_QUIET},
-        {"help", no_argument, NULL, O_HELP},
-        {NULL, 0, NULL, 0},
-    };
-    int c;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        char *end = NULL;
-        double d = optarg != NULL ? strtod(optarg, &end) : 0;
-        bool number = optarg != NULL && end != optarg && *end == '\0' && d >= 0;
-        unsigned u = (unsigned)d;
-        bool count = number && d == (double)u && d <= 100000;
-        bool share = number && d <= 1.0;
-        switch (c) {
-        case O_PRACTICES:
-            if (!count || !u) goto bad;
-            o->practices = u;
-            break;
-        case O_GPS:
-            if (!count || !u || u > 8) goto bad;
-            o->gps_per_practice = u;
-            break;
-        case O_NURSES:
-            if (!count || !u) goto bad;
-            o->nurses = u;
-            break;
-        case O_PHYSIOS:
-            if (!count || !u) goto bad;
-            o->physios = u;
-            break;
-        case O_CARDIO:
-            if (!count || !u) goto bad;
-            o->cardiologists = u;
-            break;
-        case O_PNEUMO:
-            if (!count || !u) goto bad;
-            o->pneumologists = u;
-            break;
-        case O_HOSPITALS:
-            if (!count || !u) goto bad;
-            o->hospitals = u;
-            break;
-        case O_FACILITIES:
-            if (!count || !u || u > 8) goto bad;
-            o->facilities = u;
-            break;
-        case O_WEEKS:
-            if (!count || !u || u > 52) goto bad;
-            o->weeks = u;
-            break;
-        case O_FACTOR:
-            if (!number || d < 1 || d > 1000000) goto bad;
-            o->factor = d;
-            break;
-        case O_DISCHARGES:
-            if (!count) goto bad;
-            o->discharges = u;
-            break;
-        case O_REFERRALS:
-            if (!count) goto bad;
-            o->referrals = u;
-            break;
-        case O_PREADMISSIONS:
-            if (!count) goto bad;
-            o->preadmissions = u;
-            break;
-        case O_SILENT:
-            if (!share) goto bad;
-            o->silent_share = d;
-            break;
-        case O_OFFLINE:
-            if (!share) goto bad;
-            o->offline_share = d;
-            break;
-        case O_DECLINE:
-            if (!share) goto bad;
-            o->decline_rate = d;
-            break;
-        case O_NOSHOW:
-            if (!share) goto bad;
-            o->no_show_rate = d;
-            break;
-        case O_SEED:
-            if (!number) goto bad;
-            o->seed = (uint64_t)d;
-            break;
-        case O_RELAISD:
-            o->relaisd = optarg;
-            break;
-        case O_REPORT:
-            o->report_path = optarg;
-            break;
-        case O_KEEP:
-            o->keep = true;
-            break;
-        case O_QUIET:
-            o->quiet = true;
-            break;
-        case O_HELP:
-            usage(stdout);
-            exit(0);
-        default:
-            usage(stderr);
-            return -1;
-        }
-        continue;
-    bad:
-        fprintf(stderr, "relais-sim: invalid value '%s' for --%s\n", optarg, opts[c - 1].name);
-        return -1;
-    }
-    if (optind < argc) {
-        fprintf(stderr, "relais-sim: unexpected argument '%s'\n", argv[optind]);
-        return -1;
-    }
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
     sim_t s = {0};
-    if (parse_options(argc, argv, &s.opt) != 0) return 2;
+    if (sim_options_parse(argc, argv, &s.opt) != 0) return 2;
     signal(SIGPIPE, SIG_IGN);
     relais_log_set_level(s.opt.quiet ? RELAIS_LOG_ERROR : RELAIS_LOG_WARN);
     rng_state = s.opt.seed;
@@ -980,6 +917,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "relais-sim: relaisd not found (use --relaisd)\n");
         return 1;
     }
+    s.relaisd = relaisd;
     s.programmes = relais_ref_programmes_default();
     if (sim_stats_new(&s.stats) != 0) {
         fprintf(stderr, "relais-sim: out of memory\n");
@@ -1045,18 +983,37 @@ int main(int argc, char **argv)
     if (actions == NULL) goto stop;
     wait_until(s.origin_ms);
     int64_t real_start = relais_mono_ms();
+    stall_watch_t watch = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    bool watching = pthread_create(&watch.thread, NULL, watch_stalls, &watch) == 0;
     int rc = drive(&s, actions, n_actions);
     free(actions);
-    if (rc != 0) goto stop;
-    wait_until(s.origin_ms + (int64_t)s.opt.weeks * WEEK_MS);
+    int64_t end_ms = s.origin_ms + (int64_t)s.opt.weeks * WEEK_MS;
+    if (rc == 0) wait_until(end_ms);
 
-    /* The drain: every message accepted is handled or reported back, within 30 s. */
-    sim_stats_wait_drained(s.stats, 30000);
+    /* The drain: every message the broker accepted — the SDKs' own included — is handled
+     * or reported back, within 30 s. */
+    size_t undrained = rc == 0 ? sim_stats_wait_drained(s.stats, 30000) : 0;
     double real_seconds = (double)(relais_mono_ms() - real_start) / 1000.0;
+    if (watching) {
+        pthread_mutex_lock(&watch.mu);
+        watch.stop = true;
+        pthread_mutex_unlock(&watch.mu);
+        pthread_join(watch.thread, NULL);
+    }
+    if (rc != 0) goto stop;
     for (size_t i = 0; i < s.n; i++) join_thread(&s.m[i]);
     if (demo_broker_stop(&s.broker, 10000, err, sizeof err) != 0)
         fprintf(stderr, "relais-sim: relaisd: %s\n", err);
 
+    char nurse_pool[64], physio_pool[64], cardio_pool[64], pneumo_pool[64];
+    snprintf(nurse_pool, sizeof nurse_pool, "service:nurse@%s", TERRITORY);
+    snprintf(physio_pool, sizeof physio_pool, "service:physiotherapist@%s", TERRITORY);
+    snprintf(cardio_pool, sizeof cardio_pool, "service:specialist/cardiology@%s", TERRITORY);
+    snprintf(pneumo_pool, sizeof pneumo_pool, "service:specialist/pneumology@%s", TERRITORY);
+    sim_pool_t pools[] = {{nurse_pool, s.opt.nurses},
+                          {physio_pool, s.opt.physios},
+                          {cardio_pool, s.opt.cardiologists},
+                          {pneumo_pool, s.opt.pneumologists}};
     sim_run_info_t info = {
         .professionals = professionals,
         .practices = s.opt.practices,
@@ -1070,16 +1027,33 @@ int main(int argc, char **argv)
         .offline_periods = s.offline_periods,
         .silent = s.silent,
         .answer_ms = 48 * HOUR_MS,
+        .end_ms = end_ms,
+        .max_redispatches = SIM_MAX_CANDIDATES,
+        .max_escalations = 1,
+        .stall_max_ms = watch.max_ms > s.loop_lag_max_ms ? watch.max_ms : s.loop_lag_max_ms,
+        .watch_stall_ms = watch.max_ms,
+        .loop_lag_ms = s.loop_lag_max_ms,
+        .stalls = watch.over_100ms,
+        .broker_restarts = s.broker_restarts,
+        .restart_real_ms = s.restart_real_ms,
+        .undrained = undrained,
+        .pools = pools,
+        .n_pools = sizeof pools / sizeof pools[0],
     };
-    size_t lost = sim_stats_report(s.stats, &info, stdout);
+    sim_verdict_t verdict;
+    size_t failures = sim_stats_report(s.stats, &info, stdout, &verdict);
     if (s.opt.report_path != NULL) {
         FILE *f = fopen(s.opt.report_path, "w");
         if (f != NULL) {
-            sim_stats_report(s.stats, &info, f);
+            sim_stats_report(s.stats, &info, f, NULL);
             fclose(f);
         }
     }
-    status = lost == 0 ? 0 : 1;
+    if (s.opt.late_not_fatal) failures -= verdict.late;
+    if (failures != 0)
+        fprintf(stderr, "relais-sim: FAILED: %zu lost, %zu requests past a bound, %zu late\n",
+                verdict.lost, verdict.over_bound, verdict.late);
+    status = failures == 0 ? 0 : 1;
     goto cleanup;
 
 stop:
@@ -1094,6 +1068,8 @@ cleanup:
         relais_ref_hospital_destroy(&m->hospital);
         relais_ref_facility_destroy(&m->facility);
         relais_ref_coordinator_destroy(&m->coordinator);
+        for (size_t k = 0; k < m->n_waiting; k++) free(m->waiting[k]);
+        free(m->waiting);
     }
 out:
     if (!s.opt.keep) {

@@ -3,6 +3,7 @@
  * sized for a few hundred thousand messages; a full table is reported, never overwritten.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,8 +48,26 @@ typedef struct req {
     req_type_t type;
     req_outcome_t outcome;
     int64_t sent_ms, answer_ms, booked_ms;
+    int64_t acted_ms; /* first answer, refusal, escalation or re-dispatch */
     bool escalated, redispatched, rebook;
+    unsigned n_redispatches, n_escalations, n_reassignments;
 } req_t;
+
+#define LOAD_MAX 4096 /* (pool, member) pairs */
+
+#define AWAY_MAX 4096 /* offline periods */
+
+/* One agent's offline period (business time; to_ms 0 while it lasts). */
+typedef struct away {
+    uint16_t who;
+    int64_t from_ms, to_ms;
+} away_t;
+
+/* Requests one pool gave one of its members. */
+typedef struct load {
+    uint16_t pool, member;
+    unsigned n;
+} load_t;
 
 struct sim_stats {
     pthread_mutex_t mu;
@@ -64,6 +83,10 @@ struct sim_stats {
     pthread_cond_t drained;            /* signalled when open reaches zero */
     char (*addrs)[RELAIS_ADDRESS_MAX]; /* [0] is "?" */
     size_t n_addrs;
+    load_t loads[LOAD_MAX];
+    size_t n_loads;
+    away_t away[AWAY_MAX];
+    size_t n_away;
 };
 
 int sim_stats_new(sim_stats_t **out)
@@ -189,8 +212,14 @@ static req_t *find_req(sim_stats_t *s, const char *self, const char *ref, bool c
     return NULL;
 }
 
+static void acted(req_t *r, int64_t now)
+{
+    if (r->acted_ms == 0) r->acted_ms = now;
+}
+
 static void answered(req_t *r, int64_t now)
 {
+    acted(r, now);
     if (r->answer_ms == 0) r->answer_ms = now;
     if (r->outcome == OUT_OPEN || r->outcome == OUT_ESCALATED) r->outcome = OUT_ANSWERED;
 }
@@ -212,7 +241,8 @@ static void on_request_event(sim_stats_t *s, const char *self, const relais_ref_
     req_t *r = find_req(s, self, ev->ref, opening);
     if (r == NULL) return;
     if (opening && r->sent_ms == 0) {
-        r->sent_ms = now;
+        /* From the SDK's dispatch, as its deadline is: the Accepted comes a little later. */
+        r->sent_ms = ev->submitted_at_ms ? ev->submitted_at_ms : now;
         r->type = ev->body_case == RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_REQUEST ? REQ_APPOINTMENT
                   : ev->body_case == RELAIS__V1__ENVELOPE__BODY_CARE_TASK_REQUEST
                       ? REQ_TASK
@@ -247,11 +277,18 @@ static void on_request_event(sim_stats_t *s, const char *self, const relais_ref_
         r->outcome = OUT_DECLINED;
         break;
     case RELAIS_REF_MS_ESCALATED:
+        acted(r, now);
         r->escalated = true;
+        r->n_escalations++;
         if (r->outcome == OUT_OPEN) r->outcome = OUT_ESCALATED;
         break;
     case RELAIS_REF_MS_REDISPATCHED:
+        acted(r, now);
         r->redispatched = true;
+        r->n_redispatches++;
+        break;
+    case RELAIS_REF_MS_REASSIGNED:
+        r->n_reassignments++;
         break;
     case RELAIS_REF_MS_REBOOKED:
         r->rebook = true;
@@ -259,6 +296,19 @@ static void on_request_event(sim_stats_t *s, const char *self, const relais_ref_
     default:
         break;
     }
+}
+
+/* One more request the pool gave member. Under s->mu. */
+static void count_load(sim_stats_t *s, const char *pool, const char *member)
+{
+    uint16_t p = addr_index(s, pool), m = addr_index(s, member);
+    for (size_t i = 0; i < s->n_loads; i++) {
+        if (s->loads[i].pool == p && s->loads[i].member == m) {
+            s->loads[i].n++;
+            return;
+        }
+    }
+    if (s->n_loads < LOAD_MAX) s->loads[s->n_loads++] = (load_t){p, m, 1};
 }
 
 void sim_stats_event(sim_stats_t *s, const char *self, const relais_ref_event_t *ev)
@@ -280,6 +330,10 @@ void sim_stats_event(sim_stats_t *s, const char *self, const relais_ref_event_t 
         break;
     case RELAIS_REF_EV_RECEIVED:
         mark_id(s, ev->message_id, ID_HANDLED);
+        if (ev->via != NULL && ev->via[0] != '\0' &&
+            (ev->body_case == RELAIS__V1__ENVELOPE__BODY_APPOINTMENT_REQUEST ||
+             ev->body_case == RELAIS__V1__ENVELOPE__BODY_CARE_TASK_REQUEST))
+            count_load(s, ev->via, self);
         break;
     case RELAIS_REF_EV_RECEIPT:
         if (ev->status == RELAIS__V1__RECEIPT__STATUS__REFUSED ||
@@ -322,6 +376,47 @@ void sim_stats_event(sim_stats_t *s, const char *self, const relais_ref_event_t 
     pthread_mutex_unlock(&s->mu);
 }
 
+void sim_stats_submitted(sim_stats_t *s, const char *self, const uint8_t *message_id)
+{
+    pthread_mutex_lock(&s->mu);
+    id_slot_t *slot = mark_id(s, message_id, ID_SENT);
+    if (slot != NULL && slot->from == 0) slot->from = addr_index(s, self);
+    pthread_mutex_unlock(&s->mu);
+}
+
+void sim_stats_offline(sim_stats_t *s, const char *self, int64_t from_ms, int64_t to_ms)
+{
+    pthread_mutex_lock(&s->mu);
+    uint16_t who = addr_index(s, self);
+    bool closed = false;
+    for (size_t i = 0; to_ms != 0 && i < s->n_away; i++) {
+        if (s->away[i].who == who && s->away[i].to_ms == 0) {
+            s->away[i].to_ms = to_ms;
+            closed = true;
+        }
+    }
+    if (!closed && s->n_away < AWAY_MAX) s->away[s->n_away++] = (away_t){who, from_ms, to_ms};
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* When the requester of key ("assistant|ref") could act on a deadline at t: t, or when it
+ * came back if it was away then — or went away less than `lag` after t, its loop not
+ * having run the deadline's timer yet (the SDK then acts on the next start). Under s->mu. */
+static int64_t able_at(sim_stats_t *s, const char *key, int64_t t, int64_t lag)
+{
+    const char *bar = strchr(key, '|');
+    if (bar == NULL) return t;
+    for (size_t i = 0; i < s->n_away; i++) {
+        const away_t *w = &s->away[i];
+        if (strncmp(s->addrs[w->who], key, (size_t)(bar - key)) != 0 ||
+            s->addrs[w->who][bar - key] != '\0')
+            continue;
+        if (w->from_ms - lag <= t && (w->to_ms == 0 || t < w->to_ms))
+            return w->to_ms != 0 ? w->to_ms : INT64_MAX / 2;
+    }
+    return t;
+}
+
 void sim_stats_acked(sim_stats_t *s, const uint8_t *message_id, bool final)
 {
     if (!final) return;
@@ -354,12 +449,24 @@ static int cmp_i64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-size_t sim_stats_report(sim_stats_t *s, const sim_run_info_t *in, FILE *f)
+/* Requests past a bound, named in the report (at most this many). */
+#define NAMED_MAX 10
+
+size_t sim_stats_report(sim_stats_t *s, const sim_run_info_t *in, FILE *f, sim_verdict_t *v)
 {
     pthread_mutex_lock(&s->mu);
     unsigned counts[REQ_TYPES][OUT_OUTCOMES] = {{0}};
-    unsigned totals[REQ_TYPES] = {0}, in_time[REQ_TYPES] = {0};
+    unsigned totals[REQ_TYPES] = {0}, in_time[REQ_TYPES] = {0}, due_of[REQ_TYPES] = {0};
     unsigned escalated_reqs = 0, all = 0, all_in_time = 0;
+    unsigned max_redispatches = 0, max_escalations = 0, chains[4] = {0};
+    unsigned due = 0, late_strict = 0, late = 0, late_away = 0;
+    const char *named[NAMED_MAX];
+    const req_t *late_named[NAMED_MAX];
+    int64_t late_by[NAMED_MAX];
+    size_t n_named = 0, over_bound = 0, n_late_named = 0;
+    /* A deadline fires on a timer of the machine: a stall delays it by the stall times the
+     * factor, and the loop's millisecond granularity by the factor too. */
+    int64_t tolerance = (int64_t)((in->stall_max_ms + 1.0) * in->factor);
     int64_t *to_booked = malloc(s->n_reqs * sizeof *to_booked + 1);
     size_t n_booked = 0;
     for (size_t i = 0; i < REQ_SLOTS; i++) {
@@ -368,13 +475,43 @@ size_t sim_stats_report(sim_stats_t *s, const sim_run_info_t *in, FILE *f)
         counts[r->type][r->outcome]++;
         totals[r->type]++;
         all++;
-        if (r->answer_ms != 0 && r->answer_ms - r->sent_ms <= in->answer_ms) {
+        /* Only requests whose deadline came before the end can have missed it. */
+        bool is_due = in->end_ms == 0 || r->sent_ms + in->answer_ms <= in->end_ms;
+        due_of[r->type] += is_due;
+        if (is_due && r->answer_ms != 0 && r->answer_ms - r->sent_ms <= in->answer_ms) {
             in_time[r->type]++;
             all_in_time++;
         }
         escalated_reqs += r->escalated;
         if (r->booked_ms != 0 && r->type != REQ_PREADMISSION && to_booked != NULL)
             to_booked[n_booked++] = r->booked_ms - r->sent_ms;
+        if (r->n_redispatches > max_redispatches) max_redispatches = r->n_redispatches;
+        if (r->n_escalations > max_escalations) max_escalations = r->n_escalations;
+        chains[r->n_reassignments < 3 ? r->n_reassignments : 3]++;
+        if (r->n_redispatches > in->max_redispatches || r->n_escalations > in->max_escalations) {
+            over_bound++;
+            if (n_named < NAMED_MAX) named[n_named++] = r->key;
+        }
+        if (is_due) {
+            due++;
+            int64_t deadline = r->sent_ms + in->answer_ms;
+            int64_t acted = r->acted_ms ? r->acted_ms : INT64_MAX;
+            late_strict += acted > deadline;
+            if (acted > deadline + tolerance) {
+                /* A desk away at its deadline acts when it is back: late, but not the SDK's
+                 * doing; counted apart. */
+                int64_t able = able_at(s, r->key, deadline, tolerance);
+                if (able > deadline && acted <= able + tolerance) {
+                    late_away++;
+                } else {
+                    late++;
+                    if (n_late_named < NAMED_MAX) {
+                        late_by[n_late_named] = acted == INT64_MAX ? -1 : acted - deadline;
+                        late_named[n_late_named++] = r;
+                    }
+                }
+            }
+        }
     }
     size_t sent = 0, handled = 0, told = 0, lost = 0;
     for (size_t i = 0; i < ID_SLOTS; i++) {
@@ -394,31 +531,41 @@ size_t sim_stats_report(sim_stats_t *s, const sim_run_info_t *in, FILE *f)
         qsort(to_booked, n_booked, sizeof *to_booked, cmp_i64);
         median_h = (double)to_booked[n_booked / 2] / 3600000.0;
     }
+    double p90_h = n_booked > 0 ? (double)to_booked[n_booked * 9 / 10] / 3600000.0 : -1;
     free(to_booked);
 
     fprintf(f, "# relais-sim report\n\n");
     fprintf(f,
             "Territory: %u professionals, %u practices (%u assistants), %u hospitals, %u "
             "facilities, 1 coordinator; %u of the professionals never answer, %u offline "
-            "periods.\n",
+            "periods, %u broker restart%s (SIGKILL).\n",
             in->professionals, in->practices, in->assistants, in->hospitals, in->facilities,
-            in->silent, in->offline_periods);
-    fprintf(f, "Simulated: %u weeks at %.0f× in %.1f s of real time.\n\n", in->weeks, in->factor,
+            in->silent, in->offline_periods, in->broker_restarts,
+            in->broker_restarts == 1 ? "" : "s");
+    fprintf(f, "Simulated: %u weeks at %.0f× in %.1f s of real time.", in->weeks, in->factor,
             in->real_seconds);
+    if (in->broker_restarts > 0)
+        fprintf(f, " relaisd was down %.0f ms (real) = %.1f h (simulated) at its restart.",
+                in->restart_real_ms, in->restart_real_ms * in->factor / 3600000.0);
+    fprintf(f, "\n\n");
     fprintf(f, "## Requests by type and outcome\n\n| type | total |");
     for (int o = 0; o < OUT_OUTCOMES; o++) fprintf(f, " %s |", outcome_names[o]);
-    fprintf(f, " answered within %lld h |\n|---|---:|", (long long)(in->answer_ms / 3600000));
+    fprintf(f, " answered within %lld h (of those due) |\n|---|---:|",
+            (long long)(in->answer_ms / 3600000));
     for (int o = 0; o < OUT_OUTCOMES; o++) fprintf(f, "---:|");
     fprintf(f, "---:|\n");
     for (int t = 0; t < REQ_TYPES; t++) {
         fprintf(f, "| %s | %u |", type_names[t], totals[t]);
         for (int o = 0; o < OUT_OUTCOMES; o++) fprintf(f, " %u |", counts[t][o]);
-        fprintf(f, " %.1f %% |\n", totals[t] ? 100.0 * in_time[t] / totals[t] : 0.0);
+        fprintf(f, " %.1f %% (%u) |\n", due_of[t] ? 100.0 * in_time[t] / due_of[t] : 0.0,
+                due_of[t]);
     }
     fprintf(f, "\n## Pathways\n\n");
     fprintf(f, "- discharge notifications: %u\n", s->discharges);
-    fprintf(f, "- requests answered within the deadline: %.1f %% (%u of %u)\n",
-            all ? 100.0 * all_in_time / all : 0.0, all_in_time, all);
+    fprintf(f,
+            "- due requests answered within the deadline (from the SDK's dispatch): %.1f %% (%u "
+            "of %u; %u requests in all)\n",
+            due ? 100.0 * all_in_time / due : 0.0, all_in_time, due, all);
     fprintf(f, "- reminders: %u; escalations: %u (%u requests); coordinator reassignments: %u\n",
             s->reminders, s->escalations, escalated_reqs, s->reassignments);
     fprintf(f, "- re-dispatched to the next candidate: %u; rebooked after a no-show: %u\n",
@@ -426,32 +573,104 @@ size_t sim_stats_report(sim_stats_t *s, const sim_run_info_t *in, FILE *f)
     fprintf(f, "- pool offers claimed: %u (withdrawn from other members: %u)\n", s->claims,
             s->withdrawn);
     if (median_h >= 0) {
-        fprintf(f, "- median time from request to booked: %.1f h (simulated)\n", median_h);
+        fprintf(f, "- time from request to booked (simulated): median %.1f h, 90th percentile %.1f h\n",
+                median_h, p90_h);
     } else {
-        fprintf(f, "- median time from request to booked: none booked\n");
+        fprintf(f, "- time from request to booked: none booked\n");
     }
+
+    fprintf(f, "\n## Bounds\n\n");
+    fprintf(f, "- most re-dispatches of one request: %u (bound %u); most escalations: %u (bound %u)\n",
+            max_redispatches, in->max_redispatches, max_escalations, in->max_escalations);
+    fprintf(f, "- coordinator reassignments per request: none %u, one %u, two %u, three or more %u\n",
+            chains[0], chains[1], chains[2], chains[3]);
+    fprintf(f, "- **requests past a bound: %zu**\n", over_bound);
+    for (size_t i = 0; i < n_named; i++) fprintf(f, "  - %s\n", named[i]);
+    fprintf(f,
+            "- due requests (deadline before the end): %u; acted on only when their deadline "
+            "fired, or later (re-dispatched or escalated by the SDK at the deadline, which is "
+            "on time, plus any late): %u; of which beyond the %.1f h the longest stall "
+            "allows: %u because the requesting desk was offline at its deadline (acted on its "
+            "return), **%u otherwise**\n",
+            due, late_strict, (double)tolerance / 3600000.0, late_away, late);
+    for (size_t i = 0; i < n_late_named; i++) {
+        const req_t *r = late_named[i];
+        if (late_by[i] < 0) {
+            fprintf(f, "  - %s (%s): not acted on at all\n", r->key, type_names[r->type]);
+        } else {
+            fprintf(f,
+                    "  - %s (%s): %.1f h late; answered %.1f h after the dispatch, %u "
+                    "re-dispatches, %u escalations, ended %s\n",
+                    r->key, type_names[r->type], (double)late_by[i] / 3600000.0,
+                    r->answer_ms ? (double)(r->answer_ms - r->sent_ms) / 3600000.0 : -1.0,
+                    r->n_redispatches, r->n_escalations, outcome_names[r->outcome]);
+        }
+    }
+
+    fprintf(f, "\n## Pools: requests given to each member\n\n");
+    fprintf(f, "| pool | members | requests | members given one | most to one member | share of the busiest | busiest ÷ mean |\n|---|---:|---:|---:|---:|---:|---:|\n");
+    for (size_t p = 0; p < in->n_pools; p++) {
+        unsigned total = 0, most = 0, served = 0;
+        for (size_t i = 1; i < s->n_addrs; i++) {
+            if (strcmp(s->addrs[i], in->pools[p].address) != 0) continue;
+            for (size_t k = 0; k < s->n_loads; k++) {
+                if (s->loads[k].pool != i) continue;
+                total += s->loads[k].n;
+                served++;
+                if (s->loads[k].n > most) most = s->loads[k].n;
+            }
+        }
+        double mean = in->pools[p].members ? (double)total / in->pools[p].members : 0;
+        fprintf(f, "| %s | %u | %u | %u | %u | %.0f %% | %.1f |\n", in->pools[p].address,
+                in->pools[p].members, total, served, most, total ? 100.0 * most / total : 0.0,
+                mean > 0 ? most / mean : 0.0);
+    }
+
+    fprintf(f, "\n## Machine\n\n");
+    fprintf(f,
+            "- longest stall of a plain thread (woken every 10 ms): %.0f ms real = %.1f h "
+            "simulated; stalls over 100 ms: %u\n",
+            in->watch_stall_ms, in->watch_stall_ms * in->factor / 3600000.0, in->stalls);
+    fprintf(f,
+            "- most an assistant's loop ran a timer late (probed every 50 ms): %.0f ms real = "
+            "%.1f h simulated\n",
+            in->loop_lag_ms, in->loop_lag_ms * in->factor / 3600000.0);
+    fprintf(f,
+            "- deadlines are judged with the larger, %.0f ms real = %.1f h simulated, as "
+            "tolerance\n",
+            in->stall_max_ms, in->stall_max_ms * in->factor / 3600000.0);
+
     fprintf(f, "\n## Messages\n\n");
     if (in->broker_accepted > 0 && in->real_seconds > 0) {
-        fprintf(f, "- accepted by the broker: %llu, %.0f messages per second (real time)\n",
+        fprintf(f, "- accepted by the broker (its own count%s): %llu, %.0f messages per second (real time)\n",
+                in->broker_restarts ? ", last run only" : "",
                 (unsigned long long)in->broker_accepted,
                 (double)in->broker_accepted / in->real_seconds);
     }
-    fprintf(f, "- sent by the agents and accepted: %zu; acknowledged by their recipients: %zu\n",
+    fprintf(f,
+            "- submitted by the agents and accepted (applications' and SDKs' own): %zu; "
+            "acknowledged by their recipients: %zu\n",
             sent, handled);
     fprintf(f, "- reported back to their sender (refused, expired, unclaimed): %zu\n", told);
     fprintf(f, "- rejected at submission (the sender was told at once): %u\n", s->send_failed);
+    if (in->undrained > 0)
+        fprintf(f, "- still open when the drain gave up: %zu\n", in->undrained);
     fprintf(f, "- **lost: %zu**\n", lost);
     size_t listed = 0;
     for (size_t i = 0; i < ID_SLOTS && listed < 20; i++) {
         const id_slot_t *sl = &s->ids[i];
         if (!(sl->flags & ID_SENT) || (sl->flags & (ID_HANDLED | ID_TOLD))) continue;
         char idbuf[37];
-        fprintf(f, "  - %s %s → %s (%s)\n", relais_ref_body_title(sl->body), s->addrs[sl->from],
-                s->addrs[sl->to], relais_id_format(sl->id, RELAIS_MESSAGE_ID_LEN, idbuf));
+        fprintf(f, "  - %s %s → %s (%s)\n", sl->body ? relais_ref_body_title(sl->body) : "(SDK's own)",
+                s->addrs[sl->from], s->addrs[sl->to],
+                relais_id_format(sl->id, RELAIS_MESSAGE_ID_LEN, idbuf));
         listed++;
     }
     if (s->ids_full || s->reqs_full)
         fprintf(f, "\nWARNING: the ledgers were full; the figures above are incomplete.\n");
+    sim_verdict_t verdict = {.lost = lost + (s->ids_full ? 1 : 0), .over_bound = over_bound,
+                             .late = late};
     pthread_mutex_unlock(&s->mu);
-    return lost + (s->ids_full ? 1 : 0);
+    if (v != NULL) *v = verdict;
+    return verdict.lost + verdict.over_bound + verdict.late;
 }

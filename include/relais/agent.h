@@ -189,6 +189,19 @@ void relais_agent_on_withdrawn(relais_agent_t *agent, relais_withdrawn_fn fn, vo
 typedef void (*relais_acked_fn)(relais_agent_t *agent, const Relais__V1__Envelope *env,
                                 relais_outcome_t outcome, const char *reason, void *ud);
 void relais_agent_on_acked(relais_agent_t *agent, relais_acked_fn fn, void *ud);
+
+/*
+ * Observes the broker's answer to every submission of this agent: the application's, the
+ * SDK's own (an escalation, a re-dispatch, the cancel a provider gets when a request is
+ * taken from it, a preadmission's owed cancels) and those resent from the state file after
+ * a restart. result->status is 0 when the broker accepted it (result->duplicate is not set
+ * here); result->reason says why otherwise. Called on the loop thread before the send's
+ * own callback. For accounting (relais-sim counts with it every message the broker
+ * accepted); it must not send.
+ */
+typedef void (*relais_submitted_fn)(relais_agent_t *agent, const relais_send_result_t *result,
+                                    void *ud);
+void relais_agent_on_submitted(relais_agent_t *agent, relais_submitted_fn fn, void *ud);
 void relais_agent_on_state(relais_agent_t *agent, relais_state_fn fn, void *ud);
 
 /*

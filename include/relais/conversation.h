@@ -39,7 +39,10 @@
  * redispatch hook, where the policy allows it (an appointment or care task still unanswered,
  * or declined, or undeliverable): a next candidate gets the same request in the same
  * conversation (the first one gets a cancel); otherwise an Escalation goes to the CPTS
- * coordinator (options.coordinator) and on_escalation runs. Discharge follow-up items that
+ * coordinator (options.coordinator) and on_escalation runs. A request tries each candidate
+ * at most once (a pool and the member who took it both count), is not offered to anyone
+ * once its own window has passed, and is escalated at most once: a request every candidate
+ * declined or rejected goes to the coordinator at once, who decides. Discharge follow-up items that
  * are not completed by their due date are escalated by the agent that received the plan.
  *
  * Threading rule: as for agent.h, every function here runs on the agent's loop thread.
@@ -129,7 +132,13 @@ typedef struct relais_conv_info {
     bool reminded;               /* the current step's reminder ran */
     bool escalated;              /* the current step was escalated */
     unsigned redispatches;       /* how many times the request went to a next candidate */
+    unsigned escalations;        /* appointment or care task: 1 once it went to the
+                                  * coordinator (never more: the coordinator decides) */
     size_t nparts;
+    /* Preadmission: its candidates. Discharge: its items. Appointment or care task (on the
+     * requester's side): every candidate that already had the request, label "candidate",
+     * in the state it left it (a pool and the member who claimed or answered for it both
+     * appear); the SDK never sends the request to one of them again. */
     const relais_conv_part_t *parts;
 } relais_conv_info_t;
 
@@ -149,6 +158,10 @@ typedef struct relais_conv_options {
     int64_t choice_ms;    /* a preadmission choice once a facility accepted (48 h) */
     int64_t admission_ms; /* the admission notice, after the admission date (7 days) */
     int64_t follow_up_ms; /* a follow-up item without a due date, from the notification (7 days) */
+    /* A request re-dispatched to a pool (a service: address) goes in OFFER dispatch (every
+     * member offered, the first claim wins) rather than ANYCAST. A request first sent in
+     * OFFER keeps it whatever this says. */
+    bool offer_to_pools;
 } relais_conv_options_t;
 
 typedef struct relais_conv_hooks {
@@ -166,9 +179,13 @@ typedef struct relais_conv_hooks {
                           const Relais__V1__Escalation *escalation, int send_rc, void *ud);
     /*
      * Re-dispatch policy: asked when an appointment or care-task request was not answered
-     * in time, was declined or rejected, or could not be delivered. Writes the next
-     * candidate's address to next (RELAIS_ADDRESS_MAX bytes) and returns true to send the
-     * request there, or returns false (then a missed deadline is escalated). NULL: never.
+     * in time, was declined or rejected, or could not be delivered, while its own window
+     * (TimeWindow.due_by_ms) has not passed. Writes the next candidate's address to next
+     * (RELAIS_ADDRESS_MAX bytes) and returns true to send the request there, or returns
+     * false. conv->parts lists the candidates that already had it: the SDK refuses to send
+     * it to one of them again, so that a request tries each candidate at most once and the
+     * number of re-dispatches is bounded by the number of candidates. When no one is left,
+     * the request is escalated to the coordinator, once. NULL: never.
      */
     bool (*redispatch)(relais_agent_t *agent, const relais_conv_info_t *conv,
                        char next[RELAIS_ADDRESS_MAX], void *ud);
@@ -215,8 +232,9 @@ int relais_conv_set_deadline(relais_agent_t *agent, const uint8_t id[RELAIS_MESS
  * or undeliverable) to `next` instead, in the same conversation: the current provider, if
  * it still holds it, gets a cancel; the step starts again with its own deadline. What a
  * coordinator's reassignment leads to (see the Note's reassign_to). 0, -ENOENT,
- * RELAIS_EINVALID (not such a request, an invalid address, or the provider it already
- * waits on), RELAIS_ECONFIG when tracking is off, or relais_agent_send()'s error.
+ * RELAIS_EINVALID (not such a request, an invalid address, a candidate that already had
+ * it, or a request whose window has passed; relais_conv_last_refusal() says which),
+ * RELAIS_ECONFIG when tracking is off, or relais_agent_send()'s error.
  */
 int relais_conv_redispatch(relais_agent_t *agent, const uint8_t id[RELAIS_MESSAGE_ID_LEN],
                            const char *next);

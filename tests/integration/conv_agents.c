@@ -289,6 +289,10 @@ static void do_send(relais_agent_t *agent, void *ud)
         areq.request_id = "req-1";
         areq.patient = &patient;
         areq.requested_role = "nurse";
+        if (j->window_due_ms) {
+            windows[0].due_by_ms = j->window_due_ms;
+            areq.window = &windows[0];
+        }
         env.appointment_request = &areq;
         break;
     case B(APPOINTMENT_CONFIRM):

@@ -98,6 +98,7 @@ typedef struct job {
     bool receipts;
     const char *item; /* care task: the follow-up item it is for */
     int64_t due_ms;   /* discharge: the second item's due date */
+    int64_t window_due_ms; /* appointment request: its window's due date (0: no window) */
     int rc;
     char refusal[RELAIS_REASON_MAX];
     uint8_t id[RELAIS_MESSAGE_ID_LEN];

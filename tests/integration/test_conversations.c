@@ -205,6 +205,32 @@ Test(conversations, an_unanswered_request_is_redispatched_to_the_next_candidate)
     await_state(n1, RELAIS_CONV_CANCELLED);
 }
 
+Test(conversations, a_request_past_its_window_is_escalated_once_and_not_offered_to_the_next)
+{
+    const relais_conv_options_t fast = {.coordinator = ADDR_COORDINATOR, .answer_ms = 500};
+    tagent_t *c = start_agent(2, ADDR_COORDINATOR, NULL, NULL, NULL);
+    tagent_t *a =
+        start_agent(0, ADDR_ASSISTANT, &fast, NULL, &(tagent_t){.next_candidate = ADDR_NURSE2});
+    /* The nurse is offline and the request's own window closes before its deadline. */
+    job_t req = {.body = B(APPOINTMENT_REQUEST),
+                 .to = {ADDR_NURSE},
+                 .nto = 1,
+                 .window_due_ms = relais_now_ms() + 100};
+    cr_assert_eq(send_as(a, &req), 0);
+    AWAIT(a, ev->escalations == 1);
+    AWAIT(c, ev->got[B(ESCALATION)] == 1);
+    pthread_mutex_lock(&c->ev.mu);
+    const Relais__V1__Escalation *e = c->ev.escalation;
+    cr_assert_not_null(e);
+    cr_expect_eq(e->n_tried, 1, "the escalation lists who had it");
+    if (e->n_tried == 1) cr_expect_str_eq(e->tried[0], ADDR_NURSE);
+    pthread_mutex_unlock(&c->ev.mu);
+    query(a);
+    cr_assert_eq(a->ev.nsnap, 1);
+    cr_expect_eq(a->ev.snap[0].redispatches, 0, "not offered to the next one as new");
+    cr_expect_str_eq(a->ev.snap[0].counterpart, ADDR_NURSE);
+}
+
 Test(conversations, a_preadmission_to_three_facilities_cancels_the_others_on_choice)
 {
     tagent_t *a = start_agent(0, ADDR_ASSISTANT, &defaults, NULL, NULL);

@@ -495,6 +495,79 @@ Test(out_of_order, a_redispatch_takes_a_pending_request_to_the_next_candidate)
     conv__free(&c);
 }
 
+/* ---- Candidates a request already had (issue 10's livelock) ------------------------- */
+
+#define POOL_ADDR "service:nurse@relais-test"
+
+Test(candidates, a_pool_and_the_member_who_answered_for_it_both_count_as_tried)
+{
+    /* The route [PEER, STRANGER, pool]: PEER and STRANGER rejected, the pool gave the task
+     * back to PEER, who rejects again. */
+    conv_t *c = conv_in(RELAIS_CONV_CARE_TASK, RQ, ST(REJECTED));
+    cr_assert(conv__note_candidate(c, PEER, ST(REJECTED), 1000));
+    char reason[RELAIS_REASON_MAX];
+    msg_t m;
+    conv_event_t ev = event(&m, B(CARE_TASK_REQUEST), 0, OUT, STRANGER);
+    ev.redispatch = true;
+    cr_assert_eq(conv__advance(c, &ev, reason, sizeof(reason)), CONV_APPLIED, "%s", reason);
+    cr_assert_eq(feed(c, B(CARE_TASK_UPDATE), RELAIS__V1__CARE_TASK_UPDATE__STATUS__REJECTED, IN,
+                      STRANGER, reason),
+                 CONV_APPLIED, "%s", reason);
+    ev = event(&m, B(CARE_TASK_REQUEST), 0, OUT, POOL_ADDR);
+    ev.redispatch = true;
+    cr_assert_eq(conv__advance(c, &ev, reason, sizeof(reason)), CONV_APPLIED, "%s", reason);
+    cr_assert_eq(feed(c, B(CARE_TASK_UPDATE), RELAIS__V1__CARE_TASK_UPDATE__STATUS__REJECTED, IN,
+                      PEER, reason),
+                 CONV_APPLIED, "%s", reason);
+    /* The member who answered is the counterpart, and the pool is not forgotten. */
+    cr_expect_str_eq(c->counterpart, PEER);
+    cr_expect(conv__tried(c, PEER));
+    cr_expect(conv__tried(c, STRANGER));
+    cr_expect(conv__tried(c, POOL_ADDR));
+    cr_expect_eq(c->nparts, 3);
+    cr_expect_eq(c->redispatches, 2);
+    for (size_t i = 0; i < c->nparts; i++) {
+        cr_expect_str_eq(c->parts[i].label, CONV_CANDIDATE_LABEL);
+        cr_expect_eq(c->parts[i].state, ST(REJECTED), "%s is %s", c->parts[i].key,
+                     relais_conv_state_name(c->parts[i].state));
+    }
+    conv__free(&c);
+}
+
+Test(candidates, an_opened_request_records_its_first_candidate_on_the_requester_side_only)
+{
+    msg_t m;
+    msg_init(&m, B(APPOINTMENT_REQUEST), 0, NULL);
+    body_set(&m, B(APPOINTMENT_REQUEST), 0);
+    m.to[0] = PEER;
+    m.env.to = m.to;
+    m.env.n_to = 1;
+    conv_event_t ev = {.env = &m.env, .outgoing = true, .self = SELF, .now_ms = 7};
+    conv_t *c = NULL;
+    cr_assert_eq(conv__open(&ev, &c, NULL, 0), CONV_APPLIED);
+    cr_expect(conv__tried(c, PEER));
+    cr_expect_not(conv__tried(c, STRANGER));
+    conv__free(&c);
+    m.env.sender = PEER;
+    ev.outgoing = false;
+    cr_assert_eq(conv__open(&ev, &c, NULL, 0), CONV_APPLIED);
+    cr_expect_eq(c->nparts, 0, "a provider keeps no list of candidates");
+    conv__free(&c);
+}
+
+Test(candidates, the_escalated_once_mark_survives_the_next_steps)
+{
+    conv_t *c = conv_in(RELAIS_CONV_APPOINTMENT, RQ, ST(DECLINED));
+    c->flags = CONV_F_ESCALATED | CONV_F_ESCALATED_ONCE;
+    char reason[RELAIS_REASON_MAX];
+    msg_t m;
+    conv_event_t ev = event(&m, B(APPOINTMENT_REQUEST), 0, OUT, STRANGER);
+    ev.redispatch = true;
+    cr_assert_eq(conv__advance(c, &ev, reason, sizeof(reason)), CONV_APPLIED, "%s", reason);
+    cr_expect_eq(c->flags, CONV_F_ESCALATED_ONCE, "a new step, the same request: %u", c->flags);
+    conv__free(&c);
+}
+
 /* ---- Preadmissions ----------------------------------------------------------------- */
 
 #define F1 "finess:350000011"

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "calendar.h"
+#include "ref_internal.h"
 #include "refconfig.h"
 
 #define MIN_MS (60 * 1000LL)
@@ -434,4 +435,46 @@ Test(samples, the_provider_refuses_what_the_file_reader_would)
         cr_expect_null(p);
     }
     relais_agent_destroy(&agent);
+}
+
+/* ---- Answers that take working time (provider_later.c) -------------------------------- */
+
+Test(answer_delay, working_time_counts_only_opening_hours_and_skips_the_weekend)
+{
+    ref_calendar_spec_t spec = office_hours(MON_2026_11_23, 7);
+    int64_t mon = MON_2026_11_23;
+    /* Monday 11:00 + 2 h of work: one hour before noon, one after 14:00. */
+    cr_expect_eq(ref__working_time_add(&spec, mon + 11 * HOUR_MS, 2 * HOUR_MS),
+                 mon + 15 * HOUR_MS);
+    /* Received at night: work starts at 08:00. */
+    cr_expect_eq(ref__working_time_add(&spec, mon + 22 * HOUR_MS, 30 * MIN_MS),
+                 mon + DAY_MS + 8 * HOUR_MS + 30 * MIN_MS);
+    /* Friday 17:00 + 3 h: one hour on Friday, two on Monday morning. */
+    int64_t fri = mon + 4 * DAY_MS;
+    cr_expect_eq(ref__working_time_add(&spec, fri + 17 * HOUR_MS, 3 * HOUR_MS),
+                 mon + 7 * DAY_MS + 10 * HOUR_MS);
+}
+
+Test(answer_delay, the_log_normal_draw_has_its_median_and_a_capped_tail)
+{
+    /* u2 = 0.25: cos(pi/2) = 0, the median whatever u1. */
+    int64_t m = ref__lognormal_ms(2 * HOUR_MS, 1.2, 0.3, 0.25);
+    cr_expect(m > 2 * HOUR_MS - 1000 && m < 2 * HOUR_MS + 1000, "%lld", (long long)m);
+    /* The far tail (u1 tiny, cos = 1) is capped at 40 medians. */
+    cr_expect_eq(ref__lognormal_ms(HOUR_MS, 3.0, 1e-15, 0.0), 40 * HOUR_MS);
+    cr_expect_eq(ref__lognormal_ms(0, 1.2, 0.5, 0.5), 0);
+}
+
+Test(answer_delay, the_load_is_the_booked_share_of_the_period)
+{
+    ref_calendar_t cal;
+    ref_calendar_spec_t spec = consecutive(4, 1, MON_2026_11_23);
+    cr_assert_eq(ref__calendar_init(&cal, &spec), 0);
+    int64_t end = MON_2026_11_23 + 2 * HOUR_MS;
+    cr_expect_eq(ref__calendar_load(&cal, MON_2026_11_23, end), 0.0);
+    size_t i;
+    cr_assert_eq(ref__calendar_take(&cal, MON_2026_11_23 - 1, "rpps:1", "t-1", 0, 0, &i), 0);
+    cr_expect_eq(ref__calendar_load(&cal, MON_2026_11_23, end), 0.25);
+    cr_expect_eq(ref__calendar_load(&cal, end, end + HOUR_MS), 0.0, "no place: no load");
+    ref__calendar_free(&cal);
 }
