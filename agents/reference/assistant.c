@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "ref_internal.h"
+#include "relais/log.h"
 
 typedef enum appt_state {
     APPT_REQUESTED = 1,
@@ -318,6 +319,49 @@ static int send_care_task(relais_ref_assistant_t *a, const char *to, bool offer,
  * asking anyone twice. An appointment is tied to the discharge's item when tracking is on
  * (a care task carries the item's id and is tied by the SDK itself).
  */
+/*
+ * A follow-up item for a role this practice has nobody configured for (a COPD plan's
+ * physiotherapy, and no physiotherapist): never dropped quietly. It goes to the CPTS
+ * coordinator as an Escalation naming the role, inside the discharge's conversation, and is
+ * logged at warning level; without a coordinator it is logged as an error.
+ */
+static int escalate_unrouted(relais_ref_assistant_t *a, const Relais__V1__DischargeNotification *dn,
+                             const uint8_t *discharge, const Relais__V1__FollowUpItem *item,
+                             const char *ref, const char *gp)
+{
+    char state[200];
+    snprintf(state, sizeof state, "no professional configured for role '%.32s'%s", item->role,
+             a->coordinator ? ": escalated to the coordinator" : ": NOT HANDLED, no coordinator");
+    ref__emit_notice(&a->em, ref, dn->encounter_id, RELAIS_REF_MS_FOLLOW_UP_UNROUTED, state);
+    RLOG(a->coordinator ? RELAIS_LOG_WARN : RELAIS_LOG_ERROR, "assistant",
+         "follow-up item ref=%s role=%s: %s", ref, item->role, state);
+    if (a->coordinator == NULL) return 0;
+    uint8_t id[RELAIS_MESSAGE_ID_LEN];
+    int rc = relais_uuid7(id);
+    if (rc != 0) return rc;
+    Relais__V1__Escalation esc = RELAIS__V1__ESCALATION__INIT;
+    char reason[160];
+    snprintf(reason, sizeof reason,
+             "follow-up item for role %.32s%s%.32s: no professional of that role is configured "
+             "at this practice",
+             item->role, item->specialty[0] ? "/" : "", item->specialty);
+    esc.reason = reason;
+    esc.original_body = "follow_up_item";
+    esc.deadline_ms = item->window ? item->window->due_by_ms : 0;
+    if (discharge != NULL) esc.conversation_id = (ProtobufCBinaryData){RELAIS_MESSAGE_ID_LEN,
+                                                                       (uint8_t *)discharge};
+    char *rcpt[1] = {a->coordinator};
+    Relais__V1__Envelope env = RELAIS__V1__ENVELOPE__INIT;
+    env.message_id = (ProtobufCBinaryData){RELAIS_MESSAGE_ID_LEN, id};
+    env.on_behalf_of = (char *)gp;
+    env.n_to = 1;
+    env.to = rcpt;
+    env.body_case = RELAIS__V1__ENVELOPE__BODY_ESCALATION;
+    env.escalation = &esc;
+    ref__about_t about = {.ref = ref, .encounter_id = dn->encounter_id, .state = state};
+    return ref__submit(&a->em, NULL, &env, &about, NULL);
+}
+
 static int route_item(relais_ref_assistant_t *a, const Relais__V1__DischargeNotification *dn,
                       const uint8_t *discharge, const Relais__V1__FollowUpItem *item, size_t index)
 {
@@ -341,9 +385,7 @@ static int route_item(relais_ref_assistant_t *a, const Relais__V1__DischargeNoti
             ref__emit_notice(&a->em, ref, dn->encounter_id, RELAIS_REF_MS_FOLLOW_UP_FOR_GP, state);
             return 0;
         }
-        snprintf(state, sizeof state, "no address configured for role '%.32s'", role);
-        ref__emit_notice(&a->em, ref, dn->encounter_id, RELAIS_REF_MS_FOLLOW_UP_UNROUTED, state);
-        return 0;
+        return escalate_unrouted(a, dn, discharge, item, ref, gp);
     }
     const char *to = candidate(a, route, 0, gp);
     bool offer = a->routes[route].offer && strncmp(to, "service:", 8) == 0;

@@ -46,6 +46,7 @@ static struct {
     size_t discharge_items;
     relais_conv_state_t item_state[8];
     bool queried;
+    int unrouted_escalations; /* Escalations the coordinator got about an unrouted item */
     bool reassigned_ok; /* the escalation named the silent one, the note the other one */
 } seen = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
 
@@ -164,6 +165,21 @@ typedef struct discharge_job {
     bool done;
 } discharge_job_t;
 
+static const char *discharge_programme = "heart-failure";
+
+static relais_outcome_t on_coordinator_escalation(relais_agent_t *agent, relais_delivery_t *d,
+                                                  void *ud)
+{
+    const Relais__V1__Escalation *esc = d->envelope->escalation;
+    pthread_mutex_lock(&seen.mu);
+    if (esc != NULL && strstr(esc->reason, "physiotherapist") != NULL &&
+        esc->conversation_id.len == RELAIS_MESSAGE_ID_LEN)
+        seen.unrouted_escalations++;
+    pthread_cond_broadcast(&seen.cv);
+    pthread_mutex_unlock(&seen.mu);
+    return RELAIS_PROCESSED;
+}
+
 static void send_discharge(relais_agent_t *agent, void *ud)
 {
     discharge_job_t *j = ud;
@@ -171,7 +187,7 @@ static void send_discharge(relais_agent_t *agent, void *ud)
     char *given[1];
     relais_ref_sample_patient(&patient, given, "SCENARIO-1");
     const relais_ref_programme_t *prog =
-        relais_ref_programme_find(relais_ref_programmes_default(), "heart-failure");
+        relais_ref_programme_find(relais_ref_programmes_default(), discharge_programme);
     const char *team[1] = {GP};
     int rc = prog != NULL ? relais_ref_hospital_discharge(j->h, ASSISTANT, prog, &patient,
                                                           "enc-hf-0001", team, 1, relais_now_ms())
@@ -322,5 +338,62 @@ Test(acceptance, a_heart_failure_discharge_is_followed_through_an_escalation_to_
     relais_ref_assistant_destroy(&a);
     relais_ref_hospital_destroy(&h);
     relais_ref_coordinator_destroy(&coord);
+    rt_suite_stop(&broker);
+}
+
+Test(acceptance, a_follow_up_item_nobody_is_configured_for_goes_to_the_coordinator, .timeout = 60)
+{
+    /* A COPD plan asks for pulmonary rehabilitation, and the practice has no physiotherapist
+     * configured: the item is escalated to the CPTS coordinator, never dropped quietly. */
+    rt_suite_start(&broker, NULL);
+    discharge_programme = "copd";
+    node_t hospital, assistant, gp, nurse, coordinator;
+    open_node(&hospital, HOSPITAL);
+    open_node(&assistant, ASSISTANT);
+    open_node(&gp, GP);
+    open_node(&nurse, NURSE);
+    open_node(&coordinator, COORDINATOR);
+    relais_ref_hospital_t *h = NULL;
+    relais_ref_hospital_config_t hc = {.on_event = on_event};
+    cr_assert_eq(relais_ref_hospital_new(&h, hospital.agent, &hc), 0);
+    const char *gps[1] = {GP};
+    const char *nurses[1] = {NURSE};
+    const char *self[1] = {"@gp"};
+    relais_ref_route_t routes[] = {
+        {.role = "nurse", .candidates = nurses, .n_candidates = 1},
+        {.role = "gp", .candidates = self, .n_candidates = 1},
+    };
+    relais_conv_options_t tracking = {.coordinator = COORDINATOR,
+                                      .reminder_fraction = 0.5,
+                                      .answer_ms = 6 * HOUR_MS,
+                                      .outcome_ms = 7 * DAY_MS};
+    relais_ref_assistant_config_t ac = {.gps = gps,
+                                        .n_gps = 1,
+                                        .routes = routes,
+                                        .n_routes = 2,
+                                        .booking = RELAIS_REF_BOOK_EARLIEST,
+                                        .tracking = &tracking,
+                                        .on_event = on_event};
+    relais_ref_assistant_t *a = NULL;
+    cr_assert_eq(relais_ref_assistant_new(&a, assistant.agent, &ac), 0);
+    relais_ref_provider_t *p_gp = provider(&gp, "gp", NULL, false, false);
+    relais_ref_provider_t *p_nurse = provider(&nurse, "nurse", NULL, false, true);
+    cr_assert_eq(relais_agent_on(coordinator.agent, RELAIS__V1__ENVELOPE__BODY_ESCALATION,
+                                 on_coordinator_escalation, NULL),
+                 0);
+    node_t *all[] = {&hospital, &assistant, &gp, &nurse, &coordinator};
+    for (size_t i = 0; i < 5; i++) start_node(all[i]);
+    AWAIT(seen.ready >= 5);
+    discharge_job_t job = {.h = h};
+    cr_assert_eq(relais_agent_post(hospital.agent, send_discharge, &job), 0);
+    AWAIT(job.done);
+    cr_assert_eq(job.rc, 0, "discharge: %s", relais_strerror(job.rc));
+    AWAIT(seen.unrouted_escalations == 1);
+    AWAIT(seen.milestones[RELAIS_REF_MS_FOLLOW_UP_UNROUTED] == 1);
+    for (size_t i = 0; i < 5; i++) stop_node(all[i]);
+    relais_ref_provider_destroy(&p_gp);
+    relais_ref_provider_destroy(&p_nurse);
+    relais_ref_assistant_destroy(&a);
+    relais_ref_hospital_destroy(&h);
     rt_suite_stop(&broker);
 }
