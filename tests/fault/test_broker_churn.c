@@ -133,8 +133,15 @@ Test(churn, the_memory_of_departed_agents_is_given_back, .timeout = 240)
         after[round] = rss_kib(broker.pid);
         cr_log_info("round %d: RSS %ld KiB", round + 1, after[round]);
     }
+#if defined(__SANITIZE_ADDRESS__)
+    /* AddressSanitizer's quarantine keeps freed memory on purpose, and its allocator ignores
+     * malloc_trim: the rounds still run (no leak, no use after free), the RSS says nothing. */
+    cr_log_info("ASan build: RSS %ld KiB after %d rounds, not compared", after[ROUNDS - 1],
+                ROUNDS);
+#else
     cr_expect_leq(after[ROUNDS - 1] * 10, after[0] * 11,
                   "RSS after %d rounds (%ld KiB) within 10%% of after the first (%ld KiB)",
                   ROUNDS, after[ROUNDS - 1], after[0]);
+#endif
     rt_suite_stop(&broker);
 }

@@ -66,7 +66,7 @@ static void on_done(const store_result_t *r, void *ud)
     out->done = true;
     out->status = r->status;
     out->ndups = r->ndups < 8 ? r->ndups : 8;
-    memcpy(out->dups, r->dup_seqs, out->ndups * sizeof(uint64_t));
+    if (out->ndups > 0) memcpy(out->dups, r->dup_seqs, out->ndups * sizeof(uint64_t));
 }
 
 /* Commits the batch and runs the loop until its completion. */
