@@ -89,6 +89,9 @@ static void on_submitted(relais_agent_t *agent, const relais_send_result_t *res,
 
 static void on_escalation(const relais_ref_escalation_t *esc, void *ud)
 {
+    /* The plan's cardiology item has no route here: its escalation (no one responsible) is
+     * not the one this test follows. */
+    if (esc->responsible == NULL || esc->responsible[0] == '\0') return;
     pthread_mutex_lock(&seen.mu);
     seen.escalations_received++;
     snprintf(seen.reassigned_to, sizeof seen.reassigned_to, "%s", esc->reassigned_to);
