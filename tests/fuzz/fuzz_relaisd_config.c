@@ -6,7 +6,7 @@
  *   - a failure returns RELAIS_ECONFIG or -ENOMEM, leaves the configuration empty, and its
  *     message names the file ("fuzz.yaml:LINE: …") and fits its buffer;
  *   - a success gives at most one setting per key, each an option "--name" or
- *     "--name=value" whose name is one of the sixteen, without underscores, with a line
+ *     "--name=value" whose name is one of the known options, without underscores, with a line
  *     inside the input, and a value without NUL; booleans appear without a value.
  */
 #include <errno.h>
@@ -18,7 +18,8 @@ static const char *const names[] = {
     "bind",       "data",         "directory",          "curve-key",      "insecure",
     "broker-id",  "heartbeat-ms", "max-frame-bytes",    "max-recipients", "default-ttl-ms",
     "max-ttl-ms", "durability",   "dedup-retention-ms", "ack-timeout-ms", "log-level",
-    "log-json",
+    "log-json",   "store-reserve-kb", "dead-letter-retention-days", "audit-rotate-mb",
+    "audit-retention-days", "admin", "admin-token",
 };
 #define N_NAMES (sizeof names / sizeof names[0])
 
