@@ -672,6 +672,8 @@ int broker_open(broker_t *b, const broker_config_t *cfg, uv_loop_t *loop)
         RLOG(RELAIS_LOG_ERROR, "broker", "audit journal: %s", reason);
         goto err;
     }
+    b->store->on_put = submit__journal_put; /* before the first commit */
+    b->store->on_put_ud = b;
     uv_async_init(loop, &b->audit_async, on_audit_durable);
     b->audit_async.data = b;
     b->audit_async_open = true;

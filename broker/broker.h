@@ -481,6 +481,9 @@ void submit__handle(broker_t *b, session_t *s, const uint8_t *body, size_t body_
                     const Relais__V1__Submit *sub);
 /* Commits the batch gathered this turn; replies and routing happen on completion. */
 void submit__commit(broker_t *b);
+/* The store's commit thread tells a message's outcome (store_put_fn): journaled there, while
+ * the store commits; returns the journal position to wait for. */
+uint64_t submit__journal_put(void *ud, const store_op_t *op, bool duplicate, bool committed);
 /* Sends the Accepted replies whose journal records are durable now. */
 void submit__release_replies(broker_t *b);
 /* Adds a replayed dead letter's message to the batch's replies: routed, like a submission,

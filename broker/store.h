@@ -58,6 +58,8 @@ typedef struct store_op {
     uint8_t *data; /* MSG_PUT: stamped envelope; RECEIPT_PUT: encoded frame; owned */
     size_t data_len;
     uint8_t message_id[16]; /* MSG_PUT: for the deduplication index */
+    int body_case;          /* MSG_PUT: for the journal record (store_put_fn) */
+    uint32_t n_to;          /* MSG_PUT: recipients, for the journal record */
     int64_t at_ms;          /* MSG_PUT: accepted at; DELIVERY_SET: when */
     int64_t expires_at_ms;  /* MSG_PUT, DEAD_REPLAY */
     uint64_t ref_seq;       /* DEAD_REPLAY: the dead letter's message sequence */
@@ -88,6 +90,7 @@ typedef struct store_result {
     const char *reason;
     const uint64_t *dup_seqs; /* ascending */
     size_t ndups;
+    uint64_t journal_ticket; /* what store_put_fn returned last for this batch (0: none) */
 } store_result_t;
 
 typedef void (*store_done_fn)(const store_result_t *result, void *ud);
@@ -152,8 +155,19 @@ typedef struct store_vtable {
     void (*close)(store_t *s);
 } store_vtable_t;
 
+/*
+ * Called on the commit thread for each message of a batch once the store knows whether it
+ * is new or a duplicate, before the transaction's COMMIT; and with committed false, after a
+ * COMMIT that failed, for each message it had been called for. The broker journals the
+ * outcome there, so that the journal's fdatasync runs while the store's does: an Accepted
+ * waits for both (submit.c). Returns a position in the journal to wait for (0: none).
+ */
+typedef uint64_t (*store_put_fn)(void *ud, const store_op_t *op, bool duplicate, bool committed);
+
 struct store {
     const store_vtable_t *vt;
+    store_put_fn on_put; /* may be NULL; set before the first commit */
+    void *on_put_ud;
 };
 
 typedef enum store_durability {

@@ -44,6 +44,9 @@ typedef struct job {
     uint64_t *dups; /* seqs of the batch's duplicate messages */
     size_t ndups, dups_cap;
     uint64_t skip_seq; /* the last duplicate: its STORED deliveries are skipped too */
+    uint64_t journal_ticket; /* the journal position the batch's records reached */
+    bool journaled;          /* on_put was called for the batch's messages */
+    int tries;               /* attempts made before this one */
     struct job *next;
 } job_t;
 
@@ -232,6 +235,30 @@ static int add_dup(job_t *j, uint64_t seq)
     return SQLITE_OK;
 }
 
+/* Tells the broker a message's outcome, before the COMMIT (store_put_fn). */
+static void journal_put(sqlite_store_t *s, job_t *j, const store_op_t *op, bool duplicate)
+{
+    /* Once per batch: a retry (after a full disk) finds the same outcomes. */
+    if (s->base.on_put == NULL || j->tries > 0) return;
+    uint64_t t = s->base.on_put(s->base.on_put_ud, op, duplicate, true);
+    if (t > j->journal_ticket) j->journal_ticket = t;
+    j->journaled = true;
+}
+
+/* The batch did not commit after all: each message told to the broker is told again. */
+static void journal_unput(sqlite_store_t *s, job_t *j)
+{
+    if (s->base.on_put == NULL || !j->journaled) return;
+    for (size_t i = 0; i < j->batch.count; i++) {
+        const store_op_t *op = &j->batch.ops[i];
+        if (op->kind != STORE_MSG_PUT) continue;
+        bool dup = false;
+        for (size_t d = 0; d < j->ndups; d++) dup |= j->dups[d] == op->seq;
+        if (!dup) s->base.on_put(s->base.on_put_ud, op, false, false);
+    }
+    j->journaled = false;
+}
+
 static int apply_op(sqlite_store_t *s, job_t *j, const store_op_t *op)
 {
     sqlite3_stmt *st;
@@ -248,8 +275,10 @@ static int apply_op(sqlite_store_t *s, job_t *j, const store_op_t *op)
         if ((rc = exec_step(s, ST_DEDUP_INS)) != SQLITE_OK) return rc;
         if (sqlite3_changes(s->db) == 0) {
             j->skip_seq = op->seq;
+            journal_put(s, j, op, true);
             return add_dup(j, op->seq);
         }
+        journal_put(s, j, op, false);
         st = s->st[ST_MSG_INS];
         sqlite3_bind_int64(st, 1, (sqlite3_int64)op->seq);
         sqlite3_bind_text(st, 2, op->address, -1, SQLITE_STATIC);
@@ -403,6 +432,7 @@ static int probe_committed(sqlite_store_t *s, job_t *j)
 static void run_job(sqlite_store_t *s, job_t *j)
 {
     for (int tries = 0;; tries++) {
+        j->tries = tries;
         int rc = exec_step(s, ST_BEGIN);
         j->skip_seq = 0;
         j->ndups = 0;
@@ -440,6 +470,9 @@ static void run_job(sqlite_store_t *s, job_t *j)
             continue;
         }
         j->status = committed < 0 ? RELAIS_EUNKNOWN : RELAIS_ESTORE;
+        /* Not stored: the journal says so after what it said before the COMMIT. (When the
+         * outcome is unknown it stays as said: the sender's resubmission will tell.) */
+        if (committed == 0) journal_unput(s, j);
         j->ndups = 0;
         return;
     }
@@ -522,7 +555,7 @@ static void on_done(uv_async_t *h)
         job_t *next = j->next;
         if (j->status < 0) RLOG(RELAIS_LOG_ERROR, "store", "commit failed: %s", j->reason);
         store_result_t r = {.status = j->status, .reason = j->reason, .dup_seqs = j->dups,
-                            .ndups = j->ndups};
+                            .ndups = j->ndups, .journal_ticket = j->journal_ticket};
         j->done(&r, j->ud);
         free(j->dups);
         free(j);

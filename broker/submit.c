@@ -128,6 +128,8 @@ static void record_msg(broker_t *b, msg_t *m)
                      .at_ms = m->accepted_at_ms,
                      .expires_at_ms = m->expires_at_ms};
     memcpy(op.message_id, m->message_id, RELAIS_MESSAGE_ID_LEN);
+    op.body_case = m->body_case;
+    op.n_to = m->ndeliveries;
     op.address = xstrdup(m->sender);
     op.data = xmemdup(m->envelope, m->envelope_len ? m->envelope_len : 1);
     op.data_len = m->envelope_len;
@@ -387,24 +389,20 @@ static void on_committed(const store_result_t *res, void *ud)
             msg__free(r->msg);
             continue;
         }
+        /* Journaled already, from the commit thread, while the store committed
+         * (journal_put): the reply waits for that record to be on disk. */
         if (r->msg && is_dup(res, &dup_cursor, r->msg->seq)) {
             /* Accepted before (earlier in this batch, or in an earlier one): the store
              * kept nothing of this copy, so it is neither routed nor delivered. */
             r->duplicate = true;
-            broker__audit(b, AUDIT_SUBMIT_DUPLICATE, r->msg->sender, r->msg->message_id,
-                          relais_body_name(r->msg->body_case), NULL, 0, "duplicate", 0);
             msg__free(r->msg);
             r->msg = NULL;
             b->stats.duplicates++;
         } else {
             b->stats.accepted++;
             if (r->msg) admin_accepted(b, r->msg);
-            if (r->msg)
-                broker__audit(b, AUDIT_SUBMIT_ACCEPTED, r->msg->sender, r->msg->message_id,
-                              relais_body_name(r->msg->body_case), NULL, r->msg->ndeliveries,
-                              "accepted", 0);
         }
-        ticket = b->audit ? audit_position(b->audit) : 0;
+        if (res->journal_ticket > ticket) ticket = res->journal_ticket;
         hold_reply(b, r, ticket);
     }
     if (b->audit != NULL && ticket > 0) audit_want_durable(b->audit, ticket);
@@ -415,6 +413,27 @@ static void on_committed(const store_result_t *res, void *ud)
     submit__commit(b);
     broker__store_caught_up(b);
     if (b->stopping) broker__finish_shutdown(b);
+}
+
+uint64_t submit__journal_put(void *ud, const store_op_t *op, bool duplicate, bool committed)
+{
+    broker_t *b = ud;
+    if (b->audit == NULL) return 0;
+    audit_event_t ev = {.kind = !committed  ? AUDIT_SUBMIT_REJECTED
+                                : duplicate ? AUDIT_SUBMIT_DUPLICATE
+                                            : AUDIT_SUBMIT_ACCEPTED,
+                        .actor = op->address,
+                        .message_id = op->message_id,
+                        .message_id_len = RELAIS_MESSAGE_ID_LEN,
+                        .body = relais_body_name(op->body_case),
+                        .attempt = !committed || duplicate ? 0 : op->n_to,
+                        .outcome = !committed  ? "not-stored"
+                                   : duplicate ? "duplicate"
+                                               : "accepted",
+                        .code = committed ? 0 : RELAIS_ESTORE};
+    /* audit_record is thread-safe; the position read after it covers this record. */
+    audit_record(b->audit, &ev);
+    return audit_position(b->audit);
 }
 
 void submit__commit(broker_t *b)
