@@ -180,11 +180,11 @@ Test(disk_full, submissions_are_refused_with_a_reason_and_nothing_accepted_is_lo
     for (int i = 0; i < rejected; i++) {
         /* A submission is journaled while its batch commits; if the commit fails, a
          * "not-stored" record follows its "accepted" one. */
-        char uuid[37], accepted[128], not_stored[128];
+        char uuid[37], said_accepted[128], not_stored[128];
         relais_id_format(rejected_ids[i], 16, uuid);
-        snprintf(accepted, sizeof(accepted), "\"msg\":\"%s\",\"body\":\"note\",\"to\":\"-\",\"attempt\":1,\"outcome\":\"accepted\"", uuid);
+        snprintf(said_accepted, sizeof(said_accepted), "\"msg\":\"%s\",\"body\":\"note\",\"to\":\"-\",\"attempt\":1,\"outcome\":\"accepted\"", uuid);
         snprintf(not_stored, sizeof(not_stored), "\"msg\":\"%s\",\"body\":\"note\",\"to\":\"-\",\"attempt\":0,\"outcome\":\"not-stored\"", uuid);
-        const char *acc = strstr(journal, accepted);
+        const char *acc = strstr(journal, said_accepted);
         const char *ns = acc ? strstr(acc, not_stored) : NULL;
         cr_expect(acc == NULL || ns != NULL,
                   "rejected %s: journaled as accepted without its not-stored correction", uuid);
