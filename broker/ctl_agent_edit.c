@@ -114,6 +114,11 @@ static int parse_layout(const char *text, size_t len, const char *want, layout_t
                         size_t err_len)
 {
     memset(lo, 0, sizeof *lo);
+    /* The edits are text: a NUL byte would end the result early (and is no YAML). */
+    const char *nul = memchr(text, '\0', len);
+    if (nul != NULL)
+        return set_err(err, err_len, "the directory holds a NUL byte (at offset %zu): not a "
+                                     "text file", (size_t)(nul - text));
     /* YAML also breaks lines at a lone CR, NEL, LS and PS; the edits count lines by '\n',
      * so a file with those is refused rather than cut at the wrong place. */
     size_t line = 1;
