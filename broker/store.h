@@ -188,6 +188,10 @@ int store_sqlite_open(store_t **out, const char *path, store_durability_t durabi
 void store_close(store_t **s);
 
 /* ---- Read queries for the admin surface (broker/admin), SQLite store only ------------- */
+/* (store_sqlite_admin.c; store_sqlite__reader() gives it the reader connection, or NULL for
+ * a store that is not SQLite.) */
+struct sqlite3;
+struct sqlite3 *store_sqlite__reader(store_t *st);
 /* Each runs on the loop thread on the reader connection and returns 0, RELAIS_ESTORE, or
  * the error a callback returned. Metadata only: callers must never expose an envelope's
  * body; envelopes are handed over for their recipients and body type. */
