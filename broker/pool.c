@@ -14,7 +14,7 @@
  * expires.
  *
  * OFFER dispatch: every online member is offered the delivery (Deliver{offered=true}; an
- * offer takes no room in the credit window) and members connecting later get the open
+ * offer takes no room in the credit window), the one who won pool work least recently first and members connecting later get the open
  * offers too. The first Claim wins: ClaimResult{granted} to it, Withdrawn to the others, the
  * claim stored (it survives a restart), Receipt{CLAIMED} naming the member to the sender;
  * from then on the delivery is the claimer's, in flight to it until its Ack, and back to it
@@ -122,6 +122,8 @@ static void offer_to(broker_t *b, delivery_t *d, session_t *s)
 typedef struct offer_all {
     broker_t *b;
     delivery_t *d;
+    session_t **to; /* the members online, offered in order of pool work least recently won */
+    size_t n, cap;
 } offer_all_t;
 
 static void offer_member(const dir_agent_t *member, void *ud)
@@ -129,7 +131,19 @@ static void offer_member(const dir_agent_t *member, void *ud)
     offer_all_t *c = ud;
     mailbox_t *mb = mailbox__get(c->b, member->address, false);
     session_t *s = mb != NULL ? mb->session : NULL;
-    if (s != NULL && s->welcomed && !s->closing) offer_to(c->b, c->d, s);
+    if (s == NULL || !s->welcomed || s->closing) return;
+    if (c->n == c->cap) {
+        c->cap = c->cap ? c->cap * 2 : 16;
+        c->to = xrealloc(c->to, c->cap * sizeof(*c->to));
+    }
+    c->to[c->n++] = s;
+}
+
+static int least_recent_first(const void *x, const void *y)
+{
+    uint64_t a = (*(session_t *const *)x)->mbox->pool_given;
+    uint64_t b = (*(session_t *const *)y)->mbox->pool_given;
+    return a < b ? -1 : a > b;
 }
 
 /* An unclaimed OFFER delivery leaves the queue for the offering list, offered to all. */
@@ -140,8 +154,14 @@ static void start_offering(broker_t *b, mailbox_t *pool, delivery_t *d)
     list_push_back(&pool->offering, &d->qnode);
     pool->offering_count++;
     d->offering = true;
+    /* The first member offered tends to claim first: the order rotates, the member who won
+     * pool work least recently first, so that claims spread over the pool. */
     offer_all_t c = {.b = b, .d = d};
     directory_pool_members(b->dir, pool->address, offer_member, &c);
+    if (c.n > 1) qsort(c.to, c.n, sizeof(*c.to), least_recent_first);
+    for (size_t i = 0; i < c.n && !d->claimed_by; i++)
+        if (!c.to[i]->closing) offer_to(b, d, c.to[i]);
+    free(c.to);
 }
 
 void pool__pump(broker_t *b, mailbox_t *pool)
@@ -199,6 +219,7 @@ void pool__claim(broker_t *b, session_t *s, const Relais__V1__Claim *claim)
     op.data_len = strlen(s->address);
     broker__record(b, &op);
     delivery__set_claimed(d, s->mbox);
+    s->mbox->pool_given = ++b->pool_given_seq;
     while (!list_empty(&d->offers)) {
         offer_t *other = LIST_ENTRY(d->offers.next, offer_t, dnode);
         if (other->s != s) send_withdrawn(b, other->s, m, "claimed by another member");
