@@ -160,6 +160,15 @@ int relaisd_config_parse(const void *yaml, size_t len, const char *name, relaisd
                               "the file must be a mapping of options (key: value)");
                 break;
             }
+            if (memchr(v, '\0', ev.data.scalar.length) != NULL) {
+                /* A "\0" escape: the option would silently end there. */
+                if (pending == NULL)
+                    rc = fail(err, err_len, name, line, "a key holds a NUL (\\0) character");
+                else
+                    rc = fail(err, err_len, name, line, "%s: holds a NUL (\\0) character",
+                              pending->name);
+                break;
+            }
             if (pending == NULL) {
                 for (size_t i = 0; i < N_KEYS && pending == NULL; i++)
                     if (strcmp(v, keys[i].name) == 0) {

@@ -65,6 +65,9 @@ Test(relaisd_config, mistakes_are_refused_with_their_line)
     refused("- bind\n", "the file must be a mapping");
     refused("just text\n", "the file must be a mapping");
     refused("bind: \"unterminated\n", "not valid YAML");
+    /* A "\0" escape puts a NUL inside the scalar: the option would be cut short there. */
+    refused("heartbeat_ms: \"\\00\"\n", "relaisd.yaml:1: heartbeat_ms: holds a NUL");
+    refused("\"data\\0x\": b\n", "relaisd.yaml:1: a key holds a NUL");
 }
 
 Test(relaisd_config, a_missing_file_is_an_errno)
