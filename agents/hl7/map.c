@@ -416,16 +416,29 @@ static void add_escalation(hl7_plan_t *p, const char *original_body)
     env->escalation = e;
 }
 
-static int map_discharge(const hl7_map_ctx_t *ctx, const hl7_msg_t *m, bool cancel, hl7_plan_t *p,
-                         hl7_error_t *err)
+/* What every movement starts with: the patient (map_patient), then the identifier the
+ * answers will name, field `field` of the first `seg` segment, into p->encounter. Both are
+ * required; *at is that segment's index. */
+static int patient_and_encounter(const hl7_map_ctx_t *ctx, const hl7_msg_t *m, hl7_plan_t *p,
+                                 const char *seg, unsigned field, const char *what, long *at,
+                                 hl7_error_t *err)
 {
     int rc = map_patient(ctx, m, p, err);
     if (rc != 0) return rc;
-    long pv1 = hl7_find(m, "PV1", 0);
-    if (pv1 < 0) return hl7_fail(err, HL7_ERR_REQUIRED_MISSING, "PV1", 1, 0, "no PV1 segment");
-    if ((rc = get(m, pv1, 19, 0, 1, 1, p->encounter, sizeof p->encounter, err)) != 0) return rc;
+    if ((*at = hl7_find(m, seg, 0)) < 0)
+        return hl7_fail(err, HL7_ERR_REQUIRED_MISSING, seg, 1, 0, "no %s segment", seg);
+    if ((rc = get(m, *at, field, 0, 1, 1, p->encounter, sizeof p->encounter, err)) != 0) return rc;
     if (p->encounter[0] == '\0')
-        return hl7_fail(err, HL7_ERR_REQUIRED_MISSING, "PV1", 1, 19, "no visit number");
+        return hl7_fail(err, HL7_ERR_REQUIRED_MISSING, seg, 1, field, "%s", what);
+    return 0;
+}
+
+static int map_discharge(const hl7_map_ctx_t *ctx, const hl7_msg_t *m, bool cancel, hl7_plan_t *p,
+                         hl7_error_t *err)
+{
+    long pv1;
+    int rc = patient_and_encounter(ctx, m, p, "PV1", 19, "no visit number", &pv1, err);
+    if (rc != 0) return rc;
     size_t n_to = 0;
     if ((rc = resolve_gp(ctx, m, p, &n_to, err)) != 0) return rc;
     if (n_to == 0) to_coordinator(ctx, p, &n_to);
@@ -484,13 +497,9 @@ static int map_discharge(const hl7_map_ctx_t *ctx, const hl7_msg_t *m, bool canc
 static int map_admission(const hl7_map_ctx_t *ctx, const hl7_msg_t *m, hl7_plan_t *p,
                          hl7_error_t *err)
 {
-    int rc = map_patient(ctx, m, p, err);
+    long pv1;
+    int rc = patient_and_encounter(ctx, m, p, "PV1", 19, "no visit number", &pv1, err);
     if (rc != 0) return rc;
-    long pv1 = hl7_find(m, "PV1", 0);
-    if (pv1 < 0) return hl7_fail(err, HL7_ERR_REQUIRED_MISSING, "PV1", 1, 0, "no PV1 segment");
-    if ((rc = get(m, pv1, 19, 0, 1, 1, p->encounter, sizeof p->encounter, err)) != 0) return rc;
-    if (p->encounter[0] == '\0')
-        return hl7_fail(err, HL7_ERR_REQUIRED_MISSING, "PV1", 1, 19, "no visit number");
     if ((rc = get(m, pv1, 5, 0, 1, 1, p->programme, sizeof p->programme, err)) != 0) return rc;
     int64_t at;
     if ((rc = movement_time(ctx, m, 44, &at, err)) != 0) return rc;
@@ -522,13 +531,9 @@ static int map_admission(const hl7_map_ctx_t *ctx, const hl7_msg_t *m, hl7_plan_
 static int map_preadmission(const hl7_map_ctx_t *ctx, const hl7_msg_t *m, bool cancel,
                             hl7_plan_t *p, hl7_error_t *err)
 {
-    int rc = map_patient(ctx, m, p, err);
+    long pv1;
+    int rc = patient_and_encounter(ctx, m, p, "PV1", 5, "no preadmit number", &pv1, err);
     if (rc != 0) return rc;
-    long pv1 = hl7_find(m, "PV1", 0);
-    if (pv1 < 0) return hl7_fail(err, HL7_ERR_REQUIRED_MISSING, "PV1", 1, 0, "no PV1 segment");
-    if ((rc = get(m, pv1, 5, 0, 1, 1, p->encounter, sizeof p->encounter, err)) != 0) return rc;
-    if (p->encounter[0] == '\0')
-        return hl7_fail(err, HL7_ERR_REQUIRED_MISSING, "PV1", 1, 5, "no preadmit number");
     Relais__V1__PreadmissionDecision *d = &p->decision;
     relais__v1__preadmission_decision__init(d);
     d->request_id = p->encounter;
@@ -616,14 +621,10 @@ static int referral_target(const hl7_map_ctx_t *ctx, const hl7_msg_t *m, long rf
 static int map_referral(const hl7_map_ctx_t *ctx, const hl7_msg_t *m, hl7_plan_t *p,
                         hl7_error_t *err)
 {
-    int rc = map_patient(ctx, m, p, err);
-    if (rc != 0) return rc;
-    long rf1 = hl7_find(m, "RF1", 0);
-    if (rf1 < 0) return hl7_fail(err, HL7_ERR_REQUIRED_MISSING, "RF1", 1, 0, "no RF1 segment");
     /* RF1-6, the originating referral id, is the request id answers will name. */
-    if ((rc = get(m, rf1, 6, 0, 1, 1, p->encounter, sizeof p->encounter, err)) != 0) return rc;
-    if (p->encounter[0] == '\0')
-        return hl7_fail(err, HL7_ERR_REQUIRED_MISSING, "RF1", 1, 6, "no referral identifier");
+    long rf1;
+    int rc = patient_and_encounter(ctx, m, p, "RF1", 6, "no referral identifier", &rf1, err);
+    if (rc != 0) return rc;
     Relais__V1__AppointmentRequest *r = &p->referral;
     relais__v1__appointment_request__init(r);
     r->request_id = p->encounter;
