@@ -383,27 +383,11 @@ void gw__conn_gone(gw_conn_t *c)
 
 static void pick_coordinator(gw_t *gw, const directory_t *dir, char out[RELAIS_ADDRESS_MAX]);
 
-static const char *state_name(relais_agent_state_t s)
-{
-    switch (s) {
-    case RELAIS_AGENT_CONNECTING:
-        return "connecting";
-    case RELAIS_AGENT_READY:
-        return "ready";
-    case RELAIS_AGENT_DISCONNECTED:
-        return "disconnected";
-    case RELAIS_AGENT_STOPPED:
-        return "stopped";
-    default:
-        return "unknown";
-    }
-}
-
 static void on_state(relais_agent_t *agent, relais_agent_state_t s, const char *detail, void *ud)
 {
     gw_channel_t *ch = ud;
     RLOG(RELAIS_LOG_INFO, "hl7", "broker channel=%s state=%s detail=\"%s\"", ch->cfg->name,
-         state_name(s), detail ? detail : "");
+         relais_agent_state_name(s), detail ? detail : "");
 }
 
 static void on_recovered(relais_agent_t *agent, const relais_send_result_t *r, void *ud)

@@ -16,22 +16,6 @@
 #include "relais/log.h"
 #include "relais/version.h"
 
-static const char *state_name(relais_agent_state_t s)
-{
-    switch (s) {
-    case RELAIS_AGENT_CONNECTING:
-        return "connecting";
-    case RELAIS_AGENT_READY:
-        return "ready";
-    case RELAIS_AGENT_DISCONNECTED:
-        return "disconnected";
-    case RELAIS_AGENT_STOPPED:
-        return "stopped";
-    default:
-        return "unknown";
-    }
-}
-
 static const char *receipt_status_name(int status)
 {
     switch (status) {
@@ -120,8 +104,8 @@ static void on_state(relais_agent_t *agent, relais_agent_state_t state, const ch
                      void *ud)
 {
     ref_cli_t *cli = ud;
-    RLOG(RELAIS_LOG_DEBUG, cli->prog, "state=%s address=%s detail=\"%s\"", state_name(state),
-         relais_agent_address(agent), detail != NULL ? detail : "");
+    RLOG(RELAIS_LOG_DEBUG, cli->prog, "state=%s address=%s detail=\"%s\"",
+         relais_agent_state_name(state), relais_agent_address(agent), detail != NULL ? detail : "");
     if (state == RELAIS_AGENT_READY && !cli->was_ready) {
         cli->was_ready = true;
         if (cli->on_ready != NULL) cli->on_ready(agent, cli->on_ready_ud);

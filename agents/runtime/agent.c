@@ -33,7 +33,7 @@ struct agent_post {
 
 static void on_async(uv_async_t *handle);
 
-static const char *state_name(relais_agent_state_t state)
+const char *relais_agent_state_name(relais_agent_state_t state)
 {
     switch (state) {
     case RELAIS_AGENT_CONNECTING:
@@ -168,7 +168,7 @@ void agent__report_state(relais_agent_t *agent, relais_agent_state_t state, cons
     agent->state = state;
     agent->state_reported = true;
     RLOG(RELAIS_LOG_INFO, "agent", "agent=%s state=%s detail=\"%s\"", agent->address,
-         state_name(state), detail);
+         relais_agent_state_name(state), detail);
     if (agent->state_fn) agent->state_fn(agent, state, detail, agent->state_ud);
 }
 

@@ -94,6 +94,9 @@ typedef enum relais_agent_state {
     RELAIS_AGENT_STOPPED = 4,      /* relais_agent_stop() completed; run() is returning */
 } relais_agent_state_t;
 
+/* "connecting", "ready", "disconnected", "stopped", or "unknown": for logs. */
+const char *relais_agent_state_name(relais_agent_state_t state);
+
 /* What a handler decided about a delivery; the SDK sends it as the Ack's outcome. */
 typedef enum relais_outcome {
     RELAIS_PROCESSED = 1,   /* handled: the broker marks the delivery acknowledged */

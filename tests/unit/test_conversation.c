@@ -879,3 +879,12 @@ Test(names, every_state_has_a_name)
     cr_expect_str_eq(relais_conv_state_name((relais_conv_state_t)99), "unknown");
     cr_expect_str_eq(relais_conv_kind_name(RELAIS_CONV_PREADMISSION), "preadmission");
 }
+
+Test(names, every_agent_state_has_its_name)
+{
+    cr_expect_str_eq(relais_agent_state_name(RELAIS_AGENT_CONNECTING), "connecting");
+    cr_expect_str_eq(relais_agent_state_name(RELAIS_AGENT_READY), "ready");
+    cr_expect_str_eq(relais_agent_state_name(RELAIS_AGENT_DISCONNECTED), "disconnected");
+    cr_expect_str_eq(relais_agent_state_name(RELAIS_AGENT_STOPPED), "stopped");
+    cr_expect_str_eq(relais_agent_state_name((relais_agent_state_t)0), "unknown");
+}
